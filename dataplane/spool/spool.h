@@ -1,0 +1,155 @@
+/*
+ * spool.h - the durable per-shard spool: append-only segment files of message records, group
+ * commit, a state journal, recovery, and a reader for the queue tool.
+ *
+ * One struct spool per shard, used only by that shard's thread (the reader API at the bottom is
+ * for other processes: it opens the files read-only and never writes).
+ *
+ * Durability contract: spool_msg_commit's callback reports err == 0 only after the record's bytes
+ * and every byte before it in the segment are on disk (fdatasync completed). Every message
+ * committed in the same loop turn shares one fdatasync (group commit); a message committed while a
+ * sync is in flight rides the next one. A failed write or sync fails every message in its batch
+ * (-ENOSPC, -EIO, ...) and they are never reported durable; the segment is then sealed and a new
+ * one started.
+ *
+ * Record layout on disk (little-endian; see spool_record.h): header | body | envelope, 8-byte
+ * aligned; the header carries its own checksum (so its lengths can be trusted) and a checksum of
+ * body and envelope. Records never span segments.
+ */
+#ifndef SLUICE_SPOOL_H
+#define SLUICE_SPOOL_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+struct spool;
+struct spool_msg;
+
+/* Queue id: shard (8 bits) | segment number (24 bits) | record offset / 8 (32 bits).
+ * Printed as 16 upper-case hex digits. */
+typedef uint64_t spool_qid;
+#define SPOOL_QID_STRLEN 16
+void spool_qid_format(spool_qid qid, char out[SPOOL_QID_STRLEN + 1]);
+int spool_qid_parse(const char *s, spool_qid *qid_r);
+
+enum spool_role { SPOOL_ROLE_PRIMARY = 0, SPOOL_ROLE_FALLBACK = 1 };
+
+/* What the session knew at the end of DATA. Strings are slices the spool copies into the record. */
+struct spool_envelope {
+	uint8_t       role;           /* enum spool_role: the MX role of the listener */
+	uint8_t       body_type;      /* enum smtp_body_type */
+	bool          smtputf8;
+	bool          tls;
+	struct slice  mail_from;      /* without brackets; empty for the null sender */
+	uint32_t      nrcpt;
+	const struct slice *rcpts;    /* nrcpt recipients, without brackets */
+	struct slice  helo;
+	struct slice  client_addr;    /* "192.0.2.1" or "2001:db8::1" */
+	struct slice  client_name;    /* reverse name if known, else empty */
+	struct slice  listener;       /* the local address:port the mail came to */
+	struct slice  tls_info;       /* "TLSv1.3 TLS_AES_256_GCM_SHA384", empty without TLS */
+	struct slice  session_id;     /* the log's session id */
+	uint64_t      received_ns;    /* wall clock at end of data */
+	/* The filter's verdict (content filtering issue): score in thousandths, action, rule names. */
+	int32_t       score_milli;
+	uint8_t       action;         /* 0 = deliver; see filter/verdict.h once it exists */
+	struct slice  rules_hit;      /* comma-separated rule names */
+	uint32_t      data_flags;     /* SMTP_DATA_F_* */
+};
+
+struct spool_conf {
+	const char *dir;              /* per-shard directory is <dir>/shard-<id>/ */
+	unsigned    shard_id;
+	uint64_t    segment_size;     /* roll to a new segment past this (default 64 MiB) */
+	uint64_t    spill_bytes;      /* bodies larger than this go to a segment of their own as they
+	                               * stream in (default 1 MiB) */
+	uint64_t    min_free_bytes;   /* below this free space, refuse new messages (default 64 MiB) */
+	uint32_t    commit_delay_us;  /* extra wait to gather a bigger batch (default 0) */
+};
+
+/*
+ * Opens (creating if needed) the shard's spool and recovers it: replays every segment and the
+ * journal, discards a torn record at a segment's tail (truncating it away), and rebuilds the index
+ * of messages not yet done. Submissions go on `ring`; every SQE the spool queues carries
+ * user_data with ud_tag in its top 8 bits, and the shard hands each such CQE to
+ * spool_handle_cqe. Returns 0 or -errno (with a log line naming the file).
+ */
+int spool_open(struct spool **sp_r, const struct spool_conf *conf, struct io_uring *ring,
+	       uint8_t ud_tag);
+/* Flushes and waits for everything in flight (blocking: shutdown only), then frees. */
+void spool_close(struct spool **sp);
+
+/* Starts a message. -ENOSPC when the disk is below min_free_bytes (say 452 4.3.1), -ENOMEM. */
+int spool_msg_begin(struct spool *sp, struct spool_msg **m_r);
+/* Appends body bytes (already decoded: canonical CR LF). 0, -ENOMEM, -ENOSPC, -EIO. */
+int spool_msg_write(struct spool_msg *m, const void *p, size_t len);
+uint64_t spool_msg_size(const struct spool_msg *m);
+
+typedef void spool_done_fn(void *arg, spool_qid qid, int err);
+/*
+ * Seals the message with its envelope and queues it for the next group commit. The message
+ * belongs to the spool from here on; done(arg, qid, err) is called exactly once from a later
+ * spool_handle_cqe (never from inside this call): err == 0 means durable, else the message is
+ * gone and the client must get a 4xx. Returns 0, or -errno with nothing queued and no callback
+ * (the message is freed).
+ */
+int spool_msg_commit(struct spool_msg *m, const struct spool_envelope *env, spool_done_fn *done,
+		     void *arg);
+/* Drops a message that will not be committed (RSET, too big, client gone). */
+void spool_msg_abort(struct spool_msg **m);
+
+/* The shard calls this once per loop turn, before it submits and waits: it starts the pending
+ * batch's writes and its fdatasync if no sync is in flight. */
+void spool_flush(struct spool *sp);
+/* True while writes or syncs are in flight or queued (shutdown waits for false). */
+bool spool_busy(const struct spool *sp);
+void spool_handle_cqe(struct spool *sp, const struct io_uring_cqe *cqe);
+
+/* The state journal: what happened to a message after it was spooled. Appended records ride the
+ * next group commit; they are replayed on open. */
+enum spool_event {
+	SPOOL_EV_RCPT_DONE = 1,   /* arg: recipient index; delivered */
+	SPOOL_EV_RCPT_FAILED,     /* arg: recipient index; permanently failed (bounced) */
+	SPOOL_EV_DONE,            /* every recipient settled; the record may be reclaimed */
+	SPOOL_EV_HOLD,            /* operator hold, or quarantine until the role exists */
+	SPOOL_EV_RELEASE,
+	SPOOL_EV_DELETE,          /* operator delete: done without delivery */
+	SPOOL_EV_DEFER,           /* arg: next attempt, unix seconds */
+};
+int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, uint64_t arg);
+
+struct spool_stats {
+	uint64_t messages_committed, bytes_committed, syncs, sync_ns_total;
+	uint64_t batches_max, commit_errors, torn_discarded, recovered;
+	uint32_t segments, queued;
+};
+void spool_get_stats(const struct spool *sp, struct spool_stats *st);
+
+/* ---- For the queue tool and recovery (read-only, any process) ---- */
+
+struct spool_entry {
+	spool_qid    qid;
+	uint64_t     body_len;
+	uint64_t     received_ns;
+	uint8_t      role;
+	bool         done, held;
+	uint32_t     nrcpt, rcpt_done, rcpt_failed;
+	char        *mail_from;      /* NUL-terminated copies, freed by spool_entry_free */
+	char       **rcpts;
+	char        *message_id;     /* the Message-ID header's value, if any, else NULL */
+	char        *client_addr, *helo, *session_id;
+	int32_t      score_milli;
+	uint8_t      action;
+};
+typedef int spool_iter_fn(void *arg, const struct spool_entry *e);
+/* Walks every valid record of every shard under dir, in order, with the journal applied.
+ * Stops early if fn returns non-zero (and returns that). Torn tails are skipped, not modified. */
+int spool_scan(const char *dir, spool_iter_fn *fn, void *arg);
+/* Reads one message's body (malloc'd, *len_r) by queue id. 0, -ENOENT, -EBADMSG. */
+int spool_read_body(const char *dir, spool_qid qid, uint8_t **body_r, size_t *len_r);
+
+#endif
