@@ -49,4 +49,21 @@ static inline void *spsc_pop(struct spsc *q)
 	return item;
 }
 
+/* Consumer side, for items that point into memory the producer reuses: look first, and release
+ * the slot with spsc_release only after the item has been read. */
+static inline void *spsc_peek(struct spsc *q)
+{
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+
+	return tail == head ? NULL : q->slots[tail & q->mask];
+}
+
+static inline void spsc_release(struct spsc *q)
+{
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+
+	atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+}
+
 #endif

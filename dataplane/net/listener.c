@@ -1,0 +1,112 @@
+/*
+ * listener.c - see listener.h.
+ *
+ * Multishot accept delivers one CQE per connection with IORING_CQE_F_MORE while it stays armed;
+ * a CQE without F_MORE means it stopped (error, or cancelled) and is re-armed unless we are
+ * closing. The peer address is read with getpeername: multishot accept has one address buffer
+ * for all its completions.
+ */
+#include "net/listener.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+static listener_accept_fn *listener_accept;
+
+int listener_open(const struct sockaddr_storage *addr, socklen_t addrlen, int backlog)
+{
+	int fd, one = 1, r;
+
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (addr->ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)addr, addrlen) < 0 || listen(fd, backlog) < 0)
+		goto fail;
+	return fd;
+fail:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+static void listener_arm(struct shard_listener *l)
+{
+	struct io_uring_sqe *sqe = shard_sqe(l->sh);
+
+	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_ACCEPT, (uintptr_t)l));
+	l->armed = true;
+}
+
+static void listener_on_cqe(struct shard *sh, const struct io_uring_cqe *cqe)
+{
+	struct shard_listener *l = (struct shard_listener *)(uintptr_t)shard_ud_low(cqe->user_data);
+	struct sockaddr_storage peer;
+	socklen_t peerlen = sizeof(peer);
+	int fd = cqe->res;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		l->armed = false;
+		if (!l->closing)
+			listener_arm(l);
+	}
+	if (fd < 0) {
+		/* EMFILE/ENFILE/ENOMEM: a resource ran out; the client waits in the backlog. */
+		if (fd != -ECANCELED)
+			log_warn(fd, "accept on %s", sh->conf->listen[l->index].address);
+		return;
+	}
+	if (l->closing) {
+		close(fd);
+		return;
+	}
+	if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) < 0) {
+		close(fd);    /* the client already left */
+		return;
+	}
+	listener_accept(sh, l, fd, &peer, peerlen);
+}
+
+void listener_setup(listener_accept_fn *fn)
+{
+	listener_accept = fn;
+	shard_set_handler(SHARD_OP_ACCEPT, listener_on_cqe);
+}
+
+void listener_arm_all(struct shard *sh)
+{
+	for (unsigned i = 0; i < sh->nlisteners; i++)
+		listener_arm(&sh->listeners[i]);
+}
+
+void listener_close_all(struct shard *sh)
+{
+	for (unsigned i = 0; i < sh->nlisteners; i++) {
+		struct shard_listener *l = &sh->listeners[i];
+		struct io_uring_sqe *sqe;
+
+		if (l->closing)
+			continue;
+		l->closing = true;
+		if (l->armed) {
+			sqe = shard_sqe(sh);
+			io_uring_prep_cancel64(sqe, shard_ud(SHARD_OP_ACCEPT, (uintptr_t)l), 0);
+			io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
+		}
+		/* Closing our descriptor leaves the others of the SO_REUSEPORT group accepting
+		 * until their shards close theirs. */
+		close(l->fd);
+		l->fd = -1;
+	}
+}

@@ -1,0 +1,30 @@
+/*
+ * listener.h - listening sockets and accept: one SO_REUSEPORT socket per shard per listen
+ * address, each with a multishot accept on its shard's ring. The kernel spreads connections over
+ * the shards of a group by its 4-tuple hash (MACHINE.md: about even).
+ *
+ * listener_open runs in main before the shards start; everything else on the owning shard.
+ */
+#ifndef SLUICE_NET_LISTENER_H
+#define SLUICE_NET_LISTENER_H
+
+#include <sys/socket.h>
+
+#include "shard/shard.h"
+
+/* Opens a listening socket bound to addr with SO_REUSEPORT. Returns the fd or -errno. */
+int listener_open(const struct sockaddr_storage *addr, socklen_t addrlen, int backlog);
+
+/* What happens to an accepted connection: the SMTP server's session start. It owns fd from
+ * then on (it must close it, even when it refuses the client). peer is the client's address. */
+typedef void listener_accept_fn(struct shard *sh, struct shard_listener *l, int fd,
+				const struct sockaddr_storage *peer, socklen_t peerlen);
+
+/* Registers the accept handler (once, before the shards start). */
+void listener_setup(listener_accept_fn *fn);
+/* Arms a multishot accept on each of the shard's listeners. */
+void listener_arm_all(struct shard *sh);
+/* Stops accepting: cancels the accepts and closes the sockets (SIGTERM). */
+void listener_close_all(struct shard *sh);
+
+#endif

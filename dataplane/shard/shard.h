@@ -1,0 +1,173 @@
+/*
+ * shard.h - the shard: one thread pinned to one core, with its own io_uring ring, listeners,
+ * provided receive buffers, timer wheel, jemalloc arena, spool and counters (after Seastar's
+ * reactor and DPDK's l3fwd lcore loop). Shards share nothing mutable and talk only by messages.
+ *
+ * Every function here is called on the shard's own thread, except shard_post (any thread) and the
+ * start/stop calls made by main.
+ *
+ * io_uring user_data: the top 8 bits name the operation (enum shard_op), the low 56 bits belong
+ * to the operation's owner (usually a pointer to the object the completion is for: objects are
+ * never freed while an operation of theirs is in flight).
+ */
+#ifndef SLUICE_SHARD_H
+#define SLUICE_SHARD_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/pool.h"
+#include "base/spsc.h"
+#include "base/timer.h"
+#include "shard/snapshot.h"
+
+struct spool;
+struct filter_shard;
+struct shard;
+
+enum shard_op {
+	SHARD_OP_IGNORE = 0,   /* completions nobody waits for (close, cancel) */
+	SHARD_OP_ACCEPT,       /* low bits: struct shard_listener * */
+	SHARD_OP_SESSION,      /* the SMTP server's session I/O (smtp_session.c) */
+	SHARD_OP_TICK,         /* the timer wheel's tick */
+	SHARD_OP_MSG,          /* a message from another thread: low bits struct shard_msg * */
+	SHARD_OP_SPOOL,        /* spool writes and syncs (spool.c) */
+	SHARD_OP_DELIVERY,     /* outbound SMTP (delivery/) */
+	SHARD_OP_DNS,          /* c-ares sockets (delivery/) */
+	SHARD_OP_COUNT
+};
+
+#define SHARD_UD_BITS 56
+#define SHARD_UD_MASK ((UINT64_C(1) << SHARD_UD_BITS) - 1)
+
+static inline uint64_t shard_ud(enum shard_op op, uint64_t low)
+{
+	return ((uint64_t)op << SHARD_UD_BITS) | (low & SHARD_UD_MASK);
+}
+static inline enum shard_op shard_ud_op(uint64_t ud) { return (enum shard_op)(ud >> SHARD_UD_BITS); }
+static inline uint64_t shard_ud_low(uint64_t ud) { return ud & SHARD_UD_MASK; }
+
+/* A completion handler: one per op, set before the shards start (the table is then const). */
+typedef void shard_cqe_fn(struct shard *sh, const struct io_uring_cqe *cqe);
+void shard_set_handler(enum shard_op op, shard_cqe_fn *fn);
+
+/* Messages between threads ride IORING_OP_MSG_RING: the receiver's ring gets a CQE whose
+ * user_data is shard_ud(SHARD_OP_MSG, msg). Ownership of the message moves with it; the receiver
+ * calls msg->fn on its own thread, and fn frees the message. */
+struct shard_msg;
+typedef void shard_msg_fn(struct shard *sh, struct shard_msg *m);
+struct shard_msg {
+	shard_msg_fn *fn;
+};
+
+/* Per-shard counters: plain integers written only by the shard; readers in other threads accept
+ * torn-free but slightly stale values (aligned 64-bit loads). */
+struct shard_counters {
+	uint64_t conn_accepted, conn_refused_pool, conn_refused_ip, conn_closed;
+	uint64_t conn_by_role[2];
+	uint64_t msg_accepted_by_role[2], msg_rejected, msg_tempfailed, bytes_accepted;
+	uint64_t cmd_count[32], cmd_errors, proto_errors, tls_handshakes, tls_failures;
+	uint64_t timeouts, recv_nobufs, events_dropped;
+};
+
+struct shard_listener {
+	struct shard *sh;
+	int           fd;
+	unsigned      index;          /* into the snapshot's listen array */
+	bool          armed;          /* a multishot accept is in flight */
+	bool          closing;
+};
+
+#define SHARD_BUF_SIZE  (16u * 1024u)   /* one provided receive buffer */
+#define SHARD_BUF_COUNT 512u            /* per shard: 8 MiB, a power of two */
+#define SHARD_BUF_GROUP 0
+
+struct shard {
+	unsigned               id;
+	unsigned               cpu;          /* pinned to this CPU, or -1u */
+	struct io_uring        ring;
+	unsigned               ring_flags;   /* what the kernel accepted */
+	uint64_t               now_ms;       /* CLOCK_MONOTONIC, sampled once per loop turn */
+	struct timer_wheel     timers;
+	struct node_config    *conf;         /* the snapshot this shard uses; ref held */
+	struct shard_listener *listeners;
+	unsigned               nlisteners;
+
+	/* Provided receive buffers (IORING_REGISTER_PBUF_RING). */
+	struct io_uring_buf_ring *br;
+	uint8_t               *bufs;
+
+	/* Scratch for one loop step, never holding state across turns: TLS plaintext
+	 * (SHARD_BUF_SIZE), and decoded body bytes (2 x SHARD_BUF_SIZE: decoding can double). */
+	uint8_t               *scratch;
+	uint8_t               *decode;
+
+	struct pool            sessions;     /* capped: conf->limits.max_sessions_per_shard */
+	void                  *session_list; /* struct smtp_session list, for shutdown and reload */
+	struct spool          *spool;
+	struct filter_shard   *filter;
+	struct spsc            events;       /* message events to the agent (shard_event.c) */
+	unsigned               arena;        /* jemalloc arena index */
+
+	struct shard_counters  ctr;
+	bool                   stopping;     /* SIGTERM: draining */
+	uint64_t               stop_deadline_ms;
+	_Atomic bool           exited;
+	pthread_t              thread;
+	void                  *delivery;     /* delivery/ state (a later issue) */
+};
+
+/*
+ * What the layers above plug into the loop (set once by main before any shard starts). Each hook
+ * runs on the shard's thread.
+ *   start:  after the ring is up: open the spool, arm listeners, ... Returns 0 or -errno.
+ *   turn:   once per loop turn, right before the ring is submitted (the spool's group commit).
+ *   stop:   SIGTERM: stop accepting and wind sessions down.
+ *   idle:   true when nothing is left to finish (no sessions, nothing being written).
+ *   abort:  the grace period is over: close whatever is left.
+ *   finish: after the loop, before the ring goes: close the spool, free per-shard state.
+ *   config: a new snapshot is in place (sh->conf); old is still valid during the call.
+ */
+struct shard_hooks {
+	int  (*start)(struct shard *sh);
+	void (*turn)(struct shard *sh);
+	void (*stop)(struct shard *sh);
+	bool (*idle)(struct shard *sh);
+	void (*abort)(struct shard *sh);
+	void (*finish)(struct shard *sh);
+	void (*config)(struct shard *sh, struct node_config *old);
+};
+void shard_set_hooks(const struct shard_hooks *h);
+
+/* Starts shard id's thread, which sets up its ring (a SINGLE_ISSUER ring must be created by the
+ * thread that uses it), buffers and arena, then runs hooks.start, and only then returns: 0, or
+ * -errno after the thread logged why. listen_fds: one socket per snapshot listen entry, owned by
+ * the shard from here on (main binds them in order so SO_REUSEPORT groups form). cpu: -1 for no
+ * pinning. */
+int shard_start(struct shard *sh, unsigned id, int cpu, struct node_config *conf,
+		const int *listen_fds);
+/* Asks the shard to drain and stop (any thread, through from_ring). */
+int shard_request_stop(struct io_uring *from_ring, struct shard *sh);
+void shard_join(struct shard *sh);
+
+/* Any thread: hands m to shard `to`. from_ring is the caller's own ring (every thread that sends
+ * has one). Returns 0 or -errno (the message is still the caller's then). */
+int shard_post(struct io_uring *from_ring, struct shard *to, struct shard_msg *m);
+
+/* An SQE from the shard's ring; submits to make room when the SQ is full. Never NULL. */
+struct io_uring_sqe *shard_sqe(struct shard *sh);
+
+/* Provided buffers: the address of buffer bid, and giving it back to the kernel. */
+static inline uint8_t *shard_buf(struct shard *sh, unsigned bid)
+{
+	return sh->bufs + (size_t)bid * SHARD_BUF_SIZE;
+}
+void shard_buf_recycle(struct shard *sh, unsigned bid);
+
+/* Swaps in a new configuration snapshot at a safe point (between completions). Takes a ref. */
+void shard_set_config(struct shard *sh, struct node_config *conf);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * shard_event.c - see shard_event.h. The spsc ring carries pointers to slots of a per-shard
+ * array; a slot is reused once the agent has taken it (slot i belongs to ring position i mod N,
+ * so the producer never hands out a slot the consumer still reads).
+ */
+#include "shard/shard_event.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SHARD_EVENT_SLOTS 16384u   /* == the events ring's capacity (shard.c) */
+
+static _Thread_local struct shard_event *shard_event_slots;
+
+void shard_event(struct shard *sh, const char *fmt, ...)
+{
+	uint32_t head = atomic_load_explicit(&sh->events.head, memory_order_relaxed);
+	struct shard_event *ev;
+	va_list ap;
+	int n;
+
+	if (shard_event_slots == NULL) {
+		shard_event_slots = calloc(sh->events.mask + 1, sizeof(*shard_event_slots));
+		if (shard_event_slots == NULL) {
+			sh->ctr.events_dropped++;
+			return;
+		}
+	}
+	ev = &shard_event_slots[head & sh->events.mask];
+	va_start(ap, fmt);
+	n = vsnprintf(ev->text, sizeof(ev->text), fmt, ap);
+	va_end(ap);
+	ev->len = (unsigned short)(n < 0 ? 0 : (size_t)n >= sizeof(ev->text) ? sizeof(ev->text) - 1 : (size_t)n);
+	/* The ring position and the slot index move together, so a full ring means a busy slot. */
+	if (!spsc_push(&sh->events, ev))
+		sh->ctr.events_dropped++;
+}
+
+size_t shard_event_drain(struct shard *sh, void (*fn)(void *arg, const struct shard_event *ev),
+			 void *arg, size_t max)
+{
+	size_t n = 0;
+	struct shard_event *ev;
+
+	while (n < max && (ev = spsc_peek(&sh->events)) != NULL) {
+		fn(arg, ev);
+		spsc_release(&sh->events);
+		n++;
+	}
+	return n;
+}

@@ -1,0 +1,109 @@
+/*
+ * snapshot.h - the node's configuration as an immutable, reference-counted snapshot.
+ *
+ * A snapshot is built from the INI file by whoever loads it (main at start, the agent on SIGHUP),
+ * never changed afterwards, and handed to every shard; each shard switches at a safe point and
+ * drops its reference to the old one, which is freed when the last holder lets go (the same idea
+ * as Seastar's foreign pointers and RCU). A later issue builds snapshots from the control plane's
+ * sync stream instead of a file; the shards will not notice.
+ *
+ * The file (INI, parsed with inih):
+ *   [node]      name, hostname, shards, spool_dir, rules_dir, log_level, banner
+ *   [limits]    message_size, recipients, errors, session_time, idle_timeout,
+ *               connections_per_ip, max_sessions, command_line, shutdown_grace, bad_commands_drop
+ *   [spool]     segment_size, spill_size, min_free, commit_delay
+ *   [tls]       cert, key
+ *   [listen N]  address, role (primary|fallback), starttls (yes|no)
+ *   [policy]    the default policy (keys of policy_conf_set)
+ *   [domain D]  route (host:port[ prio][, ...] | mx), and policy keys overriding the default
+ * A bad file is refused with "FILE:LINE: [section] key: reason".
+ */
+#ifndef SLUICE_SHARD_SNAPSHOT_H
+#define SLUICE_SHARD_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+
+#include "base/buf.h"
+
+struct policy;
+struct filter_db;
+
+enum listen_role { LISTEN_ROLE_PRIMARY = 0, LISTEN_ROLE_FALLBACK = 1 };
+const char *listen_role_name(unsigned role);
+
+struct listen_conf {
+	char                    name[64];
+	char                    address[128];   /* as written, for logs and the Received header */
+	struct sockaddr_storage addr;
+	socklen_t               addrlen;
+	uint8_t                 role;           /* enum listen_role */
+	bool                    starttls;
+};
+
+#define ROUTE_DEST_MAX 8
+struct route_dest {
+	char     host[256];
+	uint16_t port;
+	uint16_t prio;       /* lower first; equal priorities in written order */
+};
+
+struct domain_conf {
+	char             *name;          /* lower case */
+	bool              route_mx;      /* look the MX up instead of fixed destinations */
+	unsigned          ndest;
+	struct route_dest dest[ROUTE_DEST_MAX];
+	struct policy    *policy;        /* owned */
+};
+
+struct node_limits {
+	uint64_t message_size;
+	uint32_t recipients;
+	uint32_t errors;
+	uint64_t session_ms;
+	uint64_t idle_ms;
+	uint32_t conn_per_ip;
+	uint32_t max_sessions;     /* per shard */
+	uint32_t command_line;
+	uint64_t shutdown_grace_ms;
+};
+
+struct spool_tuning {
+	uint64_t segment_size, spill_size, min_free;
+	uint32_t commit_delay_us;
+};
+
+struct node_config {
+	_Atomic unsigned     refs;
+	uint64_t             generation;     /* bumps on every reload */
+	char                *path;
+	char                 name[64];
+	char                 hostname[256];
+	char                 banner[256];
+	char                 spool_dir[512];
+	char                 rules_dir[512]; /* compiled rule set; empty = no content filter */
+	unsigned             shards;         /* 0 = one per online CPU */
+	int                  log_level;
+	struct node_limits   limits;
+	struct spool_tuning  spool;
+	char                 tls_cert[512], tls_key[512];
+	SSL_CTX             *tls_ctx;        /* NULL without [tls] */
+	struct listen_conf  *listen;
+	unsigned             nlisten;
+	struct domain_conf  *domains;        /* sorted by name */
+	unsigned             ndomains;
+	struct policy       *default_policy;
+	struct filter_db    *filter_db;      /* NULL without rules_dir */
+};
+
+/* Loads and checks a file. Returns 0, or -EINVAL with the reason in err. */
+int node_config_load(const char *path, struct node_config **conf_r, char *err, size_t errlen);
+struct node_config *node_config_ref(struct node_config *c);
+void node_config_unref(struct node_config **c);
+/* The served domain for a recipient domain (case-insensitive), or NULL: not ours (relaying). */
+const struct domain_conf *node_config_domain(const struct node_config *c, struct slice domain);
+
+#endif

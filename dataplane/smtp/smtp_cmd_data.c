@@ -1,0 +1,365 @@
+/*
+ * smtp_cmd_data.c - DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030), the body's way into the spool
+ * and the filter, the verdict at end of data, and the reply once the message is on disk.
+ *
+ * Body bytes are decoded once (smtp_data.c: dot-unstuffing, smuggling-safe line ends) into the
+ * shard's decode scratch, and from there go to the spool message and the filter's streams in the
+ * same pass: nothing is re-read. 250 is sent only from the spool's durable callback.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "filter/filter.h"
+#include "policy/policy.h"
+#include "shard/shard_event.h"
+#include "smtp/smtp_cmd.h"
+#include "smtp/smtp_reply.h"
+#include "smtp/smtp_session.h"
+
+/* RFC 5321 §4.4: the trace header, first in the message. */
+static int smtp_body_trace(struct smtp_session *s)
+{
+	const struct node_config *c = s->sh->conf;
+	struct smtp_txn *t = s->txn;
+	char hdr[1024], date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n = snprintf(hdr, sizeof(hdr),
+		     "Received: from %.200s (%s)\r\n\tby %s (Sluice) with %s%s id %s.%u\r\n"
+		     "\t(%s MX%s%s)%s%.256s%s;\r\n\t%s\r\n",
+		     s->helo ? s->helo : "unknown", s->client_addr, c->hostname,
+		     t->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", s->tls_active ? "S" : "",
+		     s->id, s->messages, listen_role_name(s->role),
+		     s->tls_active ? ", " : "",
+		     s->tls_active ? SSL_get_version(s->ssl) : "",
+		     t->nrcpt == 1 ? "\r\n\tfor <" : "", t->nrcpt == 1 ? t->rcpts[0].p : "",
+		     t->nrcpt == 1 ? ">" : "", date);
+	if (n < 0 || (size_t)n >= sizeof(hdr))
+		return -EINVAL;
+	return spool_msg_write(t->msg, hdr, (size_t)n);
+}
+
+/* Opens the spool message and the filter streams for a new body. */
+static int smtp_body_begin(struct smtp_session *s, enum smtp_data_mode mode)
+{
+	struct shard *sh = s->sh;
+	struct smtp_txn *t = s->txn;
+	int r;
+
+	smtp_data_init(&t->dec, mode);
+	r = spool_msg_begin(sh->spool, &t->msg);
+	if (r < 0)
+		return r;
+	r = smtp_body_trace(s);
+	if (r < 0)
+		return r;
+	if (sh->filter != NULL && filter_msg_begin(sh->filter, &t->fm) < 0)
+		t->fm = NULL;    /* unfiltered rather than refused: logged in the verdict */
+	return 0;
+}
+
+static void smtp_body_fail_reply(struct smtp_session *s, int err)
+{
+	if (err == -ENOSPC)
+		smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+	else
+		smtp_reply(s, 451, "4.3.0", "Error: local error in processing, try again later");
+}
+
+static void smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t->too_big || t->msg == NULL || len == 0)
+		return;
+	if (t->dec.out_bytes > s->sh->conf->limits.message_size) {
+		/* Keep reading to the end of data, but keep nothing. */
+		t->too_big = true;
+		spool_msg_abort(&t->msg);
+		if (t->fm != NULL)
+			filter_msg_free(&t->fm);
+		return;
+	}
+	int r = spool_msg_write(t->msg, p, len);
+
+	if (r < 0) {
+		t->write_err = r;
+		spool_msg_abort(&t->msg);
+		return;
+	}
+	if (t->fm != NULL)
+		filter_msg_feed(t->fm, p, len);
+}
+
+static void smtp_committed(void *arg, spool_qid qid, int err)
+{
+	struct smtp_session *s = arg;
+	struct shard *sh = s->sh;
+	struct smtp_txn *t = s->txn;
+	char q[SPOOL_QID_STRLEN + 1];
+
+	s->commit_pending = false;
+	s->inflight--;
+	if (err == 0) {
+		spool_qid_format(qid, q);
+		sh->ctr.msg_accepted_by_role[s->role & 1]++;
+		sh->ctr.bytes_accepted += t->dec.out_bytes;
+		shard_event(sh, "%s: qid=%s role=%s from=<%.*s> nrcpt=%u size=%llu score=%d.%03d "
+			    "action=%s tests=%s", s->id, q, listen_role_name(s->role),
+			    (int)t->mail_from.len, t->mail_from.p, t->nrcpt,
+			    (unsigned long long)t->dec.out_bytes, t->score_milli / 1000,
+			    (t->score_milli < 0 ? -t->score_milli : t->score_milli) % 1000,
+			    policy_action_name(t->action), t->rules_hit[0] ? t->rules_hit : "none");
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", q);
+	} else {
+		log_warn(err, "%s: message not stored", s->id);
+		sh->ctr.msg_tempfailed++;
+		smtp_body_fail_reply(s, err);
+	}
+	s->messages++;
+	smtp_txn_reset(s);
+	smtp_enter_state(s, SMTP_ST_READY);
+	smtp_session_resume(s);
+}
+
+/* The verdict and what it means for this message (content filtering issue: policy per domain and
+ * per MX role). XXX: a message for several domains with different policies takes the first
+ * recipient's domain policy; splitting it per policy is left to the policy work. */
+static enum policy_action smtp_decide(struct smtp_session *s)
+{
+	const struct node_config *c = s->sh->conf;
+	struct smtp_txn *t = s->txn;
+	const struct domain_conf *d;
+	const struct policy *pol = c->default_policy;
+	struct filter_verdict v = { 0 };
+	struct slice rd = { 0 };
+	const char *at;
+
+	if (t->fm != NULL) {
+		filter_msg_end(t->fm, &v);
+		filter_msg_free(&t->fm);
+		t->score_milli = v.score_milli;
+		snprintf(t->rules_hit, sizeof(t->rules_hit), "%s", v.hits);
+	}
+	at = memchr(t->rcpts[0].p, '@', t->rcpts[0].len);
+	if (at != NULL) {
+		rd.p = at + 1;
+		rd.len = t->rcpts[0].len - (size_t)(at + 1 - t->rcpts[0].p);
+	}
+	d = node_config_domain(c, rd);
+	if (d != NULL && d->policy != NULL)
+		pol = d->policy;
+	return policy_decide(pol, s->role, t->mail_from, s->client_addr, t->score_milli);
+}
+
+static void smtp_end_of_data(struct smtp_session *s)
+{
+	struct shard *sh = s->sh;
+	struct smtp_txn *t = s->txn;
+	struct spool_envelope env;
+	enum policy_action act;
+	int r;
+
+	if (t->too_big) {
+		smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
+		goto done;
+	}
+	if (t->msg == NULL) {
+		smtp_body_fail_reply(s, t->write_err);
+		goto done;
+	}
+	act = smtp_decide(s);
+	t->action = (uint8_t)act;
+	if (act == POLICY_REJECT) {
+		sh->ctr.msg_rejected++;
+		shard_event(sh, "%s: reject role=%s from=<%.*s> score=%d tests=%s", s->id,
+			    listen_role_name(s->role), (int)t->mail_from.len, t->mail_from.p,
+			    t->score_milli, t->rules_hit);
+		smtp_reply(s, 550, "5.7.1", "Error: message content rejected");
+		goto done;
+	}
+	if (act == POLICY_TEMPFAIL) {
+		sh->ctr.msg_tempfailed++;
+		smtp_reply(s, 451, "4.7.1", "Error: try again later");
+		goto done;
+	}
+	env = (struct spool_envelope){
+		.role = s->role,
+		.body_type = t->body_type,
+		.smtputf8 = t->smtputf8,
+		.tls = s->tls_active,
+		.mail_from = t->mail_from,
+		.nrcpt = t->nrcpt,
+		.rcpts = t->rcpts,
+		.helo = { s->helo ? s->helo : "", s->helo ? strlen(s->helo) : 0 },
+		.client_addr = { s->client_addr, strlen(s->client_addr) },
+		.listener = { sh->conf->listen[s->listener].address,
+			      strlen(sh->conf->listen[s->listener].address) },
+		.session_id = { s->id, strlen(s->id) },
+		.received_ns = clock_wall_ns(),
+		.score_milli = t->score_milli,
+		.action = t->action,
+		.rules_hit = { t->rules_hit, strlen(t->rules_hit) },
+		.data_flags = t->dec.flags,
+	};
+	if (s->tls_active) {
+		snprintf(t->tls_info, sizeof(t->tls_info), "%s %s", SSL_get_version(s->ssl),
+			 SSL_get_cipher_name(s->ssl));
+		env.tls_info = (struct slice){ t->tls_info, strlen(t->tls_info) };
+	}
+	r = spool_msg_commit(t->msg, &env, smtp_committed, s);
+	t->msg = NULL;           /* the spool's now, whatever happened */
+	if (r < 0) {
+		smtp_body_fail_reply(s, r);
+		goto done;
+	}
+	s->commit_pending = true;
+	s->inflight++;
+	smtp_enter_state(s, SMTP_ST_COMMIT);
+	smtp_session_suspend(s);
+	return;
+done:
+	s->messages++;
+	smtp_txn_reset(s);
+	smtp_enter_state(s, SMTP_ST_READY);
+}
+
+void smtp_cmd_data(struct smtp_session *s, struct slice arg)
+{
+	struct smtp_txn *t = s->txn;
+	int r;
+
+	if (t->bdat) {
+		smtp_reply(s, 503, "5.5.1", "Error: DATA after BDAT");
+		smtp_session_error(s);
+		return;
+	}
+	if (t->nrcpt == 0) {
+		smtp_reply(s, 554, "5.5.1", "Error: no valid recipients");
+		smtp_session_error(s);
+		return;
+	}
+	r = smtp_body_begin(s, SMTP_DATA_DOT);
+	if (r < 0) {
+		if (t->msg != NULL)
+			spool_msg_abort(&t->msg);
+		smtp_body_fail_reply(s, r);
+		return;
+	}
+	smtp_enter_state(s, SMTP_ST_DATA);
+	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+void smtp_cmd_bdat(struct smtp_session *s, struct slice arg)
+{
+	struct smtp_txn *t = s->txn;
+	uint64_t size;
+	bool last;
+	int r;
+
+	if (smtp_parse_bdat_arg(arg, &size, &last) != SMTP_ARG_OK) {
+		/* Without a size we cannot find where the chunk ends: nothing more can be read. */
+		smtp_reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		s->sh->ctr.proto_errors++;
+		smtp_session_close_after_reply(s);
+		return;
+	}
+	if (!(s->state & SMTP_ST_RCPT) || t == NULL || t->nrcpt == 0) {
+		/* RFC 3030 §2: the chunk is still read, then refused. */
+		t = smtp_txn_begin(s);
+		if (t == NULL) {
+			smtp_session_abort(s, "out of memory");
+			return;
+		}
+		t->failed = true;
+		t->reply_failed = s->state & SMTP_ST_MAIL ? 554 : 503;
+	} else if (!t->bdat) {
+		t->bdat = true;
+		r = smtp_body_begin(s, SMTP_DATA_BDAT);
+		if (r < 0) {
+			if (t->msg != NULL)
+				spool_msg_abort(&t->msg);
+			t->failed = true;
+			t->reply_failed = r == -ENOSPC ? 452 : 451;
+		}
+	}
+	t->bdat_chunk = size;
+	t->bdat_left = size;
+	t->bdat_last = last;
+	t->state_before_bdat = s->state;
+	smtp_enter_state(s, SMTP_ST_BDAT);
+	if (size == 0)
+		smtp_cmd_body_input(s, NULL, 0);
+}
+
+static void smtp_bdat_chunk_done(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t->failed) {
+		switch (t->reply_failed) {
+		case 503: smtp_reply(s, 503, "5.5.1", "Error: need RCPT command"); break;
+		case 554: smtp_reply(s, 554, "5.5.1", "Error: no valid recipients"); break;
+		case 452: smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage"); break;
+		default: smtp_reply(s, 451, "4.3.0", "Error: local error in processing"); break;
+		}
+		bool greeted = t->state_before_bdat != SMTP_ST_INIT;
+
+		smtp_txn_reset(s);
+		smtp_enter_state(s, greeted ? SMTP_ST_READY : SMTP_ST_INIT);
+		smtp_session_error(s);
+		return;
+	}
+	if (t->bdat_last) {
+		uint8_t tail[2];
+		size_t n = smtp_data_finish(&t->dec, tail);
+
+		smtp_body_bytes(s, tail, n);
+		smtp_end_of_data(s);
+		return;
+	}
+	smtp_enter_state(s, SMTP_ST_RCPT);
+	if (t->too_big) {
+		/* Tell the client now; the transaction is over (RFC 3030 §2: a 5xx ends it). */
+		smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
+		smtp_txn_reset(s);
+		smtp_enter_state(s, SMTP_ST_READY);
+		return;
+	}
+	smtp_reply(s, 250, "2.0.0", "%llu bytes received", (unsigned long long)t->bdat_chunk);
+}
+
+size_t smtp_cmd_body_input(struct smtp_session *s, const uint8_t *p, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+	size_t used, out_len;
+	bool done = false;
+
+	if (len > SHARD_BUF_SIZE)
+		len = SHARD_BUF_SIZE;        /* the decode scratch holds twice this */
+	if (s->state == SMTP_ST_DATA) {
+		used = smtp_data_decode(&t->dec, p, len, s->sh->decode, &out_len, &done);
+		smtp_body_bytes(s, s->sh->decode, out_len);
+		if (done)
+			smtp_end_of_data(s);
+		return used;
+	}
+	/* BDAT */
+	used = len < t->bdat_left ? len : (size_t)t->bdat_left;
+	if (used > 0 && !t->failed) {
+		smtp_data_decode(&t->dec, p, used, s->sh->decode, &out_len, &done);
+		smtp_body_bytes(s, s->sh->decode, out_len);
+	}
+	t->bdat_left -= used;
+	if (t->bdat_left == 0)
+		smtp_bdat_chunk_done(s);
+	return used;
+}

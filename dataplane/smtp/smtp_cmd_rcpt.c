@@ -1,0 +1,85 @@
+/*
+ * smtp_cmd_rcpt.c - RCPT TO (RFC 5321 §4.1.1.3): only the node's own domains are accepted
+ * (anything else is relaying: 554 5.7.1), at most limits.recipients per message (452 4.5.3,
+ * §4.5.3.1.10).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtp/smtp_cmd.h"
+#include "smtp/smtp_reply.h"
+#include "smtp/smtp_session.h"
+
+static int smtp_rcpt_add(struct smtp_txn *t, struct slice addr)
+{
+	if (t->nrcpt == t->caprcpt) {
+		uint32_t cap = t->caprcpt ? t->caprcpt * 2 : 8;
+		struct slice *n = arena_alloc(&t->arena, cap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		if (t->nrcpt > 0)
+			memcpy(n, t->rcpts, t->nrcpt * sizeof(*n));
+		t->rcpts = n;
+		t->caprcpt = cap;
+	}
+	t->rcpts[t->nrcpt].p = arena_strndup(&t->arena, addr.p, addr.len);
+	if (t->rcpts[t->nrcpt].p == NULL)
+		return -1;
+	t->rcpts[t->nrcpt].len = addr.len;
+	t->nrcpt++;
+	return 0;
+}
+
+void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
+{
+	const struct node_config *c = s->sh->conf;
+	struct smtp_txn *t = s->txn;
+	struct smtp_rcpt_args ra;
+	enum smtp_arg_err e = smtp_parse_rcpt_arg(arg, &ra);
+	struct slice domain;
+
+	if (e != SMTP_ARG_OK) {
+		const struct smtp_reply_def *rd = smtp_parse_err_reply(e, true);
+
+		smtp_reply(s, rd->code, rd->enhanced, "%s", rd->text);
+		smtp_session_error(s);
+		return;
+	}
+	if (ra.path.utf8 && !t->smtputf8) {
+		smtp_reply(s, 553, "5.6.7", "Error: non-ASCII address needs SMTPUTF8");
+		smtp_session_error(s);
+		return;
+	}
+	if (t->nrcpt >= c->limits.recipients) {
+		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	domain = ra.path.domain;
+	if (ra.postmaster) {
+		/* §4.5.1: <Postmaster> alone must work; it is the postmaster of our own name. */
+		domain.p = c->hostname;
+		domain.len = strlen(c->hostname);
+	}
+	if (node_config_domain(c, domain) == NULL) {
+		smtp_reply(s, 554, "5.7.1", "<%.*s>: Relay access denied", (int)ra.path.addr.len,
+			   ra.path.addr.p);
+		smtp_session_error(s);
+		return;
+	}
+	if (ra.postmaster) {
+		char pm[300];
+		int n = snprintf(pm, sizeof(pm), "postmaster@%s", c->hostname);
+
+		ra.path.addr = (struct slice){ pm, (size_t)n };
+		if (smtp_rcpt_add(t, ra.path.addr) < 0)
+			goto nomem;
+	} else if (smtp_rcpt_add(t, ra.path.addr) < 0) {
+nomem:
+		smtp_reply(s, 451, "4.3.0", "Error: out of memory, try again later");
+		return;
+	}
+	smtp_enter_state(s, SMTP_ST_RCPT);
+	smtp_reply(s, 250, "2.1.5", "Ok");
+}

@@ -1,0 +1,50 @@
+/*
+ * smtp_reply.c - see smtp_reply.h.
+ */
+#include "smtp/smtp_reply.h"
+
+#include <stdio.h>
+
+#include "smtp/smtp_limits.h"
+#include "smtp/smtp_session.h"
+
+void smtp_vreply(struct smtp_session *s, unsigned code, const char *enh, int last,
+		 const char *fmt, va_list ap)
+{
+	char line[SMTP_REPLY_LINE_MAX];
+	int n, m = 0;
+
+	n = snprintf(line, sizeof(line), "%03u%c", code, last ? ' ' : '-');
+	if (enh != NULL)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", enh, fmt ? " " : "");
+	if (fmt != NULL)
+		m = vsnprintf(line + n, sizeof(line) - (size_t)n - 2, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	if (code >= 400)
+		s->last_reply_code = (uint16_t)code;
+	smtp_session_out(s, line, (size_t)n);
+}
+
+void smtp_reply(struct smtp_session *s, unsigned code, const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_vreply(s, code, enh, 1, fmt, ap);
+	va_end(ap);
+}
+
+void smtp_reply_cont(struct smtp_session *s, unsigned code, const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_vreply(s, code, enh, 0, fmt, ap);
+	va_end(ap);
+}

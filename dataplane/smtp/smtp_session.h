@@ -1,0 +1,146 @@
+/*
+ * smtp_session.h - one inbound SMTP connection: its state machine, its I/O on the shard's ring,
+ * and its transaction.
+ *
+ * Shard thread only. A session is freed on its shard, and only once no operation of its is in
+ * flight (recv, send, the spool commit). smtp_enter_state() is the one place a session changes
+ * state (after OpenSMTPD's smtp_enter_state).
+ *
+ * I/O: one recv at a time from the shard's provided buffers (single-shot, so a session that is
+ * waiting for its message to reach the disk simply stops reading: back-pressure without holding
+ * buffers), one send at a time from the session's transmit buffer. Memory of an idle session: the
+ * struct alone (no buffers are held between reads).
+ */
+#ifndef SLUICE_SMTP_SESSION_H
+#define SLUICE_SMTP_SESSION_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+#include "base/arena.h"
+#include "base/timer.h"
+#include "shard/shard.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_parse.h"
+#include "spool/spool.h"
+
+struct filter_msg;
+
+/* States, as bits so the command table can say where a verb is legal. */
+enum smtp_state {
+	SMTP_ST_INIT    = 1u << 0,   /* banner sent, no HELO/EHLO yet */
+	SMTP_ST_READY   = 1u << 1,   /* greeted, no transaction */
+	SMTP_ST_MAIL    = 1u << 2,   /* MAIL accepted, no recipient yet */
+	SMTP_ST_RCPT    = 1u << 3,   /* at least one recipient */
+	SMTP_ST_DATA    = 1u << 4,   /* reading a DATA body */
+	SMTP_ST_BDAT    = 1u << 5,   /* reading a BDAT chunk */
+	SMTP_ST_COMMIT  = 1u << 6,   /* end of data; waiting for the spool's fdatasync */
+	SMTP_ST_TLS     = 1u << 7,   /* TLS handshake in progress */
+	SMTP_ST_CLOSING = 1u << 8,   /* final reply queued; closing */
+};
+#define SMTP_ST_ANY_CMD (SMTP_ST_INIT | SMTP_ST_READY | SMTP_ST_MAIL | SMTP_ST_RCPT)
+
+/* A growable byte buffer for replies and TLS records (allocated only while it holds bytes). */
+struct smtp_obuf {
+	uint8_t *p;
+	uint32_t len, cap;
+};
+
+struct smtp_txn {
+	struct arena        arena;          /* everything below that is a string lives here */
+	struct slice        mail_from;
+	uint64_t            size_declared;
+	uint8_t             body_type;
+	bool                smtputf8;
+	bool                bdat;            /* the body comes in BDAT chunks */
+	bool                bdat_last;
+	bool                too_big;         /* past the size limit: swallowing the rest */
+	bool                failed;          /* a BDAT chunk failed: answer the rest with the error */
+	uint32_t            nrcpt, caprcpt;
+	struct slice       *rcpts;
+	uint64_t            bdat_left;       /* bytes of the current chunk still to read */
+	uint64_t            bdat_chunk;      /* size of the current chunk */
+	struct smtp_data    dec;
+	struct spool_msg   *msg;
+	struct filter_msg  *fm;
+	uint8_t             role;
+	int                 write_err;       /* the spool refused body bytes */
+	uint16_t            reply_failed;    /* a failed BDAT transaction's reply code */
+	uint32_t            state_before_bdat;
+	char                tls_info[128];
+	int32_t             score_milli;
+	uint8_t             action;
+	char                rules_hit[512];
+};
+
+struct smtp_session {
+	struct shard          *sh;
+	struct smtp_session   *next, *prev;      /* the shard's list of sessions */
+	int                    fd;
+	uint32_t               state;            /* enum smtp_state, one bit */
+	uint8_t                role;             /* enum listen_role of the address it came to */
+	uint8_t                inflight;         /* recv + send + commit in flight */
+	uint16_t               listener;         /* index into the snapshot's listen array */
+	uint16_t               last_reply_code;
+	bool                   recv_armed, send_armed, commit_pending;
+	bool                   esmtp, tls_active, greeted_after_tls;
+	bool                   suspended;        /* not reading input (waiting for the disk) */
+	bool                   close_after_send;
+	bool                   closing;
+	bool                   draining;         /* shutdown asked: 421 at the next command */
+	bool                   discard_rest;     /* STARTTLS: drop the rest of this input */
+	bool                   recv_retry;       /* the timer re-arms recv (no buffers were free) */
+	uint32_t               errors;
+	uint32_t               messages;
+	uint64_t               started_ms, deadline_ms;
+	uint64_t               iplimit_key;
+	struct timer           timer;
+	char                   id[16];           /* session id for logs: shard + counter */
+	char                   client_addr[INET6_ADDRSTRLEN];
+	char                  *helo;             /* malloc'd */
+	struct smtp_line       line;
+	struct smtp_obuf       out;              /* replies not yet handed to TLS/send */
+	struct smtp_obuf       tx;               /* bytes being sent */
+	uint32_t               tx_sent;
+	uint8_t               *stash;            /* input held while suspended */
+	uint32_t               stash_len, stash_pos;
+	SSL                   *ssl;
+	BIO                   *rbio, *wbio;
+	struct smtp_txn       *txn;
+};
+
+/* Sets up the handler for SHARD_OP_SESSION completions (once, before the shards start). */
+void smtp_session_setup(void);
+/* Starts a session on an accepted socket (the listener's accept hook). */
+void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
+			const struct sockaddr_storage *peer, socklen_t peerlen);
+
+void smtp_enter_state(struct smtp_session *s, enum smtp_state st);
+/* Queues bytes of reply. */
+void smtp_session_out(struct smtp_session *s, const void *p, size_t len);
+/* Sends what is queued (if no send is in flight). */
+void smtp_session_flush(struct smtp_session *s);
+/* Queues nothing more: sends what is queued, then closes. */
+void smtp_session_close_after_reply(struct smtp_session *s);
+/* Closes at once (client gone, fatal error). */
+void smtp_session_abort(struct smtp_session *s, const char *why);
+/* Stops reading input until smtp_session_resume (the commit path). */
+void smtp_session_suspend(struct smtp_session *s);
+void smtp_session_resume(struct smtp_session *s);
+/* Counts a client error; past the limit, 421 and close. Returns true if the session goes. */
+bool smtp_session_error(struct smtp_session *s);
+/* Drops the rest of the current input (after STARTTLS: RFC 3207 §4.2 / CVE-2011-0411). */
+void smtp_session_discard_input(struct smtp_session *s);
+
+/* The transaction: created at MAIL, gone at RSET / end of message / HELO. */
+struct smtp_txn *smtp_txn_begin(struct smtp_session *s);
+void smtp_txn_reset(struct smtp_session *s);
+
+/* Shutdown (SIGTERM): idle sessions get 421 now, busy ones at their next command. */
+void smtp_sessions_drain(struct shard *sh);
+void smtp_sessions_abort_all(struct shard *sh);
+unsigned smtp_sessions_count(const struct shard *sh);
+
+#endif

@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""Crash safety: a real client sends thousands of messages while the node is killed with SIGKILL
+at random moments, several times, and restarted. Afterwards every message that got a 250 must be
+in the spool exactly once (counted by Message-ID with sluice-queue ids), and nothing else may be
+duplicated.
+
+Bounded: at most MESSAGES accepted messages and at most DEADLINE seconds.
+Run: tests/integration/test_crash.py
+"""
+import collections
+import os
+import random
+import smtplib
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sluicetest import Node, check, eq, run_suite  # noqa: E402
+
+MESSAGES = int(os.environ.get("SLUICE_CRASH_MESSAGES", "3000"))
+KILLS = int(os.environ.get("SLUICE_CRASH_KILLS", "4"))
+CLIENTS = 8
+DEADLINE = 240
+
+
+class Client(threading.Thread):
+    def __init__(self, idx, addr, accepted, stop):
+        super().__init__(daemon=True)
+        self.idx, self.addr, self.accepted, self.stop = idx, addr, accepted, stop
+        self.attempts = 0
+
+    def run(self):
+        seq = 0
+        body = ("x" * 76 + "\r\n") * 50
+        while not self.stop.is_set():
+            try:
+                s = smtplib.SMTP(*self.addr, timeout=10)
+                s.ehlo("crash.test")
+            except (OSError, smtplib.SMTPException):
+                time.sleep(0.05)
+                continue
+            try:
+                for _ in range(50):
+                    if self.stop.is_set():
+                        break
+                    seq += 1
+                    mid = "crash-%d-%d-%d@test" % (self.idx, seq, random.getrandbits(32))
+                    self.attempts += 1
+                    s.sendmail("c@sender.test", ["r@example.test"],
+                               "Message-ID: <%s>\r\nSubject: crash\r\n\r\n%s" % (mid, body))
+                    # sendmail returned: the server said 250 after DATA.
+                    self.accepted.append(mid)
+                s.quit()
+            except (OSError, smtplib.SMTPException, EOFError):
+                pass   # killed mid-way: this attempt's message may or may not be stored
+
+
+def test_kill9_loses_nothing_accepted():
+    n = Node(tls=False, conf={"node": {"shards": "2"}}).start()
+    accepted = []
+    stop = threading.Event()
+    clients = [Client(i, n.primary, accepted, stop) for i in range(CLIENTS)]
+    t0 = time.time()
+    try:
+        for c in clients:
+            c.start()
+        for k in range(KILLS):
+            # Random moments, spread over the run.
+            target = MESSAGES * (k + 1) // (KILLS + 1)
+            while len(accepted) < target and time.time() - t0 < DEADLINE / 2:
+                time.sleep(0.01)
+            time.sleep(random.uniform(0, 0.3))
+            n.kill()
+            time.sleep(random.uniform(0, 0.2))
+            n.start()
+        while len(accepted) < MESSAGES and time.time() - t0 < DEADLINE:
+            time.sleep(0.05)
+        stop.set()
+        for c in clients:
+            c.join(30)
+        eq(n.stop(), 0, "clean stop at the end")
+        ids = n.queue_ids()
+        counts = collections.Counter(ids)
+        got = set(accepted)
+        check(len(accepted) >= MESSAGES // 2, "enough traffic: %d accepted" % len(accepted))
+        missing = [m for m in got if counts["<%s>" % m] + counts[m] == 0]
+        dup = [m for m, c in counts.items() if c > 1]
+        print("accepted %d (attempts %d) in %.1fs with %d kills; spool holds %d; missing %d; "
+              "duplicated %d" % (len(accepted), sum(c.attempts for c in clients),
+                                 time.time() - t0, KILLS, len(ids), len(missing), len(dup)))
+        eq(missing, [], "messages that got 250 but are not in the spool")
+        eq(dup, [], "messages in the spool more than once")
+        log = n.read_log()
+        check(log.count("ready:") == KILLS + 1, "node restarted %d times" % KILLS)
+    finally:
+        stop.set()
+        n.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(run_suite("crash", globals(), sys.argv[1:]))

@@ -1,0 +1,255 @@
+"""sluicetest - the harness the protocol and integration suites share.
+
+Starts a real sluice-node from the build tree with a generated config on loopback, waits for it to
+listen, and stops it (SIGTERM, expecting exit status 0) or kills it (SIGKILL). Each suite is a file
+of functions named test_*; run_suite() runs them in order and prints one line per test, then
+"SUITE: N passed, M failed" for tests/run to add up. Only Debian's /usr/bin/python3 and its
+standard library are used.
+"""
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.environ.get("SLUICE_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("SLUICE_BUILD_ROOT") or os.path.join(ROOT, "build")
+NODE = os.path.join(BUILD, "dataplane", "sluice-node")
+QUEUE = os.path.join(BUILD, "dataplane", "spool", "sluice-queue")
+
+_port = [int(os.environ.get("SLUICE_TEST_PORT_BASE", "0")) or 20000 + (os.getpid() % 20000)]
+
+
+def free_port():
+    """A TCP port nobody listens on (we bind to check, on every address we use)."""
+    while True:
+        _port[0] += 1
+        if _port[0] > 60000:
+            _port[0] = 20000
+        p = _port[0]
+        ok = True
+        for addr in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+            s = socket.socket()
+            try:
+                s.bind((addr, p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return p
+
+
+def make_cert(dirname):
+    """A self-signed certificate for STARTTLS tests (openssl from Debian)."""
+    cert = os.path.join(dirname, "cert.pem")
+    key = os.path.join(dirname, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=mx.test"],
+                       check=True, capture_output=True)
+    return cert, key
+
+
+class Node:
+    """A running sluice-node. conf: dict of section -> dict of key -> value."""
+
+    def __init__(self, conf=None, workdir=None, primary="127.0.0.2", fallback="127.0.0.3",
+                 domains=("example.test",), tls=True, extra=""):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="sluice-test-")
+        self.port = free_port()
+        self.primary = (primary, self.port)
+        self.fallback = (fallback, self.port)
+        self.spool = os.path.join(self.workdir, "spool")
+        self.log = os.path.join(self.workdir, "node.log")
+        self.conf_path = os.path.join(self.workdir, "node.ini")
+        sections = {
+            "node": {"name": "test", "hostname": "mx.test", "spool_dir": self.spool,
+                     "shards": "2"},
+            "limits": {},
+            "listen primary": {"address": "%s:%d" % self.primary, "role": "primary"},
+            "listen fallback": {"address": "%s:%d" % self.fallback, "role": "fallback"},
+        }
+        if tls:
+            cert, key = make_cert(self.workdir)
+            sections["tls"] = {"cert": cert, "key": key}
+        for d in domains:
+            sections["domain " + d] = {"route": "127.0.0.1:9"}
+        for sec, kv in (conf or {}).items():
+            sections.setdefault(sec, {}).update(kv)
+        self.sections = sections
+        self.extra = extra
+        self.write_conf()
+        self.proc = None
+
+    def write_conf(self, sections=None, extra=None):
+        sections = sections or self.sections
+        with open(self.conf_path, "w") as f:
+            for sec, kv in sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+                f.write("\n")
+            f.write(self.extra if extra is None else extra)
+
+    def start(self, timeout=20):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([NODE, "--config", self.conf_path], stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("sluice-node exited with %s:\n%s" % (self.proc.returncode,
+                                                                       self.read_log()[-3000:]))
+            if "ready:" in self.read_log():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("sluice-node did not become ready:\n" + self.read_log()[-3000:])
+
+    def read_log(self):
+        try:
+            with open(self.log, "r", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout=30):
+        """SIGTERM; returns the exit status."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise RuntimeError("sluice-node did not stop within %ss" % timeout)
+        finally:
+            self.logf.close()
+        self.proc = None
+        return rc
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.logf.close()
+            self.proc = None
+
+    def hup(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def queue(self, *args):
+        r = subprocess.run([QUEUE, "-d", self.spool] + list(args), capture_output=True, text=True)
+        return r
+
+    def queue_ids(self):
+        """Message-IDs of the queued messages, as a list (duplicates kept)."""
+        r = self.queue("ids")
+        if r.returncode != 0:
+            raise RuntimeError("sluice-queue ids: %s %s" % (r.returncode, r.stderr))
+        out = []
+        for line in r.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2:
+                out.append(parts[1])
+        return out
+
+
+class Raw:
+    """A raw SMTP client over a socket: send bytes, read replies."""
+
+    def __init__(self, addr, timeout=10, source=None):
+        self.s = socket.create_connection(addr, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.s.sendall(data)
+
+    def reply(self):
+        """One whole (possibly multi-line) reply: (code, [lines])."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    raise EOFError("connection closed; partial: %r" % self.buf)
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            line = line.decode(errors="replace")
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return int(line[:3]), lines
+
+    def cmd(self, c):
+        self.send(c + "\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5):
+        """True if the server closes the connection (after any pending data)."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                d = self.s.recv(65536)
+                if not d:
+                    return True
+                self.buf += d
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
+    def starttls(self):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.s = ctx.wrap_socket(self.s, server_hostname="mx.test")
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(a, b, what=""):
+    if a != b:
+        raise AssertionError("%s: got %r, want %r" % (what, a, b))
+
+
+def run_suite(name, module_globals, only=None):
+    tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
+    if only:
+        tests = [(n, f) for n, f in tests if any(o in n for o in only)]
+    passed = failed = 0
+    for n, f in tests:
+        t0 = time.time()
+        try:
+            f()
+            passed += 1
+            print("PASS %s.%s (%.1fs)" % (name, n, time.time() - t0), flush=True)
+        except Exception as e:  # noqa: BLE001 - a test's failure of any kind is reported
+            failed += 1
+            print("FAIL %s.%s: %s" % (name, n, e), flush=True)
+            traceback.print_exc(limit=4, file=sys.stdout)
+    print("%s: %d passed, %d failed" % (name, passed, failed), flush=True)
+    return 1 if failed else 0
