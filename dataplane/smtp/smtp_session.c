@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/tls.h"
 #include "filter/filter.h"
 #include "net/iplimit.h"
 #include "smtp/smtp_cmd.h"

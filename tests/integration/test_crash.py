@@ -19,8 +19,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from sluicetest import Node, check, eq, run_suite  # noqa: E402
 
-MESSAGES = int(os.environ.get("SLUICE_CRASH_MESSAGES", "3000"))
-KILLS = int(os.environ.get("SLUICE_CRASH_KILLS", "4"))
+MESSAGES = int(os.environ.get("SLUICE_CRASH_MESSAGES", "5000"))
+KILLS = int(os.environ.get("SLUICE_CRASH_KILLS", "6"))
 CLIENTS = 8
 DEADLINE = 240
 

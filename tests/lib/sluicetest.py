@@ -150,11 +150,14 @@ class Node:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def queue(self, *args):
-        r = subprocess.run([QUEUE, "-d", self.spool] + list(args), capture_output=True, text=True)
+        """Runs sluice-queue; stdout is decoded with its CR LF kept (no newline translation)."""
+        r = subprocess.run([QUEUE, "-d", self.spool] + list(args), capture_output=True)
+        r.stdout = r.stdout.decode("utf-8", errors="replace")
+        r.stderr = r.stderr.decode("utf-8", errors="replace")
         return r
 
     def queue_ids(self):
-        """Message-IDs of the queued messages, as a list (duplicates kept)."""
+        """Message-IDs (without <>) of the queued messages, as a list (duplicates kept)."""
         r = self.queue("ids")
         if r.returncode != 0:
             raise RuntimeError("sluice-queue ids: %s %s" % (r.returncode, r.stderr))
@@ -162,7 +165,7 @@ class Node:
         for line in r.stdout.splitlines():
             parts = line.split("\t")
             if len(parts) >= 2:
-                out.append(parts[1])
+                out.append(parts[1].strip().strip("<>"))
         return out
 
 

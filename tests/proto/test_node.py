@@ -96,7 +96,7 @@ def test_connections_per_ip():
 
 
 def test_reload_keeps_connections():
-    n = Node(tls=False).start()
+    n = Node(tls=False, conf={"limits": {"shutdown_grace": "1s"}}).start()
     try:
         r = Raw(n.primary)
         r.reply()

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""Scripted SMTP servers that misbehave on purpose, for the delivery client's tests.
+
+Usage: misbehave.py MODE PORT OUTDIR
+Modes:
+  mixed     PIPELINING, 8BITMIME, SIZE; RCPT to a local part starting with "defer" gets
+            450 4.2.1, with "fail" 550 5.1.1, others 250; the raw DATA bytes (still
+            dot-stuffed, up to and including the final dot) go to OUTDIR/N.raw, and each
+            recv() of the command phase to OUTDIR/N.reads (one repr per line).
+  dropdata  as mixed, but closes the connection after the first bytes of the body.
+  endless   answers EHLO with "250-" lines without end (until the client goes away).
+  ehlo5xx   refuses EHLO with 502, takes HELO; no extensions; otherwise as mixed.
+  mail421   says 421 to MAIL and closes.
+One connection at a time; runs until killed. Loopback only.
+"""
+import os
+import socket
+import sys
+
+
+def serve(conn, mode, outdir, counter):
+    reads = []
+
+    def send(b):
+        conn.sendall(b)
+
+    buf = b""
+
+    def readline():
+        nonlocal buf
+        while b"\n" not in buf:
+            d = conn.recv(65536)
+            if not d:
+                raise EOFError
+            reads.append(d)
+            buf += d
+        line, _, buf = buf.partition(b"\n")
+        return line.rstrip(b"\r")
+
+    send(b"220 misbehave.test ESMTP\r\n")
+    rcpts = []
+    while True:
+        line = readline()
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            if mode == "ehlo5xx":
+                send(b"502 5.5.1 EHLO not implemented\r\n")
+                continue
+            if mode == "endless":
+                i = 0
+                try:
+                    while i < 10000000:
+                        send(b"250-KEYWORD%08d padding padding padding\r\n" % i)
+                        i += 1
+                except OSError:
+                    return
+                return
+            send(b"250-misbehave.test\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"
+                 b"250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
+        elif verb == b"HELO":
+            send(b"250 misbehave.test\r\n")
+        elif verb == b"MAIL":
+            if mode == "mail421":
+                send(b"421 4.3.2 going down\r\n")
+                return
+            rcpts = []
+            reads_at_mail = len(reads)
+            send(b"250 2.1.0 Ok\r\n")
+        elif verb == b"RCPT":
+            addr = line[line.index(b"<") + 1:line.index(b">")].decode()
+            local = addr.split("@")[0]
+            if local.startswith("defer"):
+                send(b"450 4.2.1 mailbox busy\r\n")
+            elif local.startswith("fail"):
+                send(b"550 5.1.1 no such user\r\n")
+            else:
+                rcpts.append(addr)
+                send(b"250 2.1.5 Ok\r\n")
+        elif verb == b"DATA":
+            if not rcpts:
+                send(b"554 5.5.1 no valid recipients\r\n")
+                continue
+            send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            counter[0] += 1
+            n = counter[0]
+            with open(os.path.join(outdir, "%d.reads" % n), "w") as f:
+                for r in reads[reads_at_mail - 1:]:
+                    f.write(repr(r) + "\n")
+            raw = buf
+            buf = b""
+            if mode == "dropdata":
+                while len(raw) < 10:
+                    d = conn.recv(65536)
+                    if not d:
+                        break
+                    raw += d
+                conn.shutdown(socket.SHUT_RDWR)
+                return
+            while b"\r\n.\r\n" not in b"\r\n" + raw:
+                d = conn.recv(65536)
+                if not d:
+                    raise EOFError
+                raw += d
+            end = (b"\r\n" + raw).index(b"\r\n.\r\n") + 3
+            buf = raw[end:]
+            raw = raw[:end]
+            with open(os.path.join(outdir, "%d.tmp" % n), "wb") as f:
+                f.write(raw)
+            os.rename(os.path.join(outdir, "%d.tmp" % n), os.path.join(outdir, "%d.raw" % n))
+            send(b"250 2.0.0 Ok: queued as M%d\r\n" % n)
+        elif verb == b"RSET":
+            rcpts = []
+            send(b"250 2.0.0 Ok\r\n")
+        elif verb == b"QUIT":
+            send(b"221 2.0.0 Bye\r\n")
+            return
+        elif verb == b"NOOP":
+            send(b"250 2.0.0 Ok\r\n")
+        else:
+            send(b"502 5.5.2 what\r\n")
+
+
+def main():
+    mode, port, outdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(16)
+    print("ready", flush=True)
+    counter = [0]
+    while True:
+        conn, _ = ls.accept()
+        try:
+            serve(conn, mode, outdir, counter)
+        except (EOFError, OSError):
+            pass
+        finally:
+            conn.close()
+
+
+main()
