@@ -82,6 +82,16 @@ static void node_shard_abort(struct shard *sh)
 
 static void node_shard_finish(struct shard *sh)
 {
+	struct spool_stats st;
+
+	spool_get_stats(sh->spool, &st);
+	log_info("shard %u: %llu connections, %llu messages accepted (%llu bytes) in %llu syncs "
+		 "(%.1f ms each on average, largest batch %llu)", sh->id,
+		 (unsigned long long)sh->ctr.conn_accepted,
+		 (unsigned long long)st.messages_committed, (unsigned long long)st.bytes_committed,
+		 (unsigned long long)st.syncs,
+		 st.syncs ? (double)st.sync_ns_total / (double)st.syncs / 1e6 : 0.0,
+		 (unsigned long long)st.batches_max);
 	spool_close(&sh->spool);
 	if (sh->filter != NULL)
 		filter_shard_free(&sh->filter);

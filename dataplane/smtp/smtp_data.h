@@ -16,7 +16,11 @@
  * (state carries across chunks, so a CR ending one chunk and an LF starting the next are one
  * CR LF).
  *
- * Pure, bounded, any thread. Output never exceeds 2 * input (every bare byte becomes two).
+ * Pure, bounded, any thread. Over a whole message the output never exceeds 2 * input (every bare
+ * byte becomes two). One call can write 2 more than 2 * its len: a "." CR at the start of a line
+ * that ends one read is held back (it may be the end of data), and when the next read does not
+ * start with LF that CR turns out bare and is written as CR LF then. Size out with
+ * SMTP_DATA_OUT_MAX(len).
  */
 #ifndef SLUICE_SMTP_DATA_H
 #define SLUICE_SMTP_DATA_H
@@ -44,10 +48,14 @@ struct smtp_data {
 	uint32_t bare_lf, bare_cr;
 };
 
+/* Room smtp_data_decode may need in out for len input bytes (see above for the + 2). */
+#define SMTP_DATA_OUT_MAX(len) (2 * (size_t)(len) + 2)
+
 void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode);
 
 /*
- * Decodes in[0..len) into out (room for 2 * len). Returns the input bytes consumed. In DOT
+ * Decodes in[0..len) into out (room for SMTP_DATA_OUT_MAX(len) = 2 * len + 2; BDAT mode never
+ * writes more than 2 * len). Returns the input bytes consumed. In DOT
  * mode, when the end of data is consumed *done_r is set and decoding stops right after it: the
  * bytes after it are the client's next pipelined commands. *out_len_r is the bytes written.
  * In BDAT mode every byte is consumed and *done_r is never set; call smtp_data_finish at the

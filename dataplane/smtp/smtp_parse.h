@@ -65,6 +65,10 @@ enum smtp_verb {
  * "MAIL FROM:" and "RCPT TO:" are still MAIL and RCPT: the argument starts at "FROM:"/"TO:".
  */
 enum smtp_verb smtp_parse_verb(struct slice line, struct slice *arg_r);
+/* The same, and *sloppy_r (when not NULL) says whether the verb was followed by something other
+ * than exactly one SP (several SP, or HTAB), for the caller to count. smtp_parse_verb has no
+ * room for that out-parameter, hence this second entry point. */
+enum smtp_verb smtp_parse_verb_sloppy(struct slice line, struct slice *arg_r, bool *sloppy_r);
 const char *smtp_verb_name(enum smtp_verb v);
 
 enum smtp_body_type { SMTP_BODY_7BIT = 0, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };

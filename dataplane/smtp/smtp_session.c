@@ -409,7 +409,6 @@ static size_t smtp_session_run(struct smtp_session *s, const uint8_t *p, size_t 
 			break;
 		case SMTP_PARSE_DONE:
 			off += used;
-			smtp_session_arm_timer(s);
 			smtp_cmd_dispatch(s, line);
 			break;
 		case SMTP_PARSE_TOOLONG:
@@ -568,6 +567,8 @@ static void smtp_session_on_recv(struct smtp_session *s, const struct io_uring_c
 		}
 	}
 	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	if (!s->closing && res > 0)
+		smtp_session_arm_timer(s);    /* any input, a command or a piece of body, is activity */
 	if (s->closing || res <= 0) {
 		shard_buf_recycle(sh, bid);
 		if (res <= 0 && !s->closing)
