@@ -121,7 +121,7 @@ out:
 	if (c.msg != NULL)
 		for (unsigned i = 0; i < m.nrcpt; i++)
 			CHECK(rc[i].status != DELIVERY_RCPT_PENDING);
-	delivery_client_free(&c);
+	delivery_client_fini(&c);
 }
 
 static void encode(const uint8_t *p, size_t len, unsigned step)
@@ -130,9 +130,11 @@ static void encode(const uint8_t *p, size_t len, unsigned step)
 	struct delivery_body b;
 	size_t off = 0, o = 0;
 
+	uint32_t line_max = step & 1 ? 80 + step : 0;
+
 	if (len > 65536)
 		return;
-	delivery_body_init(&b);
+	delivery_body_init(&b, line_max);
 	while (off < len) {
 		size_t n = step ? (len - off < step ? len - off : step) : len - off;
 		size_t w = delivery_body_encode(&b, p + off, n, out + o);
@@ -142,7 +144,11 @@ static void encode(const uint8_t *p, size_t len, unsigned step)
 		off += n;
 	}
 	o += delivery_body_finish(&b, out + o);
-	for (size_t i = 0; i < o; i++) {
+	for (size_t i = 0, col = 0; i < o; i++, col++) {
+		/* A line holds at most line_max octets before its CR LF. */
+		CHECK(line_max == 0 || out[i] == '\r' || out[i] == '\n' || col < line_max);
+		if (out[i] == '\n')
+			col = (size_t)-1;
 		if (out[i] == '\r')
 			CHECK(i + 1 < o && out[i + 1] == '\n');
 		if (out[i] == '\n')

@@ -249,12 +249,13 @@ static const struct body_case body_cases[] = {
 	{ "dot inside line", "a.b\r\n", "a.b\r\n.\r\n" },
 };
 
-static size_t body_run(const uint8_t *in, size_t len, enum split s, uint8_t *out)
+static size_t body_run_max(const uint8_t *in, size_t len, enum split s, uint8_t *out,
+			   uint32_t line_max)
 {
 	struct delivery_body b;
 	size_t off = 0, o = 0;
 
-	delivery_body_init(&b);
+	delivery_body_init(&b, line_max);
 	while (off < len) {
 		size_t n = chunk_len(s, len - off);
 
@@ -265,6 +266,11 @@ static size_t body_run(const uint8_t *in, size_t len, enum split s, uint8_t *out
 	assert_int_equal(b.out_bytes, o);
 	assert_int_equal(b.in_bytes, len);
 	return o;
+}
+
+static size_t body_run(const uint8_t *in, size_t len, enum split s, uint8_t *out)
+{
+	return body_run_max(in, len, s, out, 0);
 }
 
 static void test_body_cases(void **state)
@@ -281,6 +287,39 @@ static void test_body_cases(void **state)
 			if (n != strlen(c->want) || memcmp(out, c->want, n) != 0)
 				fail_msg("%s (%s): got '%.*s'", c->label, split_name[s], (int)n, out);
 		}
+	}
+}
+
+/* Lines past line_max are broken with CR LF SP; short ones are left alone. */
+static void test_body_wrap(void **state)
+{
+	uint8_t in[300], out[700];
+	char want[700];
+	size_t n, w = 0;
+
+	(void)state;
+	memset(in, 'x', 250);
+	in[0] = '.';
+	memcpy(in + 250, "\r\nshort\r\n", 9);
+	/* 80 per line: ".." + 78 x, then SP + 79 x three times... */
+	w += (size_t)sprintf(want + w, "..");
+	memset(want + w, 'x', 78);
+	w += 78;
+	for (int left = 249 - 78; left > 0; left -= 79) {
+		int k = left < 79 ? left : 79;
+
+		w += (size_t)sprintf(want + w, "\r\n ");
+		memset(want + w, 'x', (size_t)k);
+		w += (size_t)k;
+	}
+	w += (size_t)sprintf(want + w, "\r\nshort\r\n.\r\n");
+	for (int s = 0; s < SPLIT_COUNT; s++) {
+		n = body_run_max(in, 259, s, out, 80);
+		if (n != w || memcmp(out, want, n) != 0)
+			fail_msg("wrap (%s): got '%.*s'", split_name[s], (int)n, out);
+		/* Off: untouched. */
+		n = body_run_max(in, 259, s, out, 0);
+		assert_int_equal(n, 260 + 3);
 	}
 }
 
@@ -462,7 +501,7 @@ static void test_client_pipelined(void **state)
 	assert_int_equal(feed(&s, "221 bye\r\n"), 0);
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_CLOSED);
 	assert_int_equal(s.c.error.err, 0);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 }
 
 static void test_client_lockstep(void **state)
@@ -524,7 +563,7 @@ static void test_client_lockstep(void **state)
 		assert_int_equal(rc[i].status, DELIVERY_RCPT_DEFER);
 		assert_string_equal(rc[i].enh, "4.7.1");
 	}
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 }
 
 static void test_client_pipelined_none_accepted(void **state)
@@ -553,7 +592,7 @@ static void test_client_pipelined_none_accepted(void **state)
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_MSG_DONE);
 	assert_int_equal(rc[0].status, DELIVERY_RCPT_DEFER);
 	assert_int_equal(rc[1].status, DELIVERY_RCPT_FAIL);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 }
 
 static void test_client_local_refusals(void **state)
@@ -581,7 +620,7 @@ static void test_client_local_refusals(void **state)
 	m.smtputf8 = false;
 	m.nrcpt = 0;
 	assert_int_equal(delivery_client_begin(&s.c, &m), -EINVAL);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 }
 
 static void test_client_starttls(void **state)
@@ -600,7 +639,7 @@ static void test_client_starttls(void **state)
 	assert_string_equal(drain(&s), "EHLO relay.test\r\n");
 	assert_int_equal(feed(&s, "250-mx\r\n250 PIPELINING\r\n"), 0);
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_READY);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* Bytes after the 220 in the same read: injected, never acted on. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, "250-mx\r\n250 STARTTLS\r\n");
@@ -608,13 +647,13 @@ static void test_client_starttls(void **state)
 	rc = delivery_client_input(&s.c, (const uint8_t *)"220 go\r\n250 fake\r\n", 18);
 	assert_int_equal(rc, -EPROTO);
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_CLOSED);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* Required but not offered. */
 	script_start(&s, DELIVERY_CLIENT_TLS_REQUIRED, "250-mx\r\n250 PIPELINING\r\n");
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_CLOSED);
 	assert_string_equal(s.c.error.enh, "4.7.4");
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* Offered, refused, opportunistic: go on in plain text. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, "250-mx\r\n250 STARTTLS\r\n");
@@ -622,7 +661,7 @@ static void test_client_starttls(void **state)
 	assert_int_equal(feed(&s, "454 4.7.0 TLS not available\r\n"), 0);
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_READY);
 	assert_false(s.c.tls_active);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* Handshake failed. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, "250-mx\r\n250 STARTTLS\r\n");
@@ -631,7 +670,7 @@ static void test_client_starttls(void **state)
 	delivery_client_tls_done(&s.c, false);
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_CLOSED);
 	assert_string_equal(s.c.error.enh, "4.7.5");
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 }
 
 static void test_client_failures(void **state)
@@ -651,7 +690,7 @@ static void test_client_failures(void **state)
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_CLOSED);
 	assert_int_equal(s.c.error.code, 554);
 	assert_int_equal(s.c.error.stage, DELIVERY_CLIENT_ST_BANNER);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* An endless multi-line EHLO reply: bounded, then the session ends. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, NULL);
@@ -659,7 +698,7 @@ static void test_client_failures(void **state)
 		n += (size_t)sprintf(endless + n, "250-XX%04d\r\n", i);
 	assert_int_equal(delivery_client_input(&s.c, (const uint8_t *)endless, n), -EMSGSIZE);
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_CLOSED);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* 421 in the middle of the transaction: every undecided recipient is deferred. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, "250-mx\r\n250 PIPELINING\r\n");
@@ -670,7 +709,7 @@ static void test_client_failures(void **state)
 	assert_int_equal(rc[0].status, DELIVERY_RCPT_FAIL);
 	assert_int_equal(rc[1].status, DELIVERY_RCPT_DEFER);
 	assert_string_equal(rc[1].enh, "4.3.2");
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* The connection drops after the final dot: unknown outcome, so deferred. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, "250-mx\r\n250 PIPELINING\r\n");
@@ -684,18 +723,18 @@ static void test_client_failures(void **state)
 	assert_int_equal(rc[0].status, DELIVERY_RCPT_DEFER);
 	assert_string_equal(rc[0].enh, "4.4.2");
 	assert_int_equal(rc[1].status, DELIVERY_RCPT_DEFER);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* Garbage instead of a reply; and a reply nobody asked for. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, NULL);
 	assert_int_equal(feed(&s, "HTTP/1.1 400 Bad\r\n"), -EPROTO);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, "250-mx\r\n250 PIPELINING\r\n");
 	assert_int_equal(delivery_client_begin(&s.c, &m), 0);
 	drain(&s);
 	assert_int_equal(feed(&s, "250 a\r\n250 b\r\n250 c\r\n354 d\r\n250 extra\r\n"), -EPROTO);
 	assert_int_equal(rc[0].status, DELIVERY_RCPT_DEFER);
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* An idle, reused connection timed out by the server. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, "250 mx\r\n");
@@ -704,7 +743,7 @@ static void test_client_failures(void **state)
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_CLOSED);
 	assert_int_equal(s.c.error.code, 421);
 	assert_string_equal(s.c.error.enh, "4.4.2");
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 
 	/* A timeout while waiting for RCPT replies. */
 	script_start(&s, DELIVERY_CLIENT_TLS_MAY, "250 mx\r\n");
@@ -712,7 +751,7 @@ static void test_client_failures(void **state)
 	drain(&s);
 	delivery_client_abort(&s.c, -ETIMEDOUT);
 	assert_string_equal(rc[0].enh, "4.4.1");
-	delivery_client_free(&s.c);
+	delivery_client_fini(&s.c);
 }
 
 static void test_client_caps(void **state)
@@ -1058,6 +1097,7 @@ int main(void)
 		cmocka_unit_test(test_reply_cases),
 		cmocka_unit_test(test_reply_limits),
 		cmocka_unit_test(test_body_cases),
+		cmocka_unit_test(test_body_wrap),
 		cmocka_unit_test(test_body_property),
 		cmocka_unit_test(test_client_pipelined),
 		cmocka_unit_test(test_client_lockstep),

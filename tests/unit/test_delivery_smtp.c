@@ -372,7 +372,7 @@ static void test_smtp_sink(void **state)
 	assert_true(d->reads <= 2 * 50 + 4);
 	fprintf(stderr, "smtp-sink: 50 messages x 5 recipients on one connection in %.3f s "
 			"(%.0f msg/s), %u reads, %u writes\n", d->secs, 50 / d->secs, d->reads, d->writes);
-	delivery_client_free(&d->c);
+	delivery_client_fini(&d->c);
 	free(d);
 }
 
@@ -459,7 +459,7 @@ static void aiosmtpd_run(bool tls)
 	check_stored(dir, 2, "<>", "three@d.test", tls ? "yes" : "no");
 	if (d->tls != NULL)
 		SSL_CTX_free(d->tls);
-	delivery_client_free(&d->c);
+	delivery_client_fini(&d->c);
 	free(d);
 	rm_rf(dir);
 	free(dir);
@@ -559,7 +559,7 @@ static void test_misbehave_mixed(void **state)
 	}
 	free(reads);
 	misbehave_stop(&mb);
-	delivery_client_free(&d->c);
+	delivery_client_fini(&d->c);
 	free(d);
 }
 
@@ -591,7 +591,7 @@ static void test_misbehave_dropdata(void **state)
 	assert_true(rc[0].enh[0] == '4');
 	assert_int_equal(rc[1].status, DELIVERY_RCPT_FAIL);
 	misbehave_stop(&mb);
-	delivery_client_free(&d->c);
+	delivery_client_fini(&d->c);
 	free(d);
 }
 
@@ -611,7 +611,7 @@ static void test_misbehave_endless(void **state)
 	assert_true(d->c.bytes_in < 64 * 1024);
 	assert_true(d->secs < 5.0);
 	misbehave_stop(&mb);
-	delivery_client_free(&d->c);
+	delivery_client_fini(&d->c);
 	free(d);
 }
 
@@ -648,7 +648,7 @@ static void test_misbehave_ehlo5xx(void **state)
 	assert_memory_equal(raw, body_wire, sizeof(body_wire) - 1);
 	free(raw);
 	misbehave_stop(&mb);
-	delivery_client_free(&d->c);
+	delivery_client_fini(&d->c);
 	free(d);
 }
 
@@ -674,7 +674,7 @@ static void test_misbehave_421(void **state)
 	assert_string_equal(rc[0].enh, "4.3.2");
 	assert_int_equal(rc[1].status, DELIVERY_RCPT_DEFER);
 	misbehave_stop(&mb);
-	delivery_client_free(&d->c);
+	delivery_client_fini(&d->c);
 	free(d);
 }
 
@@ -698,7 +698,7 @@ static void test_tls_required_not_offered(void **state)
 	assert_string_equal(d->c.error.enh, "4.7.4");
 	assert_int_equal(d->c.error.stage, DELIVERY_CLIENT_ST_EHLO);
 	misbehave_stop(&mb);
-	delivery_client_free(&d->c);
+	delivery_client_fini(&d->c);
 	free(d);
 }
 
