@@ -99,6 +99,7 @@ class Node:
             f.write(self.extra if extra is None else extra)
 
     def start(self, timeout=20):
+        readies = self.read_log().count("ready:")   # the log is appended to across restarts
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([NODE, "--config", self.conf_path], stdout=self.logf,
                                      stderr=subprocess.STDOUT)
@@ -107,7 +108,7 @@ class Node:
             if self.proc.poll() is not None:
                 raise RuntimeError("sluice-node exited with %s:\n%s" % (self.proc.returncode,
                                                                        self.read_log()[-3000:]))
-            if "ready:" in self.read_log():
+            if self.read_log().count("ready:") > readies:
                 return self
             time.sleep(0.05)
         raise RuntimeError("sluice-node did not become ready:\n" + self.read_log()[-3000:])

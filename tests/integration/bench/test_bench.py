@@ -1,0 +1,302 @@
+#!/usr/bin/python3
+"""Tests of the benchmark tools (bench/): the harness, sluice-load against Postfix's smtp-sink,
+sluice-load's own sink, its idle mode, STARTTLS over its memory BIOs, and a smoke run of the
+ingress scenario. One line per check; exit 1 if any failed. No check asserts a speed.
+
+  /usr/bin/python3 tests/integration/bench/test_bench.py [--build DIR] [--no-scenario]
+
+DIR defaults to $SLUICE_BUILD_ROOT, else /tmp/build-bench. Needs postfix (smtp-sink,
+smtp-source), swaks and openssl from .ci/deps. Uses loopback ports 27100-27120.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ap = argparse.ArgumentParser()
+ap.add_argument("--build", default=os.environ.get("SLUICE_BUILD_ROOT", "/tmp/build-bench"))
+ap.add_argument("--no-scenario", action="store_true", help="skip the run-ingress smoke run")
+args = ap.parse_args()
+LOAD = os.path.join(args.build, "bench", "sluice-load")
+SELFTEST = os.path.join(args.build, "bench", "bench_selftest")
+CORPUS = os.environ.get("SLUICE_BENCH_CORPUS",
+                        os.path.join(os.path.dirname(ROOT), "shared", "corpus", "sa-dev.tar.gz"))
+WORK = tempfile.mkdtemp(prefix="sluice-bench-test.")
+os.chmod(WORK, 0o755)   # the Postfix peer's processes (user postfix) must reach their queue
+passed = failed = 0
+procs = []
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok or not detail else f"  ({detail})"),
+          flush=True)
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+    return ok
+
+
+def wait_port(port, secs=10):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def port_free(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return False
+    except OSError:
+        return True
+
+
+def start(cmd, port, **kw):
+    p = subprocess.Popen(cmd, **kw)
+    procs.append(p)
+    if not wait_port(port):
+        raise RuntimeError(f"{cmd[0]} did not listen on {port}")
+    return p
+
+
+def stop(p, sig=signal.SIGTERM):
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def load(*a, timeout=120):
+    return subprocess.run([LOAD] + list(a), capture_output=True, text=True, timeout=timeout)
+
+
+def readjson(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def records(path, cols):
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) == cols:
+                    out.setdefault(parts[0], []).append(parts[1:])
+    except OSError:
+        pass
+    return out
+
+
+def t_harness():
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "harness", "selftest.py"),
+                        SELFTEST], capture_output=True, text=True, timeout=300)
+    check("harness: benchmarks registered from C report their counters (selftest.py)",
+          r.returncode == 0, r.stdout[-600:] + r.stderr[-300:])
+
+
+def t_smtp_sink():
+    port = 27100
+    for p in (port,):
+        if not port_free(p):
+            check(f"port {p} free", False, "a leftover server is listening")
+            return
+    out = open(os.path.join(WORK, "smtp-sink.out"), "w")
+    sink = start(["smtp-sink", "-c", "-u", "postfix", f"127.0.0.1:{port}", "256"], port,
+                 stdout=out, stderr=subprocess.STDOUT)
+    n = 1234
+    rec = os.path.join(WORK, "send-smtp-sink.rec")
+    js = os.path.join(WORK, "send-smtp-sink.json")
+    r = load("--server", f"127.0.0.1:{port}", "-c", "8", "-n", str(n), "-m", "50", "-r", "2",
+             "--record", rec, "--json", js, "-q", "--id-prefix", "t1")
+    j = readjson(js)
+    check("sluice-load vs smtp-sink: exit 0", r.returncode == 0, r.stderr[-300:])
+    check("sluice-load vs smtp-sink: reports exactly the messages sent",
+          j.get("messages_ok") == n and j.get("messages_failed") == 0,
+          f"ok {j.get('messages_ok')} failed {j.get('messages_failed')}")
+    check("sluice-load vs smtp-sink: every recipient accepted", j.get("rcpts_ok") == 2 * n)
+    recs = records(rec, 2)
+    check("sluice-load record: one 250 line per message, unique ids",
+          len(recs) == n and all(v == [["250"]] for v in recs.values()), f"{len(recs)} ids")
+    time.sleep(0.3)
+    stop(sink)
+    out.close()
+    with open(os.path.join(WORK, "smtp-sink.out")) as f:
+        counters = f.read().replace("\r", "\n").split()
+    mesg = [int(x.split("=")[1]) for x in counters if x.startswith("mesg=")]
+    check("smtp-sink counted exactly the messages sluice-load reports", mesg and mesg[-1] == n,
+          f"smtp-sink mesg={mesg[-1] if mesg else None}")
+    # Lock-step (no pipelining), one message per connection, corpus bodies.
+    sink = start(["smtp-sink", "-u", "postfix", f"127.0.0.1:{port}", "256"], port,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    js = os.path.join(WORK, "send-smtp-sink2.json")
+    r = load("--server", f"127.0.0.1:{port}", "-c", "4", "-n", "200", "-m", "1",
+             "--no-pipelining", "--corpus", CORPUS, "--json", js, "-q")
+    j = readjson(js)
+    check("sluice-load lock-step, 1 msg/connection, corpus: all accepted",
+          r.returncode == 0 and j.get("messages_ok") == 200 and j.get("connections", 0) >= 200,
+          f"{j.get('messages_ok')} ok, {j.get('connections')} connections {r.stderr[-200:]}")
+    stop(sink)
+
+
+def t_own_sink():
+    port = 27101
+    rec_sink = os.path.join(WORK, "sink.rec")
+    js_sink = os.path.join(WORK, "sink.json")
+    cert, key = os.path.join(WORK, "cert.pem"), os.path.join(WORK, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=sink.test"], capture_output=True,
+                   check=True)
+    sink = start([LOAD, "sink", "--listen", f"127.0.0.1:{port}", "--record", rec_sink,
+                  "--json", js_sink, "--tls-cert", cert, "--tls-key", key, "-t", "2", "-q"], port,
+                 stderr=subprocess.DEVNULL)
+    sent = {}
+    # 1. sluice-load with corpus bodies, pipelined, with body hashes.
+    rec1 = os.path.join(WORK, "send1.rec")
+    r = load("--server", f"127.0.0.1:{port}", "-c", "10", "-n", "777", "-m", "20", "--corpus",
+             CORPUS, "--record", rec1, "--record-hash", "--id-prefix", "s1", "-q")
+    check("sluice-load -> sink (corpus, pipelined): exit 0", r.returncode == 0, r.stderr[-300:])
+    for k, v in records(rec1, 3).items():
+        sent[k] = v[0][1]
+    # 2. STARTTLS, lock-step.
+    rec2 = os.path.join(WORK, "send2.rec")
+    js2 = os.path.join(WORK, "send2.json")
+    r = load("--server", f"127.0.0.1:{port}", "-c", "5", "-n", "150", "-m", "10", "--starttls",
+             "--no-pipelining", "--record", rec2, "--record-hash", "--id-prefix", "s2",
+             "--json", js2, "-q")
+    j = readjson(js2)
+    check("sluice-load STARTTLS -> sink: all accepted, one handshake per connection",
+          r.returncode == 0 and j.get("messages_ok") == 150 and
+          j.get("tls_ok") == j.get("connections") and j.get("tls_failed") == 0,
+          f"{j.get('messages_ok')} ok, tls {j.get('tls_ok')}/{j.get('connections')}")
+    for k, v in records(rec2, 3).items():
+        sent[k] = v[0][1]
+    # 3. another client: swaks, with a folded Message-ID and lines that need dot-stuffing.
+    body = "Line one\r\n.starts with a dot\r\n..two dots\r\nend\r\n"
+    eml = os.path.join(WORK, "swaks.eml")
+    with open(eml, "w", newline="") as f:
+        f.write("Message-ID:\r\n <swaks.1@test>\r\nSubject: folded\r\n\r\n" + body)
+    r = subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", "--to", "a@bench.test",
+                        "--from", "b@bench.test", "--data", eml, "-tls"],
+                       capture_output=True, text=True, timeout=60)
+    check("swaks (STARTTLS) -> sink: accepted", r.returncode == 0, r.stdout[-300:])
+    import hashlib
+    # swaks ends the data with an empty line of its own before the final dot.
+    sent["<swaks.1@test>"] = hashlib.sha256((body + "\r\n").encode()).hexdigest()
+    # 4. smtp-source: no Message-ID header; counted all the same.
+    r = subprocess.run(["smtp-source", "-s", "3", "-m", "30", "-l", "1000", "-d",
+                        f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    check("smtp-source -> sink: exit 0", r.returncode == 0, r.stderr[-200:])
+    time.sleep(0.3)
+    stop(sink)
+    got = records(rec_sink, 2)
+    total = sum(len(v) for v in got.values())
+    want_total = 777 + 150 + 1 + 30
+    check("sink counts exactly (records)", total == want_total, f"{total} != {want_total}")
+    js = readjson(js_sink)
+    check("sink counts exactly (report)", js.get("messages_ok") == want_total,
+          f"{js.get('messages_ok')}")
+    others = [k for k in got if k not in sent]
+    check("sink: smtp-source's 30 messages recorded under their own Message-IDs",
+          len(others) == 30 and "-" not in got, f"{len(others)} others")
+    missing = [k for k in sent if k not in got]
+    check("sink: every Message-ID sent arrived once", not missing and
+          all(len(got[k]) == 1 for k in sent), f"missing {missing[:3]}")
+    wrong = [k for k in sent if k in got and got[k][0][0] != sent[k]]
+    check("sink: body SHA-256 equals the sender's (after unstuffing)", not wrong,
+          f"{len(wrong)} differ, e.g. {wrong[:2]}")
+
+
+def t_idle():
+    port = 27102
+    sink = start([LOAD, "sink", "--listen", f"127.0.0.1:{port}", "-q"], port,
+                 stderr=subprocess.DEVNULL)
+    ready = os.path.join(WORK, "idle.ready")
+    js = os.path.join(WORK, "idle.json")
+    p = subprocess.Popen([LOAD, "idle", "--server", f"127.0.0.1:{port}", "--connections", "500",
+                          "--hold", "1", "--source", "127.0.0.2-127.0.0.9", "--ready-file", ready,
+                          "--json", js, "-q"], stderr=subprocess.DEVNULL)
+    end = time.time() + 60
+    while not os.path.exists(ready) and time.time() < end and p.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    est = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
+                         capture_output=True, text=True).stdout.splitlines()
+    srcs = {line.split()[-2].rsplit(":", 1)[0] for line in est if line.split()}
+    p.wait(60)
+    j = readjson(js)
+    check("idle: 500 connections held", j.get("idle_held") == 500 and p.returncode == 0,
+          f"held {j.get('idle_held')} rc {p.returncode}")
+    check("idle: connections really open while held (ss)", len(est) >= 500, f"{len(est)}")
+    check("idle: client sources spread over 127.0.0.2-9", len(srcs) == 8, f"{sorted(srcs)}")
+    stop(sink)
+
+
+def t_refused():
+    r = load("--server", "127.0.0.1:27119", "-c", "2", "-n", "5", "-q", timeout=60)
+    check("sluice-load: a closed port fails the run (non-zero exit)", r.returncode != 0)
+
+
+def t_scenario():
+    out = os.path.join(WORK, "ingress")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run-ingress.py"), "--smoke",
+                        "--build", args.build, "--out", out, "--port-base", "27110"],
+                       capture_output=True, text=True, timeout=600)
+    doc = readjson(os.path.join(out, "ingress.json"))
+    check("run-ingress --smoke: exit 0", r.returncode == 0, (r.stdout + r.stderr)[-600:])
+    legs = {(x["server"], x["client"]) for x in doc.get("runs", [])}
+    check("run-ingress --smoke: postfix and smtp-sink legs ran with both clients",
+          {("postfix", "sluice-load"), ("postfix", "smtp-source"), ("smtp-sink", "sluice-load"),
+           ("smtp-sink", "smtp-source")} <= legs, f"{sorted(legs)}")
+    pf = [x for x in doc.get("runs", []) if x["server"] == "postfix"]
+    check("run-ingress --smoke: Postfix's hold queue has every accepted message",
+          pf and all(x["server_stored"] == x["ok"] for x in pf),
+          f"{[(x['ok'], x['server_stored']) for x in pf]}")
+    check("run-ingress --smoke: report and plots written",
+          os.path.exists(os.path.join(out, "ingress.md")) and
+          (shutil.which("gnuplot") is None or os.path.exists(os.path.join(out, "ingress-rate.png"))))
+
+
+def main():
+    for exe in (LOAD, SELFTEST):
+        if not os.access(exe, os.X_OK):
+            print(f"FAIL missing {exe} (build {args.build} first)")
+            return 1
+    tests = [t_harness, t_smtp_sink, t_own_sink, t_idle, t_refused]
+    if not args.no_scenario:
+        tests.append(t_scenario)
+    try:
+        for t in tests:
+            try:
+                t()
+            except Exception as e:  # a crashed check is a failed check
+                check(f"{t.__name__} ran", False, repr(e))
+    finally:
+        for p in procs:
+            stop(p, signal.SIGKILL)
+        shutil.rmtree(WORK, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
