@@ -97,11 +97,22 @@ static void node_shard_finish(struct shard *sh)
 		filter_shard_free(&sh->filter);
 }
 
+/* A reload: a new rule set is swapped in for new messages (those in flight finish with the one
+ * they began with). The file was loaded and checked by the agent, so a broken rule set never
+ * gets here. XXX: listeners are fixed at start. */
 static void node_shard_config(struct shard *sh, struct node_config *old)
 {
-	/* XXX: listeners are fixed at start; a new rule set is picked up by the filter work. */
-	(void)sh;
-	(void)old;
+	struct filter_db *db = sh->conf->filter_db;
+	int r;
+
+	if (db == NULL || db == old->filter_db)
+		return;
+	if (sh->filter == NULL)
+		r = filter_shard_new(&sh->filter, db);
+	else
+		r = filter_shard_set_db(sh->filter, db);
+	if (r < 0)
+		log_warn(r, "shard %u: the new rule set could not be set up; keeping the old one", sh->id);
 }
 
 static const struct shard_hooks node_hooks = {

@@ -61,8 +61,19 @@ static int smtp_body_begin(struct smtp_session *s, enum smtp_data_mode mode)
 	r = smtp_body_trace(s);
 	if (r < 0)
 		return r;
-	if (sh->filter != NULL && filter_msg_begin(sh->filter, &t->fm) < 0)
-		t->fm = NULL;    /* unfiltered rather than refused: logged in the verdict */
+	if (sh->filter != NULL && sh->conf->filter_db != NULL) {
+		if (filter_msg_begin(sh->filter, &t->fm) == 0) {
+			struct filter_envelope fe = {
+				.mail_from = t->mail_from,
+				.helo = { s->helo ? s->helo : "", s->helo ? strlen(s->helo) : 0 },
+			};
+
+			filter_msg_set_envelope(t->fm, &fe);
+		} else {
+			t->fm = NULL;     /* unfiltered rather than refused */
+			log_warn(-ENOMEM, "%s: message not filtered", s->id);
+		}
+	}
 	return 0;
 }
 
