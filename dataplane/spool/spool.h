@@ -76,11 +76,14 @@ struct spool_conf {
  * journal, discards a torn record at a segment's tail (truncating it away), and rebuilds the index
  * of messages not yet done. Submissions go on `ring`; every SQE the spool queues carries
  * user_data with ud_tag in its top 8 bits, and the shard hands each such CQE to
- * spool_handle_cqe. Returns 0 or -errno (with a log line naming the file).
+ * spool_handle_cqe. Returns 0 or -errno (with a log line naming the file); -EINVAL if the ring's
+ * SQ has fewer than 16 entries (a batch's linked chain must fit in it whole).
  */
 int spool_open(struct spool **sp_r, const struct spool_conf *conf, struct io_uring *ring,
 	       uint8_t ud_tag);
-/* Flushes and waits for everything in flight (blocking: shutdown only), then frees. */
+/* Flushes and waits for everything in flight (blocking: shutdown only), then frees. The shard
+ * should first drive its loop until !spool_busy(): CQEs of other ud_tags that this call reaps
+ * while it waits are dropped (with a warning). */
 void spool_close(struct spool **sp);
 
 /* Starts a message. -ENOSPC when the disk is below min_free_bytes (say 452 4.3.1), -ENOMEM. */
@@ -131,6 +134,8 @@ void spool_get_stats(const struct spool *sp, struct spool_stats *st);
 
 /* ---- For the queue tool and recovery (read-only, any process) ---- */
 
+enum spool_rcpt_state { SPOOL_RCPT_QUEUED = 0, SPOOL_RCPT_DONE = 1, SPOOL_RCPT_FAILED = 2 };
+
 struct spool_entry {
 	spool_qid    qid;
 	uint64_t     body_len;
@@ -138,6 +143,7 @@ struct spool_entry {
 	uint8_t      role;
 	bool         done, held;
 	uint32_t     nrcpt, rcpt_done, rcpt_failed;
+	uint8_t     *rcpt_state;     /* nrcpt enum spool_rcpt_state values (malloc'd, may be NULL) */
 	char        *mail_from;      /* NUL-terminated copies, freed by spool_entry_free */
 	char       **rcpts;
 	char        *message_id;     /* the Message-ID header's value, if any, else NULL */
@@ -145,6 +151,8 @@ struct spool_entry {
 	int32_t      score_milli;
 	uint8_t      action;
 };
+/* Frees the strings of an entry (spool_scan frees the entries it passes to fn after fn returns). */
+void spool_entry_free(struct spool_entry *e);
 typedef int spool_iter_fn(void *arg, const struct spool_entry *e);
 /* Walks every valid record of every shard under dir, in order, with the journal applied.
  * Stops early if fn returns non-zero (and returns that). Torn tails are skipped, not modified. */

@@ -1,0 +1,1528 @@
+/*
+ * spool.c - the spool writer: one per shard, shard thread only. It owns the shard's segment
+ * files, the state journal, group commit on the shard's io_uring ring, and recovery at open.
+ *
+ * Flow: spool_msg_begin / _write buffer the body in a chain of chunks (4 KiB growing to 64 KiB,
+ * never copied again); a body past spill_bytes streams into a segment of its own. spool_msg_commit
+ * encodes the envelope and puts the message on the pending list. spool_flush (once per loop turn)
+ * turns the pending list into one batch: each record gets its offset (and so its queue id), the
+ * records go out as linked WRITEVs followed by one IORING_FSYNC_DATASYNC per file touched, all in
+ * one IOSQE_IO_LINK chain, so the syncs run only after every write succeeded and a failure cancels
+ * the rest (-ECANCELED): the batch fails as a whole. Only one batch is in flight; commits made
+ * meanwhile wait and go together in the next. Done callbacks fire from spool_handle_cqe once the
+ * whole chain completed. Errors found before anything is written (no segment could be created,
+ * a streamed write failed) are reported through a NOP, so callbacks still come from a CQE.
+ *
+ * Files (in <dir>/shard-<id>/): seg-<8 hex>.dat, preallocated to segment_size, records appended;
+ * journal-<8 hex>.log, preallocated, 32-byte records (spool_record.h); a journal that fills up is
+ * replaced by a new one holding a snapshot of every open message's state (synchronously, XXX:
+ * a few ms every few hundred thousand events), written and synced before the old one is deleted.
+ * One spare segment is created ahead through the ring (OPENAT, then FALLOCATE -> FSYNC -> FSYNC of
+ * the directory); if it is not ready at roll time one is created synchronously (XXX: a short
+ * stall, rare with the spare).
+ *
+ * Limits: a segment holds at most 32 GiB (the queue id's offset / 8 is 32 bits); segment numbers
+ * are 24 bits (XXX: they wrap after 16M segments, restarting at 1); at most one batch in flight.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "spool_impl.h"
+
+#define SPOOL_DEF_SEGMENT   (UINT64_C(64) << 20)
+#define SPOOL_DEF_SPILL     (UINT64_C(1) << 20)
+#define SPOOL_DEF_MIN_FREE  (UINT64_C(64) << 20)
+#define SPOOL_JOURNAL_SIZE  (UINT64_C(4) << 20)
+#define SPOOL_CHUNK_MIN     4096u
+#define SPOOL_CHUNK_MAX     65536u
+#define SPOOL_STATFS_NS     100000000u   /* refresh the free-space figure at most every 100 ms */
+#define SPOOL_IOV_MAX       1024u
+
+/* user_data: ud_tag (8) | kind (8) | pointer (48). */
+enum { K_WRITE = 1, K_SYNC, K_NOP, K_STREAM, K_SPARE_OPEN, K_SPARE_PREP, K_TIMER };
+
+static uint64_t ud_make(const struct spool *sp, unsigned kind, const void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+
+	if (p >> 48)
+		panic("spool: pointer %p does not fit io_uring user_data", ptr);
+	return ((uint64_t)sp->ud_tag << 56) | ((uint64_t)kind << 48) | p;
+}
+
+/* An SQE, submitting what is queued when the SQ is full. NULL only if the ring refuses to take
+ * submissions at all (the caller fails the operation). */
+static struct io_uring_sqe *get_sqe(struct spool *sp)
+{
+	for (int i = 0; i < 16; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
+		int rc;
+
+		if (sqe)
+			return sqe;
+		rc = io_uring_submit(sp->ring);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+			return NULL;
+	}
+	return NULL;
+}
+
+static void jpend_add(struct spool *sp, uint8_t ev, spool_qid qid, uint64_t arg);
+
+/* ---- Segments ---- */
+
+static void seg_link(struct spool *sp, struct spool_seg *seg)
+{
+	seg->next = &sp->segs;
+	seg->prev = sp->segs.prev;
+	sp->segs.prev->next = seg;
+	sp->segs.prev = seg;
+	sp->st.segments++;
+}
+
+static void seg_unlink_list(struct spool *sp, struct spool_seg *seg)
+{
+	if (!seg->next)
+		return;
+	seg->prev->next = seg->next;
+	seg->next->prev = seg->prev;
+	seg->next = seg->prev = NULL;
+	sp->st.segments--;
+}
+
+/* Removes the file and every index entry of a segment, and frees it. */
+static void seg_destroy(struct spool *sp, struct spool_seg *seg)
+{
+	char name[32];
+
+	if (seg->fd >= 0)
+		close(seg->fd);
+	spool_seg_name(name, seg->segno);
+	if (unlinkat(sp->dfd, name, 0) < 0 && errno != ENOENT)
+		log_warn(-errno, "spool: %s/%s: unlink", sp->dir, name);
+	if (seg->nrec) {
+		spool_qid *del = NULL;
+		uint32_t n = 0;
+
+		del = malloc(sizeof(*del) * seg->nrec);
+		for (uint32_t k = 0; del && k < sp->ix.cap && n < seg->nrec; k++)
+			if (sp->ix.tab[k].qid && sp->ix.tab[k].seg == seg)
+				del[n++] = sp->ix.tab[k].qid;
+		for (uint32_t i = 0; i < n; i++)
+			spool_index_del(&sp->ix, del[i]);
+		if (!del) {   /* out of memory: the slow way */
+			for (uint32_t k = 0; k < sp->ix.cap; ) {
+				if (sp->ix.tab[k].qid && sp->ix.tab[k].seg == seg)
+					spool_index_del(&sp->ix, sp->ix.tab[k].qid);
+				else
+					k++;
+			}
+		}
+		free(del);
+	}
+	if (seg == sp->cur)
+		sp->cur = NULL;
+	seg_unlink_list(sp, seg);
+	free(seg);
+}
+
+/* A sealed segment with nothing in flight closes its descriptor; one whose records are all done
+ * (or that has none) is deleted. */
+static void seg_settle(struct spool *sp, struct spool_seg *seg)
+{
+	if (seg->journal || !seg->sealed || seg->inflight)
+		return;
+	if (seg->fd >= 0) {
+		close(seg->fd);
+		seg->fd = -1;
+	}
+	if (seg->nlive == 0) {
+		if (seg->nrec)
+			log_debug("spool: %s: reclaiming segment %08" PRIx32 " (%u done)", sp->dir,
+				  seg->segno, seg->nrec);
+		seg_destroy(sp, seg);
+	}
+}
+
+static void seg_seal(struct spool *sp, struct spool_seg *seg)
+{
+	seg->sealed = true;
+	if (seg == sp->cur)
+		sp->cur = NULL;
+	seg_settle(sp, seg);
+}
+
+static uint32_t segno_next(struct spool *sp)
+{
+	uint32_t n = sp->next_segno++;
+
+	if (sp->next_segno > SPOOL_SEG_MAX)
+		sp->next_segno = 1;   /* XXX: wraps after 16M segments */
+	return n;
+}
+
+/* Creates a preallocated segment synchronously: open, fallocate, fsync, fsync(dir). */
+static int seg_create_sync(struct spool *sp, uint32_t segno, uint64_t size, bool journal,
+			   struct spool_seg **seg_r)
+{
+	char name[32];
+	struct spool_seg *seg;
+	int fd, rc = 0;
+
+	if (journal)
+		spool_journal_name(name, segno);
+	else
+		spool_seg_name(name, segno);
+	fd = openat(sp->dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		rc = -errno;
+		log_warn(rc, "spool: %s/%s: create", sp->dir, name);
+		return rc;
+	}
+	if (fallocate(fd, 0, 0, (off_t)size) < 0 && errno != EOPNOTSUPP)
+		rc = -errno;
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (!rc && fsync(sp->dfd) < 0)
+		rc = -errno;
+	if (!rc && !(seg = calloc(1, sizeof(*seg))))
+		rc = -ENOMEM;
+	if (rc) {
+		log_warn(rc, "spool: %s/%s: preallocate %" PRIu64 " bytes", sp->dir, name, size);
+		close(fd);
+		unlinkat(sp->dfd, name, 0);
+		return rc;
+	}
+	seg->segno = segno;
+	seg->fd = fd;
+	seg->alloc = size;
+	seg->journal = journal;
+	if (!journal)
+		seg_link(sp, seg);
+	*seg_r = seg;
+	return 0;
+}
+
+/* The spare: created ahead through the ring. */
+static void spare_start(struct spool *sp)
+{
+	struct io_uring_sqe *sqe;
+
+	if (sp->spare_state != SPOOL_SPARE_NONE || sp->closing)
+		return;
+	if (!(sqe = get_sqe(sp)))
+		return;
+	sp->spare = calloc(1, sizeof(*sp->spare));
+	if (!sp->spare) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, ud_make(sp, K_SPARE_PREP, sp));
+		sp->spare_err = -ENOMEM;
+		sp->spare_left = 1;
+		sp->spare_state = SPOOL_SPARE_PREPARING;
+		return;
+	}
+	sp->spare->segno = segno_next(sp);
+	sp->spare->fd = -1;
+	sp->spare->alloc = sp->conf.segment_size;
+	spool_seg_name(sp->spare_name, sp->spare->segno);
+	io_uring_prep_openat(sqe, sp->dfd, sp->spare_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			     0640);
+	io_uring_sqe_set_data64(sqe, ud_make(sp, K_SPARE_OPEN, sp));
+	sp->spare_err = 0;
+	sp->spare_state = SPOOL_SPARE_OPENING;
+}
+
+static void spare_opened(struct spool *sp, int res)
+{
+	struct io_uring_sqe *sqe[3];
+
+	if (res < 0) {
+		log_warn(res, "spool: %s/%s: create spare segment", sp->dir, sp->spare_name);
+		free(sp->spare);
+		sp->spare = NULL;
+		sp->spare_err = res;
+		sp->spare_state = SPOOL_SPARE_FAILED;
+		return;
+	}
+	sp->spare->fd = res;
+	if (io_uring_sq_space_left(sp->ring) < 3)
+		io_uring_submit(sp->ring);
+	for (int i = 0; i < 3; i++)
+		if (!(sqe[i] = io_uring_get_sqe(sp->ring))) {
+			/* Cannot happen after the submit above unless the ring is broken. */
+			panic("spool: no SQE for the spare segment");
+		}
+	io_uring_prep_fallocate(sqe[0], res, 0, 0, (off_t)sp->spare->alloc);
+	io_uring_prep_fsync(sqe[1], res, 0);
+	io_uring_prep_fsync(sqe[2], sp->dfd, 0);
+	sqe[0]->flags |= IOSQE_IO_LINK;
+	sqe[1]->flags |= IOSQE_IO_LINK;
+	for (int i = 0; i < 3; i++)
+		io_uring_sqe_set_data64(sqe[i], ud_make(sp, K_SPARE_PREP, sp));
+	sp->spare_left = 3;
+	sp->spare_state = SPOOL_SPARE_PREPARING;
+}
+
+static void spare_prepared(struct spool *sp, int res)
+{
+	/* A filesystem without fallocate still gives a usable (sparse) segment. */
+	if (res < 0 && res != -EOPNOTSUPP && !sp->spare_err)
+		sp->spare_err = res;
+	if (--sp->spare_left)
+		return;
+	if (sp->spare_err) {
+		if (sp->spare) {
+			log_warn(sp->spare_err, "spool: %s/%s: preallocate spare segment", sp->dir,
+				 sp->spare_name);
+			if (sp->spare->fd >= 0)
+				close(sp->spare->fd);
+			unlinkat(sp->dfd, sp->spare_name, 0);
+			free(sp->spare);
+			sp->spare = NULL;
+		}
+		sp->spare_state = SPOOL_SPARE_FAILED;
+		sp->spare_fail_ns = clock_mono_ns();
+		return;
+	}
+	sp->spare_state = SPOOL_SPARE_READY;
+}
+
+/* A fresh segment for appending or for a spilled body. -EAGAIN while the spare is on its way. */
+static int seg_take(struct spool *sp, struct spool_seg **seg_r)
+{
+	struct spool_seg *seg;
+	int rc;
+
+	if (sp->spare_state == SPOOL_SPARE_READY) {
+		seg = sp->spare;
+		sp->spare = NULL;
+		sp->spare_state = SPOOL_SPARE_NONE;
+		seg_link(sp, seg);
+	} else if (sp->spare_state == SPOOL_SPARE_OPENING ||
+		   sp->spare_state == SPOOL_SPARE_PREPARING) {
+		return -EAGAIN;
+	} else {
+		/* XXX: synchronous open + fallocate + fsync(dir): only when the spare is missing. */
+		sp->spare_state = SPOOL_SPARE_NONE;
+		rc = seg_create_sync(sp, segno_next(sp), sp->conf.segment_size, false, &seg);
+		if (rc < 0)
+			return rc;
+	}
+	/* The journal remembers the highest segment number ever used, so queue ids stay unique
+	 * even after every segment was reclaimed. It rides the batch of the segment's first
+	 * record. */
+	jpend_add(sp, SPOOL_JEV_HIGHWATER, 0, seg->segno);
+	spare_start(sp);
+	*seg_r = seg;
+	return 0;
+}
+
+/* ---- The journal ---- */
+
+static void jpend_add(struct spool *sp, uint8_t ev, spool_qid qid, uint64_t arg)
+{
+	struct spool_jrec j = { .event = ev, .qid = qid, .arg = arg };
+
+	if (sp->jpend_len + SPOOL_JREC_SIZE > sp->jpend_cap) {
+		size_t ncap = sp->jpend_cap ? sp->jpend_cap * 2 : 4096;
+		uint8_t *n = realloc(sp->jpend, ncap);
+
+		if (!n) {
+			/* The state is in the index: the next journal roll writes it. */
+			sp->jneed_roll = true;
+			return;
+		}
+		sp->jpend = n;
+		sp->jpend_cap = ncap;
+	}
+	spool_record_jrec_encode(sp->jpend + sp->jpend_len, &j);
+	sp->jpend_len += SPOOL_JREC_SIZE;
+}
+
+/*
+ * Replaces the journal with a new one holding a snapshot of every message's state (synchronous:
+ * called at open, and from spool_flush when no batch is in flight). The new file is synced, and
+ * its name in the directory, before the old one is deleted; replay reads every journal in order,
+ * so a crash in between only replays the same state twice.
+ */
+static int journal_roll(struct spool *sp)
+{
+	uint8_t *snap = NULL;
+	size_t len = 0, cap = 0;
+	struct spool_seg *j, *old = sp->jcur;
+	uint64_t size = sp->journal_size;
+	struct spool_jrec hw = { .event = SPOOL_JEV_HIGHWATER,
+				 .arg = sp->next_segno > 1 ? sp->next_segno - 1 : SPOOL_SEG_MAX };
+	int rc = 0;
+
+	snap = malloc(cap = 64 * SPOOL_JREC_SIZE);
+	if (!snap)
+		return -ENOMEM;
+	spool_record_jrec_encode(snap, &hw);
+	len = SPOOL_JREC_SIZE;
+	for (uint32_t k = 0; k < sp->ix.cap && !rc; k++)
+		if (sp->ix.tab[k].qid)
+			rc = spool_index_snapshot(&sp->ix.tab[k], &snap, &len, &cap);
+	if (rc) {
+		free(snap);
+		return rc;
+	}
+	while (size < 2 * len)
+		size *= 2;
+	rc = seg_create_sync(sp, sp->next_jno, size, true, &j);
+	if (rc) {
+		free(snap);
+		return rc;
+	}
+	sp->next_jno++;
+	for (size_t w = 0; w < len && !rc; ) {
+		ssize_t n = pwrite(j->fd, snap + w, len - w, (off_t)w);
+
+		if (n < 0 && errno != EINTR)
+			rc = -errno;
+		else if (n > 0)
+			w += (size_t)n;
+	}
+	if (!rc && fdatasync(j->fd) < 0)
+		rc = -errno;
+	free(snap);
+	if (rc) {
+		char name[32];
+
+		spool_journal_name(name, j->segno);
+		log_warn(rc, "spool: %s/%s: write journal snapshot", sp->dir, name);
+		close(j->fd);
+		unlinkat(sp->dfd, name, 0);
+		free(j);
+		return rc;
+	}
+	j->off = len;
+	sp->jcur = j;
+	if (old) {
+		char name[32];
+
+		spool_journal_name(name, old->segno);
+		close(old->fd);
+		if (unlinkat(sp->dfd, name, 0) < 0)
+			log_warn(-errno, "spool: %s/%s: unlink old journal", sp->dir, name);
+		free(old);
+	}
+	/* Everything pending is in the snapshot (its effects are in the index). */
+	sp->jpend_len = 0;
+	sp->jneed_roll = false;
+	return 0;
+}
+
+int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, uint64_t arg)
+{
+	struct spool_jrec j = { .event = (uint8_t)ev, .qid = qid, .arg = arg };
+	struct spool_ient *e = spool_index_get(&sp->ix, qid);
+	struct spool_seg *seg;
+	bool was_done;
+	int rc;
+
+	if (!e)
+		return -ENOENT;
+	if (ev < SPOOL_EV_RCPT_DONE || ev > SPOOL_EV_DEFER)
+		return -EINVAL;
+	if ((ev == SPOOL_EV_RCPT_DONE || ev == SPOOL_EV_RCPT_FAILED) && arg >= e->nrcpt)
+		return -EINVAL;
+	was_done = e->flags & SPOOL_IF_DONE;
+	if ((rc = spool_index_apply(e, &j)) < 0)
+		return rc;
+	jpend_add(sp, j.event, qid, arg);
+	seg = e->seg;
+	if (!was_done && (e->flags & SPOOL_IF_DONE)) {
+		sp->st.queued--;
+		if (seg && seg->nlive)
+			seg->nlive--;
+		if (seg)
+			seg_settle(sp, seg);   /* may delete the segment and e with it */
+	}
+	return 0;
+}
+
+/* ---- Free space ---- */
+
+static bool space_low(struct spool *sp)
+{
+	uint64_t now = clock_mono_ns();
+
+	if (!sp->conf.min_free_bytes)
+		return false;
+	if (!sp->free_checked_ns || now - sp->free_checked_ns >= SPOOL_STATFS_NS) {
+		struct statvfs sv;
+
+		if (fstatvfs(sp->dfd, &sv) == 0)
+			sp->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+		sp->free_checked_ns = now;
+	}
+	return sp->free_bytes < sp->conf.min_free_bytes;
+}
+
+/* ---- Messages ---- */
+
+static void chunks_free(struct spool_chunk *c)
+{
+	while (c) {
+		struct spool_chunk *n = c->next;
+
+		free(c);
+		c = n;
+	}
+}
+
+static void msg_destroy(struct spool_msg *m)
+{
+	chunks_free(m->head);
+	free(m->meta);
+	if (m->spill) {
+		m->spill->nrec = 0;
+		m->spill->nlive = 0;
+		m->spill->sealed = true;
+		seg_settle(m->sp, m->spill);
+	}
+	free(m);
+}
+
+int spool_msg_begin(struct spool *sp, struct spool_msg **m_r)
+{
+	struct spool_msg *m;
+
+	if (space_low(sp))
+		return -ENOSPC;
+	m = aligned_alloc(64, (sizeof(*m) + 63) & ~(size_t)63);
+	if (!m)
+		return -ENOMEM;
+	memset(m, 0, sizeof(*m));
+	XXH3_64bits_reset(&m->xs);
+	m->sp = sp;
+	*m_r = m;
+	return 0;
+}
+
+uint64_t spool_msg_size(const struct spool_msg *m)
+{
+	return m->size;
+}
+
+/* Writes a full chunk of a spilled body at its place in the spill segment. */
+static void stream_chunk(struct spool_msg *m, struct spool_chunk *c)
+{
+	struct spool *sp = m->sp;
+	struct io_uring_sqe *sqe = get_sqe(sp);
+
+	if (!sqe) {
+		if (!m->err)
+			m->err = -EBUSY;
+		free(c);
+		return;
+	}
+	c->msg = m;
+	c->next = NULL;
+	io_uring_prep_write(sqe, m->spill->fd, c->data, c->len, m->spill_off);
+	io_uring_sqe_set_data64(sqe, ud_make(sp, K_STREAM, c));
+	m->spill_off += c->len;
+	m->inflight++;
+	sp->stream_inflight++;
+}
+
+/* Streams every full chunk (all but a partly filled tail) of a spilled message. */
+static void stream_full_chunks(struct spool_msg *m)
+{
+	while (m->head && m->head->len == m->head->cap) {
+		struct spool_chunk *c = m->head;
+
+		m->head = c->next;
+		if (!m->head)
+			m->tail = NULL;
+		stream_chunk(m, c);
+	}
+}
+
+static int spill_start(struct spool_msg *m)
+{
+	struct spool_seg *seg;
+	int rc = seg_take(m->sp, &seg);
+
+	if (rc == -EAGAIN)
+		return 0;   /* the spare is on its way: keep buffering, try again on the next write */
+	if (rc < 0)
+		return rc;
+	seg->spill = true;
+	m->spill = seg;
+	m->qid = spool_qid_make(m->sp->conf.shard_id, seg->segno, 0);
+	m->spill_off = SPOOL_RECORD_HDR_SIZE;
+	stream_full_chunks(m);
+	return 0;
+}
+
+int spool_msg_write(struct spool_msg *m, const void *p, size_t len)
+{
+	const uint8_t *s = p;
+
+	if (m->err)
+		return m->err;
+	XXH3_64bits_update(&m->xs, p, len);
+	m->size += len;
+	while (len) {
+		struct spool_chunk *c = m->tail;
+		size_t n;
+
+		if (!c || c->len == c->cap) {
+			uint32_t cap = !c ? SPOOL_CHUNK_MIN :
+				       (c->cap >= SPOOL_CHUNK_MAX / 2 ? SPOOL_CHUNK_MAX : c->cap * 2);
+
+			if (m->spill)
+				cap = SPOOL_CHUNK_MAX;
+			c = malloc(sizeof(*c) + cap);
+			if (!c)
+				return m->err = -ENOMEM;
+			c->next = NULL;
+			c->msg = NULL;
+			c->cap = cap;
+			c->len = 0;
+			if (m->tail)
+				m->tail->next = c;
+			else
+				m->head = c;
+			m->tail = c;
+		}
+		n = c->cap - c->len < len ? c->cap - c->len : len;
+		memcpy(c->data + c->len, s, n);
+		c->len += (uint32_t)n;
+		s += n;
+		len -= n;
+		if (m->spill && c->len == c->cap)
+			stream_full_chunks(m);
+	}
+	if (!m->spill && m->size > m->sp->conf.spill_bytes) {
+		int rc = spill_start(m);
+
+		if (rc < 0)
+			m->err = rc;
+	}
+	return m->err;
+}
+
+void spool_msg_abort(struct spool_msg **mp)
+{
+	struct spool_msg *m = *mp;
+
+	if (!m)
+		return;
+	*mp = NULL;
+	if (m->inflight) {
+		/* Streamed writes still point into chunks: the last completion frees it. */
+		chunks_free(m->head);
+		m->head = m->tail = NULL;
+		m->aborted = true;
+		return;
+	}
+	msg_destroy(m);
+}
+
+int spool_msg_commit(struct spool_msg *m, const struct spool_envelope *env, spool_done_fn *done,
+		     void *arg)
+{
+	struct spool *sp = m->sp;
+	size_t env_len = spool_record_env_size(env);
+	uint64_t rec_len, pad;
+	int rc = m->err;
+
+	if (!rc && space_low(sp))
+		rc = -ENOSPC;
+	if (!rc && (env_len > SPOOL_RECORD_ENV_MAX || m->size > SPOOL_RECORD_BODY_MAX))
+		rc = -EFBIG;
+	rec_len = spool_record_align(SPOOL_RECORD_HDR_SIZE + m->size + env_len);
+	pad = rec_len - SPOOL_RECORD_HDR_SIZE - m->size - env_len;
+	if (!rc && !(m->meta = calloc(1, SPOOL_RECORD_HDR_SIZE + env_len + pad)))
+		rc = -ENOMEM;
+	if (rc) {
+		spool_msg_abort(&m);
+		return rc;
+	}
+	spool_record_env_encode(env, m->meta + SPOOL_RECORD_HDR_SIZE);
+	XXH3_64bits_update(&m->xs, m->meta + SPOOL_RECORD_HDR_SIZE, env_len);
+	m->payload_sum = XXH3_64bits_digest(&m->xs);
+	m->env_len = (uint32_t)env_len;
+	m->nrcpt = env->nrcpt;
+	m->received_ns = env->received_ns ? env->received_ns : clock_wall_ns();
+	m->done = done;
+	m->arg = arg;
+	m->commit_ns = clock_mono_ns();
+	m->next = NULL;
+	if (!sp->pending)
+		sp->oldest_pending_ns = m->commit_ns;
+	*sp->pending_tail = m;
+	sp->pending_tail = &m->next;
+	sp->npending++;
+	return 0;
+}
+
+/* ---- Batches ---- */
+
+static void batch_free(struct spool_batch *b)
+{
+	free(b->iov);
+	free(b->wops);
+	free(b->segs);
+	free(b->seg_start);
+	free(b->jbuf);
+	free(b);
+}
+
+static int batch_add_seg(struct spool_batch *b, struct spool_seg *seg)
+{
+	for (uint32_t i = 0; i < b->nsegs; i++)
+		if (b->segs[i] == seg)
+			return 0;
+	if (b->nsegs == b->segs_cap) {
+		uint32_t ncap = b->segs_cap ? b->segs_cap * 2 : 8;
+		struct spool_seg **ns = realloc(b->segs, ncap * sizeof(*ns));
+		uint64_t *nst;
+
+		if (!ns)
+			return -ENOMEM;
+		b->segs = ns;
+		if (!(nst = realloc(b->seg_start, ncap * sizeof(*nst))))
+			return -ENOMEM;
+		b->seg_start = nst;
+		b->segs_cap = ncap;
+	}
+	b->segs[b->nsegs] = seg;
+	b->seg_start[b->nsegs] = seg->off;
+	b->nsegs++;
+	seg->inflight++;
+	return 0;
+}
+
+/* Adds one buffer written at off of fd, extending the last write when it is contiguous. */
+static int batch_add_iov(struct spool_batch *b, int fd, uint64_t off, void *base, size_t len)
+{
+	struct spool_wop *w = b->nwop ? &b->wops[b->nwop - 1] : NULL;
+
+	if (!len)
+		return 0;
+	if (b->niov == b->iov_cap) {
+		uint32_t ncap = b->iov_cap ? b->iov_cap * 2 : 64;
+		struct iovec *ni = realloc(b->iov, ncap * sizeof(*ni));
+
+		if (!ni)
+			return -ENOMEM;
+		b->iov = ni;
+		b->iov_cap = ncap;
+	}
+	if (!w || w->fd != fd || w->off + w->len != off || w->niov >= SPOOL_IOV_MAX) {
+		if (b->nwop == b->wop_cap) {
+			uint32_t ncap = b->wop_cap ? b->wop_cap * 2 : 16;
+			struct spool_wop *nw = realloc(b->wops, ncap * sizeof(*nw));
+
+			if (!nw)
+				return -ENOMEM;
+			b->wops = nw;
+			b->wop_cap = ncap;
+		}
+		w = &b->wops[b->nwop++];
+		*w = (struct spool_wop){ .fd = fd, .off = off, .iov0 = b->niov };
+	}
+	b->iov[b->niov++] = (struct iovec){ base, len };
+	w->niov++;
+	w->len += len;
+	return 0;
+}
+
+static uint32_t msg_nchunks(const struct spool_msg *m)
+{
+	uint32_t n = 0;
+
+	for (const struct spool_chunk *c = m->head; c; c = c->next)
+		n++;
+	return n;
+}
+
+/*
+ * Places m in batch b: gives it its offset and queue id (rolling to a new segment if it does not
+ * fit) and adds its writes. 0, -EAGAIN (wait for the spare; m untouched), -errno (m untouched,
+ * fail it).
+ */
+static int batch_place(struct spool *sp, struct spool_batch *b, struct spool_msg *m,
+		       bool *rolled)
+{
+	uint64_t rec_len = spool_record_align(SPOOL_RECORD_HDR_SIZE + m->size + m->env_len);
+	uint64_t tail_len = rec_len - SPOOL_RECORD_HDR_SIZE - m->size;   /* envelope + pad */
+	struct spool_seg *seg;
+	uint64_t off, pos;
+	int rc;
+
+	if (m->spill) {
+		seg = m->spill;
+		off = 0;
+	} else {
+		seg = sp->cur;
+		if (!seg || (seg->off > 0 && (seg->off + rec_len > seg->alloc ||
+					      seg->off + rec_len > SPOOL_SEG_OFF_MAX))) {
+			if (*rolled)
+				return -EAGAIN;   /* one roll per batch keeps the SQE count bounded */
+			if ((rc = seg_take(sp, &seg)) < 0)
+				return rc;
+			if (sp->cur)
+				seg_seal(sp, sp->cur);
+			sp->cur = seg;
+			*rolled = true;
+		}
+		off = seg->off;
+		m->qid = spool_qid_make(sp->conf.shard_id, seg->segno, off);
+	}
+	if ((rc = batch_add_seg(b, seg)) < 0)
+		return rc;
+	spool_record_hdr_encode(m->meta, m->qid, m->spill ? SPOOL_RECORD_F_SPILL : 0, m->size,
+				m->env_len, m->received_ns, m->payload_sum);
+	rc = batch_add_iov(b, seg->fd, off, m->meta, SPOOL_RECORD_HDR_SIZE);
+	pos = m->spill ? m->spill_off : off + SPOOL_RECORD_HDR_SIZE;
+	for (struct spool_chunk *c = m->head; c && !rc; c = c->next) {
+		rc = batch_add_iov(b, seg->fd, pos, c->data, c->len);
+		pos += c->len;
+	}
+	if (!rc)
+		rc = batch_add_iov(b, seg->fd, pos, m->meta + SPOOL_RECORD_HDR_SIZE, tail_len);
+	if (rc)
+		panic("spool: out of memory building a batch");   /* XXX: see batch_reserve */
+	if (!m->spill)
+		seg->off = off + rec_len;
+	seg->nrec++;
+	seg->nlive++;
+	m->seg = seg;
+	return 0;
+}
+
+static void batch_fail_nop(struct spool *sp, struct spool_batch *b, int err);
+
+static void batch_submit(struct spool *sp, struct spool_batch *b)
+{
+	uint32_t n = b->nwop + b->nsegs, k = 0;
+
+	if (io_uring_sq_space_left(sp->ring) < n)
+		io_uring_submit(sp->ring);
+	if (io_uring_sq_space_left(sp->ring) < n)
+		panic("spool: the ring takes no submissions (%u SQEs needed)", n);
+
+	for (uint32_t i = 0; i < b->nwop; i++) {
+		struct spool_wop *w = &b->wops[i];
+		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
+
+		w->b = b;
+		io_uring_prep_writev(sqe, w->fd, &b->iov[w->iov0], w->niov, w->off);
+		sqe->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data64(sqe, ud_make(sp, K_WRITE, w));
+		k++;
+	}
+	for (uint32_t i = 0; i < b->nsegs; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
+
+		io_uring_prep_fsync(sqe, b->segs[i]->fd, IORING_FSYNC_DATASYNC);
+		if (++k < n)
+			sqe->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data64(sqe, ud_make(sp, K_SYNC, b));
+	}
+	b->outstanding = n;
+	b->start_ns = clock_mono_ns();
+	sp->batch = b;
+}
+
+/* Every message of b fails with err, reported from the CQE of a NOP. */
+static void batch_fail_nop(struct spool *sp, struct spool_batch *b, int err)
+{
+	struct io_uring_sqe *sqe = get_sqe(sp);
+
+	b->err = err;
+	if (!sqe)
+		panic("spool: the ring takes no submissions");
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, ud_make(sp, K_NOP, b));
+	b->outstanding = 1;
+	sp->nfailing++;
+}
+
+static void arm_timer(struct spool *sp, uint64_t ns)
+{
+	struct io_uring_sqe *sqe;
+
+	if (sp->timer_armed || !(sqe = get_sqe(sp)))
+		return;
+	sp->timer_ts.tv_sec = (long long)(ns / 1000000000u);
+	sp->timer_ts.tv_nsec = (long long)(ns % 1000000000u);
+	io_uring_prep_timeout(sqe, &sp->timer_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(sp, K_TIMER, sp));
+	sp->timer_armed = true;
+}
+
+void spool_flush(struct spool *sp)
+{
+	struct spool_batch *b, *fail = NULL;
+	struct spool_msg **pp, *m;
+	uint32_t budget;
+	bool rolled = false;
+	int fail_err = 0, place_err = 0;
+
+	if (sp->batch)
+		return;   /* one sync in flight: the pending ones go together next */
+	if ((sp->jneed_roll || (sp->jcur && sp->jcur->off + sp->jpend_len > sp->jcur->alloc)) &&
+	    (!sp->jroll_fail_ns || clock_mono_ns() - sp->jroll_fail_ns > 1000000000u)) {
+		int rc = journal_roll(sp);
+
+		sp->jroll_fail_ns = rc < 0 ? clock_mono_ns() : 0;
+		if (rc < 0)
+			log_warn(rc, "spool: %s: journal roll failed; retrying in a second", sp->dir);
+	}
+	if (!sp->pending && !sp->jpend_len)
+		return;
+	if (sp->pending && sp->conf.commit_delay_us && !sp->closing) {
+		uint64_t due = sp->oldest_pending_ns + (uint64_t)sp->conf.commit_delay_us * 1000u;
+		uint64_t now = clock_mono_ns();
+
+		if (now < due) {
+			arm_timer(sp, due - now);
+			return;
+		}
+	}
+	/* The whole chain must sit in the SQ at once (a link cannot span two submissions): a batch
+	 * uses at most sq_cap - 4 SQEs and batch_submit empties the SQ first if need be. */
+	budget = sp->sq_cap - 4;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return;
+	b->msgs_tail = &b->msgs;
+	pp = &sp->pending;
+	while ((m = *pp)) {
+		uint32_t need = (msg_nchunks(m) + 2) / SPOOL_IOV_MAX + 3 + 1;
+		int rc;
+
+		if (m->inflight) {        /* streamed writes still on their way */
+			pp = &m->next;
+			continue;
+		}
+		if (b->nwop + b->nsegs + need + 2 > budget)
+			break;
+		if (m->err)
+			rc = m->err;
+		else if (place_err && !m->spill)
+			rc = place_err;   /* no segment to append to: fail the rest alike */
+		else if ((rc = batch_place(sp, b, m, &rolled)) < 0 && rc != -EAGAIN)
+			place_err = rc;
+		if (rc == -EAGAIN)
+			break;
+		*pp = m->next;
+		sp->npending--;
+		m->next = NULL;
+		if (rc < 0) {
+			if (!fail && !(fail = calloc(1, sizeof(*fail))))
+				panic("spool: out of memory failing a batch");
+			if (!fail->msgs)
+				fail->msgs_tail = &fail->msgs;
+			*fail->msgs_tail = m;
+			fail->msgs_tail = &m->next;
+			fail->nmsgs++;
+			if (!fail_err)
+				fail_err = rc;
+			continue;
+		}
+		*b->msgs_tail = m;
+		b->msgs_tail = &m->next;
+		b->nmsgs++;
+	}
+	sp->pending_tail = &sp->pending;
+	for (m = sp->pending; m; m = m->next)
+		sp->pending_tail = &m->next;
+	if (sp->pending)
+		sp->oldest_pending_ns = sp->pending->commit_ns;
+	if (fail)
+		batch_fail_nop(sp, fail, fail_err);
+	/* The journal's records ride along (after any HIGHWATER that batch_place just added). */
+	if (sp->jpend_len && sp->jcur && !sp->jneed_roll &&
+	    sp->jcur->off + sp->jpend_len <= sp->jcur->alloc) {
+		b->jbuf = sp->jpend;
+		b->jlen = sp->jpend_len;
+		b->jcap = sp->jpend_cap;
+		sp->jpend = NULL;
+		sp->jpend_len = sp->jpend_cap = 0;
+		if (batch_add_seg(b, sp->jcur) < 0 ||
+		    batch_add_iov(b, sp->jcur->fd, sp->jcur->off, b->jbuf, b->jlen) < 0)
+			panic("spool: out of memory building a batch");
+		sp->jcur->off += b->jlen;
+	}
+	if (!b->nwop) {
+		batch_free(b);
+		return;
+	}
+	batch_submit(sp, b);
+}
+
+bool spool_busy(const struct spool *sp)
+{
+	return sp->pending || sp->jpend_len || sp->batch || sp->nfailing || sp->stream_inflight ||
+	       sp->timer_armed || sp->spare_state == SPOOL_SPARE_OPENING ||
+	       sp->spare_state == SPOOL_SPARE_PREPARING;
+}
+
+static void batch_finish(struct spool *sp, struct spool_batch *b)
+{
+	int err = b->err;
+	struct spool_msg *m, *next;
+	uint32_t nb = b->nmsgs;
+
+	if (b == sp->batch) {
+		sp->batch = NULL;
+		sp->st.sync_ns_total += clock_mono_ns() - b->start_ns;
+	} else {
+		sp->nfailing--;
+	}
+	if (err == -ECANCELED)
+		err = -EIO;
+	for (uint32_t i = 0; i < b->nsegs; i++)
+		b->segs[i]->inflight--;
+	if (err) {
+		sp->st.commit_errors += nb;
+		for (m = b->msgs; m; m = m->next) {
+			if (m->seg) {
+				m->seg->nrec--;
+				m->seg->nlive--;
+			}
+		}
+		for (uint32_t i = 0; i < b->nsegs; i++) {
+			struct spool_seg *seg = b->segs[i];
+
+			if (seg->journal) {
+				sp->jneed_roll = true;   /* rewrite the state in a new journal */
+				continue;
+			}
+			if (seg->spill)
+				continue;
+			/* Cut what this batch may have left half-written; the segment takes no more
+			 * records (the next batch rolls). Best effort: recovery discards it anyway. */
+			if (seg->fd >= 0 && ftruncate(seg->fd, (off_t)b->seg_start[i]) < 0)
+				log_warn(-errno, "spool: %s: truncate segment %08" PRIx32 " after a "
+					 "failed write", sp->dir, seg->segno);
+			seg->off = b->seg_start[i];
+			seg->sealed = true;   /* settled below */
+			if (seg == sp->cur)
+				sp->cur = NULL;
+		}
+		if (nb)
+			log_warn(err, "spool: %s: a batch of %u messages failed", sp->dir, nb);
+	} else {
+		for (m = b->msgs; m; m = m->next) {
+			struct spool_ient *e = spool_index_put(&sp->ix, m->qid);
+
+			if (e) {
+				e->seg = m->seg;
+				e->nrcpt = m->nrcpt;
+			} else {
+				/* Durable, just not indexed until the next start. */
+				log_error(-ENOMEM, "spool: %s: cannot index a committed message",
+					  sp->dir);
+				m->seg->nlive--;
+			}
+			sp->st.queued++;
+			sp->st.messages_committed++;
+			sp->st.bytes_committed += m->size;
+		}
+		if (nb > sp->st.batches_max)
+			sp->st.batches_max = nb;
+	}
+	for (m = b->msgs; m; m = m->next)
+		if (m->spill) {
+			m->spill->sealed = true;
+			if (!err)
+				m->spill = NULL;   /* the segment now belongs to the index */
+			else
+				m->spill->nrec = m->spill->nlive = 0;   /* msg_destroy removes it */
+		}
+	for (uint32_t i = 0; i < b->nsegs; i++)
+		if (!err || !b->segs[i]->spill)
+			seg_settle(sp, b->segs[i]);
+	/* Callbacks last: they may begin, commit and append again. */
+	m = b->msgs;
+	b->msgs = NULL;
+	batch_free(b);
+	for (; m; m = next) {
+		next = m->next;
+		m->seg = NULL;   /* may be gone already */
+		m->done(m->arg, m->qid, err);
+		msg_destroy(m);
+	}
+}
+
+static void batch_err(struct spool_batch *b, int err)
+{
+	/* The first real error wins over the -ECANCELED of the ops linked after it. */
+	if (!b->err || (b->err == -ECANCELED && err != -ECANCELED))
+		b->err = err;
+}
+
+void spool_handle_cqe(struct spool *sp, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	unsigned kind = (unsigned)((ud >> 48) & 0xff);
+	void *ptr = (void *)(uintptr_t)(ud & ((UINT64_C(1) << 48) - 1));
+	int res = cqe->res;
+
+	switch (kind) {
+	case K_WRITE: {
+		struct spool_wop *w = ptr;
+		struct spool_batch *b = w->b;
+
+		if (res < 0)
+			batch_err(b, res);
+		else if ((uint64_t)res != w->len)
+			batch_err(b, -ENOSPC);   /* a short write to a regular file: out of space */
+		if (--b->outstanding == 0)
+			batch_finish(sp, b);
+		break;
+	}
+	case K_SYNC: {
+		struct spool_batch *b = ptr;
+
+		if (res < 0)
+			batch_err(b, res);
+		else
+			sp->st.syncs++;
+		if (--b->outstanding == 0)
+			batch_finish(sp, b);
+		break;
+	}
+	case K_NOP:
+		batch_finish(sp, ptr);
+		break;
+	case K_STREAM: {
+		struct spool_chunk *c = ptr;
+		struct spool_msg *m = c->msg;
+
+		if (res < 0 && !m->err)
+			m->err = res;
+		else if (res >= 0 && (uint32_t)res != c->len && !m->err)
+			m->err = -ENOSPC;
+		free(c);
+		m->inflight--;
+		sp->stream_inflight--;
+		if (m->aborted && !m->inflight)
+			msg_destroy(m);
+		break;
+	}
+	case K_SPARE_OPEN:
+		spare_opened(sp, res);
+		break;
+	case K_SPARE_PREP:
+		spare_prepared(sp, res);
+		break;
+	case K_TIMER:
+		sp->timer_armed = false;
+		break;
+	default:
+		panic("spool: CQE with unknown kind %u", kind);
+	}
+}
+
+void spool_get_stats(const struct spool *sp, struct spool_stats *st)
+{
+	*st = sp->st;
+}
+
+/* ---- Open and recovery ---- */
+
+struct rec_list {
+	spool_qid *qid;
+	uint32_t  *nrcpt;
+	uint32_t   n, cap;
+};
+
+static int collect_rec(void *arg, const struct spool_record_info *info, uint64_t off,
+		       const uint8_t *payload)
+{
+	struct rec_list *l = arg;
+	struct spool_envelope env;
+	uint32_t nrcpt = 0;
+
+	if (spool_record_env_decode(payload + info->body_len, info->env_len, &env, NULL, 0,
+				    &nrcpt) < 0)
+		nrcpt = 0;   /* checksummed but undecodable: queued with no recipients */
+	if (l->n == l->cap) {
+		uint32_t ncap = l->cap ? l->cap * 2 : 256;
+		spool_qid *nq = realloc(l->qid, ncap * sizeof(*nq));
+		uint32_t *nr;
+
+		if (!nq)
+			return -ENOMEM;
+		l->qid = nq;
+		if (!(nr = realloc(l->nrcpt, ncap * sizeof(*nr))))
+			return -ENOMEM;
+		l->nrcpt = nr;
+		l->cap = ncap;
+	}
+	l->qid[l->n] = info->qid;
+	l->nrcpt[l->n] = nrcpt;
+	l->n++;
+	return 0;
+}
+
+static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
+{
+	struct rec_list l = { 0 };
+	struct spool_segscan r;
+	struct spool_seg *seg;
+	char name[32];
+	int fd, rc;
+
+	spool_seg_name(name, segno);
+	fd = openat(sp->dfd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		log_error(rc, "spool: %s/%s: open", sp->dir, name);
+		return rc;
+	}
+	rc = spool_segscan(fd, sp->conf.shard_id, segno, true, collect_rec, &l, &r);
+	if (rc < 0) {
+		log_error(rc, "spool: %s/%s: read", sp->dir, name);
+		goto out;
+	}
+	if (segno > *highest)
+		*highest = segno;
+	if (r.corrupt) {
+		char aside[48];
+
+		snprintf(aside, sizeof(aside), "%s.corrupt", name);
+		log_error(-EBADMSG, "spool: %s/%s: corrupt record at offset %" PRIu64 " with valid "
+			  "records after it; moved aside as %s (%u valid records before it are not "
+			  "queued)", sp->dir, name, r.corrupt_off, aside, r.records);
+		if (renameat(sp->dfd, name, sp->dfd, aside) < 0) {
+			rc = -errno;
+			log_error(rc, "spool: %s/%s: rename to %s", sp->dir, name, aside);
+		}
+		goto out;
+	}
+	if (r.skipped)
+		log_error(-EBADMSG, "spool: %s/%s: %u corrupt records skipped, the first at offset "
+			  "%" PRIu64, sp->dir, name, r.skipped, r.corrupt_off);
+	if (r.torn_bytes) {
+		log_warn(0, "spool: %s/%s: torn write at the tail: discarded %" PRIu64 " bytes after "
+			 "offset %" PRIu64, sp->dir, name, r.torn_bytes, r.good_end);
+		sp->st.torn_discarded++;
+	}
+	/* Sealed for good: drop the torn tail and the unused preallocation. */
+	if (r.file_size > r.good_end && ftruncate(fd, (off_t)r.good_end) < 0) {
+		rc = -errno;
+		log_error(rc, "spool: %s/%s: truncate to %" PRIu64, sp->dir, name, r.good_end);
+		goto out;
+	}
+	if (!r.records) {
+		if (unlinkat(sp->dfd, name, 0) < 0)
+			log_warn(-errno, "spool: %s/%s: unlink empty segment", sp->dir, name);
+		goto out;
+	}
+	if (!(seg = calloc(1, sizeof(*seg)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	seg->segno = segno;
+	seg->fd = -1;
+	seg->off = r.good_end;
+	seg->alloc = r.good_end;
+	seg->sealed = true;
+	seg_link(sp, seg);
+	for (uint32_t i = 0; i < l.n; i++) {
+		struct spool_ient *e = spool_index_put(&sp->ix, l.qid[i]);
+
+		if (!e) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (e->seg)
+			continue;   /* cannot happen: offsets are unique within a segment */
+		e->seg = seg;
+		e->nrcpt = l.nrcpt[i];
+		seg->nrec++;
+		seg->nlive++;
+	}
+out:
+	close(fd);
+	free(l.qid);
+	free(l.nrcpt);
+	return rc;
+}
+
+struct jreplay {
+	struct spool *sp;
+	uint32_t     *highest;
+};
+
+static int replay_jrec(void *arg, const struct spool_jrec *j)
+{
+	struct jreplay *jr = arg;
+	struct spool_ient *e;
+	uint32_t segno;
+
+	if (j->event == SPOOL_JEV_HIGHWATER) {
+		if (j->arg <= SPOOL_SEG_MAX && j->arg > *jr->highest)
+			*jr->highest = (uint32_t)j->arg;
+		return 0;
+	}
+	segno = SPOOL_QID_SEG(j->qid);
+	if (SPOOL_QID_SHARD(j->qid) == jr->sp->conf.shard_id && segno > *jr->highest)
+		*jr->highest = segno;
+	e = spool_index_get(&jr->sp->ix, j->qid);
+	if (!e)
+		return 0;   /* its segment was reclaimed */
+	if (spool_index_apply(e, j) == -ENOMEM)
+		return -ENOMEM;
+	return 0;
+}
+
+static int recover(struct spool *sp)
+{
+	uint32_t *nums = NULL, highest = 0;
+	size_t n = 0;
+	int rc;
+	struct spool_seg *seg, *next;
+
+	if ((rc = spool_dir_list(sp->dfd, "seg-", ".dat", &nums, &n)) < 0) {
+		log_error(rc, "spool: %s: list segments", sp->dir);
+		return rc;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = recover_segment(sp, nums[i], &highest);
+	free(nums);
+	if (rc)
+		return rc;
+
+	if ((rc = spool_dir_list(sp->dfd, "journal-", ".log", &nums, &n)) < 0) {
+		log_error(rc, "spool: %s: list journals", sp->dir);
+		return rc;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct jreplay jr = { sp, &highest };
+		struct spool_segscan r;
+		char name[32];
+		int fd;
+
+		spool_journal_name(name, nums[i]);
+		if ((fd = openat(sp->dfd, name, O_RDONLY | O_CLOEXEC)) < 0) {
+			rc = -errno;
+			log_error(rc, "spool: %s/%s: open", sp->dir, name);
+			break;
+		}
+		rc = spool_jscan(fd, replay_jrec, &jr, &r);
+		close(fd);
+		if (rc < 0) {
+			log_error(rc, "spool: %s/%s: read", sp->dir, name);
+			break;
+		}
+		if (r.skipped)
+			log_error(-EBADMSG, "spool: %s/%s: %u corrupt journal records skipped, the "
+				  "first at offset %" PRIu64, sp->dir, name, r.skipped,
+				  r.corrupt_off);
+		if (r.torn_bytes) {
+			log_warn(0, "spool: %s/%s: torn write at the tail: discarded %" PRIu64
+				 " bytes after offset %" PRIu64, sp->dir, name, r.torn_bytes,
+				 r.good_end);
+			sp->st.torn_discarded++;
+		}
+		if (nums[i] >= sp->next_jno)
+			sp->next_jno = nums[i] + 1;
+	}
+	if (rc) {
+		free(nums);
+		return rc;
+	}
+
+	/* Done messages no longer count; segments with nothing left go. */
+	for (uint32_t k = 0; k < sp->ix.cap; k++) {
+		struct spool_ient *e = &sp->ix.tab[k];
+
+		if (!e->qid)
+			continue;
+		if (e->flags & SPOOL_IF_DONE)
+			e->seg->nlive--;
+		else
+			sp->st.queued++;
+	}
+	for (seg = sp->segs.next; seg != &sp->segs; seg = next) {
+		next = seg->next;
+		seg_settle(sp, seg);
+	}
+	sp->st.recovered = sp->st.queued;
+	sp->next_segno = highest + 1 > SPOOL_SEG_MAX ? 1 : highest + 1;
+	if (!sp->next_jno)
+		sp->next_jno = 1;
+
+	/* A fresh segment to append to, then a fresh journal holding the state (which also records
+	 * the segment number), then the old journals go. */
+	if ((rc = seg_create_sync(sp, segno_next(sp), sp->conf.segment_size, false, &sp->cur)) < 0)
+		goto out;
+	if ((rc = journal_roll(sp)) < 0) {
+		log_error(rc, "spool: %s: write the journal", sp->dir);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+
+		spool_journal_name(name, nums[i]);
+		if (unlinkat(sp->dfd, name, 0) < 0 && errno != ENOENT)
+			log_warn(-errno, "spool: %s/%s: unlink old journal", sp->dir, name);
+	}
+	if (sp->st.recovered || sp->st.torn_discarded)
+		log_info("spool: %s: recovered %u queued messages in %u segments (%" PRIu64
+			 " torn tails discarded)", sp->dir, sp->st.queued, sp->st.segments - 1,
+			 sp->st.torn_discarded);
+out:
+	free(nums);
+	return rc;
+}
+
+static int mkdir_p(const char *path)
+{
+	if (mkdir(path, 0750) == 0 || errno == EEXIST)
+		return 0;
+	return -errno;
+}
+
+static void spool_free(struct spool *sp)
+{
+	struct spool_seg *seg, *next;
+
+	for (seg = sp->segs.next; seg && seg != &sp->segs; seg = next) {
+		next = seg->next;
+		if (seg->fd >= 0)
+			close(seg->fd);
+		free(seg);
+	}
+	if (sp->jcur) {
+		close(sp->jcur->fd);
+		free(sp->jcur);
+	}
+	if (sp->spare) {
+		if (sp->spare->fd >= 0)
+			close(sp->spare->fd);
+		if (sp->dfd >= 0)
+			unlinkat(sp->dfd, sp->spare_name, 0);
+		free(sp->spare);
+	}
+	spool_index_free(&sp->ix);
+	free(sp->jpend);
+	if (sp->dfd >= 0)
+		close(sp->dfd);
+	free(sp->dir);
+	free(sp);
+}
+
+int spool_open(struct spool **sp_r, const struct spool_conf *conf, struct io_uring *ring,
+	       uint8_t ud_tag)
+{
+	struct spool *sp;
+	size_t dlen;
+	int rc;
+
+	/* A batch needs room in the SQ for its whole link chain. */
+	if (!conf->dir || conf->shard_id > 255 || ring->sq.ring_entries < 16)
+		return -EINVAL;
+	if (!(sp = calloc(1, sizeof(*sp))))
+		return -ENOMEM;
+	sp->conf = *conf;
+	if (!sp->conf.segment_size)
+		sp->conf.segment_size = SPOOL_DEF_SEGMENT;
+	if (!sp->conf.spill_bytes)
+		sp->conf.spill_bytes = SPOOL_DEF_SPILL;
+	if (!sp->conf.min_free_bytes)
+		sp->conf.min_free_bytes = SPOOL_DEF_MIN_FREE;
+	if (sp->conf.segment_size > SPOOL_SEG_OFF_MAX)
+		sp->conf.segment_size = SPOOL_SEG_OFF_MAX;
+	sp->ring = ring;
+	sp->ud_tag = ud_tag;
+	sp->sq_cap = ring->sq.ring_entries;
+	/* Small spools (tests, tiny disks) get a smaller journal; it grows when a snapshot needs. */
+	sp->journal_size = sp->conf.segment_size / 4 < SPOOL_JOURNAL_SIZE ?
+			   sp->conf.segment_size / 4 : SPOOL_JOURNAL_SIZE;
+	if (sp->journal_size < 64 * 1024)
+		sp->journal_size = 64 * 1024;
+	sp->segs.next = sp->segs.prev = &sp->segs;
+	sp->pending_tail = &sp->pending;
+	sp->dfd = -1;
+	dlen = strlen(conf->dir) + 16;
+	if (!(sp->dir = malloc(dlen))) {
+		free(sp);
+		return -ENOMEM;
+	}
+	snprintf(sp->dir, dlen, "%s/shard-%u", conf->dir, conf->shard_id);
+	if ((rc = mkdir_p(conf->dir)) < 0 || (rc = mkdir_p(sp->dir)) < 0) {
+		log_error(rc, "spool: %s: mkdir", sp->dir);
+		goto fail;
+	}
+	sp->dfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->dfd < 0) {
+		rc = -errno;
+		log_error(rc, "spool: %s: open", sp->dir);
+		goto fail;
+	}
+	if ((rc = recover(sp)) < 0)
+		goto fail;
+	spare_start(sp);
+	*sp_r = sp;
+	return 0;
+fail:
+	spool_free(sp);
+	return rc;
+}
+
+void spool_close(struct spool **spp)
+{
+	struct spool *sp = *spp;
+	int idle = 0;
+
+	if (!sp)
+		return;
+	*spp = NULL;
+	sp->closing = true;
+	/* The shard should have driven the loop until !spool_busy(); whatever is left is drained
+	 * here, blocking. CQEs of other modules seen meanwhile are dropped (shutdown only). */
+	while (spool_busy(sp) && idle < 3) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		spool_flush(sp);
+		if (!sp->batch && !sp->nfailing && !sp->stream_inflight && !sp->timer_armed &&
+		    sp->spare_state != SPOOL_SPARE_OPENING &&
+		    sp->spare_state != SPOOL_SPARE_PREPARING) {
+			idle++;   /* pending work that cannot start (e.g. journal roll failing) */
+			continue;
+		}
+		if (io_uring_submit_and_wait(sp->ring, 1) < 0)
+			break;
+		io_uring_for_each_cqe(sp->ring, head, cqe) {
+			if ((uint8_t)(cqe->user_data >> 56) == sp->ud_tag)
+				spool_handle_cqe(sp, cqe);
+			else
+				log_warn(0, "spool: %s: dropped a foreign CQE at shutdown", sp->dir);
+			n++;
+		}
+		io_uring_cq_advance(sp->ring, n);
+	}
+	if (spool_busy(sp))
+		log_error(-EBUSY, "spool: %s: closed with %u messages not written", sp->dir,
+			  sp->npending);
+	if (sp->spare_state == SPOOL_SPARE_READY && sp->spare) {
+		close(sp->spare->fd);
+		unlinkat(sp->dfd, sp->spare_name, 0);
+		free(sp->spare);
+		sp->spare = NULL;
+	}
+	spool_free(sp);
+}
