@@ -61,6 +61,7 @@ static int node_shard_start(struct shard *sh)
 
 static void node_shard_turn(struct shard *sh)
 {
+	spool_set_siblings(sh->spool, sh->bodies_in_flight > 0);
 	spool_flush(sh->spool);
 }
 

@@ -106,6 +106,7 @@ struct shard {
 	uint8_t               *decode;
 
 	struct pool            sessions;     /* capped: conf->limits.max_sessions_per_shard */
+	int                    bodies_in_flight; /* sessions reading a DATA or BDAT body */
 	void                  *session_list; /* struct smtp_session list, for shutdown and reload */
 	struct spool          *spool;
 	struct filter_shard   *filter;

@@ -190,10 +190,21 @@ static int parse_spool(struct load_ctx *lc, const char *k, const char *v)
 		r = cfgval_size(v, &u);
 		s->min_free = u;
 	} else if (strcmp(k, "commit_delay") == 0) {
-		r = cfgval_duration_ms(v, &u);  /* ms granularity in the file; us inside */
-		if (r == 0 && u > 100)
+		/* In microseconds ("500us") or any duration; at most 100 ms. */
+		size_t n = strlen(v);
+
+		if (n > 2 && strcmp(v + n - 2, "us") == 0) {
+			char num[32];
+
+			snprintf(num, sizeof(num), "%.*s", (int)(n - 2), v);
+			r = cfgval_uint(num, 0, 100000, &u);
+		} else {
+			r = cfgval_duration_ms(v, &u);
+			u *= 1000;
+		}
+		if (r == 0 && u > 100000)
 			r = -ERANGE;
-		s->commit_delay_us = (uint32_t)(u * 1000);
+		s->commit_delay_us = (uint32_t)u;
 	} else
 		return load_fail(lc, "spool", k, "unknown key");
 	if (r < 0)
@@ -496,7 +507,9 @@ static void config_defaults(struct node_config *c)
 		.segment_size = 64u << 20,
 		.spill_size = 1u << 20,
 		.min_free = 64u << 20,
-		.commit_delay_us = 0,
+		/* Taken only while other sessions are mid-body: it cut fdatasyncs 3x and CPU per
+		 * message by a third here, for at most 1 ms of latency (see README). */
+		.commit_delay_us = 1000,
 	};
 }
 

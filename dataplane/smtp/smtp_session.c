@@ -177,6 +177,12 @@ void smtp_session_close_after_reply(struct smtp_session *s)
 
 void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 {
+	bool was_body = s->state & (SMTP_ST_DATA | SMTP_ST_BDAT);
+	bool is_body = st & (SMTP_ST_DATA | SMTP_ST_BDAT);
+
+	/* Sessions in the middle of a body will commit soon: the group commit waits for them
+	 * (main.c), like PostgreSQL's commit_delay with commit_siblings. */
+	s->sh->bodies_in_flight += (int)is_body - (int)was_body;
 	s->state = st;
 }
 
@@ -227,6 +233,7 @@ static void smtp_session_maybe_free(struct smtp_session *s)
 	free(s->stash);
 	free(s->helo);
 	iplimit_release(s->iplimit_key);
+	smtp_enter_state(s, SMTP_ST_CLOSING);   /* keeps bodies_in_flight right */
 	smtp_session_unlink(s);
 	sh->ctr.conn_closed++;
 	pool_put(&sh->sessions, s);

@@ -867,6 +867,11 @@ static void arm_timer(struct spool *sp, uint64_t ns)
 	sp->timer_armed = true;
 }
 
+void spool_set_siblings(struct spool *sp, bool busy)
+{
+	sp->siblings = busy;
+}
+
 void spool_flush(struct spool *sp)
 {
 	struct spool_batch *b, *fail = NULL;
@@ -887,7 +892,7 @@ void spool_flush(struct spool *sp)
 	}
 	if (!sp->pending && !sp->jpend_len)
 		return;
-	if (sp->pending && sp->conf.commit_delay_us && !sp->closing) {
+	if (sp->pending && sp->conf.commit_delay_us && sp->siblings && !sp->closing) {
 		uint64_t due = sp->oldest_pending_ns + (uint64_t)sp->conf.commit_delay_us * 1000u;
 		uint64_t now = clock_mono_ns();
 

@@ -68,7 +68,8 @@ struct spool_conf {
 	uint64_t    spill_bytes;      /* bodies larger than this go to a segment of their own as they
 	                               * stream in (default 1 MiB) */
 	uint64_t    min_free_bytes;   /* below this free space, refuse new messages (default 64 MiB) */
-	uint32_t    commit_delay_us;  /* extra wait to gather a bigger batch (default 0) */
+	uint32_t    commit_delay_us;  /* extra wait to gather a bigger batch (default 0); only
+	                               * taken while spool_set_siblings says more are coming */
 };
 
 /*
@@ -104,6 +105,10 @@ int spool_msg_commit(struct spool_msg *m, const struct spool_envelope *env, spoo
 		     void *arg);
 /* Drops a message that will not be committed (RSET, too big, client gone). */
 void spool_msg_abort(struct spool_msg **m);
+
+/* Whether other messages are being received right now (PostgreSQL's commit_siblings): the
+ * commit delay is only worth taking when someone else will join the batch. Set each turn. */
+void spool_set_siblings(struct spool *sp, bool busy);
 
 /* The shard calls this once per loop turn, before it submits and waits: it starts the pending
  * batch's writes and its fdatasync if no sync is in flight. */

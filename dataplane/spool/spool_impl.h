@@ -186,6 +186,7 @@ enum spool_spare_state { SPOOL_SPARE_NONE, SPOOL_SPARE_OPENING, SPOOL_SPARE_PREP
 
 struct spool {
 	struct spool_conf  conf;
+	bool               siblings;    /* other messages are on their way: worth waiting for */
 	char              *dir;        /* <dir>/shard-<id> */
 	int                dfd;
 	struct io_uring   *ring;

@@ -1,0 +1,222 @@
+/*
+ * filter_relay.c - the relays a message came through, from its Received fields, in the form of
+ * SpamAssassin's X-Spam-Relays-Trusted / -Untrusted pseudo-headers, which many of its rules
+ * (rDNS, HELO checks) read:
+ *   [ ip=192.0.2.1 rdns=mx.example.net helo=mx.example.net by=mail.example.org ident= envfrom=
+ *     intl=0 id= auth= msa=0 ] [ ... ]
+ * Relays are listed newest first. Trust follows SpamAssassin's inference when no
+ * trusted_networks are configured (Conf.pm, trusted_networks): a relay from a loopback or
+ * private (RFC 1918, link-local) address is trusted while every newer one was; the first other
+ * relay and all older ones are untrusted. fetchmail's pick-up lines are not relays.
+ *
+ * XXX the parser knows the common forms (Sendmail, Postfix, qmail, Exim, Exchange), not all of
+ * Mail::SpamAssassin::Message::Metadata::Received's; a field it cannot read is skipped, as
+ * SpamAssassin skips what it cannot parse. Shard thread; no allocation.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "filter_types.h"
+
+#define FILTER_RELAY_TOKEN 128u
+
+/* A dotted quad starting at p (exactly), its length, or 0. */
+static size_t filter_relay_ipv4(const char *p, const char *e, unsigned char ip[4])
+{
+	const char *s = p;
+
+	for (int k = 0; k < 4; k++) {
+		unsigned v = 0, nd = 0;
+
+		while (p < e && isdigit((unsigned char)*p) && nd < 4)
+			v = v * 10 + (unsigned)(*p++ - '0'), nd++;
+		if (!nd || nd > 3 || v > 255)
+			return 0;
+		ip[k] = (unsigned char)v;
+		if (k < 3) {
+			if (p >= e || *p != '.')
+				return 0;
+			p++;
+		}
+	}
+	if (p < e && (isdigit((unsigned char)*p) || *p == '.'))
+		return 0;
+	return (size_t)(p - s);
+}
+
+static bool filter_relay_private(const unsigned char ip[4])
+{
+	return ip[0] == 127 || ip[0] == 10 || (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
+	       (ip[0] == 192 && ip[1] == 168) || (ip[0] == 169 && ip[1] == 254) || ip[0] == 0;
+}
+
+static const char *filter_relay_find(const char *p, const char *e, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	for (; p + n <= e; p++)
+		if (strncasecmp(p, lit, n) == 0)
+			return p;
+	return NULL;
+}
+
+/* Copies the token at p (up to a blank, parenthesis or bracket) into out. */
+static void filter_relay_token(const char *p, const char *e, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	while (p < e && !isspace((unsigned char)*p) && *p != '(' && *p != ')' && *p != '[' &&
+	       *p != ']' && *p != ';' && n + 1 < outlen)
+		out[n++] = *p++;
+	out[n] = '\0';
+}
+
+struct filter_relay {
+	unsigned char ip[4];
+	char rdns[FILTER_RELAY_TOKEN], helo[FILTER_RELAY_TOKEN], by[FILTER_RELAY_TOKEN];
+};
+
+/* One Received field; false when it is not a relay we can read. */
+static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *r)
+{
+	char buf[1024];
+	const char *v = buf, *e, *from, *by, *p, *ipp = NULL;
+	size_t il = 0, n = 0;
+
+	/* white space runs are one space, as SpamAssassin's Received parser sees them */
+	for (size_t i = 0; i < rn && n < sizeof(buf); i++) {
+		bool ws = isspace((unsigned char)raw[i]);
+
+		if (ws && (n == 0 || buf[n - 1] == ' '))
+			continue;
+		buf[n++] = ws ? ' ' : raw[i];
+	}
+	e = v + n;
+	memset(r, 0, sizeof(*r));
+	if (filter_relay_find(v, e, "(fetchmail-"))
+		return false;
+	from = filter_relay_find(v, e, "from ");
+	if (!from)
+		return false;
+	from += 5;
+	/* the "by" that ends the from-part, outside parentheses */
+	by = NULL;
+	{
+		int depth = 0;
+
+		for (p = from; p + 4 <= e; p++) {
+			if (*p == '(')
+				depth++;
+			else if (*p == ')' && depth)
+				depth--;
+			else if (!depth && (p[0] == ' ' || p[0] == '\t') && strncasecmp(p + 1, "by ", 3) == 0) {
+				by = p + 1;
+				break;
+			}
+		}
+	}
+	if (by)
+		filter_relay_token(by + 3, e, r->by, sizeof(r->by));
+	else
+		by = e;
+	/* the client's address: the first dotted quad in the from-part (bracketed or not) */
+	for (p = from; p < by; p++)
+		if (isdigit((unsigned char)*p) && (p == from || !isalnum((unsigned char)p[-1])) &&
+		    (il = filter_relay_ipv4(p, by, r->ip)) != 0) {
+			ipp = p;
+			break;
+		}
+	if (!ipp)
+		return false;
+	/* HELO: "(HELO x)" (qmail), "helo=x" (Exim), else the first word after "from" */
+	if ((p = filter_relay_find(from, by, "HELO ")) != NULL && p > from && p[-1] == '(')
+		filter_relay_token(p + 5, by, r->helo, sizeof(r->helo));
+	else if ((p = filter_relay_find(from, by, "helo=")) != NULL)
+		filter_relay_token(p + 5, by, r->helo, sizeof(r->helo));
+	else if (*from != '[' && *from != '(')
+		filter_relay_token(from, by, r->helo, sizeof(r->helo));
+	else if (*from == '[')
+		filter_relay_token(from + 1, by, r->helo, sizeof(r->helo));
+	/* reverse DNS name */
+	if (filter_relay_find(from, by, "(HELO ")) {
+		/* qmail: "from RDNS (HELO x) (ip)" */
+		filter_relay_token(from, by, r->rdns, sizeof(r->rdns));
+	} else if (ipp > from + 1 && ipp[-1] == '[' && ipp[-2] == ' ') {
+		/* Sendmail/Postfix: "(rdns [ip])": the word before " [" */
+		const char *w = ipp - 2;
+
+		while (w > from && !isspace((unsigned char)w[-1]) && w[-1] != '(')
+			w--;
+		if (w > from && w[-1] == '(')
+			filter_relay_token(w, ipp - 2, r->rdns, sizeof(r->rdns));
+	} else if (ipp > from && ipp[-1] == '[' && ipp - 1 > from && ipp[-2] == '(') {
+		/* Exim: "from RDNS ([ip] helo=x)" when RDNS differs from the bracket */
+		if (filter_relay_find(from, by, "helo=") && *from != '[')
+			filter_relay_token(from, by, r->rdns, sizeof(r->rdns));
+	}
+	{
+		/* "(ident@rdns [ip])": the ident is not part of the name */
+		char *at = strrchr(r->rdns, '@');
+
+		if (at)
+			memmove(r->rdns, at + 1, strlen(at + 1) + 1);
+	}
+	if (strcasecmp(r->rdns, "unknown") == 0)
+		r->rdns[0] = '\0';
+	if (strcasecmp(r->helo, "unknown") == 0 && filter_relay_find(from, by, "(HELO "))
+		r->helo[0] = '\0';
+	return true;
+}
+
+static void filter_relay_put(char *buf, size_t cap, size_t *len, const struct filter_relay *r, bool intl)
+{
+	int n;
+
+	if (*len >= cap)
+		return;
+	n = snprintf(buf + *len, cap - *len,
+		     "%s[ ip=%u.%u.%u.%u rdns=%s helo=%s by=%s ident= envfrom= intl=%d id= auth= msa=0 ]",
+		     *len ? " " : "", r->ip[0], r->ip[1], r->ip[2], r->ip[3], r->rdns, r->helo, r->by,
+		     intl ? 1 : 0);
+	if (n < 0 || (size_t)n >= cap - *len) {
+		buf[*len] = '\0';   /* keep only whole relays */
+		*len = cap;
+		return;
+	}
+	*len += (size_t)n;
+}
+
+void filter_relay_build(struct filter_msg *fm)
+{
+	bool trusting = true;
+	size_t tl = 0, ul = 0;
+
+	fm->relays_t[0] = fm->relays_u[0] = '\0';
+	fm->n_trusted = fm->n_untrusted = 0;
+	for (uint32_t i = 0; i < fm->ntop; i++) {
+		const struct filter_hdr *h = &fm->hdrs[i];
+		struct filter_relay r;
+
+		if (h->name_len != 8 || strncasecmp(fm->arena + h->name_off, "received", 8) != 0)
+			continue;
+		if (!filter_relay_parse(fm->arena + h->dec_off, h->dec_len, &r))
+			continue;
+		if (trusting && filter_relay_private(r.ip)) {
+			filter_relay_put(fm->relays_t, sizeof(fm->relays_t), &tl, &r, true);
+			fm->n_trusted++;
+		} else {
+			trusting = false;
+			filter_relay_put(fm->relays_u, sizeof(fm->relays_u), &ul, &r, false);
+			fm->n_untrusted++;
+		}
+	}
+	if (tl >= sizeof(fm->relays_t))
+		tl = strlen(fm->relays_t);
+	if (ul >= sizeof(fm->relays_u))
+		ul = strlen(fm->relays_u);
+	fm->relays_t_len = tl;
+	fm->relays_u_len = ul;
+}

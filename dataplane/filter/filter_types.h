@@ -1,0 +1,169 @@
+/*
+ * filter_types.h - the filter's internal structures (filter_db.c, filter_shard.c, filter_msg.c
+ * share them; nothing outside dataplane/filter includes this).
+ */
+#ifndef SLUICE_FILTER_FILTER_TYPES_H
+#define SLUICE_FILTER_FILTER_TYPES_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+
+#include <hs/hs.h>
+#include <pcre2.h>
+#include <stdatomic.h>
+
+#include "filter.h"
+#include "../../patterns/compiler/rules_format.h"
+
+/* Header targets whose value is not one header's. */
+enum filter_special {
+	FILTER_SP_NONE = 0,
+	FILTER_SP_ALL,          /* every header "Name: value\n" */
+	FILTER_SP_TOCC,         /* To and Cc */
+	FILTER_SP_MESSAGEID,    /* Message-Id, Resent-Message-Id, X-Message-Id */
+	FILTER_SP_ENVFROM,      /* the envelope sender (else Return-Path) */
+	FILTER_SP_RELAYS_TRUSTED,   /* X-Spam-Relays-Trusted, -Internal (filter_relay.c) */
+	FILTER_SP_RELAYS_UNTRUSTED, /* X-Spam-Relays-Untrusted, -External */
+	FILTER_SP_UNKNOWN,      /* SpamAssassin's other computed pseudo-headers (X-Spam-DKIM,
+				 * ALL-TRUSTED ...): Sluice does not compute them: absent */
+};
+
+struct filter_target {
+	char          *name;       /* lower-case, or ALL / MESSAGEID */
+	uint64_t       hash;       /* of name, to match header fields quickly */
+	uint8_t        mod;        /* enum rules_hdr_mod */
+	uint8_t        special;    /* enum filter_special */
+	uint16_t       flags;      /* RULES_TF_* */
+	hs_database_t *db;         /* NULL: only exists rules or no pattern rules */
+	uint32_t      *rules;      /* header rules (regex and exists) of this target */
+	uint32_t       nrules;
+};
+
+struct filter_rule {
+	char       *name;
+	char       *describe;
+	uint8_t     cls;
+	uint8_t     kind;
+	uint16_t    flags;
+	int32_t     score_milli;
+	uint32_t    target;
+	pcre2_code *pcre;           /* prefilter confirmation */
+	struct rules_meta_instr *meta;
+	uint32_t    nmeta;
+	uint32_t    eval;           /* RULES_KIND_EVAL: enum rules_eval */
+	double      eval_arg[2];
+	char       *eval_hdr;       /* freemail evals: the header to take addresses from */
+	pcre2_code *eval_re;        /* freemail evals: what the address must also match */
+};
+
+struct filter_db {
+	atomic_uint         refs;
+	uint64_t            hash;
+	int32_t             required_milli;
+	uint32_t            nrules;
+	struct filter_rule *rules;
+	uint32_t            ntargets;
+	struct filter_target *targets;
+	hs_database_t      *db[RULES_CLASS_NSCAN];   /* streamed classes; [HEADER] unused */
+	bool                confirm[RULES_CLASS_NSCAN]; /* class has prefilter rules */
+	uint32_t            first_meta;              /* rules [first_meta, nrules) are metas or
+						      * anything after them, in eval order */
+	bool                has_mime_targets;
+	/* freemail_domains: exact names sorted for bsearch, and the ones with wildcards */
+	char              **fm_exact, **fm_wild;
+	uint32_t            nfm_exact, nfm_wild;
+};
+
+#define FILTER_MSG_BBUF 4096u
+
+struct mime_parser;
+
+struct filter_hdr {
+	uint32_t name_off, name_len;
+	uint32_t raw_off, raw_len;
+	uint32_t dec_off, dec_len;
+	uint64_t hash;                 /* of the lower-cased name */
+};
+
+struct filter_text {
+	uint8_t *p;
+	size_t   len, cap;
+};
+
+struct filter_msg {
+	struct filter_shard *fs;
+	struct filter_db    *db;
+	struct filter_msg   *next;        /* free list */
+	hs_stream_t         *st[RULES_CLASS_NSCAN];
+	uint64_t            *hits, *cand;
+	size_t               nwords, wcap;
+	struct mime_parser  *mp;          /* NULL without the MIME parser */
+	/* header fields: the message's, then those of the MIME part being read */
+	struct filter_hdr   *hdrs;
+	uint32_t             nhdrs, ntop;
+	size_t               hcap;
+	char                *arena;
+	size_t               alen, acap;
+	bool                 top_done;
+	/* the value being scanned for a header target */
+	char                *val;
+	size_t               vlen, vcap;
+	/* X-Spam-Relays-Trusted / -Untrusted (filter_relay.c) */
+	char                 relays_t[1024], relays_u[2048];
+	size_t               relays_t_len, relays_u_len;
+	unsigned             n_trusted, n_untrusted;
+	/* e-mail addresses in body text become mailto: URIs (SpamAssassin's uri list does so) */
+	char                 atok[128];
+	size_t               atok_len;
+	bool                 atok_over;
+	/* body normalizer */
+	uint8_t              bbuf[FILTER_MSG_BBUF];
+	size_t               blen;
+	unsigned             nl;
+	bool                 ws, para;
+	struct filter_text   txt[RULES_CLASS_NSCAN];
+	char                 env_from[256];
+	size_t               env_from_len;
+	bool                 has_env;
+	uint32_t             anomaly_mask;
+	/* for the evals: leaf text parts by type, the current entity's Content-Type */
+	unsigned             n_html, n_text;
+	bool                 ct_seen, ct_html, ct_text, ct_multi;
+	bool                 ended, oom;
+};
+
+struct filter_shard {
+	struct filter_db     *db;
+	hs_scratch_t         *scratch;
+	pcre2_match_data     *md;
+	pcre2_match_context  *mctx;
+	pcre2_jit_stack      *jit;
+	struct filter_msg    *free_list;    /* ended messages kept for reuse */
+	unsigned              nfree;
+};
+
+/* filter_db.c: does the shard's scratch serve db? (allocates/grows it) */
+int filter_db_scratch(struct filter_db *db, hs_scratch_t **scratch);
+
+/* filter_eval.c: the eval: tests Sluice implements natively, run at the end of the message
+ * before the metas (sets hit bits). */
+void filter_eval_run(struct filter_msg *fm);
+/* Parses an eval's argument text at load into ru->eval_arg. */
+int filter_eval_prepare(struct filter_rule *ru, const char *args, size_t len);
+
+/* filter_relay.c: fills the relays_* fields from the message's Received fields. */
+void filter_relay_build(struct filter_msg *fm);
+
+/* filter_meta.c */
+double filter_meta_eval(const struct rules_meta_instr *ins, uint32_t n, const uint64_t *hits);
+
+static inline bool filter_bit(const uint64_t *bits, uint32_t i)
+{
+	return (bits[i >> 6] >> (i & 63)) & 1;
+}
+
+static inline void filter_bit_set(uint64_t *bits, uint32_t i)
+{
+	bits[i >> 6] |= 1ull << (i & 63);
+}
+
+#endif
