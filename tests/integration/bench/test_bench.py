@@ -6,7 +6,7 @@ ingress scenario. One line per check; exit 1 if any failed. No check asserts a s
   /usr/bin/python3 tests/integration/bench/test_bench.py [--build DIR] [--no-scenario]
 
 DIR defaults to $SLUICE_BUILD_ROOT, else /tmp/build-bench. Needs postfix (smtp-sink,
-smtp-source), swaks and openssl from .ci/deps. Uses loopback ports 27100-27120.
+smtp-source), swaks, spamassassin and openssl from .ci/deps. Uses loopback ports 27100-27120.
 """
 import argparse
 import json
@@ -276,6 +276,31 @@ def t_scenario():
           (shutil.which("gnuplot") is None or os.path.exists(os.path.join(out, "ingress-rate.png"))))
 
 
+def t_other_scenarios():
+    node = os.path.join(args.build, "dataplane", "sluice-node")
+    out = os.path.join(WORK, "scaling")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run-scaling.py"), "--smoke",
+                        "--build", args.build, "--out", out, "--port-base", "27113"],
+                       capture_output=True, text=True, timeout=600)
+    doc = readjson(os.path.join(out, "scaling.json"))
+    check("run-scaling --smoke: exit 0 and a summary", r.returncode == 0 and doc.get("summary"),
+          (r.stdout + r.stderr)[-400:])
+    if os.access(node, os.X_OK):
+        check("run-scaling --smoke: the sluice legs ran",
+              not any(k.startswith("sluice") for k in doc.get("unavailable", {})),
+              f"{doc.get('unavailable')}")
+    out = os.path.join(WORK, "scan")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run-scan.py"), "--smoke",
+                        "--build", args.build, "--out", out, "--port", "27118"],
+                       capture_output=True, text=True, timeout=600)
+    doc = readjson(os.path.join(out, "scan.json"))
+    legs = {x["server"]: x for x in doc.get("runs", [])}
+    check("run-scan --smoke: sluice and spamd scanned every message",
+          r.returncode == 0 and legs.get("sluice", {}).get("ok") == 20 and
+          (shutil.which("spamd") is None or legs.get("spamd", {}).get("ok") == 20),
+          (r.stdout + r.stderr)[-400:])
+
+
 def main():
     for exe in (LOAD, SELFTEST):
         if not os.access(exe, os.X_OK):
@@ -283,7 +308,7 @@ def main():
             return 1
     tests = [t_harness, t_smtp_sink, t_own_sink, t_idle, t_refused]
     if not args.no_scenario:
-        tests.append(t_scenario)
+        tests += [t_scenario, t_other_scenarios]
     try:
         for t in tests:
             try:

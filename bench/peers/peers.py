@@ -1,0 +1,390 @@
+"""peers.py - the servers a benchmark scenario compares, each set up in a private directory on
+loopback and on a high port (never port 25, never the system's own configuration):
+
+  SluiceNode   sluice-node --config FILE (INI written here); ready when it says "ready" on
+               stderr or its port accepts
+  Postfix      a private Postfix instance (own main.cf/master.cf/queue under the work dir,
+               started with `postfix -c DIR`), smtpd into its own queue, fsync on (Postfix's
+               default), delivery on hold: every message is put on the hold queue at DATA
+               (smtpd_data_restrictions = check_client_access static:HOLD), and
+               defer_transports covers every transport in case one slips through
+  SmtpSink     Postfix's smtp-sink (the protocol ceiling: no disk, no parsing)
+  LoadSink     sluice-load sink (a faster smtp-sink, with per-message records)
+
+and the process measurements the scenarios take: CPU time of a server's process tree
+(utime+stime+cutime+cstime of every live process in it, from /proc/PID/stat, so children that
+came and went are counted through their parent's cutime/cstime) and its memory (RSS and PSS,
+summed over the tree, from /proc/PID/smaps_rollup).
+
+Facts this relies on (see shared/notes/MACHINE.md): Postfix refuses inet_interfaces that are not
+an interface address (127.0.0.2 is not, though Linux accepts binding it), so Postfix listens on
+127.0.0.1; postfix(1) prints why it failed only to a terminal, so start-up errors are read from
+its maillog file.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def port_open(host, port, timeout=0.2):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host, port, secs=15.0, proc=None):
+    end = time.time() + secs
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if port_open(host, port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def proc_tree(pid):
+    kids = children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_cpu_seconds(pid):
+    """utime+stime+cutime+cstime over the live process tree rooted at pid."""
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
+        total += sum(int(x) for x in fields[11:15])
+    return total / CLK_TCK
+
+
+def tree_memory(pid):
+    """(rss_bytes, pss_bytes, nprocs) summed over the tree."""
+    rss = pss = n = 0
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+            n += 1
+        except OSError:
+            continue
+    return rss, pss, n
+
+
+class Peer:
+    name = "peer"
+    host = "127.0.0.1"
+    port = 0
+    available = True
+    why = ""
+
+    def pid(self):
+        raise NotImplementedError
+
+    def cpu(self):
+        return tree_cpu_seconds(self.pid())
+
+    def memory(self):
+        return tree_memory(self.pid())
+
+    def accepted_since_reset(self):
+        """Messages the server itself says it stored since the last reset, or None."""
+        return None
+
+    def reset(self):
+        pass
+
+
+class SmtpSink(Peer):
+    name = "smtp-sink"
+
+    def __init__(self, workdir, host="127.0.0.1", port=25252, backlog=4096):
+        self.host, self.port, self.workdir = host, port, workdir
+        self.backlog = backlog
+        self.proc = None
+
+    def start(self):
+        if port_open(self.host, self.port):
+            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover server?)")
+        exe = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        self.log = open(os.path.join(self.workdir, "smtp-sink.log"), "w")
+        # -u: drop root; -m: serve up to 15,000 connections at once (default 256, the rest
+        # wait in the listen queue, which would spoil the idle-connection measurement).
+        self.proc = subprocess.Popen([exe, "-u", "postfix", "-m", "15000", f"{self.host}:{self.port}",
+                                      str(self.backlog)], stdout=self.log, stderr=self.log)
+        if not wait_port(self.host, self.port, 10, self.proc):
+            raise RuntimeError("smtp-sink did not start")
+
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class LoadSink(Peer):
+    name = "sluice-load-sink"
+
+    def __init__(self, exe, workdir, host="127.0.0.1", port=25253, threads=1):
+        self.exe, self.workdir, self.host, self.port, self.threads = exe, workdir, host, port, threads
+        self.proc = None
+
+    def start(self):
+        if port_open(self.host, self.port):
+            raise RuntimeError(f"{self.host}:{self.port} is already taken")
+        self.log = open(os.path.join(self.workdir, "load-sink.log"), "w")
+        self.proc = subprocess.Popen([self.exe, "sink", "--listen", f"{self.host}:{self.port}",
+                                      "-t", str(self.threads), "-q"], stdout=self.log,
+                                     stderr=self.log)
+        if not wait_port(self.host, self.port, 10, self.proc):
+            raise RuntimeError("sluice-load sink did not start")
+
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+
+
+MASTER_CF = """\
+{host}:{port} inet n - y - {smtpd_max} smtpd
+pickup    unix  n       -       y       60      1       pickup
+cleanup   unix  n       -       y       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       y       1000?   1       tlsmgr
+rewrite   unix  -       -       y       -       -       trivial-rewrite
+bounce    unix  -       -       y       -       0       bounce
+defer     unix  -       -       y       -       0       bounce
+trace     unix  -       -       y       -       0       bounce
+verify    unix  -       -       y       -       1       verify
+flush     unix  n       -       y       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       y       -       -       smtp
+relay     unix  -       -       y       -       -       smtp
+showq     unix  n       -       y       -       -       showq
+error     unix  -       -       y       -       -       error
+retry     unix  -       -       y       -       -       error
+discard   unix  -       -       y       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       y       -       -       lmtp
+anvil     unix  -       -       y       -       1       anvil
+scache    unix  -       -       y       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+maillog_file_prefixes = {dir}
+maillog_file = {dir}/maillog
+myhostname = postfix.bench.test
+mydestination =
+relay_domains = {domain}
+mynetworks = 127.0.0.0/8
+inet_interfaces = {host}
+inet_protocols = ipv4
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+# Accepted messages stay in the queue: HOLD at DATA puts each on the hold queue; nothing is
+# delivered. Queue files are fsynced before the 250 (Postfix's default).
+smtpd_data_restrictions = check_client_access static:HOLD
+defer_transports = smtp, relay, local, virtual, lmtp
+smtputf8_enable = no
+biff = no
+default_process_limit = {proc_limit}
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+anvil_rate_time_unit = 60s
+"""
+
+
+class Postfix(Peer):
+    name = "postfix"
+
+    def __init__(self, workdir, host="127.0.0.1", port=25251, domain="bench.test",
+                 smtpd_max=100):
+        self.dir = os.path.join(workdir, "postfix")
+        self.host, self.port, self.domain = host, port, domain
+        self.smtpd_max = smtpd_max
+        self.etc = os.path.join(self.dir, "etc")
+
+    def _postfix(self, *args, check=True):
+        r = subprocess.run(["postfix", "-c", self.etc] + list(args), capture_output=True,
+                           text=True)
+        if check and r.returncode != 0:
+            log = ""
+            try:
+                with open(os.path.join(self.dir, "maillog")) as f:
+                    log = "".join(f.readlines()[-5:])
+            except OSError:
+                pass
+            raise RuntimeError(f"postfix {' '.join(args)} failed: {r.stderr} {log}")
+        return r
+
+    def start(self):
+        if port_open(self.host, self.port):
+            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover postfix?)")
+        if shutil.which("postfix") is None:
+            raise RuntimeError("postfix is not installed (.ci/deps installs it)")
+        d = os.path.dirname(os.path.abspath(self.dir))
+        while d != "/":
+            if not os.stat(d).st_mode & 0o001:
+                raise RuntimeError(f"{d} is not searchable by others: Postfix's processes run as"
+                                   " user postfix and could not reach their queue")
+            d = os.path.dirname(d)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        for d in ("etc", "queue", "data"):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        shutil.chown(os.path.join(self.dir, "data"), "postfix")
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(host=self.host, port=self.port, smtpd_max=self.smtpd_max))
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(MAIN_CF.format(dir=self.dir, host=self.host, domain=self.domain,
+                                   proc_limit=max(100, self.smtpd_max + 20)))
+        self._postfix("start")
+        if not wait_port(self.host, self.port, 15):
+            raise RuntimeError("postfix did not start listening")
+        with open(os.path.join(self.dir, "queue", "pid", "master.pid")) as f:
+            self.master = int(f.read().split()[0])
+
+    def pid(self):
+        return self.master
+
+    def hold_count(self):
+        n = 0
+        for _, _, files in os.walk(os.path.join(self.dir, "queue", "hold")):
+            n += len(files)
+        return n
+
+    def accepted_since_reset(self):
+        return self.hold_count()
+
+    def reset(self):
+        """Empties the hold queue (outside the measured time), so every run starts alike."""
+        subprocess.run(["postsuper", "-c", self.etc, "-d", "ALL", "hold"], capture_output=True)
+
+    def stop(self):
+        self._postfix("stop", check=False)
+        end = time.time() + 10
+        while time.time() < end and port_open(self.host, self.port):
+            time.sleep(0.1)
+
+
+SLUICE_INI = """\
+[node]
+hostname = mx.bench.test
+spool_dir = {spool}
+shards = {shards}
+
+[limits]
+# The peers run without per-client limits too (Postfix: connection count and rate limits 0);
+# the idle measurement holds 10,000 connections from 8 source addresses.
+connections_per_ip = 0
+max_sessions = 20000
+
+[listen primary]
+address = {host}:{port}
+role = primary
+
+[domain {domain}]
+route = {route}
+"""
+
+
+class SluiceNode(Peer):
+    name = "sluice"
+
+    def __init__(self, exe, workdir, host="127.0.0.2", port=25250, shards=2,
+                 domain="bench.test", route="127.0.0.1:9"):
+        self.exe, self.host, self.port, self.shards = exe, host, port, shards
+        self.dir = os.path.join(workdir, "sluice")
+        self.domain, self.route = domain, route
+        self.proc = None
+
+    def start(self):
+        if not self.exe or not os.access(self.exe, os.X_OK):
+            raise RuntimeError(f"no sluice-node at {self.exe}")
+        if port_open(self.host, self.port):
+            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover daemon?)")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(os.path.join(self.dir, "spool"))
+        self.conf = os.path.join(self.dir, "sluice.ini")
+        with open(self.conf, "w") as f:
+            f.write(SLUICE_INI.format(spool=os.path.join(self.dir, "spool"), shards=self.shards,
+                                      host=self.host, port=self.port, domain=self.domain,
+                                      route=self.route))
+        self.logpath = os.path.join(self.dir, "sluice-node.log")
+        self.log = open(self.logpath, "w")
+        self.proc = subprocess.Popen([self.exe, "--config", self.conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        end = time.time() + 15
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                with open(self.logpath) as f:
+                    tail = f.read()[-400:]
+                raise RuntimeError(f"sluice-node exited with {self.proc.returncode}: {tail}")
+            if port_open(self.host, self.port):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("sluice-node did not start listening in 15 s")
+
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

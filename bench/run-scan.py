@@ -1,0 +1,224 @@
+#!/usr/bin/python3
+"""run-scan.py - content scanning throughput: Sluice's scanner vs SpamAssassin (spamd).
+
+Both scan the same messages of the dev corpus (an evenly spread subset: ham and spam), in
+interleaved rounds:
+  sluice   `sluice-rules test` (the data plane's scanner: MIME parse, Hyperscan per class,
+           PCRE2 confirmation, metas, verdict) on one core, with a compiled rule set (--db; by
+           default the shipped rules compiled here; pass the SpamAssassin rules compiled by
+           bench/scan-accuracy.sh for like-for-like)
+  spamd    a private spamd on loopback (local tests only, -L), --children children, fed by
+           spamc with as many messages in flight as children
+For each: messages/s, CPU ms per message (the scanner's own CPU: sluice-rules' rusage; spamd's
+process tree from /proc), and messages/s per core. rspamd is not run yet (not installed).
+
+Writes OUT/scan.json, OUT/scan.md, OUT/scan-*.png; prints the summary.
+  bench/run-scan.py --build /tmp/build-bench [--limit 300] [--rounds 3] [--db DIR]
+"""
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "peers"))
+import peers  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.environ.get("SLUICE_BUILD_ROOT", "/tmp/build-bench"))
+    ap.add_argument("--out", default="/tmp/sluice-scan-" +
+                    datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    ap.add_argument("--corpus", default=os.environ.get(
+        "SLUICE_BENCH_CORPUS", os.path.join(os.path.dirname(ROOT), "shared", "corpus",
+                                            "sa-dev.tar.gz")))
+    ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--db", default=None, help="a compiled rule-set directory for sluice")
+    ap.add_argument("--children", type=int, default=2)
+    ap.add_argument("--port", type=int, default=25290)
+    ap.add_argument("--smoke", action="store_true")
+    a = ap.parse_args()
+    if a.smoke:
+        a.limit, a.rounds = 20, 1
+    os.makedirs(a.out, exist_ok=True)
+    os.chmod(a.out, 0o755)
+    rules = os.path.join(a.build, "patterns", "sluice-rules")
+
+    # The corpus and an evenly spread subset of it (the manifest lists ham, then spam).
+    cdir = os.path.join(a.out, "corpus")
+    if not os.path.exists(os.path.join(cdir, "MANIFEST.tsv")):
+        os.makedirs(cdir, exist_ok=True)
+        subprocess.run(["tar", "-xzf", a.corpus, "-C", cdir], check=True)
+    with open(os.path.join(cdir, "MANIFEST.tsv")) as f:
+        lines = f.read().splitlines()
+    head, entries = lines[0], lines[1:]
+    step = max(1, len(entries) // a.limit)
+    subset = entries[::step][:a.limit]
+    sub_manifest = os.path.join(cdir, "SUBSET.tsv")
+    with open(sub_manifest, "w") as f:
+        f.write("\n".join([head] + subset) + "\n")
+    paths = [os.path.join(cdir, e.split("\t")[1]) for e in subset]
+
+    db = a.db
+    if db is None:
+        db = os.path.join(a.out, "db-shipped")
+        shutil.rmtree(db, ignore_errors=True)
+        rule_dir = os.path.join(ROOT, "patterns", "rules")
+        subprocess.run([rules, "compile", "-o", db] +
+                       sorted(os.path.join(rule_dir, x) for x in os.listdir(rule_dir)
+                              if x.endswith(".cf")), check=True, capture_output=True)
+
+    spamd = start_spamd(a)
+    runs = []
+    try:
+        for rnd in range(a.rounds):
+            # sluice: one process, one core; its own CPU from rusage.
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.monotonic()
+            r = subprocess.run([rules, "test", "--db", db, "--corpus", sub_manifest],
+                               capture_output=True, text=True, timeout=1200)
+            wall = time.monotonic() - t0
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+            runs.append(leg(rnd, "sluice", len(paths) if r.returncode == 0 else 0, wall, cpu,
+                            r.returncode, r.stderr[-300:]))
+            if spamd is not None:
+                cpu0 = peers.tree_cpu_seconds(spamd[0].pid)
+                t0 = time.monotonic()
+                ok = feed_spamd(a, paths)
+                wall = time.monotonic() - t0
+                cpu = peers.tree_cpu_seconds(spamd[0].pid) - cpu0
+                runs.append(leg(rnd, "spamd", ok, wall, cpu, 0 if ok == len(paths) else 1, ""))
+            for x in runs[-2:]:
+                print(f"round {rnd} {x['server']:7s} {x['msgs_per_s']:9.1f} msg/s "
+                      f"{x['cpu_ms_per_msg'] or 0:8.2f} ms CPU/msg  ok {x['ok']}", flush=True)
+    finally:
+        if spamd is not None:
+            stop_spamd(spamd)
+    return report(a, db, runs, spamd is None)
+
+
+def leg(rnd, name, ok, wall, cpu, rc, err):
+    return {"round": rnd, "server": name, "ok": ok, "wall_s": wall, "cpu_s": cpu, "rc": rc,
+            "msgs_per_s": ok / wall if wall else 0,
+            "cpu_ms_per_msg": cpu * 1e3 / ok if ok else None,
+            "msgs_per_core_s": ok / cpu if cpu > 0 else None, "stderr": err}
+
+
+def start_spamd(a):
+    if shutil.which("spamd") is None:
+        print("spamd not installed: leg skipped", file=sys.stderr)
+        return None
+    if peers.port_open("127.0.0.1", a.port):
+        raise RuntimeError(f"port {a.port} is taken (a leftover spamd?)")
+    pidf = os.path.join(a.out, "spamd.pid")
+    log = open(os.path.join(a.out, "spamd.log"), "w")
+    # -L: local tests only (no DNS, no network); -x: no per-user configuration.
+    p = subprocess.Popen(["spamd", "-L", "-x", "-i", "127.0.0.1", "-p", str(a.port),
+                          "-m", str(a.children), "--min-spare", str(a.children),
+                          "--max-spare", str(a.children), "-u", "debian-spamd", "-r", pidf,
+                          "--syslog=stderr"], stdout=log, stderr=log)
+    end = time.time() + 120
+    while time.time() < end:
+        if p.poll() is not None:
+            raise RuntimeError("spamd exited; see " + log.name)
+        if subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(a.port), "-K"],
+                          capture_output=True).returncode == 0:
+            return (p, log)
+        time.sleep(0.5)
+    p.kill()
+    raise RuntimeError("spamd did not answer in 120 s")
+
+
+def stop_spamd(s):
+    s[0].terminate()
+    try:
+        s[0].wait(20)
+    except subprocess.TimeoutExpired:
+        s[0].kill()
+
+
+def feed_spamd(a, paths):
+    def one(path):
+        with open(path, "rb") as f:
+            data = f.read()
+        if data.startswith(b"From "):
+            data = data.split(b"\n", 1)[1]
+        r = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(a.port), "-c", "-x"],
+                           input=data, capture_output=True)
+        return r.returncode in (0, 1)   # -c: 0 ham, 1 spam; anything else is an error
+    with concurrent.futures.ThreadPoolExecutor(a.children) as ex:
+        return sum(ex.map(one, paths))
+
+
+def report(a, db, runs, no_spamd):
+    med = lambda xs: statistics.median(xs) if xs else None
+    summary = {}
+    for name in ("sluice", "spamd"):
+        rs = [r for r in runs if r["server"] == name]
+        if rs:
+            summary[name] = {k: med([r[k] for r in rs if r[k] is not None])
+                             for k in ("msgs_per_s", "cpu_ms_per_msg", "msgs_per_core_s")}
+    ratios = {}
+    if "sluice" in summary and "spamd" in summary:
+        s, p = summary["sluice"], summary["spamd"]
+        ratios = {"msgs_per_s sluice/spamd": s["msgs_per_s"] / p["msgs_per_s"],
+                  "cpu_per_msg spamd/sluice": p["cpu_ms_per_msg"] / s["cpu_ms_per_msg"],
+                  "msgs_per_core sluice/spamd": s["msgs_per_core_s"] / p["msgs_per_core_s"]}
+    repro = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    doc = {"scenario": "scan", "when": datetime.datetime.now().isoformat(timespec="seconds"),
+           "cpus": os.cpu_count(), "args": vars(a), "db": db, "reproduce": repro, "runs": runs,
+           "summary": summary, "ratios": ratios}
+    with open(os.path.join(a.out, "scan.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    f2 = lambda x, nd=1: "n/a" if x is None else f"{x:,.{nd}f}"
+    md = ["# Scanning: Sluice's scanner vs SpamAssassin\n",
+          f"{doc['when']}, {doc['cpus']} CPUs; {a.rounds} interleaved rounds over the same "
+          f"{a.limit} corpus messages; sluice rule set {db}; spamd -L with {a.children} "
+          f"children. Reproduce: `{repro}`\n",
+          "| scanner | msg/s | CPU ms/msg | msg/s per core |", "|---|---:|---:|---:|"]
+    for k, v in summary.items():
+        md.append(f"| {k} | {f2(v['msgs_per_s'])} | {f2(v['cpu_ms_per_msg'], 3)} | "
+                  f"{f2(v['msgs_per_core_s'])} |")
+    if ratios:
+        md += ["", "| ratio | value |", "|---|---:|"]
+        md += [f"| {k} | {f2(v, 2)} |" for k, v in ratios.items()]
+    md.append("\nsluice runs on one core, and its figures include its start-up and rule-set load; "
+              "spamd runs on its children. The rule sets differ unless --db is SpamAssassin's own "
+              "rules compiled by sluice-rules (bench/scan-accuracy.sh leaves them in "
+              "$WORK/db-spamassassin): then the ratio compares engines on the same rules, else "
+              "the products as shipped. rspamd: not run (not installed).")
+    gp = shutil.which("gnuplot")
+    if gp and summary:
+        dat = os.path.join(a.out, "scan.dat")
+        with open(dat, "w") as f:
+            for k, v in summary.items():
+                f.write(f"{k} {v['msgs_per_core_s'] or 0}\n")
+        png = os.path.join(a.out, "scan-per-core.png")
+        script = (f"set terminal pngcairo size 700,450 font ',10'\nset output '{png}'\n"
+                  "set title 'messages scanned per second per core'\nset style fill solid 0.8\n"
+                  "set boxwidth 0.6\nset logscale y\nset grid ytics\n"
+                  f"plot '{dat}' using 0:2:xtic(1) with boxes notitle\n")
+        if subprocess.run([gp], input=script, text=True, capture_output=True).returncode == 0:
+            md.append(f"\n![messages per second per core]({os.path.basename(png)})\n\n"
+                      f"Messages scanned per second per core. Reproduce: `{repro}`")
+    text = "\n".join(md) + "\n"
+    with open(os.path.join(a.out, "scan.md"), "w") as f:
+        f.write(text)
+    print("\n" + text)
+    return 1 if any(r["rc"] for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
