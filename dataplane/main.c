@@ -18,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "base/log.h"
+#include "delivery/delivery.h"
 #include "filter/filter.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
@@ -55,12 +56,18 @@ static int node_shard_start(struct shard *sh)
 			return r;
 		}
 	}
+	r = delivery_shard_start(sh);
+	if (r < 0) {
+		log_error(r, "shard %u: cannot start delivery", sh->id);
+		return r;
+	}
 	listener_arm_all(sh);
 	return 0;
 }
 
 static void node_shard_turn(struct shard *sh)
 {
+	delivery_shard_turn(sh);
 	spool_set_siblings(sh->spool, sh->bodies_in_flight > 0);
 	spool_flush(sh->spool);
 }
@@ -69,16 +76,18 @@ static void node_shard_stop(struct shard *sh)
 {
 	listener_close_all(sh);
 	smtp_sessions_drain(sh);
+	delivery_shard_stop(sh);
 }
 
 static bool node_shard_idle(struct shard *sh)
 {
-	return smtp_sessions_count(sh) == 0 && !spool_busy(sh->spool);
+	return smtp_sessions_count(sh) == 0 && delivery_shard_idle(sh) && !spool_busy(sh->spool);
 }
 
 static void node_shard_abort(struct shard *sh)
 {
 	smtp_sessions_abort_all(sh);
+	delivery_shard_abort(sh);
 }
 
 static void node_shard_finish(struct shard *sh)
@@ -93,6 +102,7 @@ static void node_shard_finish(struct shard *sh)
 		 (unsigned long long)st.syncs,
 		 st.syncs ? (double)st.sync_ns_total / (double)st.syncs / 1e6 : 0.0,
 		 (unsigned long long)st.batches_max);
+	delivery_shard_finish(sh);
 	spool_close(&sh->spool);
 	if (sh->filter != NULL)
 		filter_shard_free(&sh->filter);
@@ -116,6 +126,12 @@ static void node_shard_config(struct shard *sh, struct node_config *old)
 		log_warn(r, "shard %u: the new rule set could not be set up; keeping the old one", sh->id);
 }
 
+static void node_shard_queued(struct shard *sh, uint64_t qid, const struct spool_envelope *env,
+			      uint64_t size)
+{
+	delivery_enqueue(sh, qid, env, size);
+}
+
 static const struct shard_hooks node_hooks = {
 	.start = node_shard_start,
 	.turn = node_shard_turn,
@@ -124,6 +140,8 @@ static const struct shard_hooks node_hooks = {
 	.abort = node_shard_abort,
 	.finish = node_shard_finish,
 	.config = node_shard_config,
+	.queued = node_shard_queued,
+	.over_quota = delivery_domain_over_quota,
 };
 
 static void usage(FILE *f)
@@ -199,6 +217,7 @@ int main(int argc, char **argv)
 
 	listener_setup(smtp_session_start);
 	smtp_session_setup();
+	delivery_setup();
 	shard_set_handler(SHARD_OP_SPOOL, node_spool_cqe);
 	shard_set_hooks(&node_hooks);
 

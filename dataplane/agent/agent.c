@@ -1,22 +1,48 @@
 /*
  * agent.c - see agent.h.
  *
- * The loop wakes on a signal (signalfd read on the agent's own ring) or every 50 ms to drain the
- * shards' event rings. Reload builds a new snapshot off the mail path; a file that does not load
- * is refused with its line and the shards keep the old one.
+ * The loop wakes on a signal (signalfd read on the agent's own ring), on a connection to the
+ * control socket, or every 50 ms to drain the shards' event rings. Reload builds a new snapshot
+ * off the mail path; a file that does not load is refused with its line and the shards keep the
+ * old one.
+ *
+ * The control socket, <spool_dir>/control.sock (mode 0600: root's, or the node user's), takes one
+ * request line and gives one reply line (sluice-queue speaks it):
+ *     flush|hold|release|delete|bounce all|QID|domain D   ->   "ok N" | "error REASON"
+ * A request for a QID goes to the shard that owns it (the qid's top 8 bits), others to every
+ * shard, as a struct delivery_ctl_msg: only a shard writes its journal. The reply waits until
+ * every shard has answered (the request's counters are atomics the shards update).
+ * XXX: the request line is read with a 1 s timeout on the agent's thread; a client that connects
+ * and says nothing stalls event draining that long.
  */
 #include "agent/agent.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "delivery/delivery.h"
 #include "shard/shard_event.h"
+#include "spool/spool.h"
+
+#define AGENT_UD_SIGNAL  1
+#define AGENT_UD_CONTROL 2
+
+/* A control request waiting for the shards' answers. */
+struct agent_ctl {
+	struct agent_ctl       *next;
+	int                     fd;
+	struct delivery_ctl_req req;
+};
 
 struct agent_reload_msg {
 	struct shard_msg    base;
@@ -86,8 +112,130 @@ static void agent_reload(struct io_uring *ring, const char *path, struct shard *
 	node_config_unref(&conf);
 }
 
+static int agent_ctl_open(const char *spool_dir)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control.sock", spool_dir) >=
+	    sizeof(sa.sun_path)) {
+		log_warn(-ENAMETOOLONG, "agent: no control socket: %s is too long", spool_dir);
+		return -1;
+	}
+	unlink(sa.sun_path);   /* a stale one from a killed node */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(sa.sun_path, 0600) < 0 || listen(fd, 64) < 0) {
+		log_warn(-errno, "agent: no control socket at %s", sa.sun_path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void agent_ctl_reply(int fd, const char *fmt, unsigned long long n, const char *why)
+{
+	char line[300];
+	int len = why ? snprintf(line, sizeof(line), "error %s\n", why)
+		      : snprintf(line, sizeof(line), fmt, n);
+
+	(void)!write(fd, line, (size_t)len);
+	close(fd);
+}
+
+/* Reads one request and posts it; the reply goes out once every shard answered. */
+static void agent_ctl_accept(struct io_uring *ring, int lfd, struct shard *shards, unsigned n,
+			     bool stopping, struct agent_ctl **pending)
+{
+	int fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		struct timeval tv = { .tv_sec = 1 };
+		char line[512], verb[32] = "", arg1[300] = "", arg2[300] = "";
+		size_t got = 0;
+		ssize_t r;
+		struct agent_ctl *ac;
+		spool_qid qid = 0;
+		const char *domain = NULL;
+		int op;
+		unsigned first = 0, last = n;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (got < sizeof(line) - 1 && (r = read(fd, line + got, sizeof(line) - 1 - got)) > 0) {
+			got += (size_t)r;
+			if (memchr(line, '\n', got))
+				break;
+		}
+		line[got] = '\0';
+		line[strcspn(line, "\r\n")] = '\0';
+		if (sscanf(line, "%31s %299s %299s", verb, arg1, arg2) < 2 ||
+		    (op = delivery_ctl_op_parse(verb)) < 0) {
+			agent_ctl_reply(fd, NULL, 0, "bad request (want: OP all|QID|domain D)");
+			continue;
+		}
+		if (stopping) {
+			agent_ctl_reply(fd, NULL, 0, "the node is stopping");
+			continue;
+		}
+		if (strcmp(arg1, "domain") == 0 && arg2[0])
+			domain = arg2;
+		else if (strcmp(arg1, "all") != 0) {
+			if (spool_qid_parse(arg1, &qid) < 0 || (qid >> 56) >= n) {
+				agent_ctl_reply(fd, NULL, 0, "no such queue id");
+				continue;
+			}
+			first = (unsigned)(qid >> 56);
+			last = first + 1;
+		}
+		ac = calloc(1, sizeof(*ac));
+		if (ac == NULL) {
+			agent_ctl_reply(fd, NULL, 0, "out of memory");
+			continue;
+		}
+		ac->fd = fd;
+		atomic_init(&ac->req.remaining, last - first);
+		atomic_init(&ac->req.count, 0);
+		for (unsigned i = first; i < last; i++) {
+			struct delivery_ctl_msg *m = delivery_ctl_msg_new((enum delivery_ctl_op)op, qid,
+									  domain, &ac->req);
+
+			if (m == NULL || shard_post(ring, &shards[i], &m->base) < 0) {
+				free(m);
+				atomic_fetch_sub(&ac->req.remaining, 1);
+			}
+		}
+		ac->next = *pending;
+		*pending = ac;
+	}
+}
+
+static void agent_ctl_finish(struct agent_ctl **pending, bool all)
+{
+	for (struct agent_ctl **pp = pending; *pp; ) {
+		struct agent_ctl *ac = *pp;
+
+		if (atomic_load(&ac->req.remaining) != 0 && !all) {
+			pp = &ac->next;
+			continue;
+		}
+		if (atomic_load(&ac->req.remaining) == 0)
+			agent_ctl_reply(ac->fd, "ok %llu\n",
+					(unsigned long long)atomic_load(&ac->req.count), NULL);
+		else
+			agent_ctl_reply(ac->fd, NULL, 0, "the node stopped");
+		*pp = ac->next;
+		if (atomic_load(&ac->req.remaining) == 0)
+			free(ac);
+		/* else: a shard may still touch req: leaked on purpose at exit (XXX) */
+	}
+}
+
 int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 {
+	struct agent_ctl *pending = NULL;
+	bool ctl_armed = false;
+	int lfd = agent_ctl_open(shards[0].conf->spool_dir);
 	struct io_uring ring;
 	struct signalfd_siginfo si;
 	sigset_t set;
@@ -115,15 +263,28 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 
 			io_uring_prep_read(sqe, sfd, &si, sizeof(si), 0);
-			io_uring_sqe_set_data64(sqe, 1);
+			io_uring_sqe_set_data64(sqe, AGENT_UD_SIGNAL);
 			read_armed = true;
+		}
+		if (lfd >= 0 && !ctl_armed) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+			io_uring_prep_poll_add(sqe, lfd, POLLIN);
+			io_uring_sqe_set_data64(sqe, AGENT_UD_CONTROL);
+			ctl_armed = true;
 		}
 		r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
 		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
-			bool is_signal = cqe->user_data == 1 && cqe->res == (int)sizeof(si);
+			bool is_signal = cqe->user_data == AGENT_UD_SIGNAL && cqe->res == (int)sizeof(si);
 
-			if (cqe->user_data == 1)
+			if (cqe->user_data == AGENT_UD_SIGNAL)
 				read_armed = false;
+			if (cqe->user_data == AGENT_UD_CONTROL) {
+				ctl_armed = false;
+				io_uring_cqe_seen(&ring, cqe);
+				agent_ctl_accept(&ring, lfd, shards, nshards, stopping, &pending);
+				continue;
+			}
 			io_uring_cqe_seen(&ring, cqe);
 			if (!is_signal)
 				continue;
@@ -139,6 +300,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 			}
 		}
 		agent_drain_events(shards, nshards);
+		agent_ctl_finish(&pending, false);
 		for (unsigned i = 0; i < nshards; i++)
 			exited += atomic_load(&shards[i].exited);
 		if (exited == nshards)
@@ -148,6 +310,9 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 		shard_join(&shards[i]);
 		shard_event_drain(&shards[i], agent_write_event, NULL, SIZE_MAX);
 	}
+	agent_ctl_finish(&pending, true);
+	if (lfd >= 0)
+		close(lfd);   /* the file stays; the next start replaces it */
 	io_uring_queue_exit(&ring);
 	close(sfd);
 	return 0;

@@ -15,7 +15,11 @@
  *   [tls]       cert, key
  *   [listen N]  address, role (primary|fallback), starttls (yes|no)
  *   [policy]    the default policy (keys of policy_conf_set)
- *   [domain D]  route (host:port[ prio][, ...] | mx), and policy keys overriding the default
+ *   [delivery]  retry_first, retry_max, expire, delay_warning, retry_flat, retry_jitter,
+ *               concurrency (per destination per shard), connect_timeout, idle_time (an idle
+ *               outbound connection is kept this long), helo_name, dns_server, mx_port
+ *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
+ *               spool_quota, and policy keys overriding the default
  * A bad file is refused with "FILE:LINE: [section] key: reason".
  */
 #ifndef SLUICE_SHARD_SNAPSHOT_H
@@ -51,8 +55,13 @@ struct route_dest {
 	uint16_t prio;       /* lower first; equal priorities in written order */
 };
 
+enum domain_tls { DOMAIN_TLS_MAY = 0, DOMAIN_TLS_REQUIRED, DOMAIN_TLS_NONE };
+
 struct domain_conf {
 	char             *name;          /* lower case */
+	uint8_t           tls;           /* enum domain_tls: STARTTLS on the way out */
+	bool              tls_verify;    /* check the destination's certificate */
+	uint64_t          spool_quota;   /* bytes queued for this domain, node-wide (default 1G) */
 	bool              route_mx;      /* look the MX up instead of fixed destinations */
 	unsigned          ndest;
 	struct route_dest dest[ROUTE_DEST_MAX];
@@ -76,6 +85,18 @@ struct spool_tuning {
 	uint32_t commit_delay_us;
 };
 
+/* [delivery]: the relay's queue and client. */
+struct delivery_tuning {
+	uint64_t retry_first_ms, retry_max_ms, expire_ms, delay_warning_ms;
+	uint32_t retry_flat, retry_jitter_pct;
+	uint32_t concurrency;            /* connections per destination per shard */
+	uint64_t connect_timeout_ms;
+	uint64_t idle_ms;                /* an idle outbound connection waits this long for reuse */
+	uint16_t mx_port;                /* 25; tests use another */
+	char     helo_name[256];         /* default: [node] hostname */
+	char     dns_server[256];        /* c-ares server list; empty: /etc/resolv.conf */
+};
+
 struct node_config {
 	_Atomic unsigned     refs;
 	uint64_t             generation;     /* bumps on every reload */
@@ -91,6 +112,9 @@ struct node_config {
 	struct spool_tuning  spool;
 	char                 tls_cert[512], tls_key[512];
 	SSL_CTX             *tls_ctx;        /* NULL without [tls] */
+	SSL_CTX             *tls_client_ctx; /* outbound STARTTLS, no verification */
+	SSL_CTX             *tls_client_verify_ctx; /* outbound, verifying (NULL: no domain asks) */
+	struct delivery_tuning delivery;
 	struct listen_conf  *listen;
 	unsigned             nlisten;
 	struct domain_conf  *domains;        /* sorted by name */

@@ -129,6 +129,23 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 			    (unsigned long long)t->dec.out_bytes, t->score_milli / 1000,
 			    (t->score_milli < 0 ? -t->score_milli : t->score_milli) % 1000,
 			    policy_action_name(t->action), t->rules_hit[0] ? t->rules_hit : "none");
+		{
+			/* Durable: the relay queue takes it (it copies what it keeps). */
+			struct spool_envelope env = {
+				.role = s->role,
+				.body_type = t->body_type,
+				.smtputf8 = t->smtputf8,
+				.mail_from = t->mail_from,
+				.nrcpt = t->nrcpt,
+				.rcpts = t->rcpts,
+				.received_ns = clock_wall_ns(),
+				.score_milli = t->score_milli,
+				.action = t->action,
+				.rules_hit = { t->rules_hit, strlen(t->rules_hit) },
+			};
+
+			shard_get_hooks()->queued(sh, qid, &env, t->dec.out_bytes);
+		}
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", q);
 	} else {
 		log_warn(err, "%s: message not stored", s->id);

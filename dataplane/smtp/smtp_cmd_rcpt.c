@@ -1,7 +1,7 @@
 /*
  * smtp_cmd_rcpt.c - RCPT TO (RFC 5321 §4.1.1.3): only the node's own domains are accepted
  * (anything else is relaying: 554 5.7.1), at most limits.recipients per message (452 4.5.3,
- * §4.5.3.1.10).
+ * §4.5.3.1.10); a domain over its spool quota gets 451 4.3.1 (the relay queue says which).
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +38,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 	struct smtp_txn *t = s->txn;
 	struct smtp_rcpt_args ra;
 	enum smtp_arg_err e = smtp_parse_rcpt_arg(arg, &ra);
+	const struct domain_conf *dc;
 	struct slice domain;
 
 	if (e != SMTP_ARG_OK) {
@@ -62,10 +63,17 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 		domain.p = c->hostname;
 		domain.len = strlen(c->hostname);
 	}
-	if (node_config_domain(c, domain) == NULL) {
+	dc = node_config_domain(c, domain);
+	if (dc == NULL) {
 		smtp_reply(s, 554, "5.7.1", "<%.*s>: Relay access denied", (int)ra.path.addr.len,
 			   ra.path.addr.p);
 		smtp_session_error(s);
+		return;
+	}
+	if (shard_get_hooks()->over_quota(s->sh, dc)) {
+		/* Its destination is not taking mail fast enough: spool no more for it. */
+		smtp_reply(s, 451, "4.3.1", "<%.*s>: Error: queue for this domain is full, try again "
+			   "later", (int)ra.path.addr.len, ra.path.addr.p);
 		return;
 	}
 	if (ra.postmaster) {

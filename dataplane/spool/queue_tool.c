@@ -20,10 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "base/cfgval.h"
 #include "spool_impl.h"
 
 #define DEFAULT_SPOOL_DIR "/var/spool/sluice"
@@ -35,7 +40,12 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: %s [-d SPOOLDIR] COMMAND\n"
 		"commands:\n"
-		"  list [--all] [--json]  queued messages (--all includes done ones)\n"
+		"  list [--all] [--json] [--domain D] [--older-than DURATION]\n"
+		"       [--state queued|held|deferred|done]\n"
+		"                         queued messages (--all includes done ones)\n"
+		"  flush [QID|--domain D] retry now (all deferred messages by default)\n"
+		"  hold|release|delete|bounce QID|--domain D|--all\n"
+		"                         change the queue of the running node\n"
 		"  show QID               envelope, headers and body of one message\n"
 		"  body QID               the raw message on stdout\n"
 		"  ids                    one line per queued message: qid<TAB>message-id\n"
@@ -78,9 +88,46 @@ static int die_err(int rc, const char *what, const char *dir)
 /* ---- list ---- */
 
 struct list_ctx {
-	bool     all, json, first;
-	uint64_t bytes, count;
+	bool        all, json, first;
+	uint64_t    bytes, count;
+	const char *domain;        /* only messages with a recipient in it */
+	uint64_t    older_ns;      /* only messages that arrived before this (wall), 0: any */
+	const char *state;         /* queued, held, deferred, done, or NULL */
 };
+
+static bool rcpt_in_domain(const char *rcpt, const char *domain)
+{
+	const char *at = strrchr(rcpt, '@');
+
+	return at != NULL && strcasecmp(at + 1, domain) == 0;
+}
+
+static bool list_match(const struct list_ctx *c, const struct spool_entry *e)
+{
+	if (c->domain) {
+		bool any = false;
+
+		for (uint32_t i = 0; i < e->nrcpt && !any; i++)
+			any = rcpt_in_domain(e->rcpts[i], c->domain);
+		if (!any)
+			return false;
+	}
+	if (c->older_ns && e->received_ns >= c->older_ns)
+		return false;
+	if (c->state) {
+		bool queued = !e->done && !e->held;
+
+		if (!strcmp(c->state, "queued"))
+			return queued;
+		if (!strcmp(c->state, "deferred"))
+			return queued && e->defer_until != 0;
+		if (!strcmp(c->state, "held"))
+			return !e->done && e->held;
+		if (!strcmp(c->state, "done"))
+			return e->done;
+	}
+	return true;
+}
 
 static void json_str(const char *s)
 {
@@ -102,6 +149,8 @@ static int list_one(void *arg, const struct spool_entry *e)
 	char qid[SPOOL_QID_STRLEN + 1], tm[64];
 
 	if (e->done && !c->all)
+		return 0;
+	if (!list_match(c, e))
 		return 0;
 	spool_qid_format(e->qid, qid);
 	c->bytes += e->body_len;
@@ -155,7 +204,31 @@ static int cmd_list(const char *dir, int argc, char **argv)
 			c.all = true;
 		else if (!strcmp(argv[i], "--json"))
 			c.json = true;
-		else {
+		else if (!strcmp(argv[i], "--domain") && i + 1 < argc)
+			c.domain = argv[++i];
+		else if (!strcmp(argv[i], "--older-than") && i + 1 < argc) {
+			uint64_t ms;
+			struct timespec ts;
+
+			if (cfgval_duration_ms(argv[++i], &ms) < 0) {
+				fprintf(stderr, "%s: list: bad duration %s (want 30s, 10m, 1h, 2d)\n",
+					prog, argv[i]);
+				return 2;
+			}
+			clock_gettime(CLOCK_REALTIME, &ts);
+			c.older_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec -
+				     ms * 1000000u;
+		} else if (!strcmp(argv[i], "--state") && i + 1 < argc) {
+			c.state = argv[++i];
+			if (strcmp(c.state, "queued") && strcmp(c.state, "held") &&
+			    strcmp(c.state, "deferred") && strcmp(c.state, "done")) {
+				fprintf(stderr, "%s: list: --state wants queued, held, deferred or done\n",
+					prog);
+				return 2;
+			}
+			if (!strcmp(c.state, "done"))
+				c.all = true;
+		} else {
 			fprintf(stderr, "%s: list: unknown option %s\n", prog, argv[i]);
 			return 2;
 		}
@@ -391,6 +464,63 @@ static int cmd_stats(const char *dir)
 	return 0;
 }
 
+/* ---- commands to the running node (its control socket) ---- */
+
+static int cmd_control(const char *dir, const char *cmd, int argc, char **argv)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char line[512], reply[512];
+	size_t got = 0;
+	spool_qid qid;
+	int fd, n;
+
+	if (argc == 0 && !strcmp(cmd, "flush"))
+		snprintf(line, sizeof(line), "%s all\n", cmd);
+	else if (argc == 1 && !strcmp(argv[0], "--all"))
+		snprintf(line, sizeof(line), "%s all\n", cmd);
+	else if (argc == 2 && !strcmp(argv[0], "--domain") && argv[1][0] &&
+		 strlen(argv[1]) < 256 && !strpbrk(argv[1], " \t\r\n"))
+		snprintf(line, sizeof(line), "%s domain %s\n", cmd, argv[1]);
+	else if (argc == 1 && spool_qid_parse(argv[0], &qid) == 0)
+		snprintf(line, sizeof(line), "%s %s\n", cmd, argv[0]);
+	else {
+		fprintf(stderr, "%s: %s: want QID, --domain D or --all\n", prog, cmd);
+		return 2;
+	}
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control.sock", dir) >=
+	    sizeof(sa.sun_path)) {
+		fprintf(stderr, "%s: %s: path too long for a socket\n", prog, dir);
+		return 1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "%s: %s: %s (is sluice-node running?)\n", prog, sa.sun_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+		fprintf(stderr, "%s: %s: write: %s\n", prog, sa.sun_path, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	while (got < sizeof(reply) - 1 && (n = (int)read(fd, reply + got, sizeof(reply) - 1 - got)) > 0) {
+		got += (size_t)n;
+		if (memchr(reply, '\n', got))
+			break;
+	}
+	close(fd);
+	reply[got] = '\0';
+	reply[strcspn(reply, "\r\n")] = '\0';
+	if (strncmp(reply, "ok ", 3) == 0) {
+		printf("%s: %s message%s\n", cmd, reply + 3, strcmp(reply + 3, "1") ? "s" : "");
+		return 0;
+	}
+	fprintf(stderr, "%s: %s: %s\n", prog, cmd, got ? reply : "no reply from the node");
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = DEFAULT_SPOOL_DIR, *cmd;
@@ -433,6 +563,9 @@ int main(int argc, char **argv)
 		return cmd_show(dir, argc, argv);
 	if (!strcmp(cmd, "body"))
 		return cmd_body(dir, argc, argv);
+	if (!strcmp(cmd, "flush") || !strcmp(cmd, "hold") || !strcmp(cmd, "release") ||
+	    !strcmp(cmd, "delete") || !strcmp(cmd, "bounce"))
+		return cmd_control(dir, cmd, argc, argv);
 	if (!strcmp(cmd, "ids") || !strcmp(cmd, "stats")) {
 		if (argc) {
 			fprintf(stderr, "%s: %s takes no arguments\n", prog, cmd);

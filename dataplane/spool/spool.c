@@ -333,6 +333,7 @@ static void jpend_add(struct spool *sp, uint8_t ev, spool_qid qid, uint64_t arg)
 {
 	struct spool_jrec j = { .event = ev, .qid = qid, .arg = arg };
 
+	sp->jseq++;
 	if (sp->jpend_len + SPOOL_JREC_SIZE > sp->jpend_cap) {
 		size_t ncap = sp->jpend_cap ? sp->jpend_cap * 2 : 4096;
 		uint8_t *n = realloc(sp->jpend, ncap);
@@ -417,9 +418,10 @@ static int journal_roll(struct spool *sp)
 			log_warn(-errno, "spool: %s/%s: unlink old journal", sp->dir, name);
 		free(old);
 	}
-	/* Everything pending is in the snapshot (its effects are in the index). */
+	/* Everything pending is in the snapshot (its effects are in the index), synced. */
 	sp->jpend_len = 0;
 	sp->jneed_roll = false;
+	sp->jseq_durable = sp->jseq;
 	return 0;
 }
 
@@ -867,6 +869,16 @@ static void arm_timer(struct spool *sp, uint64_t ns)
 	sp->timer_armed = true;
 }
 
+uint64_t spool_journal_seq(const struct spool *sp)
+{
+	return sp->jseq;
+}
+
+uint64_t spool_journal_durable_seq(const struct spool *sp)
+{
+	return sp->jseq_durable;
+}
+
 void spool_set_siblings(struct spool *sp, bool busy)
 {
 	sp->siblings = busy;
@@ -959,6 +971,7 @@ void spool_flush(struct spool *sp)
 		b->jbuf = sp->jpend;
 		b->jlen = sp->jpend_len;
 		b->jcap = sp->jpend_cap;
+		b->jseq = sp->jseq;
 		sp->jpend = NULL;
 		sp->jpend_len = sp->jpend_cap = 0;
 		if (batch_add_seg(b, sp->jcur) < 0 ||
@@ -1044,6 +1057,8 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 		}
 		if (nb > sp->st.batches_max)
 			sp->st.batches_max = nb;
+		if (b->jlen && b->jseq > sp->jseq_durable)
+			sp->jseq_durable = b->jseq;
 	}
 	for (m = b->msgs; m; m = m->next)
 		if (m->spill) {

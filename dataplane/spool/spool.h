@@ -129,6 +129,49 @@ enum spool_event {
 	SPOOL_EV_DEFER,           /* arg: next attempt, unix seconds */
 };
 int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, uint64_t arg);
+/* Journal records are numbered in append order: the number of the last one appended, and the
+ * highest number known to be on disk (every record up to it is). A caller that must not act
+ * before its records are durable remembers spool_journal_seq() and waits for the other. */
+uint64_t spool_journal_seq(const struct spool *sp);
+uint64_t spool_journal_durable_seq(const struct spool *sp);
+
+/* ---- Delivery's view of this shard's queue (spool_queue.c; the owning shard only) ---- */
+
+/* One not-done message of this shard as the index knows it. */
+struct spool_queue_ent {
+	spool_qid       qid;
+	bool            held;
+	uint64_t        defer_until;   /* unix seconds of the last DEFER event, 0 if none */
+	uint32_t        nrcpt;
+	const uint8_t  *rstate;        /* per-recipient enum spool_rcpt_state, or NULL (all
+	                                * queued); valid during the callback only */
+	uint32_t        nrstate;
+};
+typedef int spool_queue_fn(void *arg, const struct spool_queue_ent *e);
+/* Walks the messages of this shard that are not done (after spool_open: the recovered ones and
+ * every one committed since). A non-zero return from fn stops the walk and is returned. fn must
+ * not append to the journal or commit (the index would move under the walk). */
+int spool_queue_each(struct spool *sp, spool_queue_fn *fn, void *arg);
+/* The index's state of one message (rstate as above); 0, or -ENOENT when it is done or unknown. */
+int spool_queue_get(struct spool *sp, spool_qid qid, struct spool_queue_ent *e_r);
+
+/* One record read back for delivery. */
+struct spool_queue_msg {
+	uint8_t              *payload;   /* malloc'd: body || envelope */
+	const uint8_t        *body;
+	size_t                body_len;
+	struct spool_envelope env;       /* slices into payload; env.rcpts is rcpts below */
+	struct slice         *rcpts;     /* malloc'd */
+	uint64_t              received_ns;
+};
+/*
+ * Reads and checks the record of qid (a message of this shard). Synchronous pread: the record
+ * was written by this process, so it is usually in the page cache (XXX: a cold read of a large
+ * message blocks the shard; an io_uring read would not). 0, -ENOENT (no such message or its
+ * segment is gone), -EBADMSG (checksum), -ENOMEM, -errno.
+ */
+int spool_queue_read(struct spool *sp, spool_qid qid, struct spool_queue_msg *m_r);
+void spool_queue_msg_free(struct spool_queue_msg *m);
 
 struct spool_stats {
 	uint64_t messages_committed, bytes_committed, syncs, sync_ns_total;
@@ -155,6 +198,7 @@ struct spool_entry {
 	char        *client_addr, *helo, *session_id;
 	int32_t      score_milli;
 	uint8_t      action;
+	uint64_t     defer_until;    /* unix seconds of the next attempt (journal DEFER), 0 if none */
 };
 /* Frees the strings of an entry (spool_scan frees the entries it passes to fn after fn returns). */
 void spool_entry_free(struct spool_entry *e);

@@ -176,6 +176,7 @@ struct spool_batch {
 	uint32_t           nsegs, segs_cap;
 	uint8_t           *jbuf;       /* journal bytes written by this batch */
 	size_t             jlen, jcap;
+	uint64_t           jseq;       /* the journal records up to this one are in it */
 	uint32_t           outstanding;
 	int                err;
 	uint64_t           start_ns;
@@ -187,6 +188,8 @@ enum spool_spare_state { SPOOL_SPARE_NONE, SPOOL_SPARE_OPENING, SPOOL_SPARE_PREP
 struct spool {
 	struct spool_conf  conf;
 	bool               siblings;    /* other messages are on their way: worth waiting for */
+	uint64_t           jseq;        /* journal records appended so far */
+	uint64_t           jseq_durable;/* ... and of those, synced */
 	char              *dir;        /* <dir>/shard-<id> */
 	int                dfd;
 	struct io_uring   *ring;

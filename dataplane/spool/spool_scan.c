@@ -568,6 +568,7 @@ static int reader_rec(void *arg, const struct spool_record_info *info, uint64_t 
 		st->nrcpt = e.nrcpt;
 		e.done = st->flags & SPOOL_IF_DONE;
 		e.held = (st->flags & SPOOL_IF_HELD) != 0;
+		e.defer_until = st->defer_until;
 		spool_index_counts(st, &e.rcpt_done, &e.rcpt_failed);
 		if (st->rcap && e.nrcpt && (e.rcpt_state = calloc(e.nrcpt, 1)))
 			memcpy(e.rcpt_state, st->rstate, st->rcap < e.nrcpt ? st->rcap : e.nrcpt);

@@ -257,3 +257,233 @@ def run_suite(name, module_globals, only=None):
             traceback.print_exc(limit=4, file=sys.stdout)
     print("%s: %d passed, %d failed" % (name, passed, failed), flush=True)
     return 1 if failed else 0
+
+
+# ---- Destinations for relay tests (additions for tests/integration/test_relay*.py) ----
+
+DELIVERY_HELPERS = os.path.join(ROOT, "tests", "integration", "delivery")
+PY = "/usr/bin/python3"
+
+
+class Sink:
+    """aiosmtpd as a relay destination (tests/integration/delivery/aiosmtpd_server.py): each
+    message it accepts becomes OUTDIR/N.msg (sender line, recipients line, then the content).
+    tls=(cert, key) offers STARTTLS."""
+
+    def __init__(self, port=None, tls=None):
+        self.port = port or free_port()
+        self.outdir = tempfile.mkdtemp(prefix="sluice-sink-")
+        self.tls = tls
+        self.proc = None
+        self.runs = 0
+
+    def start(self, timeout=15):
+        # Each start writes to a directory of its own: the server numbers files from 1.
+        self.runs += 1
+        rundir = os.path.join(self.outdir, "run%03d" % self.runs)
+        os.mkdir(rundir)
+        args = [PY, os.path.join(DELIVERY_HELPERS, "aiosmtpd_server.py"), str(self.port),
+                rundir]
+        if self.tls:
+            args += ["--tls", self.tls[0], self.tls[1]]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline()
+        if b"ready" not in line:
+            raise RuntimeError("aiosmtpd did not start")
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+            self.proc = None
+
+    def messages(self):
+        """[(sender, [recipients], content bytes, tls bool)], in arrival order."""
+        out = []
+        for run in sorted(os.listdir(self.outdir)):
+            rundir = os.path.join(self.outdir, run)
+            names = [n for n in os.listdir(rundir) if n.endswith(".msg")]
+            for n in sorted(names, key=lambda x: int(x.split(".")[0])):
+                with open(os.path.join(rundir, n), "rb") as f:
+                    data = f.read()
+                sender, rcpts, content = data.split(b"\n", 2)
+                tls = False
+                try:
+                    with open(os.path.join(rundir, n[:-4] + ".tls")) as f:
+                        tls = f.read().strip() == "yes"
+                except OSError:
+                    pass
+                out.append((sender.decode(), rcpts.decode().split(","), content, tls))
+        return out
+
+    def wait(self, count, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = self.messages()
+            if len(m) >= count:
+                return m
+            time.sleep(0.05)
+        return self.messages()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.outdir, ignore_errors=True)
+
+
+class ScriptDest:
+    """A scripted SMTP destination in a thread of the test, for misbehaviour on purpose.
+    rcpt(addr, conn_no) -> reply line for RCPT (default 250); data_end(conn_no, txn_no) -> reply
+    line after the final dot (default 250); drop_in_data(txn_no) -> True to close the
+    connection after the first body bytes; endless=True answers EHLO with 250- lines forever.
+    Records every accepted message as (sender, recipients, raw dot-stuffed body bytes)."""
+
+    def __init__(self, rcpt=None, data_end=None, drop_in_data=None, endless=False):
+        import threading
+        self.port = free_port()
+        self.rcpt = rcpt or (lambda addr, n: "250 2.1.5 Ok")
+        self.data_end = data_end or (lambda n, t: "250 2.0.0 Ok")
+        self.drop_in_data = drop_in_data or (lambda t: False)
+        self.endless = endless
+        self.accepted = []
+        self.transactions = 0
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", self.port))
+        self.ls.listen(64)
+        self.stopped = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        import threading
+        while not self.stopped:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                n = self.connections
+            threading.Thread(target=self._serve, args=(c, n), daemon=True).start()
+
+    def _serve(self, c, n):
+        f = c.makefile("rb")
+        try:
+            c.sendall(b"220 script.test ESMTP\r\n")
+            sender, rcpts = None, []
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    if self.endless:
+                        while True:
+                            c.sendall(b"250-ENDLESS padding padding padding padding\r\n" * 64)
+                    c.sendall(b"250-script.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                              b"250 ENHANCEDSTATUSCODES\r\n")
+                elif verb == b"HELO":
+                    c.sendall(b"250 script.test\r\n")
+                elif verb == b"MAIL":
+                    sender = line[line.index(b"<") + 1:line.index(b">")].decode()
+                    rcpts = []
+                    c.sendall(b"250 2.1.0 Ok\r\n")
+                elif verb == b"RCPT":
+                    addr = line[line.index(b"<") + 1:line.index(b">")].decode()
+                    r = self.rcpt(addr, n)
+                    if r.startswith("2"):
+                        rcpts.append(addr)
+                    c.sendall(r.encode() + b"\r\n")
+                elif verb == b"DATA":
+                    if not rcpts:
+                        c.sendall(b"554 5.5.1 no valid recipients\r\n")
+                        continue
+                    with self.lock:
+                        self.transactions += 1
+                        t = self.transactions
+                    c.sendall(b"354 go ahead\r\n")
+                    body = b""
+                    if self.drop_in_data(t):
+                        f.readline()
+                        return
+                    while True:
+                        bl = f.readline()
+                        if not bl:
+                            return
+                        if bl == b".\r\n":
+                            break
+                        body += bl
+                    r = self.data_end(n, t)
+                    if r.startswith("2"):
+                        with self.lock:
+                            self.accepted.append((sender, list(rcpts), body))
+                    c.sendall(r.encode() + b"\r\n")
+                elif verb == b"RSET":
+                    sender, rcpts = None, []
+                    c.sendall(b"250 2.0.0 Ok\r\n")
+                elif verb == b"QUIT":
+                    c.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                else:
+                    c.sendall(b"502 5.5.2 what\r\n")
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def wait(self, count, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.accepted) < count:
+            time.sleep(0.05)
+        return list(self.accepted)
+
+    def stop(self):
+        self.stopped = True
+        try:
+            self.ls.close()
+        except OSError:
+            pass
+
+
+def relay_node(routes, delivery=None, domains_extra=None, shards="1", **kw):
+    """A Node whose domains relay to the given routes: {domain: route}. delivery: [delivery]
+    keys over short test defaults (retries in a second or two)."""
+    d = {"retry_first": "1s", "retry_max": "2s", "retry_jitter": "0", "idle_time": "1s",
+         "connect_timeout": "3s"}
+    d.update(delivery or {})
+    conf = {"node": {"shards": shards}, "delivery": d}
+    for dom, route in routes.items():
+        conf["domain " + dom] = {"route": route}
+        conf["domain " + dom].update((domains_extra or {}).get(dom, {}))
+    return Node(conf=conf, domains=tuple(routes), tls=kw.pop("tls", False), **kw)
+
+
+def send(addr, sender, rcpts, data, timeout=10):
+    """One message with smtplib; returns the reply (code, text) to the end of data, or raises."""
+    import smtplib
+    s = smtplib.SMTP(*addr, timeout=timeout)
+    try:
+        s.ehlo("client.test")
+        s.sendmail(sender, rcpts, data)
+        return s
+    finally:
+        try:
+            s.quit()
+        except Exception:  # noqa: BLE001 - the connection may be gone already
+            pass
+
+
+def wait_for(cond, timeout=20, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()

@@ -50,6 +50,14 @@ def test_config_errors_name_line_and_key():
         (GOOD + "this is not ini\n", "FILE:7: syntax error"),
         ("[node]\nspool_dir = /tmp/x\n", "no [listen NAME] section"),
         (GOOD + "[tls]\ncert = /nonexistent.pem\nkey = /nonexistent.key\n", "[tls] cannot load"),
+        (GOOD + "[delivery]\nconcurrency = 0\n", "FILE:8: [delivery] concurrency"),
+        (GOOD + "[delivery]\nretry_first = soon\n", "FILE:8: [delivery] retry_first"),
+        (GOOD + "[delivery]\ndns_server = localhost\n", "FILE:8: [delivery] dns_server"),
+        (GOOD + "[delivery]\nbogus = 1\n", "FILE:8: [delivery] bogus: unknown key"),
+        (GOOD + "[delivery]\nretry_first = 2h\nretry_max = 1h\n", "[delivery] retry_first"),
+        (GOOD + "tls = sometimes\n", "FILE:7: [domain d.test] tls"),
+        (GOOD + "tls_verify = maybe\n", "FILE:7: [domain d.test] tls_verify"),
+        (GOOD + "spool_quota = lots\n", "FILE:7: [domain d.test] spool_quota"),
     ]
     for text, want in cases:
         rc, out = check_config(text)

@@ -486,19 +486,29 @@ static void test_commit_delay(void **state)
 {
 	struct env *e = env_new();
 	struct msgspec ms = spec(300, 9);
-	struct result r;
+	struct result r, r2;
 
 	(void)state;
 	e->conf.commit_delay_us = 3000;
 	env_open(e);
 	drain(e);
+	/* Nobody else is mid-message: no reason to wait, the batch goes at once. */
 	assert_int_equal(commit_msg(e, &ms, 0, &r), 0);
+	spool_set_siblings(e->sp, false);
+	spool_flush(e->sp);
+	assert_false(e->sp->timer_armed);
+	assert_non_null(e->sp->batch);
+	drain(e);
+	assert_int_equal(r.calls, 1);
+	/* Others are mid-message: the commit waits for them, up to the delay. */
+	assert_int_equal(commit_msg(e, &ms, 0, &r2), 0);
+	spool_set_siblings(e->sp, true);
 	spool_flush(e->sp);
 	assert_true(e->sp->timer_armed);
 	assert_null(e->sp->batch);
 	drain(e);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.err, 0);
+	assert_int_equal(r2.calls, 1);
+	assert_int_equal(r2.err, 0);
 	env_free(e);
 }
 

@@ -1,0 +1,98 @@
+/*
+ * delivery.h - relay delivery in the shard that owns the message: the per-shard queue manager
+ * (delivery_queue.c) and the outbound SMTP connections (delivery_conn.c), built on the pure
+ * building blocks of this folder (client engine, reply parser, body encoder, DSNs, retry
+ * schedule, routes, c-ares on the shard's ring).
+ *
+ * What happens to a message: smtp_committed (the message is durable) reports it through the
+ * shard's queued hook, which main.c wires to delivery_enqueue; the
+ * queue groups its recipients by domain, one job per domain group; a job walks the domain's
+ * route (fixed destinations from the configuration, or MX records) and runs one SMTP transaction
+ * on a connection to the destination (reused, at most [delivery] concurrency per destination per
+ * shard). Every remote verdict is journaled (SPOOL_EV_RCPT_DONE / RCPT_FAILED); when every
+ * recipient is settled the message is DONE and the spool reclaims it. A deferred message is
+ * retried on delivery_retry's schedule (journal DEFER), warned about after delay_warning, and
+ * bounced at expiry. Failures get an RFC 3464 DSN to the envelope sender, injected as a new
+ * message into this shard's spool, except for a null sender or a spam verdict.
+ *
+ * The verdict's action (enum policy_action): deliver; tag (delivered with X-Spam-Flag and
+ * X-Spam-Status prepended); quarantine (held in the spool, journal HOLD, never delivered until
+ * released; the quarantine role of a later issue takes it from there).
+ *
+ * Spool quota per domain (spool_quota, default 1G): accounted per shard as quota / shards (the
+ * shards share nothing, so each holds its share; a domain whose mail lands unevenly on shards may
+ * be refused a little early on one of them). Over the quota, RCPT answers 451 4.3.1.
+ *
+ * Crash safety: nothing here is the only copy of anything. A restart reloads every not-done
+ * message from the spool index; a recipient whose 250 came just before the crash (its
+ * RCPT_DONE not yet durable) is delivered again (RFC 5321 6.1 allows that).
+ *
+ * Everything here runs on the shard's thread, except delivery_ctl_* (the agent builds the
+ * message and posts it; the shard applies it).
+ */
+#ifndef SLUICE_DELIVERY_H
+#define SLUICE_DELIVERY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shard/shard.h"
+#include "spool/spool.h"
+
+/* Sets the SHARD_OP_DELIVERY and SHARD_OP_DNS handlers (once, before the shards start). */
+void delivery_setup(void);
+
+/* After spool_open: loads this shard's not-done messages, sets up DNS. 0 or -errno. */
+int delivery_shard_start(struct shard *sh);
+/* Once per loop turn: starts the attempts that became due. */
+void delivery_shard_turn(struct shard *sh);
+/* SIGTERM: start nothing new; idle connections QUIT; transactions in flight finish. */
+void delivery_shard_stop(struct shard *sh);
+/* True when no connection, lookup or DSN commit is left. */
+bool delivery_shard_idle(struct shard *sh);
+/* The grace period is over: cut every connection (the spool still has the messages). */
+void delivery_shard_abort(struct shard *sh);
+/* After the loop: frees everything. */
+void delivery_shard_finish(struct shard *sh);
+
+/* A message just became durable (err == 0 in smtp_committed, before the 250 goes out). env's
+ * strings are copied; size: the body's octets (for the quota). */
+void delivery_enqueue(struct shard *sh, spool_qid qid, const struct spool_envelope *env,
+		      uint64_t size);
+
+/* Whether this shard holds its share of the domain's spool_quota already (RCPT: 451 4.3.1). */
+bool delivery_domain_over_quota(struct shard *sh, const struct domain_conf *d);
+
+/* ---- Operator commands (the agent's control socket) ---- */
+
+enum delivery_ctl_op {
+	DELIVERY_CTL_FLUSH = 0,   /* retry now */
+	DELIVERY_CTL_HOLD,
+	DELIVERY_CTL_RELEASE,
+	DELIVERY_CTL_DELETE,
+	DELIVERY_CTL_BOUNCE,
+	DELIVERY_CTL_COUNT
+};
+/* "flush", ... ; -1 for an unknown name. */
+int delivery_ctl_op_parse(const char *name);
+
+/* What the agent waits for: one per request, shared by the shards it was posted to. */
+struct delivery_ctl_req {
+	_Atomic unsigned remaining;   /* shards still to answer */
+	_Atomic uint64_t count;       /* messages acted on */
+};
+
+/* Posted to a shard; freed by it. qid 0 and domain[0] == 0: every message of the shard. */
+struct delivery_ctl_msg {
+	struct shard_msg         base;
+	enum delivery_ctl_op     op;
+	spool_qid                qid;
+	char                     domain[256];
+	struct delivery_ctl_req *req;
+};
+/* Builds the message (base.fn set). NULL on ENOMEM. */
+struct delivery_ctl_msg *delivery_ctl_msg_new(enum delivery_ctl_op op, spool_qid qid,
+					      const char *domain, struct delivery_ctl_req *req);
+
+#endif

@@ -1,0 +1,1116 @@
+/*
+ * delivery_conn.c - the outbound side: a job's route (fixed, or MX through c-ares), the
+ * destinations (host:port, with the TLS policy) and their connections, each driving one
+ * delivery_client engine over io_uring in the shard that owns the message.
+ *
+ * I/O follows the inbound session (smtp_session.c): recv into the shard's provided buffers
+ * (IOSQE_BUFFER_SELECT), one send in flight (output staged meanwhile in a second buffer), TLS
+ * through memory BIOs, an `inflight` count so nothing is freed while an operation of its is in
+ * the ring, and one timer per connection (connect, each wait, idle reuse). TCP_NODELAY on every
+ * socket: the engine writes small pipelined groups and Nagle would hold them.
+ *
+ * Limits: at most [delivery] concurrency connections per destination per shard; others wait in
+ * the destination's queue (FIFO) and take the next connection that becomes free; an idle
+ * connection is kept idle_time for reuse, then QUIT. Body bytes are fed to the engine only while
+ * less than DCONN_OUT_HIGH is queued, so a large message never sits whole in memory twice.
+ *
+ * A destination that fails (refused, timeout, bad banner, lost connection) is reported to the
+ * route health table and the job moves to the next destination of its route; when none is left
+ * the recipients are deferred with the last diagnostic. With tls = may (and no verification),
+ * a failed handshake is retried once on a plain connection, as Postfix does.
+ *
+ * Shard thread only.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/tls.h"
+#include "delivery/delivery_impl.h"
+
+#define DCONN_RECV 0u
+#define DCONN_SEND 1u
+#define DCONN_CONNECT 2u
+#define DCONN_OUT_HIGH (256u * 1024u)
+#define DCONN_BODY_CHUNK (64u * 1024u)
+
+struct ddest {
+	struct ddest *next;
+	char          host[DELIVERY_ROUTE_HOST_MAX];
+	uint16_t      port;
+	uint8_t       tls;
+	bool          verify;
+	unsigned      nconn;
+	struct dconn *conns;
+	struct djob  *wq_head, **wq_tail;
+};
+
+struct dconn {
+	struct dconn          *next, *prev;
+	struct ddest          *dest;
+	struct delivery_shard *ds;
+	int                    fd;
+	struct delivery_client c;
+	bool                   c_init;
+	struct djob           *job;
+	/* The job's recipients still open, as the engine sees them. */
+	struct delivery_rcpt  *crc;
+	unsigned              *cmap, ncrc;
+	size_t                 body_off;
+	bool                   hdr_done, body_held;
+	struct timer           timer;
+	SSL                   *ssl;
+	BIO                   *rbio, *wbio;
+	bool                   tls_hs;
+	uint8_t               *out, *tx;
+	size_t                 out_len, out_cap, tx_len, tx_off, tx_cap;
+	bool                   send_armed, recv_armed, connecting, connected, closing, idle;
+	bool                   dns_wait, ever_ready, recv_retry;
+	bool                   wait_durable;      /* on ds->durable_waiters */
+	uint64_t               wait_jseq;         /* the last message's journal records */
+	struct dconn          *wait_next;
+	unsigned               inflight;
+	struct sockaddr_storage sa;
+	socklen_t              salen;
+};
+
+static void conn_pump(struct dconn *cn);
+static void job_next_dest(struct djob *j);
+static void conn_connect(struct dconn *cn);
+
+static inline uint64_t conn_ud(struct dconn *cn, unsigned kind)
+{
+	return shard_ud(SHARD_OP_DELIVERY, (uintptr_t)cn | kind);
+}
+
+/* ---- jobs ---- */
+
+/* Settles every recipient not yet decided (status PENDING or DEFER). */
+static void job_settle_open(struct djob *j, enum delivery_rcpt_status st, const char *enh,
+			    const char *diag, bool keep_diag)
+{
+	for (unsigned k = 0; k < j->n; k++) {
+		struct delivery_rcpt *r = &j->rc[k];
+
+		if (r->status == DELIVERY_RCPT_OK || r->status == DELIVERY_RCPT_FAIL)
+			continue;
+		if (keep_diag && r->status == DELIVERY_RCPT_DEFER && r->diag[0] &&
+		    st == DELIVERY_RCPT_DEFER) {
+			continue;
+		}
+		r->status = st;
+		r->code = 0;
+		snprintf(r->enh, sizeof(r->enh), "%s", enh);
+		snprintf(r->diag, sizeof(r->diag), "%s", diag);
+	}
+}
+
+static void job_finish(struct djob *j)
+{
+	j->dest = NULL;
+	delivery_job_done(j);
+}
+
+static bool job_open(const struct djob *j)
+{
+	for (unsigned k = 0; k < j->n; k++)
+		if (j->rc[k].status == DELIVERY_RCPT_PENDING || j->rc[k].status == DELIVERY_RCPT_DEFER)
+			return true;
+	return false;
+}
+
+/* ---- destinations ---- */
+
+static struct ddest *dest_get(struct delivery_shard *ds, const char *host, uint16_t port,
+			      uint8_t tls, bool verify)
+{
+	struct ddest *d;
+
+	for (d = ds->dests; d; d = d->next)
+		if (d->port == port && d->tls == tls && d->verify == verify &&
+		    strcasecmp(d->host, host) == 0)
+			return d;
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return NULL;
+	snprintf(d->host, sizeof(d->host), "%s", host);
+	d->port = port;
+	d->tls = tls;
+	d->verify = verify;
+	d->wq_tail = &d->wq_head;
+	d->next = ds->dests;
+	ds->dests = d;
+	return d;
+}
+
+static struct djob *dest_pop(struct ddest *d)
+{
+	struct djob *j = d->wq_head;
+
+	if (j) {
+		d->wq_head = j->next;
+		if (d->wq_head == NULL)
+			d->wq_tail = &d->wq_head;
+		j->next = NULL;
+	}
+	return j;
+}
+
+static void dest_push(struct ddest *d, struct djob *j)
+{
+	j->next = NULL;
+	*d->wq_tail = j;
+	d->wq_tail = &j->next;
+}
+
+static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d);
+
+/* Gives the destination's waiting jobs connections: idle ones first, then new ones. */
+static void dest_kick(struct delivery_shard *ds, struct ddest *d)
+{
+	if (ds->stopping)
+		return;
+	for (struct dconn *cn = d->conns, *cnext; cn && d->wq_head; cn = cnext) {
+		cnext = cn->next;
+		if (cn->idle && !cn->closing) {
+			cn->idle = false;
+			timer_cancel(&ds->sh->timers, &cn->timer);
+			conn_pump(cn);   /* takes a job: the connection stays */
+		}
+	}
+	if (d->wq_head && d->nconn == 0 &&
+	    delivery_route_health_down_until(&ds->health, d->host, d->port, ds->sh->now_ms)) {
+		struct djob *w;
+
+		while ((w = dest_pop(d)) != NULL) {
+			w->pos++;
+			job_next_dest(w);
+		}
+		return;
+	}
+	if (d->wq_head && d->nconn < ds->sh->conf->delivery.concurrency) {
+		unsigned waiting = 0;
+
+		for (struct djob *j = d->wq_head; j; j = j->next)
+			waiting++;
+		/* One new connection per waiting job, up to the limit; connecting ones count. */
+		unsigned connecting = 0;
+
+		for (struct dconn *cn = d->conns; cn; cn = cn->next)
+			connecting += !cn->ever_ready && !cn->closing;
+		while (connecting < waiting && d->nconn < ds->sh->conf->delivery.concurrency) {
+			if (conn_new(ds, d) == NULL)
+				break;
+			connecting++;
+		}
+	}
+}
+
+/* ---- routes ---- */
+
+static void job_next_dest(struct djob *j)
+{
+	struct delivery_shard *ds = j->ds;
+	const struct delivery_route_dest *rd;
+	uint64_t retry_at = 0;
+	unsigned idx;
+	int r;
+
+	if (ds->stopping || !job_open(j)) {
+		job_finish(j);
+		return;
+	}
+	r = delivery_route_pick(&j->route, &ds->health, j->pos, ds->sh->now_ms, &idx, &retry_at);
+	if (r < 0) {
+		job_settle_open(j, DELIVERY_RCPT_DEFER, "4.4.1",
+				r == -EAGAIN ? "destination temporarily marked down after a failure"
+					     : "no destination could be reached", true);
+		job_finish(j);
+		return;
+	}
+	j->pos = idx;
+	rd = &j->route.d[idx];
+	j->dest = dest_get(ds, rd->host, rd->port, j->tls, j->tls_verify);
+	if (j->dest == NULL) {
+		job_settle_open(j, DELIVERY_RCPT_DEFER, "4.3.0", "out of memory", false);
+		job_finish(j);
+		return;
+	}
+	snprintf(j->mta, sizeof(j->mta), "%s:%u", rd->host, rd->port);
+	dest_push(j->dest, j);
+	dest_kick(ds, j->dest);
+}
+
+static void job_mx_done(void *arg, int err, const struct delivery_dns_mx *mx, unsigned nmx)
+{
+	struct djob *j = arg;
+	struct delivery_shard *ds = j->ds;
+	const struct node_config *c = ds->sh->conf;
+	int r;
+
+	j->dns_wait = false;
+	if (err == 0 && nmx == 0) {
+		/* RFC 5321 5.1: no MX, the domain itself is the implicit MX. */
+		j->route.n = 1;
+		snprintf(j->route.d[0].host, sizeof(j->route.d[0].host), "%s", j->domain);
+		j->route.d[0].port = c->delivery.mx_port;
+		j->route.d[0].prio = 0;
+		j->route.d[0].implicit = true;
+		j->routed = true;
+	} else if (err == 0) {
+		struct delivery_route_mx v[DELIVERY_DNS_MX_MAX];
+
+		if (nmx > DELIVERY_DNS_MX_MAX)
+			nmx = DELIVERY_DNS_MX_MAX;
+		for (unsigned i = 0; i < nmx; i++)
+			v[i] = (struct delivery_route_mx){ .host = mx[i].host, .pref = mx[i].pref };
+		r = delivery_route_mx(j->domain, v, nmx, c->delivery.mx_port, c->hostname,
+				      delivery_rand(ds), &j->route);
+		if (r == -ENXIO) {
+			job_settle_open(j, DELIVERY_RCPT_FAIL, "5.1.10",
+					"556 5.1.10 the domain accepts no mail (null MX)", false);
+		} else if (r == -ELOOP) {
+			job_settle_open(j, DELIVERY_RCPT_FAIL, "5.4.6",
+					"mail for the domain loops back to myself", false);
+		} else if (r < 0) {
+			job_settle_open(j, DELIVERY_RCPT_FAIL, "5.1.2", "bad domain name", false);
+		} else {
+			j->routed = true;
+		}
+	} else if (err == -ENOENT) {
+		job_settle_open(j, DELIVERY_RCPT_FAIL, "5.1.2", "the domain does not exist (NXDOMAIN)",
+				false);
+	} else {
+		job_settle_open(j, DELIVERY_RCPT_DEFER, "4.4.3", "MX lookup failed, will retry", false);
+	}
+	if (!j->routed) {
+		job_finish(j);
+		return;
+	}
+	j->pos = 0;
+	job_next_dest(j);
+}
+
+void delivery_conn_job_start(struct delivery_shard *ds, struct djob *j)
+{
+	if (ds->stopping) {
+		job_finish(j);
+		return;
+	}
+	if (!j->routed) {
+		int r = -ENOENT;
+
+		if (j->route_mx && ds->dns != NULL) {
+			j->dns_wait = true;
+			r = delivery_dns_mx(ds->dns, j->domain, job_mx_done, j);
+			if (r == 0)
+				return;
+			j->dns_wait = false;
+		}
+		job_settle_open(j, r == -EINVAL ? DELIVERY_RCPT_FAIL : DELIVERY_RCPT_DEFER,
+				r == -EINVAL ? "5.1.2" : "4.4.3",
+				r == -EINVAL ? "bad domain name" : "no route to the domain (no resolver)",
+				false);
+		job_finish(j);
+		return;
+	}
+	j->pos = 0;
+	job_next_dest(j);
+}
+
+/* ---- connection output ---- */
+
+static int obuf_put(uint8_t **b, size_t *len, size_t *cap, const void *p, size_t n)
+{
+	if (*len + n > *cap) {
+		size_t nc = *cap ? *cap : 4096;
+		uint8_t *nb;
+
+		while (nc < *len + n)
+			nc *= 2;
+		nb = realloc(*b, nc);
+		if (nb == NULL)
+			return -ENOMEM;
+		*b = nb;
+		*cap = nc;
+	}
+	memcpy(*b + *len, p, n);
+	*len += n;
+	return 0;
+}
+
+static int conn_pull_tls(struct dconn *cn)
+{
+	uint8_t tmp[16384];
+	int n;
+
+	while ((n = BIO_read(cn->wbio, tmp, sizeof(tmp))) > 0)
+		if (obuf_put(&cn->out, &cn->out_len, &cn->out_cap, tmp, (size_t)n) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+static int conn_stage(struct dconn *cn, const uint8_t *p, size_t n)
+{
+	if (cn->ssl != NULL && !cn->tls_hs && cn->c.tls_active) {
+		if (SSL_write(cn->ssl, p, (int)n) <= 0)
+			return -EIO;
+		return conn_pull_tls(cn);
+	}
+	return obuf_put(&cn->out, &cn->out_len, &cn->out_cap, p, n);
+}
+
+static void conn_flush(struct dconn *cn)
+{
+	struct io_uring_sqe *sqe;
+
+	if (cn->send_armed || cn->closing || cn->fd < 0 || !cn->connected)
+		return;
+	if (cn->tx_off == cn->tx_len) {
+		uint8_t *t = cn->tx;
+		size_t tc = cn->tx_cap;
+
+		if (cn->out_len == 0)
+			return;
+		cn->tx = cn->out;
+		cn->tx_cap = cn->out_cap;
+		cn->tx_len = cn->out_len;
+		cn->tx_off = 0;
+		cn->out = t;
+		cn->out_cap = tc;
+		cn->out_len = 0;
+	}
+	sqe = shard_sqe(cn->ds->sh);
+	io_uring_prep_send(sqe, cn->fd, cn->tx + cn->tx_off, cn->tx_len - cn->tx_off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, conn_ud(cn, DCONN_SEND));
+	cn->send_armed = true;
+	cn->inflight++;
+}
+
+static void conn_arm_recv(struct dconn *cn)
+{
+	struct io_uring_sqe *sqe;
+
+	if (cn->recv_armed || cn->closing || cn->fd < 0 || !cn->connected)
+		return;
+	sqe = shard_sqe(cn->ds->sh);
+	io_uring_prep_recv(sqe, cn->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = SHARD_BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, conn_ud(cn, DCONN_RECV));
+	cn->recv_armed = true;
+	cn->inflight++;
+}
+
+/* ---- connection life ---- */
+
+static void conn_unwait(struct dconn *cn)
+{
+	struct dconn **pp = &cn->ds->durable_waiters;
+
+	if (!cn->wait_durable)
+		return;
+	while (*pp != cn)
+		pp = &(*pp)->wait_next;
+	*pp = cn->wait_next;
+	cn->wait_durable = false;
+	cn->wait_next = NULL;
+}
+
+/* Each loop turn: connections whose last results reached the disk take their next message. */
+void delivery_conn_turn(struct delivery_shard *ds)
+{
+	uint64_t durable = spool_journal_durable_seq(ds->sh->spool);
+	struct dconn **pp = &ds->durable_waiters;
+
+	while (*pp != NULL) {
+		struct dconn *cn = *pp;
+
+		if (cn->wait_jseq > durable && !ds->stopping) {
+			pp = &cn->wait_next;
+			continue;
+		}
+		*pp = cn->wait_next;
+		cn->wait_durable = false;
+		cn->wait_next = NULL;
+		conn_pump(cn);
+	}
+}
+
+static void conn_maybe_free(struct dconn *cn)
+{
+	struct delivery_shard *ds = cn->ds;
+	struct shard *sh = ds->sh;
+	struct ddest *d = cn->dest;
+
+	cn->closing = true;
+	conn_unwait(cn);
+	if (cn->fd >= 0 && (cn->recv_armed || cn->connecting)) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+
+		io_uring_prep_cancel64(sqe, conn_ud(cn, cn->connecting ? DCONN_CONNECT : DCONN_RECV), 0);
+		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
+	}
+	if (cn->inflight || cn->dns_wait)
+		return;
+	timer_cancel(&sh->timers, &cn->timer);
+	if (cn->fd >= 0) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+
+		io_uring_prep_close(sqe, cn->fd);
+		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
+		cn->fd = -1;
+	}
+	if (cn->job != NULL)
+		panic("delivery: freeing a connection that holds a job");
+	if (cn->ssl)
+		SSL_free(cn->ssl);
+	if (cn->c_init)
+		delivery_client_fini(&cn->c);
+	free(cn->out);
+	free(cn->tx);
+	free(cn->crc);
+	free(cn->cmap);
+	if (cn->prev)
+		cn->prev->next = cn->next;
+	else
+		d->conns = cn->next;
+	if (cn->next)
+		cn->next->prev = cn->prev;
+	d->nconn--;
+	ds->nconns--;
+	free(cn);
+	/* XXX: a destination is kept until the shard ends (callers up the stack may still be
+	 * walking it); there are as many as distinct hosts relayed to. */
+	if (!ds->stopping)
+		dest_kick(ds, d);
+}
+
+/* Hands the transaction's results back to the job. */
+static void conn_job_results(struct dconn *cn)
+{
+	struct djob *j = cn->job;
+
+	for (unsigned k = 0; k < cn->ncrc; k++)
+		if (cn->crc[k].status != DELIVERY_RCPT_PENDING)
+			j->rc[cn->cmap[k]] = cn->crc[k];
+		else if (j->rc[cn->cmap[k]].status == DELIVERY_RCPT_PENDING)
+			j->rc[cn->cmap[k]] = cn->crc[k];
+	cn->ncrc = 0;
+	if (cn->body_held) {
+		delivery_msg_body_put(j->m);
+		cn->body_held = false;
+	}
+	cn->job = NULL;
+}
+
+/* The engine says the session is over (QUIT done, or a failure). */
+static void conn_closed(struct dconn *cn)
+{
+	struct delivery_shard *ds = cn->ds;
+	struct ddest *d = cn->dest;
+	struct djob *j = cn->job;
+	bool failed = cn->c_init ? cn->c.error.err != 0 : true;
+	bool idle_close = cn->c_init && cn->c.error.err == -ECONNRESET && j == NULL && cn->ever_ready;
+	bool tls_retry = j != NULL && cn->c_init && j->tls == DOMAIN_TLS_MAY && !j->tls_verify &&
+			 cn->c.error.stage == DELIVERY_CLIENT_ST_TLS;
+
+	if (failed && !idle_close && !tls_retry) {
+		delivery_route_health_report(&ds->health, d->host, d->port, false, ds->sh->now_ms);
+		if (cn->c_init)
+			log_info("delivery: %s:%u: %s (%s)", d->host, d->port, cn->c.error.text,
+				 delivery_client_stage_name(cn->c.error.stage));
+	}
+	if (j != NULL) {
+		conn_job_results(cn);
+		if (tls_retry) {
+			j->tls = DOMAIN_TLS_NONE;   /* as Postfix: opportunistic TLS falls back */
+		} else if (failed) {
+			j->pos++;
+		}
+		if (failed)
+			job_next_dest(j);
+		else
+			job_finish(j);
+	}
+	if (failed && !cn->ever_ready) {
+		/* The destination is unreachable (and now marked down): whoever waits for it moves
+		 * on, rather than each trying a connection of its own. */
+		struct djob *w;
+		char diag[DELIVERY_DIAG_MAX];
+
+		snprintf(diag, sizeof(diag), "%.200s (during %s)",
+			 cn->c_init ? cn->c.error.text : "connection failed",
+			 cn->c_init ? delivery_client_stage_name(cn->c.error.stage) : "connect");
+		while ((w = dest_pop(d)) != NULL) {
+			job_settle_open(w, DELIVERY_RCPT_DEFER, "4.4.1", diag, false);
+			w->pos++;
+			job_next_dest(w);
+		}
+	}
+	conn_maybe_free(cn);
+}
+
+static void conn_fail_early(struct dconn *cn, int err, const char *why)
+{
+	/* No engine yet (lookup or connect failed): the same as a session failure. */
+	struct ddest *d = cn->dest;
+
+	log_info("delivery: %s:%u: %s: %s", d->host, d->port, why, strerror(-err));
+	if (!cn->c_init) {
+		struct delivery_client_conf cc = { .helo_name = "x" };
+
+		if (delivery_client_init(&cn->c, &cc) == 0) {
+			cn->c_init = true;
+			delivery_client_abort(&cn->c, err);
+			snprintf(cn->c.error.text, sizeof(cn->c.error.text), "%s: %s", why,
+				 strerror(-err));
+			cn->c.error.stage = DELIVERY_CLIENT_ST_BANNER;
+		}
+	}
+	conn_closed(cn);
+}
+
+static void conn_timer_fire(struct timer *t)
+{
+	struct dconn *cn = (struct dconn *)((char *)t - offsetof(struct dconn, timer));
+
+	if (cn->closing)
+		return;
+	if (cn->recv_retry) {
+		cn->recv_retry = false;
+		conn_arm_recv(cn);
+		return;
+	}
+	if (cn->idle) {
+		cn->idle = false;
+		delivery_client_quit(&cn->c);
+		conn_pump(cn);
+		return;
+	}
+	if (!cn->c_init) {
+		conn_fail_early(cn, -ETIMEDOUT, "connect");
+		return;
+	}
+	delivery_client_abort(&cn->c, -ETIMEDOUT);
+	conn_pump(cn);
+}
+
+static int conn_init_engine(struct dconn *cn)
+{
+	const struct node_config *c = cn->ds->sh->conf;
+	struct delivery_client_conf cc = {
+		.helo_name = c->delivery.helo_name,
+		.tls = cn->dest->tls == DOMAIN_TLS_NONE ? DELIVERY_CLIENT_TLS_NONE :
+		       cn->dest->tls == DOMAIN_TLS_REQUIRED ? DELIVERY_CLIENT_TLS_REQUIRED :
+							      DELIVERY_CLIENT_TLS_MAY,
+		.line_max = 998,
+	};
+	int r = delivery_client_init(&cn->c, &cc);
+
+	if (r == 0)
+		cn->c_init = true;
+	return r;
+}
+
+static void conn_addr_done(void *arg, int err, const struct delivery_dns_addr *a, unsigned n)
+{
+	struct dconn *cn = arg;
+
+	cn->dns_wait = false;
+	if (cn->closing) {
+		conn_maybe_free(cn);
+		return;
+	}
+	if (err < 0 || n == 0) {
+		conn_fail_early(cn, err < 0 ? err : -ENODATA, "address lookup");
+		return;
+	}
+	memcpy(&cn->sa, &a[0].ss, a[0].len);
+	cn->salen = a[0].len;
+	if (cn->sa.ss_family == AF_INET)
+		((struct sockaddr_in *)&cn->sa)->sin_port = htons(cn->dest->port);
+	else
+		((struct sockaddr_in6 *)&cn->sa)->sin6_port = htons(cn->dest->port);
+	conn_connect(cn);
+}
+
+static void conn_connect(struct dconn *cn)
+{
+	struct shard *sh = cn->ds->sh;
+	struct io_uring_sqe *sqe;
+	int one = 1;
+
+	cn->fd = socket(cn->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cn->fd < 0) {
+		conn_fail_early(cn, -errno, "socket");
+		return;
+	}
+	setsockopt(cn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sqe = shard_sqe(sh);
+	io_uring_prep_connect(sqe, cn->fd, (struct sockaddr *)&cn->sa, cn->salen);
+	io_uring_sqe_set_data64(sqe, conn_ud(cn, DCONN_CONNECT));
+	cn->connecting = true;
+	cn->inflight++;
+	timer_arm(&sh->timers, &cn->timer, sh->conf->delivery.connect_timeout_ms);
+}
+
+static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d)
+{
+	struct dconn *cn = calloc(1, sizeof(*cn));
+	struct sockaddr_in *s4;
+	struct sockaddr_in6 *s6;
+
+	if (cn == NULL)
+		return NULL;
+	cn->ds = ds;
+	cn->dest = d;
+	cn->fd = -1;
+	timer_init(&cn->timer, conn_timer_fire);
+	cn->next = d->conns;
+	if (d->conns)
+		d->conns->prev = cn;
+	d->conns = cn;
+	d->nconn++;
+	ds->nconns++;
+	ds->n_conn++;
+	log_debug("delivery: connecting to %s:%u (%u connections)", d->host, d->port, d->nconn);
+	s4 = (struct sockaddr_in *)&cn->sa;
+	s6 = (struct sockaddr_in6 *)&cn->sa;
+	if (inet_pton(AF_INET, d->host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(d->port);
+		cn->salen = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, d->host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(d->port);
+		cn->salen = sizeof(*s6);
+	} else {
+		int r = ds->dns ? delivery_dns_addr(ds->dns, d->host, AF_UNSPEC, conn_addr_done, cn)
+				: -ENOENT;
+
+		if (r == 0) {
+			cn->dns_wait = true;
+			return cn;
+		}
+		conn_fail_early(cn, r, "address lookup");
+		return NULL;   /* freed (its failure moved the waiting jobs on) */
+	}
+	conn_connect(cn);
+	return cn;
+}
+
+/* ---- TLS ---- */
+
+static void conn_tls_step(struct dconn *cn)
+{
+	int r = SSL_do_handshake(cn->ssl);
+
+	if (conn_pull_tls(cn) < 0) {
+		delivery_client_abort(&cn->c, -ENOMEM);
+		return;
+	}
+	if (r == 1) {
+		cn->tls_hs = false;
+		delivery_client_tls_done(&cn->c, true);
+		return;
+	}
+	r = SSL_get_error(cn->ssl, r);
+	if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE)
+		return;
+	{
+		char why[256];
+
+		tls_errors(why, sizeof(why));
+		log_info("delivery: %s:%u: TLS handshake failed: %s", cn->dest->host, cn->dest->port,
+			 why);
+	}
+	cn->tls_hs = false;
+	delivery_client_tls_done(&cn->c, false);
+}
+
+static int conn_tls_start(struct dconn *cn)
+{
+	const struct node_config *c = cn->ds->sh->conf;
+	SSL_CTX *ctx = cn->dest->verify ? c->tls_client_verify_ctx : c->tls_client_ctx;
+	struct in6_addr tmp;
+
+	if (ctx == NULL || (cn->ssl = SSL_new(ctx)) == NULL)
+		return -ENOMEM;
+	cn->rbio = BIO_new(BIO_s_mem());
+	cn->wbio = BIO_new(BIO_s_mem());
+	if (!cn->rbio || !cn->wbio) {
+		BIO_free(cn->rbio);
+		BIO_free(cn->wbio);
+		SSL_free(cn->ssl);
+		cn->ssl = NULL;
+		return -ENOMEM;
+	}
+	SSL_set_bio(cn->ssl, cn->rbio, cn->wbio);
+	SSL_set_connect_state(cn->ssl);
+	if (inet_pton(AF_INET, cn->dest->host, &tmp) != 1 &&
+	    inet_pton(AF_INET6, cn->dest->host, &tmp) != 1) {
+		SSL_set_tlsext_host_name(cn->ssl, cn->dest->host);
+		if (cn->dest->verify)
+			SSL_set1_host(cn->ssl, cn->dest->host);
+	}
+	cn->tls_hs = true;
+	return 0;
+}
+
+/* ---- the engine's pump ---- */
+
+/* Starts the next waiting job's transaction. false when there is none. */
+static bool conn_begin(struct dconn *cn)
+{
+	struct delivery_shard *ds = cn->ds;
+	struct djob *j;
+	int r;
+
+	while ((j = dest_pop(cn->dest)) != NULL) {
+		unsigned n = 0;
+
+		if (delivery_msg_body_get(ds, j->m) < 0) {
+			job_settle_open(j, DELIVERY_RCPT_DEFER, "4.3.0",
+					"the message could not be read from the spool", false);
+			job_finish(j);
+			continue;
+		}
+		free(cn->crc);
+		free(cn->cmap);
+		cn->crc = calloc(j->n, sizeof(*cn->crc));
+		cn->cmap = calloc(j->n, sizeof(*cn->cmap));
+		if (!cn->crc || !cn->cmap) {
+			delivery_msg_body_put(j->m);
+			job_settle_open(j, DELIVERY_RCPT_DEFER, "4.3.0", "out of memory", false);
+			job_finish(j);
+			continue;
+		}
+		for (unsigned k = 0; k < j->n; k++)
+			if (j->rc[k].status == DELIVERY_RCPT_PENDING ||
+			    j->rc[k].status == DELIVERY_RCPT_DEFER) {
+				cn->crc[n] = (struct delivery_rcpt){ .addr = j->rc[k].addr };
+				cn->cmap[n++] = k;
+			}
+		cn->ncrc = n;
+		cn->job = j;
+		cn->body_held = true;
+		cn->body_off = 0;
+		cn->hdr_done = j->hdr == NULL;
+		j->cm.rcpt = cn->crc;
+		j->cm.nrcpt = n;
+		j->cm.size = j->m->rec.body_len + j->hdr_len;
+		r = delivery_client_begin(&cn->c, &j->cm);
+		if (r < 0) {
+			conn_job_results(cn);
+			job_settle_open(j, DELIVERY_RCPT_DEFER, "4.3.0", "out of memory", false);
+			job_finish(j);
+			continue;
+		}
+		return true;
+	}
+	return false;
+}
+
+static void conn_pump(struct dconn *cn)
+{
+	struct delivery_shard *ds = cn->ds;
+	struct shard *sh = ds->sh;
+
+	for (;;) {
+		enum delivery_client_ev ev;
+
+		if (cn->closing)
+			return;
+		ev = delivery_client_next(&cn->c);
+		switch (ev) {
+		case DELIVERY_CLIENT_EV_WRITE: {
+			const uint8_t *p;
+			size_t n;
+
+			delivery_client_output(&cn->c, &p, &n);
+			if (conn_stage(cn, p, n) < 0) {
+				delivery_client_abort(&cn->c, -ENOMEM);
+				continue;
+			}
+			delivery_client_sent(&cn->c, n);
+			continue;
+		}
+		case DELIVERY_CLIENT_EV_BODY: {
+			struct djob *j = cn->job;
+			size_t left, chunk;
+
+			if (cn->out_len + (cn->tx_len - cn->tx_off) >= DCONN_OUT_HIGH)
+				break;   /* the send completion pumps again */
+			if (!cn->hdr_done) {
+				cn->hdr_done = true;
+				if (delivery_client_body(&cn->c, (const uint8_t *)j->hdr, j->hdr_len,
+							 false) < 0)
+					continue;
+			}
+			left = j->m->rec.body_len - cn->body_off;
+			chunk = left < DCONN_BODY_CHUNK ? left : DCONN_BODY_CHUNK;
+			delivery_client_body(&cn->c, j->m->rec.body + cn->body_off, chunk,
+					     chunk == left);
+			cn->body_off += chunk;
+			continue;
+		}
+		case DELIVERY_CLIENT_EV_READ:
+			conn_arm_recv(cn);
+			break;
+		case DELIVERY_CLIENT_EV_STARTTLS:
+			if (cn->ssl == NULL) {
+				if (conn_tls_start(cn) < 0) {
+					delivery_client_tls_done(&cn->c, false);
+					continue;
+				}
+				conn_tls_step(cn);
+				continue;
+			}
+			conn_arm_recv(cn);
+			break;
+		case DELIVERY_CLIENT_EV_READY:
+			cn->ever_ready = true;
+			/* The next message waits until this connection's last results are on disk, so
+			 * a crash can make a connection deliver at most one message twice. */
+			if (!ds->stopping &&
+			    spool_journal_durable_seq(sh->spool) < cn->wait_jseq) {
+				if (!cn->wait_durable) {
+					cn->wait_durable = true;
+					cn->wait_next = ds->durable_waiters;
+					ds->durable_waiters = cn;
+				}
+				conn_flush(cn);
+				return;
+			}
+			if (!ds->stopping && conn_begin(cn))
+				continue;
+			if (ds->stopping) {
+				delivery_client_quit(&cn->c);
+				continue;
+			}
+			/* Idle: kept for reuse a few seconds, reading so a 421 or close is seen. */
+			cn->idle = true;
+			conn_arm_recv(cn);
+			conn_flush(cn);
+			timer_arm(&sh->timers, &cn->timer, sh->conf->delivery.idle_ms);
+			return;
+		case DELIVERY_CLIENT_EV_MSG_DONE: {
+			struct djob *j = cn->job;
+
+			delivery_route_health_report(&ds->health, cn->dest->host, cn->dest->port, true,
+						     sh->now_ms);
+			conn_job_results(cn);
+			job_finish(j);
+			cn->wait_jseq = spool_journal_seq(sh->spool);
+			delivery_client_msg_ack(&cn->c);
+			continue;
+		}
+		case DELIVERY_CLIENT_EV_CLOSED:
+			conn_closed(cn);
+			return;
+		}
+		break;
+	}
+	conn_flush(cn);
+	if (!cn->closing && !cn->idle)
+		timer_arm(&sh->timers, &cn->timer, delivery_client_timeout_ms(&cn->c));
+}
+
+/* ---- completions ---- */
+
+static void conn_on_recv(struct dconn *cn, const struct io_uring_cqe *cqe)
+{
+	struct shard *sh = cn->ds->sh;
+	int res = cqe->res;
+	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	bool has_buf = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
+
+	cn->recv_armed = false;
+	cn->inflight--;
+	if (cn->closing) {
+		if (has_buf)
+			shard_buf_recycle(sh, bid);
+		conn_maybe_free(cn);
+		return;
+	}
+	if (res == -ENOBUFS && !has_buf) {
+		sh->ctr.recv_nobufs++;
+		cn->recv_retry = true;
+		timer_arm(&sh->timers, &cn->timer, 1);
+		return;
+	}
+	if (res <= 0) {
+		if (has_buf)
+			shard_buf_recycle(sh, bid);
+		delivery_client_abort(&cn->c, res == 0 ? -ECONNRESET : res);
+		conn_pump(cn);
+		return;
+	}
+	if (cn->ssl != NULL) {
+		BIO_write(cn->rbio, shard_buf(sh, bid), res);
+		shard_buf_recycle(sh, bid);
+		if (cn->tls_hs) {
+			conn_tls_step(cn);
+		} else {
+			for (;;) {
+				int n = SSL_read(cn->ssl, sh->scratch, (int)SHARD_BUF_SIZE);
+
+				if (n <= 0) {
+					int e = SSL_get_error(cn->ssl, n);
+
+					if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+						delivery_client_abort(&cn->c, -ECONNRESET);
+					break;
+				}
+				if (delivery_client_input(&cn->c, sh->scratch, (size_t)n) < 0)
+					break;
+			}
+		}
+	} else {
+		delivery_client_input(&cn->c, shard_buf(sh, bid), (size_t)res);
+		shard_buf_recycle(sh, bid);
+	}
+	if (cn->idle && delivery_client_next(&cn->c) != DELIVERY_CLIENT_EV_READY)
+		cn->idle = false;
+	if (cn->idle) {
+		conn_arm_recv(cn);
+		return;
+	}
+	conn_pump(cn);
+}
+
+static void conn_on_send(struct dconn *cn, int res)
+{
+	cn->send_armed = false;
+	cn->inflight--;
+	if (cn->closing) {
+		conn_maybe_free(cn);
+		return;
+	}
+	if (res < 0) {
+		delivery_client_abort(&cn->c, res);
+		conn_pump(cn);
+		return;
+	}
+	cn->tx_off += (size_t)res;
+	if (cn->tx_off == cn->tx_len)
+		cn->tx_off = cn->tx_len = 0;
+	conn_flush(cn);
+	if (!cn->idle)
+		conn_pump(cn);
+}
+
+static void conn_on_connect(struct dconn *cn, int res)
+{
+	cn->connecting = false;
+	cn->inflight--;
+	if (cn->closing) {
+		conn_maybe_free(cn);
+		return;
+	}
+	timer_cancel(&cn->ds->sh->timers, &cn->timer);
+	if (res < 0) {
+		conn_fail_early(cn, res, "connect");
+		return;
+	}
+	cn->connected = true;
+	if (conn_init_engine(cn) < 0) {
+		conn_fail_early(cn, -ENOMEM, "start");
+		return;
+	}
+	conn_pump(cn);
+}
+
+void delivery_conn_cqe(struct shard *sh, const struct io_uring_cqe *cqe)
+{
+	uint64_t low = shard_ud_low(cqe->user_data);
+	struct dconn *cn = (struct dconn *)(uintptr_t)(low & ~UINT64_C(7));
+
+	(void)sh;
+	switch (low & 7) {
+	case DCONN_RECV: conn_on_recv(cn, cqe); break;
+	case DCONN_SEND: conn_on_send(cn, cqe->res); break;
+	case DCONN_CONNECT: conn_on_connect(cn, cqe->res); break;
+	default: panic("delivery: bad completion tag %u", (unsigned)(low & 7));
+	}
+}
+
+/* ---- shutdown ---- */
+
+void delivery_conn_stop(struct delivery_shard *ds)
+{
+	struct ddest *d, *dn;
+
+	for (d = ds->dests; d; d = dn) {
+		struct djob *j;
+
+		dn = d->next;
+		while ((j = dest_pop(d)) != NULL)
+			job_finish(j);   /* untouched recipients: the next start tries them */
+	}
+	for (d = ds->dests; d; d = dn) {
+		struct dconn *cn, *cnext;
+
+		dn = d->next;
+		for (cn = d->conns; cn; cn = cnext) {
+			cnext = cn->next;
+			if (cn->idle) {
+				cn->idle = false;
+				timer_cancel(&ds->sh->timers, &cn->timer);
+				delivery_client_quit(&cn->c);
+				conn_pump(cn);
+			}
+		}
+	}
+}
+
+void delivery_conn_abort(struct delivery_shard *ds)
+{
+	struct ddest *d, *dn;
+
+	for (d = ds->dests; d; d = dn) {
+		struct dconn *cn, *cnext;
+
+		dn = d->next;
+		for (cn = d->conns; cn; cn = cnext) {
+			cnext = cn->next;
+			if (cn->closing)
+				continue;
+			if (cn->c_init) {
+				delivery_client_abort(&cn->c, -ECANCELED);
+				conn_pump(cn);
+			} else {
+				conn_fail_early(cn, -ECANCELED, "shutting down");
+			}
+		}
+	}
+}
+
+void delivery_conn_free_all(struct delivery_shard *ds)
+{
+	while (ds->dests) {
+		struct ddest *d = ds->dests;
+		struct djob *j;
+
+		ds->dests = d->next;
+		while ((j = dest_pop(d)) != NULL) {
+			free(j->ridx);
+			free(j->rc);
+			free(j->hdr);
+			free(j);
+		}
+		/* Connections are gone by now (idle waited for them). */
+		free(d);
+	}
+}

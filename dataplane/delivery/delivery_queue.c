@@ -1,0 +1,1121 @@
+/*
+ * delivery_queue.c - the per-shard queue manager: the messages of this shard not yet done, their
+ * attempts (one job per recipient domain), the results journaled per recipient, retries on
+ * delivery_retry's schedule, expiry, delay warnings and DSNs, the per-domain spool quota, the
+ * operator's commands, and the shard hooks. See delivery.h.
+ *
+ * Journal rules kept here (spool.h): RCPT_DONE is appended as soon as a recipient's 250 arrives;
+ * a failed recipient's RCPT_FAILED is appended right after its DSN was committed (same group
+ * commit batch, so one is never durable without the other); DONE comes last, after the DSN is
+ * durable (DONE lets the spool delete the record at once). DEFER carries the next attempt in unix
+ * seconds so a restart keeps the schedule.
+ *
+ * XXX: deferred messages are found by a scan of the deferred list every second; a timer heap
+ * would scale better past ~100k deferred messages per shard.
+ *
+ * Shard thread only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "delivery/delivery_dsn.h"
+#include "delivery/delivery_impl.h"
+#include "policy/policy.h"
+#include "shard/shard_event.h"
+
+#define DELIVERY_SCAN_MS 1000u
+
+static struct dmsg *msg_find(struct delivery_shard *ds, spool_qid qid);
+static void msg_attempt(struct delivery_shard *ds, struct dmsg *m);
+
+uint64_t delivery_rand(struct delivery_shard *ds)
+{
+	/* xorshift64*: spreads retries and shuffles MX; nothing here needs a secret. */
+	uint64_t x = ds->rnd;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	ds->rnd = x;
+	return x * UINT64_C(2685821657736338717);
+}
+
+/* ---- lists ---- */
+
+static void dl_init(struct dlink *h) { h->next = h->prev = h; }
+static bool dl_empty(const struct dlink *h) { return h->next == h; }
+
+static void dl_del(struct dlink *l)
+{
+	if (l->next == NULL)
+		return;
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->next = l->prev = NULL;
+}
+
+static void dl_add_tail(struct dlink *h, struct dlink *l)
+{
+	l->next = h;
+	l->prev = h->prev;
+	h->prev->next = l;
+	h->prev = l;
+}
+
+static void msg_set_state(struct delivery_shard *ds, struct dmsg *m, enum dmsg_state st)
+{
+	dl_del(&m->link);
+	m->state = (uint8_t)st;
+	dl_add_tail(&ds->list[st], &m->link);
+}
+
+/* ---- quota ---- */
+
+static struct slice addr_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (at == NULL)
+		return (struct slice){ "", 0 };
+	return (struct slice){ at + 1, strlen(at + 1) };
+}
+
+static uint32_t dom_hash(struct slice d)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < d.len; i++)
+		h = (h ^ (uint32_t)(unsigned char)(d.p[i] | 0x20)) * 16777619u;
+	return h % DELIVERY_QUOTA_HASH;
+}
+
+static struct dquota *quota_get(struct delivery_shard *ds, struct slice d, bool create)
+{
+	uint32_t h = dom_hash(d);
+	struct dquota *q;
+
+	for (q = ds->quota[h]; q; q = q->next)
+		if (strlen(q->name) == d.len && strncasecmp(q->name, d.p, d.len) == 0)
+			return q;
+	if (!create || !(q = calloc(1, sizeof(*q) + d.len + 1)))
+		return NULL;
+	memcpy(q->name, d.p, d.len);
+	q->next = ds->quota[h];
+	ds->quota[h] = q;
+	return q;
+}
+
+/* Adds (sign +1) or takes back (-1) the message's size for each domain it goes to, once. */
+static void quota_account(struct delivery_shard *ds, struct dmsg *m, int sign)
+{
+	if ((sign > 0) == m->quota_counted)
+		return;
+	m->quota_counted = sign > 0;
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		struct slice d = addr_domain(m->rcpt[i].addr);
+		struct dquota *q;
+		bool seen = false;
+
+		for (uint32_t k = 0; k < i && !seen; k++) {
+			struct slice e = addr_domain(m->rcpt[k].addr);
+
+			seen = e.len == d.len && strncasecmp(e.p, d.p, d.len) == 0;
+		}
+		if (seen || !(q = quota_get(ds, d, sign > 0)))
+			continue;
+		if (sign > 0)
+			q->bytes += m->size;
+		else
+			q->bytes = q->bytes > m->size ? q->bytes - m->size : 0;
+	}
+}
+
+bool delivery_domain_over_quota(struct shard *sh, const struct domain_conf *d)
+{
+	struct delivery_shard *ds = delivery_of(sh);
+	struct dquota *q;
+
+	if (ds == NULL || d == NULL)
+		return false;
+	q = quota_get(ds, (struct slice){ d->name, strlen(d->name) }, false);
+	/* Each shard holds its share: the quota divided by the shard count (see delivery.h). */
+	return q != NULL && q->bytes >= d->spool_quota / (ds->nshards ? ds->nshards : 1);
+}
+
+/* ---- messages ---- */
+
+static void msg_hash_add(struct delivery_shard *ds, struct dmsg *m)
+{
+	uint32_t h = (uint32_t)(m->qid ^ (m->qid >> 29)) % DELIVERY_HASH;
+
+	m->hnext = ds->hash[h];
+	ds->hash[h] = m;
+	ds->nmsgs++;
+}
+
+static void msg_hash_del(struct delivery_shard *ds, struct dmsg *m)
+{
+	uint32_t h = (uint32_t)(m->qid ^ (m->qid >> 29)) % DELIVERY_HASH;
+
+	for (struct dmsg **pp = &ds->hash[h]; *pp; pp = &(*pp)->hnext)
+		if (*pp == m) {
+			*pp = m->hnext;
+			ds->nmsgs--;
+			return;
+		}
+}
+
+static struct dmsg *msg_find(struct delivery_shard *ds, spool_qid qid)
+{
+	struct dmsg *m = ds->hash[(uint32_t)(qid ^ (qid >> 29)) % DELIVERY_HASH];
+
+	while (m && m->qid != qid)
+		m = m->hnext;
+	return m;
+}
+
+static char *dup_slice(struct slice s)
+{
+	char *p = malloc(s.len + 1);
+
+	if (p) {
+		memcpy(p, s.p, s.len);
+		p[s.len] = '\0';
+	}
+	return p;
+}
+
+static void msg_free(struct delivery_shard *ds, struct dmsg *m)
+{
+	if (m->jobs || m->body_refs)
+		panic("delivery: freeing message with %u jobs, %u body refs", m->jobs, m->body_refs);
+	quota_account(ds, m, -1);
+	msg_hash_del(ds, m);
+	dl_del(&m->link);
+	for (uint32_t i = 0; m->rcpt && i < m->nrcpt; i++) {
+		free(m->rcpt[i].addr);
+		free(m->rcpt[i].diag);
+		free(m->rcpt[i].mta);
+	}
+	free(m->rcpt);
+	free(m->from);
+	free(m->rules);
+	spool_queue_msg_free(&m->rec);
+	free(m);
+}
+
+/* A message from its envelope; rstate (may be NULL) gives recipients already settled. */
+static struct dmsg *msg_new(struct delivery_shard *ds, spool_qid qid,
+			    const struct spool_envelope *env, uint64_t size, const uint8_t *rstate,
+			    uint32_t nrstate)
+{
+	struct dmsg *m = calloc(1, sizeof(*m));
+	bool oom = m == NULL;
+
+	if (oom)
+		return NULL;
+	m->qid = qid;
+	m->action = env->action;
+	m->score_milli = env->score_milli;
+	m->body_8bit = env->body_type != 0;
+	m->smtputf8 = env->smtputf8;
+	m->arrival_ns = env->received_ns ? env->received_ns : clock_wall_ns();
+	m->size = size;
+	m->nrcpt = env->nrcpt;
+	oom |= !(m->from = dup_slice(env->mail_from));
+	oom |= !(m->rules = dup_slice(env->rules_hit));
+	oom |= !(m->rcpt = calloc(env->nrcpt ? env->nrcpt : 1, sizeof(*m->rcpt)));
+	for (uint32_t i = 0; !oom && i < env->nrcpt; i++) {
+		oom |= !(m->rcpt[i].addr = dup_slice(env->rcpts[i]));
+		if (rstate && i < nrstate)
+			m->rcpt[i].state = rstate[i];
+	}
+	if (oom) {
+		for (uint32_t i = 0; m->rcpt && i < m->nrcpt; i++)
+			free(m->rcpt[i].addr);
+		free(m->rcpt);
+		free(m->from);
+		free(m->rules);
+		free(m);
+		return NULL;
+	}
+	msg_hash_add(ds, m);
+	quota_account(ds, m, +1);
+	return m;
+}
+
+static bool msg_is_spam(const struct dmsg *m)
+{
+	return m->action == POLICY_TAG || m->action == POLICY_QUARANTINE;
+}
+
+static unsigned msg_queued(const struct dmsg *m)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		n += m->rcpt[i].state == SPOOL_RCPT_QUEUED;
+	return n;
+}
+
+int delivery_msg_body_get(struct delivery_shard *ds, struct dmsg *m)
+{
+	if (m->body_refs == 0 && m->rec.payload == NULL) {
+		int r = spool_queue_read(ds->sh->spool, m->qid, &m->rec);
+
+		if (r < 0)
+			return r;
+	}
+	m->body_refs++;
+	return 0;
+}
+
+void delivery_msg_body_put(struct dmsg *m)
+{
+	if (m->body_refs == 0)
+		panic("delivery: body_put without get");
+	if (--m->body_refs == 0)
+		spool_queue_msg_free(&m->rec);
+}
+
+static void journal(struct delivery_shard *ds, struct dmsg *m, enum spool_event ev, uint64_t arg)
+{
+	int r = spool_journal_append(ds->sh->spool, m->qid, ev, arg);
+
+	/* -ENOENT: the spool finished with it already (an operator delete raced us). */
+	if (r < 0 && r != -ENOENT)
+		log_warn(r, "delivery: journal event %d for a message", (int)ev);
+}
+
+/* ---- DSNs ---- */
+
+struct dsn_commit {
+	struct delivery_shard *ds;
+	spool_qid              orig;     /* its DONE waits for this commit (0: nothing waits) */
+	uint64_t               size;
+	char                   to[];
+};
+
+static void dsn_committed(void *arg, spool_qid qid, int err)
+{
+	struct dsn_commit *dc = arg;
+	struct delivery_shard *ds = dc->ds;
+	struct dmsg *orig = dc->orig ? msg_find(ds, dc->orig) : NULL;
+
+	ds->dsn_inflight--;
+	if (err == 0) {
+		struct slice to = { dc->to, strlen(dc->to) };
+		struct spool_envelope env = {
+			.mail_from = { "", 0 },
+			.nrcpt = 1,
+			.rcpts = &to,
+			.received_ns = clock_wall_ns(),
+			.body_type = 1,
+		};
+
+		ds->n_dsn++;
+		delivery_enqueue(ds->sh, qid, &env, dc->size);
+	} else {
+		/* XXX: the DSN is lost with the disk error; the original still ends. */
+		log_warn(err, "delivery: a DSN to <%s> could not be spooled", dc->to);
+	}
+	if (orig && orig->dsn_pending && --orig->dsn_pending == 0 && orig->done_after_dsn &&
+	    orig->jobs == 0) {
+		journal(ds, orig, SPOOL_EV_DONE, 0);
+		msg_free(ds, orig);
+	}
+	free(dc);
+}
+
+/* Composes and spools a DSN for the recipients of m marked want[i]. Returns true when a commit
+ * is in flight (the caller's DONE must wait for it). */
+static bool dsn_send(struct delivery_shard *ds, struct dmsg *m, enum delivery_dsn_action action,
+		     const bool *want)
+{
+	const struct node_config *c = ds->sh->conf;
+	struct delivery_dsn_rcpt *dr;
+	struct delivery_dsn_req q = { 0 };
+	struct delivery_dsn_out out = { 0 };
+	struct spool_msg *sm = NULL;
+	struct dsn_commit *dc;
+	struct slice to, from = { m->from, strlen(m->from) };
+	char qid[SPOOL_QID_STRLEN + 1];
+	uint64_t now = clock_wall_ns();
+	unsigned n = 0;
+	bool loaded = false;
+	int r;
+
+	if (from.len == 0 || msg_is_spam(m))
+		return false;   /* RFC 5321 6.1; backscatter (delivery_dsn refuses them too) */
+	if (!(dr = calloc(m->nrcpt ? m->nrcpt : 1, sizeof(*dr))))
+		return false;
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		const struct drcpt *rc = &m->rcpt[i];
+
+		if (!want[i])
+			continue;
+		dr[n] = (struct delivery_dsn_rcpt){
+			.addr = { rc->addr, strlen(rc->addr) },
+			.action = action,
+			.status = rc->enh[0] ? rc->enh : NULL,
+			.remote_mta = { rc->mta ? rc->mta : "", rc->mta ? strlen(rc->mta) : 0 },
+			.diag = { rc->diag ? rc->diag : "", rc->diag ? strlen(rc->diag) : 0 },
+			.last_attempt_ns = now,
+		};
+		if (action == DELIVERY_DSN_DELAYED) {
+			const struct delivery_tuning *t = &c->delivery;
+
+			dr[n].retry_until_ns = m->arrival_ns + t->expire_ms * 1000000u;
+		}
+		n++;
+	}
+	spool_qid_format(m->qid, qid);
+	if (n == 0 || delivery_msg_body_get(ds, m) < 0) {
+		free(dr);
+		return false;
+	}
+	loaded = true;
+	q = (struct delivery_dsn_req){
+		.reporting_mta = c->hostname,
+		.sender = from,
+		.spam = msg_is_spam(m),
+		.queue_id = { qid, strlen(qid) },
+		.arrival_ns = m->arrival_ns,
+		.now_ns = now,
+		.orig = m->rec.body,
+		.orig_len = m->rec.body_len,
+		.nrcpt = n,
+		.rcpt = dr,
+		.rnd = delivery_rand(ds),
+	};
+	r = delivery_dsn_compose(&q, &out);
+	free(dr);
+	if (loaded)
+		delivery_msg_body_put(m);
+	if (r < 0) {
+		if (r != -EPERM)
+			log_warn(r, "delivery: %s: cannot compose a DSN", qid);
+		return false;
+	}
+	dc = malloc(sizeof(*dc) + from.len + 1);
+	if (dc == NULL || spool_msg_begin(ds->sh->spool, &sm) < 0 ||
+	    spool_msg_write(sm, out.data, out.len) < 0) {
+		log_warn(-ENOMEM, "delivery: %s: cannot spool a DSN", qid);
+		if (sm)
+			spool_msg_abort(&sm);
+		free(dc);
+		delivery_dsn_out_free(&out);
+		return false;
+	}
+	dc->ds = ds;
+	dc->orig = m->qid;
+	dc->size = out.len;
+	memcpy(dc->to, from.p, from.len);
+	dc->to[from.len] = '\0';
+	to = (struct slice){ dc->to, from.len };
+	{
+		struct spool_envelope env = {
+			.body_type = out.eightbit ? 1 : 0,
+			.mail_from = { "", 0 },
+			.nrcpt = 1,
+			.rcpts = &to,
+			.helo = { c->hostname, strlen(c->hostname) },
+			.client_addr = { "127.0.0.1", 9 },
+			.session_id = { "dsn", 3 },
+			.received_ns = now,
+		};
+
+		r = spool_msg_commit(sm, &env, dsn_committed, dc);
+	}
+	delivery_dsn_out_free(&out);
+	if (r < 0) {
+		log_warn(r, "delivery: %s: cannot spool a DSN", qid);
+		free(dc);
+		return false;
+	}
+	ds->dsn_inflight++;
+	m->dsn_pending++;
+	shard_event(ds->sh, "%s: dsn=%s to=<%s> nrcpt=%u", qid,
+		    action == DELIVERY_DSN_DELAYED ? "delayed" : "failed", dc->to, n);
+	return true;
+}
+
+/* ---- the end of a message and of an attempt ---- */
+
+/* Every recipient is settled (or the operator deleted it): DONE, once DSNs are durable. */
+static void msg_finish(struct delivery_shard *ds, struct dmsg *m, bool deleted)
+{
+	if (m->dsn_pending) {
+		m->done_after_dsn = true;
+		dl_del(&m->link);   /* in no list: dsn_committed ends it */
+		return;
+	}
+	journal(ds, m, deleted ? SPOOL_EV_DELETE : SPOOL_EV_DONE, 0);
+	msg_free(ds, m);
+}
+
+/* Journals RCPT_FAILED for the recipients that failed in this attempt, after their DSN. */
+static void msg_flush_failures(struct delivery_shard *ds, struct dmsg *m)
+{
+	bool *want = calloc(m->nrcpt ? m->nrcpt : 1, sizeof(*want));
+	bool any = false;
+
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpt[i].dsn_due) {
+			any = true;
+			if (want)
+				want[i] = true;
+		}
+	if (!any) {
+		free(want);
+		return;
+	}
+	if (want)
+		dsn_send(ds, m, DELIVERY_DSN_FAILED, want);
+	free(want);
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpt[i].dsn_due) {
+			m->rcpt[i].dsn_due = false;
+			journal(ds, m, SPOOL_EV_RCPT_FAILED, i);
+		}
+}
+
+static void rcpt_fail_local(struct dmsg *m, uint32_t i, const char *enh, const char *why)
+{
+	struct drcpt *rc = &m->rcpt[i];
+
+	rc->state = SPOOL_RCPT_FAILED;
+	rc->dsn_due = true;
+	snprintf(rc->enh, sizeof(rc->enh), "%s", enh);
+	free(rc->diag);
+	rc->diag = strdup(why);
+}
+
+/* Applies an operator's hold / delete / bounce to a message that is not running. Returns true if
+ * the message is gone. */
+static bool msg_apply_op(struct delivery_shard *ds, struct dmsg *m, enum delivery_ctl_op op)
+{
+	switch (op) {
+	case DELIVERY_CTL_HOLD:
+		if (m->state != DMSG_HELD) {
+			journal(ds, m, SPOOL_EV_HOLD, 0);
+			msg_set_state(ds, m, DMSG_HELD);
+		}
+		return false;
+	case DELIVERY_CTL_DELETE:
+		msg_finish(ds, m, true);
+		return true;
+	case DELIVERY_CTL_BOUNCE:
+		for (uint32_t i = 0; i < m->nrcpt; i++)
+			if (m->rcpt[i].state == SPOOL_RCPT_QUEUED)
+				rcpt_fail_local(m, i, "5.0.0", "bounced by the operator");
+		msg_flush_failures(ds, m);
+		msg_finish(ds, m, false);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void msg_attempt_end(struct delivery_shard *ds, struct dmsg *m)
+{
+	const struct delivery_tuning *t = &ds->sh->conf->delivery;
+	struct delivery_retry_conf rc = {
+		.first_ms = t->retry_first_ms, .max_ms = t->retry_max_ms, .expire_ms = t->expire_ms,
+		.delay_warning_ms = t->delay_warning_ms, .flat = t->retry_flat,
+		.jitter_pct = t->retry_jitter_pct,
+	};
+	struct delivery_retry_plan plan;
+	uint64_t now_wall = clock_wall_ns() / 1000000u;
+	uint8_t op = m->pending_op;
+
+	m->pending_op = 0;
+	if (op == DELIVERY_CTL_DELETE + 1 || op == DELIVERY_CTL_BOUNCE + 1) {
+		msg_flush_failures(ds, m);
+		msg_apply_op(ds, m, (enum delivery_ctl_op)(op - 1));
+		return;
+	}
+	msg_flush_failures(ds, m);
+	if (msg_queued(m) == 0) {
+		msg_finish(ds, m, false);
+		return;
+	}
+	m->attempts++;
+	delivery_retry_plan(&rc, m->arrival_ns / 1000000u, now_wall, m->attempts, m->warned,
+			    (uint32_t)delivery_rand(ds), &plan);
+	if (plan.verdict == DELIVERY_RETRY_EXPIRED) {
+		for (uint32_t i = 0; i < m->nrcpt; i++)
+			if (m->rcpt[i].state == SPOOL_RCPT_QUEUED) {
+				struct drcpt *r = &m->rcpt[i];
+				char why[300];
+
+				snprintf(why, sizeof(why), "delivery time expired%s%.256s",
+					 r->diag ? ": " : "", r->diag ? r->diag : "");
+				rcpt_fail_local(m, i, "4.4.7", why);
+			}
+		msg_flush_failures(ds, m);
+		msg_finish(ds, m, false);
+		return;
+	}
+	if (plan.warn_now && !m->warned) {
+		bool *want = calloc(m->nrcpt, sizeof(*want));
+
+		m->warned = true;
+		for (uint32_t i = 0; want && i < m->nrcpt; i++)
+			want[i] = m->rcpt[i].state == SPOOL_RCPT_QUEUED;
+		if (want)
+			dsn_send(ds, m, DELIVERY_DSN_DELAYED, want);
+		free(want);
+	}
+	journal(ds, m, SPOOL_EV_DEFER, plan.next_ms / 1000u);
+	ds->n_deferred++;
+	m->next_ms = ds->sh->now_ms + (plan.next_ms > now_wall ? plan.next_ms - now_wall : 0);
+	msg_set_state(ds, m, op == DELIVERY_CTL_HOLD + 1 ? DMSG_HELD : DMSG_DEFERRED);
+	if (op == DELIVERY_CTL_HOLD + 1)
+		journal(ds, m, SPOOL_EV_HOLD, 0);
+}
+
+void delivery_job_done(struct djob *j)
+{
+	struct delivery_shard *ds = j->ds;
+	struct dmsg *m = j->m;
+	char qid[SPOOL_QID_STRLEN + 1];
+
+	spool_qid_format(m->qid, qid);
+	for (unsigned k = 0; k < j->n; k++) {
+		struct drcpt *r = &m->rcpt[j->ridx[k]];
+		const struct delivery_rcpt *res = &j->rc[k];
+
+		r->busy = false;
+		if (res->status == DELIVERY_RCPT_PENDING)
+			continue;   /* never started (shutting down) */
+		free(r->diag);
+		r->diag = res->diag[0] ? strdup(res->diag) : NULL;
+		snprintf(r->enh, sizeof(r->enh), "%s", res->enh);
+		free(r->mta);
+		r->mta = j->mta[0] ? strdup(j->mta) : NULL;
+		if (res->status == DELIVERY_RCPT_OK) {
+			r->state = SPOOL_RCPT_DONE;
+			journal(ds, m, SPOOL_EV_RCPT_DONE, j->ridx[k]);
+			ds->n_delivered++;
+			shard_event(ds->sh, "%s: to=<%s> relay=%s status=sent (%s)", qid, r->addr,
+				    j->mta[0] ? j->mta : "none", res->diag);
+		} else if (res->status == DELIVERY_RCPT_FAIL) {
+			r->state = SPOOL_RCPT_FAILED;
+			r->dsn_due = true;
+			ds->n_failed++;
+			shard_event(ds->sh, "%s: to=<%s> relay=%s status=bounced (%s)", qid, r->addr,
+				    j->mta[0] ? j->mta : "none", res->diag);
+		} else {
+			shard_event(ds->sh, "%s: to=<%s> relay=%s status=deferred (%s)", qid, r->addr,
+				    j->mta[0] ? j->mta : "none", res->diag);
+		}
+	}
+	free(j->ridx);
+	free(j->rc);
+	free(j->hdr);
+	free(j);
+	if (--m->jobs == 0)
+		msg_attempt_end(ds, m);
+}
+
+/* ---- attempts ---- */
+
+static bool same_domain(const char *a, const char *b)
+{
+	struct slice x = addr_domain(a), y = addr_domain(b);
+
+	return x.len == y.len && strncasecmp(x.p, y.p, x.len) == 0;
+}
+
+static struct djob *job_new(struct delivery_shard *ds, struct dmsg *m, uint32_t first)
+{
+	const struct node_config *c = ds->sh->conf;
+	struct slice dom = addr_domain(m->rcpt[first].addr);
+	const struct domain_conf *dc = node_config_domain(c, dom);
+	struct djob *j = calloc(1, sizeof(*j));
+	unsigned n = 0;
+
+	if (j == NULL)
+		return NULL;
+	for (uint32_t i = first; i < m->nrcpt; i++)
+		n += m->rcpt[i].state == SPOOL_RCPT_QUEUED && !m->rcpt[i].busy &&
+		     same_domain(m->rcpt[i].addr, m->rcpt[first].addr);
+	j->ridx = calloc(n, sizeof(*j->ridx));
+	j->rc = calloc(n, sizeof(*j->rc));
+	if (!j->ridx || !j->rc) {
+		free(j->ridx);
+		free(j->rc);
+		free(j);
+		return NULL;
+	}
+	j->ds = ds;
+	j->m = m;
+	snprintf(j->domain, sizeof(j->domain), "%.*s", (int)dom.len, dom.p);
+	/* A domain we do not serve (a DSN's recipient) goes by MX with the defaults. */
+	j->route_mx = dc == NULL || dc->route_mx;
+	j->tls = dc ? dc->tls : DOMAIN_TLS_MAY;
+	j->tls_verify = dc ? dc->tls_verify : false;
+	for (uint32_t i = first; i < m->nrcpt; i++)
+		if (m->rcpt[i].state == SPOOL_RCPT_QUEUED && !m->rcpt[i].busy &&
+		    same_domain(m->rcpt[i].addr, m->rcpt[first].addr)) {
+			m->rcpt[i].busy = true;
+			j->ridx[j->n] = i;
+			j->rc[j->n].addr = (struct slice){ m->rcpt[i].addr, strlen(m->rcpt[i].addr) };
+			j->n++;
+		}
+	if (!j->route_mx && dc != NULL) {
+		if (delivery_route_fixed(dc, ds->rr++, &j->route) == 0)
+			j->routed = true;
+	}
+	if (m->action == POLICY_TAG) {
+		char buf[700];
+		int len = snprintf(buf, sizeof(buf), "X-Spam-Flag: YES\r\nX-Spam-Status: Yes, "
+				   "score=%d.%01d tests=%.500s\r\n", m->score_milli / 1000,
+				   (m->score_milli < 0 ? -m->score_milli : m->score_milli) % 1000 / 100,
+				   m->rules[0] ? m->rules : "none");
+
+		if (len > 0 && (size_t)len < sizeof(buf) && (j->hdr = malloc((size_t)len))) {
+			memcpy(j->hdr, buf, (size_t)len);
+			j->hdr_len = (size_t)len;
+		}
+	}
+	j->cm = (struct delivery_client_msg){
+		.mail_from = { m->from, strlen(m->from) },
+		.size = m->size + j->hdr_len,
+		.body_8bit = m->body_8bit,
+		.smtputf8 = m->smtputf8,
+		.nrcpt = j->n,
+		.rcpt = j->rc,
+	};
+	return j;
+}
+
+static void msg_attempt(struct delivery_shard *ds, struct dmsg *m)
+{
+	struct djob *jobs = NULL, **tail = &jobs;
+
+	if (msg_queued(m) == 0) {
+		/* Settled before a crash, but not yet DONE. */
+		msg_finish(ds, m, false);
+		return;
+	}
+	msg_set_state(ds, m, DMSG_RUNNING);
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		struct djob *j;
+
+		if (m->rcpt[i].state != SPOOL_RCPT_QUEUED || m->rcpt[i].busy)
+			continue;
+		j = job_new(ds, m, i);
+		if (j == NULL)
+			break;   /* out of memory: the rest waits for the next attempt */
+		m->jobs++;
+		*tail = j;
+		tail = &j->next;
+	}
+	if (m->jobs == 0) {
+		/* Nothing could start (out of memory): try again later. */
+		m->jobs = 1;
+		{
+			struct djob *none = calloc(1, sizeof(*none));
+
+			if (none == NULL) {
+				m->jobs = 0;
+				m->next_ms = ds->sh->now_ms + 1000;
+				msg_set_state(ds, m, DMSG_DEFERRED);
+				return;
+			}
+			none->ds = ds;
+			none->m = m;
+			delivery_job_done(none);
+		}
+		return;
+	}
+	/* Started after the whole list is built: a job may finish at once (no route). */
+	while (jobs) {
+		struct djob *j = jobs;
+
+		jobs = j->next;
+		j->next = NULL;
+		delivery_conn_job_start(ds, j);
+	}
+}
+
+/* ---- the shard's side ---- */
+
+void delivery_enqueue(struct shard *sh, spool_qid qid, const struct spool_envelope *env,
+		      uint64_t size)
+{
+	struct delivery_shard *ds = delivery_of(sh);
+	struct dmsg *m;
+
+	if (ds == NULL)
+		return;
+	m = msg_new(ds, qid, env, size, NULL, 0);
+	if (m == NULL) {
+		/* It stays in the spool: the next start delivers it. */
+		log_warn(-ENOMEM, "delivery: cannot queue a message; it waits for a restart");
+		return;
+	}
+	if (env->action == POLICY_QUARANTINE) {
+		journal(ds, m, SPOOL_EV_HOLD, 0);
+		msg_set_state(ds, m, DMSG_HELD);
+		return;
+	}
+	msg_set_state(ds, m, DMSG_READY);
+}
+
+/* Deferred messages whose time came go back to the ready list. */
+static void retry_scan(struct timer *t)
+{
+	struct delivery_shard *ds = (struct delivery_shard *)((char *)t -
+							      offsetof(struct delivery_shard, retry_timer));
+	struct dlink *h = &ds->list[DMSG_DEFERRED], *l, *next;
+
+	for (l = h->next; l != h; l = next) {
+		struct dmsg *m = (struct dmsg *)l;
+
+		next = l->next;
+		if (m->next_ms <= ds->sh->now_ms)
+			msg_set_state(ds, m, DMSG_READY);
+	}
+	if (!ds->stopping)
+		timer_arm(&ds->sh->timers, &ds->retry_timer, DELIVERY_SCAN_MS);
+}
+
+void delivery_shard_turn(struct shard *sh)
+{
+	struct delivery_shard *ds = delivery_of(sh);
+	struct dlink *h;
+	unsigned budget = 512;   /* bounds one turn's work; the rest waits for the next */
+
+	if (ds == NULL)
+		return;
+	delivery_conn_turn(ds);
+	if (ds->stopping)
+		return;
+	h = &ds->list[DMSG_READY];
+	while (!dl_empty(h) && budget--)
+		msg_attempt(ds, (struct dmsg *)h->next);
+}
+
+/* ---- start-up: the spool's not-done messages ---- */
+
+struct load_item {
+	spool_qid qid;
+	bool      held;
+	uint64_t  defer_until;
+	uint8_t  *rstate;
+	uint32_t  nrstate;
+};
+
+struct load_list {
+	struct load_item *v;
+	size_t            n, cap;
+};
+
+static int load_collect(void *arg, const struct spool_queue_ent *e)
+{
+	struct load_list *l = arg;
+	struct load_item *it;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		struct load_item *v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	it = &l->v[l->n++];
+	*it = (struct load_item){ .qid = e->qid, .held = e->held, .defer_until = e->defer_until };
+	if (e->rstate && e->nrstate && (it->rstate = malloc(e->nrstate))) {
+		memcpy(it->rstate, e->rstate, e->nrstate);
+		it->nrstate = e->nrstate;
+	}
+	return 0;
+}
+
+static void load_queue(struct delivery_shard *ds)
+{
+	struct shard *sh = ds->sh;
+	struct load_list l = { 0 };
+	uint64_t now_s = clock_wall_ns() / 1000000000u;
+	unsigned loaded = 0, held = 0, bad = 0;
+
+	if (spool_queue_each(sh->spool, load_collect, &l) < 0)
+		log_warn(-ENOMEM, "shard %u: delivery: not every queued message could be listed",
+			 sh->id);
+	for (size_t i = 0; i < l.n; i++) {
+		struct load_item *it = &l.v[i];
+		struct spool_queue_msg rec;
+		struct dmsg *m;
+
+		if (spool_queue_read(sh->spool, it->qid, &rec) < 0) {
+			bad++;
+			free(it->rstate);
+			continue;
+		}
+		m = msg_new(ds, it->qid, &rec.env, rec.body_len, it->rstate, it->nrstate);
+		if (m != NULL && rec.received_ns)
+			m->arrival_ns = rec.received_ns;
+		spool_queue_msg_free(&rec);
+		free(it->rstate);
+		if (m == NULL) {
+			bad++;
+			continue;
+		}
+		loaded++;
+		if (it->held) {
+			held++;
+			msg_set_state(ds, m, DMSG_HELD);
+		} else if (it->defer_until > now_s) {
+			/* XXX: neither the attempt count nor "warned" is journaled: after a restart the
+			 * backoff starts over and a delay warning may go twice. */
+			m->attempts = 1;
+			m->next_ms = sh->now_ms + (it->defer_until - now_s) * 1000u;
+			msg_set_state(ds, m, DMSG_DEFERRED);
+		} else {
+			msg_set_state(ds, m, DMSG_READY);
+		}
+	}
+	free(l.v);
+	if (loaded || bad)
+		log_info("shard %u: delivery: %u queued messages (%u held) from the spool%s", sh->id,
+			 loaded, held, bad ? ", some unreadable" : "");
+}
+
+int delivery_shard_start(struct shard *sh)
+{
+	const struct node_config *c = sh->conf;
+	struct delivery_shard *ds = calloc(1, sizeof(*ds));
+	struct delivery_dns_conf dc = { .servers = c->delivery.dns_server[0] ?
+						   c->delivery.dns_server : NULL };
+	uint64_t down = c->delivery.retry_first_ms < 60000 ? c->delivery.retry_first_ms : 60000;
+	int r;
+
+	if (ds == NULL)
+		return -ENOMEM;
+	ds->sh = sh;
+	ds->nshards = c->shards ? c->shards : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	ds->rnd = (clock_mono_ns() ^ ((uint64_t)sh->id << 32) ^ (uint64_t)(uintptr_t)ds) | 1;
+	for (int i = 0; i < DMSG_NSTATES; i++)
+		dl_init(&ds->list[i]);
+	/* A destination that failed is skipped until the next retry would come anyway. */
+	delivery_route_health_init(&ds->health, 1, down ? down : 1000,
+				   c->delivery.retry_max_ms < 600000 ? c->delivery.retry_max_ms
+								     : 600000);
+	r = delivery_dns_new(&ds->dns, &sh->ring, &sh->timers, &dc);
+	if (r < 0) {
+		/* Fixed routes still work; MX routes defer until a restart fixes it. */
+		log_warn(r, "shard %u: delivery: no DNS resolver (MX routes will defer)", sh->id);
+		ds->dns = NULL;
+	}
+	sh->delivery = ds;
+	timer_init(&ds->retry_timer, retry_scan);
+	timer_arm(&sh->timers, &ds->retry_timer, DELIVERY_SCAN_MS);
+	load_queue(ds);
+	return 0;
+}
+
+void delivery_shard_stop(struct shard *sh)
+{
+	struct delivery_shard *ds = delivery_of(sh);
+
+	if (ds == NULL || ds->stopping)
+		return;
+	ds->stopping = true;
+	timer_cancel(&sh->timers, &ds->retry_timer);
+	delivery_conn_stop(ds);
+	if (ds->dns)
+		delivery_dns_shutdown(ds->dns);
+}
+
+bool delivery_shard_idle(struct shard *sh)
+{
+	struct delivery_shard *ds = delivery_of(sh);
+
+	return ds == NULL || (ds->nconns == 0 && ds->dsn_inflight == 0 &&
+			      (ds->dns == NULL || !delivery_dns_busy(ds->dns)));
+}
+
+void delivery_shard_abort(struct shard *sh)
+{
+	struct delivery_shard *ds = delivery_of(sh);
+
+	if (ds != NULL) {
+		ds->aborted = true;
+		delivery_conn_abort(ds);
+	}
+}
+
+void delivery_shard_finish(struct shard *sh)
+{
+	struct delivery_shard *ds = delivery_of(sh);
+
+	if (ds == NULL)
+		return;
+	log_info("shard %u: delivery: %llu recipients delivered, %llu bounced, %llu deferrals, "
+		 "%llu DSNs, %llu connections; %u messages left queued", sh->id,
+		 (unsigned long long)ds->n_delivered, (unsigned long long)ds->n_failed,
+		 (unsigned long long)ds->n_deferred, (unsigned long long)ds->n_dsn,
+		 (unsigned long long)ds->n_conn, ds->nmsgs);
+	timer_cancel(&sh->timers, &ds->retry_timer);
+	delivery_conn_free_all(ds);
+	if (ds->dns) {
+		if (delivery_dns_busy(ds->dns))
+			log_warn(0, "shard %u: delivery: DNS still busy at exit", sh->id);
+		else
+			delivery_dns_free(&ds->dns);
+	}
+	for (uint32_t h = 0; h < DELIVERY_HASH; h++)
+		while (ds->hash[h]) {
+			struct dmsg *m = ds->hash[h];
+
+			m->jobs = 0;
+			if (m->body_refs) {
+				m->body_refs = 1;
+				delivery_msg_body_put(m);
+			}
+			msg_free(ds, m);
+		}
+	for (uint32_t h = 0; h < DELIVERY_QUOTA_HASH; h++)
+		while (ds->quota[h]) {
+			struct dquota *q = ds->quota[h];
+
+			ds->quota[h] = q->next;
+			free(q);
+		}
+	free(ds);
+	sh->delivery = NULL;
+}
+
+/* ---- operator commands ---- */
+
+static const char *const ctl_names[DELIVERY_CTL_COUNT] = {
+	"flush", "hold", "release", "delete", "bounce",
+};
+
+int delivery_ctl_op_parse(const char *name)
+{
+	for (int i = 0; i < DELIVERY_CTL_COUNT; i++)
+		if (strcmp(name, ctl_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static bool ctl_match(const struct dmsg *m, const struct delivery_ctl_msg *c)
+{
+	if (c->qid)
+		return m->qid == c->qid;
+	if (c->domain[0] == '\0')
+		return true;
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		struct slice d = addr_domain(m->rcpt[i].addr);
+
+		if (m->rcpt[i].state == SPOOL_RCPT_QUEUED && d.len == strlen(c->domain) &&
+		    strncasecmp(d.p, c->domain, d.len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void ctl_apply(struct shard *sh, struct shard_msg *base)
+{
+	struct delivery_ctl_msg *c = (struct delivery_ctl_msg *)base;
+	struct delivery_shard *ds = delivery_of(sh);
+	struct dmsg **v = NULL;
+	size_t n = 0;
+	uint64_t count = 0;
+
+	if (ds != NULL && c->op == DELIVERY_CTL_FLUSH) {
+		/* "Retry now" means now: forget which destinations looked down. */
+		for (unsigned i = 0; i < DELIVERY_ROUTE_HEALTH_SLOTS; i++)
+			ds->health.slot[i] = (struct delivery_route_health_slot){ 0 };
+	}
+	if (ds != NULL && ds->nmsgs && (v = malloc(ds->nmsgs * sizeof(*v)))) {
+		for (int st = 0; st < DMSG_NSTATES; st++)
+			for (struct dlink *l = ds->list[st].next; l != &ds->list[st]; l = l->next)
+				if (n < ds->nmsgs && ctl_match((struct dmsg *)l, c))
+					v[n++] = (struct dmsg *)l;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dmsg *m = v[i];
+
+		switch (c->op) {
+		case DELIVERY_CTL_FLUSH:
+			if (m->state == DMSG_DEFERRED) {
+				msg_set_state(ds, m, DMSG_READY);
+				count++;
+			}
+			break;
+		case DELIVERY_CTL_RELEASE:
+			if (m->state == DMSG_HELD) {
+				journal(ds, m, SPOOL_EV_RELEASE, 0);
+				msg_set_state(ds, m, DMSG_READY);
+				count++;
+			}
+			break;
+		case DELIVERY_CTL_HOLD:
+			if (m->state == DMSG_HELD)
+				break;
+			/* fall through */
+		case DELIVERY_CTL_DELETE:
+		case DELIVERY_CTL_BOUNCE:
+			count++;
+			if (m->state == DMSG_RUNNING)
+				m->pending_op = (uint8_t)(c->op + 1);   /* when the attempt ends */
+			else
+				msg_apply_op(ds, m, c->op);
+			break;
+		default:
+			break;
+		}
+	}
+	free(v);
+	if (c->req) {
+		atomic_fetch_add(&c->req->count, count);
+		atomic_fetch_sub(&c->req->remaining, 1);
+	}
+	if (count)
+		log_info("shard %u: operator %s: %llu messages", sh->id, ctl_names[c->op],
+			 (unsigned long long)count);
+	free(c);
+}
+
+struct delivery_ctl_msg *delivery_ctl_msg_new(enum delivery_ctl_op op, spool_qid qid,
+					      const char *domain, struct delivery_ctl_req *req)
+{
+	struct delivery_ctl_msg *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->base.fn = ctl_apply;
+	c->op = op;
+	c->qid = qid;
+	if (domain)
+		snprintf(c->domain, sizeof(c->domain), "%s", domain);
+	c->req = req;
+	return c;
+}
+
+static void dns_cqe(struct shard *sh, const struct io_uring_cqe *cqe)
+{
+	struct delivery_shard *ds = delivery_of(sh);
+
+	if (ds && ds->dns)
+		delivery_dns_handle_cqe(ds->dns, cqe);
+}
+
+void delivery_setup(void)
+{
+	shard_set_handler(SHARD_OP_DELIVERY, delivery_conn_cqe);
+	shard_set_handler(SHARD_OP_DNS, dns_cqe);
+}
