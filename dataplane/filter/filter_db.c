@@ -186,6 +186,7 @@ static void filter_db_free(struct filter_db *db)
 		free(db->fm_wild[i]);
 	free(db->fm_exact);
 	free(db->fm_wild);
+	free(db->pcre_only);
 	free(db->rules);
 	for (uint32_t t = 0; t < db->ntargets && db->targets; t++) {
 		free(db->targets[t].name);
@@ -283,7 +284,7 @@ static int filter_db_load_meta(struct filter_db *db, const uint8_t *data, size_t
 		ru->describe = filter_db_str(&r);
 		popts = filter_db_u32(&r);
 		plen = filter_db_u32(&r);
-		if (r.bad || cls > RULES_CLASS_META || kind > RULES_KIND_EVAL ||
+		if (r.bad || cls > RULES_CLASS_META || kind > RULES_KIND_PCRE ||
 		    (cls == RULES_CLASS_HEADER && ru->target >= mh.ntargets) ||
 		    (size_t)(r.end - r.p) < plen) {
 			r.bad = true;
@@ -291,7 +292,7 @@ static int filter_db_load_meta(struct filter_db *db, const uint8_t *data, size_t
 		}
 		ru->cls = cls;
 		ru->kind = kind;
-		if (kind == RULES_KIND_PREFILTER) {
+		if (kind == RULES_KIND_PREFILTER || kind == RULES_KIND_PCRE) {
 			ru->pcre = pcre2_compile((PCRE2_SPTR)r.p, plen, popts, &ec, &eo, NULL);
 			if (!ru->pcre) {
 				filter_db_errf(err, errlen, "rules.meta: rule %s: PCRE2 refuses its pattern",
@@ -358,6 +359,13 @@ static int filter_db_load_meta(struct filter_db *db, const uint8_t *data, size_t
 		filter_db_errf(err, errlen, "rules.meta: malformed");
 		return -EINVAL;
 	}
+	db->pcre_only = calloc(db->nrules + 1, sizeof(*db->pcre_only));
+	if (!db->pcre_only)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < db->nrules; i++)
+		if (db->rules[i].kind == RULES_KIND_PCRE && db->rules[i].cls != RULES_CLASS_HEADER &&
+		    db->rules[i].cls < RULES_CLASS_NSCAN)
+			db->pcre_only[db->npcre_only++] = i;
 	/* rules per header target */
 	for (uint32_t i = 0; i < db->nrules; i++) {
 		struct filter_rule *ru = &db->rules[i];

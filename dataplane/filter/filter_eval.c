@@ -18,6 +18,7 @@
 #include "filter_types.h"
 
 #define FILTER_EVAL_UNDEF 1e300
+#define FILTER_EVAL_TOK   128
 
 int filter_eval_prepare(struct filter_rule *ru, const char *args, size_t len)
 {
@@ -431,6 +432,82 @@ static bool filter_eval_addr(const char *v, size_t n, char *out, size_t outlen)
 	return true;
 }
 
+/* Index of the first field named name among the message's, or UINT32_MAX. */
+static uint32_t filter_eval_index(const struct filter_msg *fm, const char *name)
+{
+	for (uint32_t i = 0; i < fm->ntop; i++)
+		if (filter_eval_is(fm, &fm->hdrs[i], name))
+			return i;
+	return UINT32_MAX;
+}
+
+bool filter_eval_envfrom(const struct filter_msg *fm, char *out, size_t outlen)
+{
+	static const char *const hdrs[] = { "x-envelope-from", "envelope-sender", "return-path" };
+	uint32_t first_rcvd = filter_eval_index(fm, "received");
+	size_t n;
+	const char *v;
+
+	if (fm->has_env) {
+		if (fm->env_from_len >= outlen || !fm->env_from_len)
+			return false;
+		for (size_t i = 0; i < fm->env_from_len; i++)
+			out[i] = (char)tolower((unsigned char)fm->env_from[i]);
+		out[fm->env_from_len] = '\0';
+		return true;
+	}
+	v = filter_eval_hdr(fm, "x-sender", 0, false, &n);
+	if (v && memchr(v, '@', n))
+		for (unsigned i = 0; (v = filter_eval_hdr(fm, "received", i, false, &n)) != NULL; i++)
+			if (filter_eval_has(v, n, "(fetchmail"))
+				return false;
+	for (size_t k = 0; k < sizeof(hdrs) / sizeof(hdrs[0]); k++) {
+		uint32_t at = filter_eval_index(fm, hdrs[k]);
+
+		if (at == UINT32_MAX)
+			continue;
+		if (first_rcvd != UINT32_MAX && first_rcvd < at) {
+			if (k == 0)
+				return false;   /* X-Envelope-From below a Received: not ours to trust */
+			continue;
+		}
+		v = filter_eval_hdr(fm, hdrs[k], 0, false, &n);
+		return v && filter_eval_addr(v, n, out, outlen);
+	}
+	return false;
+}
+
+/* The registrable-ish domain SpamAssassin compares: the last two labels. */
+static const char *filter_eval_last2(const char *addr)
+{
+	const char *at = strrchr(addr, '@'), *d, *p, *dot1 = NULL, *dot2 = NULL;
+
+	if (!at)
+		return "";
+	d = at + 1;
+	for (p = d; *p; p++)
+		if (*p == '.') {
+			dot2 = dot1;
+			dot1 = p;
+		}
+	return dot2 ? dot2 + 1 : d;
+}
+
+static bool filter_eval_from_domains_differ(const struct filter_msg *fm)
+{
+	char from[256], env[256];
+	size_t n;
+	const char *v = filter_eval_hdr(fm, "from", 0, false, &n), *a, *b;
+
+	if (!v || !filter_eval_addr(v, n, from, sizeof(from)) || !filter_eval_envfrom(fm, env, sizeof(env)))
+		return false;
+	a = filter_eval_last2(from);
+	b = filter_eval_last2(env);
+	if (!*a || !*b)
+		return false;
+	return strcasecmp(a, b) != 0;
+}
+
 static bool filter_eval_freemail_in(const struct filter_msg *fm, const struct filter_rule *ru,
 				    const char *hdr)
 {
@@ -438,19 +515,10 @@ static bool filter_eval_freemail_in(const struct filter_msg *fm, const struct fi
 	size_t n;
 	const char *v;
 
-	if (strcasecmp(hdr, "EnvelopeFrom") == 0) {
-		if (fm->has_env) {
-			if (fm->env_from_len >= sizeof(addr))
-				return false;
-			for (size_t i = 0; i < fm->env_from_len; i++)
-				addr[i] = (char)tolower((unsigned char)fm->env_from[i]);
-			addr[fm->env_from_len] = '\0';
-			return filter_eval_is_freemail(fm->db, addr) &&
-			       (!ru->eval_re || pcre2_match(ru->eval_re, (PCRE2_SPTR)addr, strlen(addr), 0, 0,
-							    fm->fs->md, fm->fs->mctx) >= 0);
-		}
-		hdr = "return-path";
-	}
+	if (strcasecmp(hdr, "EnvelopeFrom") == 0)
+		return filter_eval_envfrom(fm, addr, sizeof(addr)) && filter_eval_is_freemail(fm->db, addr) &&
+		       (!ru->eval_re || pcre2_match(ru->eval_re, (PCRE2_SPTR)addr, strlen(addr), 0, 0,
+						    fm->fs->md, fm->fs->mctx) >= 0);
 	for (unsigned i = 0; (v = filter_eval_hdr(fm, hdr, i, false, &n)) != NULL; i++) {
 		if (!filter_eval_addr(v, n, addr, sizeof(addr)) || !filter_eval_is_freemail(fm->db, addr))
 			continue;
@@ -474,6 +542,98 @@ static bool filter_eval_freemail_from(const struct filter_msg *fm, const struct 
 		if (filter_eval_freemail_in(fm, ru, hdrs[i]))
 			return true;
 	return false;
+}
+
+/* --- relays (Plugin::RelayEval), read back from the X-Spam-Relays-Untrusted text ---------- */
+
+struct filter_eval_relay {
+	char ip[48], rdns[FILTER_EVAL_TOK], helo[FILTER_EVAL_TOK];
+};
+
+static void filter_eval_field(const char *s, const char *e, const char *key, char *out, size_t outlen)
+{
+	const char *p = filter_eval_has(s, (size_t)(e - s), key) ? memmem(s, (size_t)(e - s), key, strlen(key)) : NULL;
+	size_t n = 0;
+
+	if (p)
+		for (p += strlen(key); p < e && *p != ' ' && n + 1 < outlen; p++)
+			out[n++] = *p;
+	out[n] = '\0';
+}
+
+/* Calls fn for each untrusted relay, newest first, until it returns true. */
+static bool filter_eval_relays(const struct filter_msg *fm, bool (*fn)(const struct filter_eval_relay *, void *),
+			       void *arg)
+{
+	const char *p = fm->relays_u, *e = fm->relays_u + fm->relays_u_len;
+
+	while (p < e) {
+		const char *open = memchr(p, '[', (size_t)(e - p)), *close;
+		struct filter_eval_relay r;
+
+		if (!open)
+			break;
+		close = memchr(open, ']', (size_t)(e - open));
+		if (!close)
+			break;
+		filter_eval_field(open, close, " ip=", r.ip, sizeof(r.ip));
+		filter_eval_field(open, close, " rdns=", r.rdns, sizeof(r.rdns));
+		filter_eval_field(open, close, " helo=", r.helo, sizeof(r.helo));
+		if (fn(&r, arg))
+			return true;
+		p = close + 1;
+	}
+	return false;
+}
+
+static bool filter_eval_is_ipv4(const char *s, unsigned char ip[4])
+{
+	unsigned a, b, c, d;
+	char tail;
+
+	if (sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 || c > 255 || d > 255)
+		return false;
+	ip[0] = (unsigned char)a, ip[1] = (unsigned char)b, ip[2] = (unsigned char)c, ip[3] = (unsigned char)d;
+	return true;
+}
+
+static bool filter_eval_ip_private(const unsigned char ip[4])
+{
+	return ip[0] == 127 || ip[0] == 10 || (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
+	       (ip[0] == 192 && ip[1] == 168) || (ip[0] == 169 && ip[1] == 254) || ip[0] == 0;
+}
+
+static bool filter_eval_helo_mismatch_one(const struct filter_eval_relay *r, void *arg)
+{
+	unsigned char h[4], i[4];
+
+	if (!filter_eval_is_ipv4(r->helo, h) || filter_eval_ip_private(h))
+		return false;
+	if (!filter_eval_is_ipv4(r->ip, i) || filter_eval_ip_private(i) || strcmp(r->helo, r->ip) == 0)
+		return false;
+	return memcmp(h, i, 3) != 0;   /* the first three octets differ */
+}
+
+static bool filter_eval_dotcom_one(const struct filter_eval_relay *r, void *arg)
+{
+	static const char *const doms[] = { "lycos.com", "lycos.co.uk", "hotmail.com", "localhost.com",
+					    "excite.com", "caramail.com", "cs.com", "aol.com", "msn.com",
+					    "yahoo.com", "drizzle.com" };
+	int *last = arg;
+	unsigned char ip[4];
+	size_t hl = strlen(r->helo);
+
+	if (filter_eval_is_ipv4(r->ip, ip) && filter_eval_ip_private(ip))
+		return false;
+	*last = 0;
+	for (size_t k = 0; k < sizeof(doms) / sizeof(doms[0]); k++) {
+		size_t dl = strlen(doms[k]);
+
+		if (hl >= dl && strcasecmp(r->helo + hl - dl, doms[k]) == 0 &&
+		    (hl == dl || r->helo[hl - dl - 1] == '.') && r->rdns[0] == '\0')
+			*last = 1;
+	}
+	return false;   /* every relay: the last one decides, as in RelayEval */
 }
 
 void filter_eval_run(struct filter_msg *fm)
@@ -526,6 +686,19 @@ void filter_eval_run(struct filter_msg *fm)
 			break;
 		case RULES_EVAL_FREEMAIL_HEADER:
 			hit = ru->eval_hdr && filter_eval_freemail_in(fm, ru, ru->eval_hdr);
+			break;
+		case RULES_EVAL_HELO_IP_MISMATCH:
+			hit = filter_eval_relays(fm, filter_eval_helo_mismatch_one, NULL);
+			break;
+		case RULES_EVAL_NO_RDNS_DOTCOM_HELO: {
+			int last = 0;
+
+			filter_eval_relays(fm, filter_eval_dotcom_one, &last);
+			hit = last != 0;
+			break;
+		}
+		case RULES_EVAL_EQUAL_FROM_DOMAINS:
+			hit = filter_eval_from_domains_differ(fm);
 			break;
 		case RULES_EVAL_MIME_HTML_ONLY:
 			hit = fm->n_html > 0 && fm->n_text == 0;

@@ -5,7 +5,8 @@
  */
 #include "filter_types.h"
 
-double filter_meta_eval(const struct rules_meta_instr *ins, uint32_t n, const uint64_t *hits)
+double filter_meta_eval(const struct rules_meta_instr *ins, uint32_t n, const uint64_t *hits,
+			const uint8_t *cnt)
 {
 	double st[RULES_META_STACK];
 	unsigned sp = 0;
@@ -19,7 +20,8 @@ double filter_meta_eval(const struct rules_meta_instr *ins, uint32_t n, const ui
 		case RULES_OP_CONST:
 			if (sp >= RULES_META_STACK)
 				return 0;
-			st[sp++] = in->op == RULES_OP_CONST ? in->val : (double)filter_bit(hits, in->arg);
+			st[sp++] = in->op == RULES_OP_CONST ? in->val :
+				   !filter_bit(hits, in->arg) ? 0 : cnt[in->arg] ? (double)cnt[in->arg] : 1;
 			continue;
 		case RULES_OP_NOT:
 		case RULES_OP_NEG:

@@ -266,22 +266,22 @@ static bool filter_msg_target_value(struct filter_msg *fm, const struct filter_t
 	case FILTER_SP_RELAYS_UNTRUSTED:
 		filter_msg_val(fm, fm->relays_u, fm->relays_u_len);
 		return true;
-	case FILTER_SP_ENVFROM:
-		if (fm->has_env) {
-			filter_msg_val(fm, fm->env_from, fm->env_from_len);
-			filter_msg_val(fm, "\n", 1);
-			return true;
-		}
-		for (uint32_t i = from; i < to; i++)
-			if (filter_msg_name_is(fm, &fm->hdrs[i], "return-path")) {
-				struct filter_target tt = *t;
+	case FILTER_SP_ENVFROM: {
+		char env[256];
 
-				tt.mod = RULES_HDR_ADDR;
-				filter_msg_val_field(fm, &tt, &fm->hdrs[i]);
-				filter_msg_val(fm, "\n", 1);
-				return true;
-			}
-		return false;
+		if (!filter_eval_envfrom(fm, env, sizeof(env)))
+			return false;
+		if (t->mod == RULES_HDR_HOST || t->mod == RULES_HDR_DOMAIN) {
+			const char *at = strrchr(env, '@');
+
+			filter_msg_val(fm, at ? at + 1 : "", at ? strlen(at + 1) : 0);
+		} else {
+			filter_msg_val(fm, env, strlen(env));
+		}
+		if (t->mod == RULES_HDR_DECODED || t->mod == RULES_HDR_RAW)
+			filter_msg_val(fm, "\n", 1);
+		return true;
+	}
 	default:
 		break;
 	}
@@ -363,6 +363,10 @@ static void filter_msg_targets(struct filter_msg *fm, uint32_t from, uint32_t to
 			if (ru->kind == RULES_KIND_EXISTS) {
 				hit = present;
 			} else {
+				if (ru->kind == RULES_KIND_PCRE && present &&
+				    pcre2_match(ru->pcre, (PCRE2_SPTR)(fm->val ? fm->val : ""), fm->vlen, 0, 0,
+						fm->fs->md, fm->fs->mctx) >= 0)
+					filter_bit_set(fm->cand, id);
 				m = present ? filter_bit(fm->cand, id) : (ru->flags & RULES_RF_ABSENT_HIT) != 0;
 				hit = (ru->flags & RULES_RF_NEGATE) ? !m : m;
 				/* a MIME part without the header says nothing about the others */
@@ -563,6 +567,7 @@ static void filter_msg_destroy(struct filter_msg *fm)
 	filter_db_unref(&fm->db);
 	free(fm->hits);
 	free(fm->cand);
+	free(fm->cnt);
 	free(fm->hdrs);
 	free(fm->arena);
 	free(fm->val);
@@ -623,13 +628,17 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 	fm->next = NULL;
 	if (nwords > fm->wcap) {
 		uint64_t *h = realloc(fm->hits, nwords * 8), *c;
+		uint8_t *k;
 
 		if (h)
 			fm->hits = h;
 		c = h ? realloc(fm->cand, nwords * 8) : NULL;
 		if (c)
 			fm->cand = c;
-		if (!h || !c) {
+		k = c ? realloc(fm->cnt, nwords * 64) : NULL;
+		if (k)
+			fm->cnt = k;
+		if (!h || !c || !k) {
 			filter_msg_destroy(fm);
 			return -ENOMEM;
 		}
@@ -638,6 +647,7 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 	fm->nwords = nwords;
 	memset(fm->hits, 0, nwords * 8);
 	memset(fm->cand, 0, nwords * 8);
+	memset(fm->cnt, 0, nwords * 64);
 	fm->db = filter_db_ref(db);
 	fm->nhdrs = fm->ntop = 0;
 	fm->alen = fm->vlen = fm->blen = 0;
@@ -695,6 +705,16 @@ static void filter_msg_confirm(struct filter_msg *fm)
 {
 	struct filter_db *db = fm->db;
 
+	/* rules only PCRE2 can run: over the kept text of their class */
+	for (uint32_t k = 0; k < db->npcre_only; k++) {
+		const struct filter_rule *ru = &db->rules[db->pcre_only[k]];
+		const struct filter_text *t = &fm->txt[ru->cls];
+
+		if (pcre2_match(ru->pcre, t->p ? t->p : (PCRE2_SPTR)"", t->len, 0, 0, fm->fs->md,
+				fm->fs->mctx) >= 0)
+			filter_bit_set(fm->hits, db->pcre_only[k]);
+	}
+
 	for (size_t w = 0; w < fm->nwords; w++) {
 		uint64_t bits = fm->cand[w];
 
@@ -711,8 +731,24 @@ static void filter_msg_confirm(struct filter_msg *fm)
 				continue;
 			t = &fm->txt[ru->cls];
 			if (pcre2_match(ru->pcre, t->p ? t->p : (PCRE2_SPTR)"", t->len, 0, 0, fm->fs->md,
-					fm->fs->mctx) >= 0)
-				filter_bit_set(fm->hits, id);
+					fm->fs->mctx) < 0)
+				continue;
+			filter_bit_set(fm->hits, id);
+			if (ru->flags & RULES_RF_MULTIPLE) {
+				/* count like Perl's m//g, up to maxhits */
+				unsigned max = ru->target && ru->target < 255 ? ru->target : 255, n = 1;
+				PCRE2_SIZE *ov = pcre2_get_ovector_pointer(fm->fs->md);
+
+				while (n < max) {
+					PCRE2_SIZE start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+
+					if (start > t->len || pcre2_match(ru->pcre, t->p, t->len, start, 0,
+									fm->fs->md, fm->fs->mctx) < 0)
+						break;
+					n++;
+				}
+				fm->cnt[id] = (uint8_t)n;
+			}
 		}
 	}
 }
@@ -762,7 +798,7 @@ void filter_msg_end(struct filter_msg *fm, struct filter_verdict *v)
 	for (uint32_t i = db->first_meta; i < db->nrules; i++) {
 		const struct filter_rule *ru = &db->rules[i];
 
-		if (ru->kind == RULES_KIND_META && filter_meta_eval(ru->meta, ru->nmeta, fm->hits) != 0)
+		if (ru->kind == RULES_KIND_META && filter_meta_eval(ru->meta, ru->nmeta, fm->hits, fm->cnt) != 0)
 			filter_bit_set(fm->hits, i);
 	}
 	for (uint32_t i = 0; i < db->nrules; i++) {

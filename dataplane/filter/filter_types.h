@@ -68,6 +68,9 @@ struct filter_db {
 	uint32_t            first_meta;              /* rules [first_meta, nrules) are metas or
 						      * anything after them, in eval order */
 	bool                has_mime_targets;
+	/* RULES_KIND_PCRE rules of the streamed classes, run at the end of the message */
+	uint32_t           *pcre_only;
+	uint32_t            npcre_only;
 	/* freemail_domains: exact names sorted for bsearch, and the ones with wildcards */
 	char              **fm_exact, **fm_wild;
 	uint32_t            nfm_exact, nfm_wild;
@@ -95,6 +98,7 @@ struct filter_msg {
 	struct filter_msg   *next;        /* free list */
 	hs_stream_t         *st[RULES_CLASS_NSCAN];
 	uint64_t            *hits, *cand;
+	uint8_t             *cnt;          /* tflags multiple: match counts (capped at 255) */
 	size_t               nwords, wcap;
 	struct mime_parser  *mp;          /* NULL without the MIME parser */
 	/* header fields: the message's, then those of the MIME part being read */
@@ -147,6 +151,10 @@ int filter_db_scratch(struct filter_db *db, hs_scratch_t **scratch);
 /* filter_eval.c: the eval: tests Sluice implements natively, run at the end of the message
  * before the metas (sets hit bits). */
 void filter_eval_run(struct filter_msg *fm);
+/* The envelope sender as SpamAssassin's EnvelopeFrom: the session's, else X-Envelope-From,
+ * Envelope-Sender or Return-Path when written above every Received field (and none when
+ * fetchmail picked up an X-Sender message). Lower-cased address into out; false if none. */
+bool filter_eval_envfrom(const struct filter_msg *fm, char *out, size_t outlen);
 /* Parses an eval's argument text at load into ru->eval_arg. */
 int filter_eval_prepare(struct filter_rule *ru, const char *args, size_t len);
 
@@ -154,7 +162,8 @@ int filter_eval_prepare(struct filter_rule *ru, const char *args, size_t len);
 void filter_relay_build(struct filter_msg *fm);
 
 /* filter_meta.c */
-double filter_meta_eval(const struct rules_meta_instr *ins, uint32_t n, const uint64_t *hits);
+double filter_meta_eval(const struct rules_meta_instr *ins, uint32_t n, const uint64_t *hits,
+			const uint8_t *cnt);
 
 static inline bool filter_bit(const uint64_t *bits, uint32_t i)
 {

@@ -59,7 +59,26 @@ static const char test_filter_rules[] =
 	"meta    META_SUB     __RCVD_LOOK && !NO_XM\n"
 	"score   META_SUB     -0.5\n"
 	"meta    META_EVAL    BODY_EVAL || FULL_BOUND\n"
-	"score   META_EVAL    0.05\n";
+	"score   META_EVAL    0.05\n"
+	/* natively implemented evals and the relay pseudo-headers */
+	"header  RELAY_NORDNS X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns= /\n"
+	"score   RELAY_NORDNS 0.11\n"
+	"header  RELAY_TRUST  eval:check_all_trusted()\n"
+	"score   RELAY_TRUST  0.29\n"
+	"header  DATE_FUT     eval:check_for_shifted_date('3', 'undef')\n"
+	"score   DATE_FUT     0.13\n"
+	"header  SUBJ_CAPS    eval:subject_is_all_caps()\n"
+	"score   SUBJ_CAPS    0.17\n"
+	"body    HTML_ONLY    eval:check_for_mime_html_only()\n"
+	"score   HTML_ONLY    0.19\n"
+	"uri     MAILTO_TEXT  /^mailto:unsubscribe\\@/\n"
+	"score   MAILTO_TEXT  0.23\n"
+	"body    PCRE_ONLY    /\\b(x(?1)?y)\\b/\n"           /* recursion: PCRE2 alone */
+	"score   PCRE_ONLY    0.31\n"
+	"body    __NONSPACE   /\\S/\n"                          /* counted: tflags multiple */
+	"tflags  __NONSPACE   multiple maxhits=3\n"
+	"meta    SHORT_BODY   __NONSPACE < 3\n"
+	"score   SHORT_BODY   0.37\n";
 
 static const char test_filter_rules2[] =
 	"body    ONLY_V2      /viagra/i\n"
@@ -208,9 +227,9 @@ static const struct test_filter_case test_filter_cases[] = {
 		"X-Mailer: mutt\n"
 		"X-Spam-Flag: YES\n"
 		"\n"
-		"Shall we meet at noon? Bring the report report, please.\n",
-		"ALL_XSPAM,BODY_REPEAT,FROM_NAME,NO_XM,SUBJ_ENC",
-		400 + 600 + 100 + 300 + 500,
+		"Shall we meet at noon? Bring the report report, please. xxxyyy\n",
+		"ALL_XSPAM,BODY_REPEAT,FROM_NAME,NO_XM,PCRE_ONLY,SUBJ_ENC",
+		400 + 600 + 100 + 300 + 310 + 500,
 	},
 	{
 		"no header section at all",
@@ -218,6 +237,38 @@ static const struct test_filter_case test_filter_cases[] = {
 		"just a body with viagra\n",
 		"BODY_VIAGRA,DATE_NODIGIT,MISSING_MID",
 		3000 + 700 + 200,
+	},
+	{
+		"relays, dates, capitals, HTML only, address in text",
+		"Received: from localhost (localhost [127.0.0.1]) by mx.example (Postfix) with ESMTP id 1;"
+		" Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Received: from helo.example ([198.51.100.9]) by mx.example with SMTP;\n"
+		"\tMon, 1 Jul 2002 10:00:00 +0000\n"
+		"Date: Mon, 1 Jul 2002 16:30:00 +0000\n"
+		"Subject: BUY CHEAP STUFF NOW\n"
+		"Content-Type: text/html\n"
+		"\n"
+		"<html><body>write to unsubscribe@lists.example.com today</body></html>\n",
+		"DATE_FUT,HTML_ONLY,MAILTO_TEXT,MISSING_MID,RELAY_NORDNS,SUBJ_CAPS",
+		130 + 190 + 230 + 200 + 110 + 170,
+	},
+	{
+		"all relays trusted",
+		"Received: from localhost (localhost [127.0.0.1]) by mx.example (Postfix) with ESMTP id 1;"
+		" Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Subject: hello there\n"
+		"\n"
+		"hi\n",
+		"DATE_NODIGIT,MISSING_MID,RELAY_TRUST",
+		700 + 200 + 290,
+	},
+	{
+		"two characters of text",
+		"Subject:\n"
+		"\n"
+		"a b\n",
+		"DATE_NODIGIT,MISSING_MID,SHORT_BODY",
+		700 + 200 + 370,
 	},
 };
 

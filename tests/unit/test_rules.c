@@ -288,6 +288,10 @@ static const struct {
 	{ "posix class", "[[:alpha:]]+", "", false, "[[:alpha:]]+", "[[:alpha:]]+", 0, 0 },
 	{ "escape in class no backref", "[\\1]", "", false, "[\\1]", "[\\1]", 0, 0 },
 	{ "hex brace", "\\x{41}", "", false, "\\x{41}", "\\x{41}", 0, 0 },
+	{ "embedded anchor", "^a.*^b", "ms", false, "^a.*b", "^a.*^b", RULES_RX_OTHER,
+	  HS_FLAG_MULTILINE | HS_FLAG_DOTALL },
+	{ "anchor in alternation", "(?:^|\\s)x|^y", "", false, "(?:^|\\s)x|^y", "(?:^|\\s)x|^y", 0, 0 },
+	{ "anchor after flags", "(?i)^x", "", false, "(?i)^x", "(?i)^x", 0, 0 },
 };
 
 static void test_rules_translate_table(void **state)
@@ -394,6 +398,8 @@ static void test_rules_compile_small(void **state)
 		"body   B1 /(\\w+) \\1/\n"                         /* back-reference: prefilter */
 		"body   B2 /viagra/i\n"
 		"body   B3 eval:foo()\n"
+		"header B5 eval:subject_is_all_caps()\n"
+		"body   B6 /x(?R)?y/\n"                           /* recursion: PCRE2 only */
 		"body   B4 /x/\n"
 		"score  B4 0\n"                                   /* disabled */
 		"uri    U1 /\\.ru\\b/\n"
@@ -416,6 +422,8 @@ static void test_rules_compile_small(void **state)
 	assert_int_equal(st.prefilter[RULES_CLASS_BODY], 1);
 	assert_int_equal(st.native[RULES_CLASS_URI], 1);
 	assert_int_equal(st.eval, 1);
+	assert_int_equal(st.eval_native, 1);
+	assert_int_equal(st.pcre_only[RULES_CLASS_BODY], 1);
 	assert_int_equal(st.disabled, 1);
 	assert_int_equal(st.meta, 3);
 	assert_true(st.features[0] == 1 && st.features[1] == 1);

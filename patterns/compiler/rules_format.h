@@ -1,0 +1,175 @@
+/*
+ * rules_format.h - the on-disk format of a compiled rule set (a wire format shared by the
+ * compiler, which writes it, and dataplane/filter, which loads it; no code here).
+ *
+ * A compiled rule set is a directory:
+ *   header.hsdb  rawbody.hsdb  body.hsdb  uri.hsdb  full.hsdb   Hyperscan databases per class
+ *   rules.meta                                                   rules, scores, metas, PCRE2
+ * Every file starts with struct rules_file_hdr. The Hyperscan files hold sections (one for the
+ * streamed classes; one per header target for the header class, scanned in block mode) as
+ *   u32 target, u32 len, len bytes of hs_serialize_database() output.
+ * rules.meta holds the records below, little-endian, packed, in this order:
+ *   struct rules_meta_hdr, ntargets x target, nrules x rule (in evaluation order: every meta
+ *   rule comes after the rules it reads), u32 n + n x str: the freemail_domains list.
+ * Strings are u16 length + bytes (no NUL). Everything is checked on load: a loader never trusts
+ * a length or an index in these files.
+ *
+ * The data plane never compiles a Hyperscan database: it deserializes these and refuses files
+ * whose Hyperscan version or platform differ from its own (the node then asks for a recompile).
+ */
+#ifndef SLUICE_PATTERNS_RULES_FORMAT_H
+#define SLUICE_PATTERNS_RULES_FORMAT_H
+
+#include <stdint.h>
+
+#define RULES_FORMAT_MAGIC    "SLUICERS"  /* 8 bytes, no NUL */
+#define RULES_FORMAT_VERSION  1u
+
+/* Rule classes; the value is also the index of the class's file. */
+enum rules_class {
+	RULES_CLASS_HEADER = 0,  /* one block-mode database per header target */
+	RULES_CLASS_BODY,        /* rendered text, whitespace collapsed, one paragraph a line */
+	RULES_CLASS_RAWBODY,     /* transfer-decoded body, not rendered */
+	RULES_CLASS_URI,         /* each URI on its own line */
+	RULES_CLASS_FULL,        /* the whole message as received */
+	RULES_CLASS_NSCAN,       /* classes with a Hyperscan file */
+	RULES_CLASS_META = RULES_CLASS_NSCAN,
+	RULES_CLASS_NONE,        /* not a rule that runs (kept only so metas can name it) */
+};
+
+#define RULES_CLASS_FILES { "header.hsdb", "body.hsdb", "rawbody.hsdb", "uri.hsdb", "full.hsdb" }
+#define RULES_META_FILE   "rules.meta"
+#define RULES_META_CLASS  0xffu   /* rules_file_hdr.cls of rules.meta */
+
+struct rules_file_hdr {
+	char     magic[8];
+	uint32_t format_version;
+	uint32_t cls;             /* enum rules_class, or RULES_META_CLASS */
+	char     hs_version[80];  /* hs_version() of the compiler, NUL-padded */
+	uint64_t hs_tune;         /* hs_platform_info_t the databases were compiled for */
+	uint64_t hs_cpu_features;
+	uint64_t ruleset_hash;    /* XXH64 of the rule-set source text, in file order */
+	uint32_t nsections;       /* Hyperscan files: sections; rules.meta: 0 */
+	uint32_t reserved;
+} __attribute__((packed));
+
+/* How a header rule takes its header (SpamAssassin's modifiers). */
+enum rules_hdr_mod {
+	RULES_HDR_DECODED = 0,   /* Name: RFC 2047 decoded, unfolded */
+	RULES_HDR_RAW,           /* Name:raw */
+	RULES_HDR_ADDR,          /* Name:addr: the first address */
+	RULES_HDR_NAME,          /* Name:name: the first display name */
+	RULES_HDR_HOST,          /* Name:host: the domain of :addr */
+	RULES_HDR_DOMAIN,        /* Name:domain: same as :host here (no public suffix list) */
+};
+
+/* Target flags. */
+#define RULES_TF_MIME     0x1u   /* mimeheader: headers of MIME parts, not of the message */
+
+/* target record: u16 flags, u8 mod, u8 pad, str name (lower-case; ALL, ToCc, MESSAGEID,
+ * EnvelopeFrom keep their spelling) */
+
+/* Rule kinds. */
+enum rules_kind {
+	RULES_KIND_HS = 0,       /* Hyperscan, exact */
+	RULES_KIND_PREFILTER,    /* Hyperscan with HS_FLAG_PREFILTER, confirmed by PCRE2 */
+	RULES_KIND_EXISTS,       /* header exists:Name (target only, no regex) */
+	RULES_KIND_META,         /* expression over other rules */
+	RULES_KIND_OFF,          /* defined but never hits (eval:, unsupported, disabled) */
+	RULES_KIND_EVAL,         /* an eval: test Sluice implements natively (enum rules_eval) */
+	RULES_KIND_PCRE,         /* too large for Hyperscan even as a prefilter: PCRE2 alone over
+				  * the class's text at the end of the message */
+};
+
+/* The eval: functions Sluice implements (dataplane/filter/filter_eval.c), after
+ * SpamAssassin's Plugin::HeaderEval, MIMEEval and HTMLEval. An eval rule record carries the
+ * id in its pcre_flags field and the argument text in its pcre source field. */
+enum rules_eval {
+	RULES_EVAL_OUTLOOK_MSGID = 1,  /* check_outlook_message_id() */
+	RULES_EVAL_SHIFTED_DATE,       /* check_for_shifted_date(min, max): hours, or 'undef' */
+	RULES_EVAL_SUBJ_ALL_CAPS,      /* subject_is_all_caps() */
+	RULES_EVAL_MISSING_TO,         /* check_for_missing_to_header() */
+	RULES_EVAL_HTML_MESSAGE,       /* html_test('html') */
+	RULES_EVAL_MIME_HTML_ONLY,     /* check_for_mime_html_only() */
+	RULES_EVAL_MIME_HTML_MOSTLY,   /* check_for_mime_html() (some HTML part) */
+	RULES_EVAL_ALL_TRUSTED,        /* check_all_trusted(): relays, all of them trusted */
+	RULES_EVAL_NO_RELAYS,          /* check_no_relays() */
+	RULES_EVAL_FREEMAIL_FROM,      /* check_freemail_from() */
+	RULES_EVAL_FREEMAIL_HEADER,    /* check_freemail_header('Header'[, 'regex']) */
+	RULES_EVAL_HELO_IP_MISMATCH,   /* helo_ip_mismatch() (RelayEval) */
+	RULES_EVAL_NO_RDNS_DOTCOM_HELO,/* check_for_no_rdns_dotcom_helo() (RelayEval) */
+	RULES_EVAL_EQUAL_FROM_DOMAINS, /* check_equal_from_domains(): From and envelope differ */
+	RULES_EVAL_MAX = RULES_EVAL_EQUAL_FROM_DOMAINS,
+};
+
+#define RULES_EVAL_TABLE { \
+	{ "check_outlook_message_id", RULES_EVAL_OUTLOOK_MSGID }, \
+	{ "check_for_shifted_date", RULES_EVAL_SHIFTED_DATE }, \
+	{ "subject_is_all_caps", RULES_EVAL_SUBJ_ALL_CAPS }, \
+	{ "check_for_missing_to_header", RULES_EVAL_MISSING_TO }, \
+	{ "check_for_mime_html_only", RULES_EVAL_MIME_HTML_ONLY }, \
+	{ "check_for_mime_html", RULES_EVAL_MIME_HTML_MOSTLY }, \
+	{ "check_all_trusted", RULES_EVAL_ALL_TRUSTED }, \
+	{ "check_no_relays", RULES_EVAL_NO_RELAYS }, \
+	{ "check_freemail_from", RULES_EVAL_FREEMAIL_FROM }, \
+	{ "check_freemail_header", RULES_EVAL_FREEMAIL_HEADER }, \
+	{ "helo_ip_mismatch", RULES_EVAL_HELO_IP_MISMATCH }, \
+	{ "check_for_no_rdns_dotcom_helo", RULES_EVAL_NO_RDNS_DOTCOM_HELO }, \
+	{ "check_equal_from_domains", RULES_EVAL_EQUAL_FROM_DOMAINS }, \
+}
+
+/* Rule flags. */
+#define RULES_RF_NEGATE      0x01u  /* header !~ (hits when the pattern does not match) */
+#define RULES_RF_SUBRULE     0x02u  /* __NAME: not scored, not reported */
+#define RULES_RF_ABSENT_HIT  0x04u  /* header rule: its pattern matches the if-unset value */
+#define RULES_RF_NICE        0x08u  /* tflags nice */
+#define RULES_RF_MULTIPLE    0x10u  /* tflags multiple: metas see the match count (streamed
+					    * classes; header rules count once, XXX) */
+#define RULES_RF_NOSUBJECT   0x20u  /* tflags nosubject: body rule skips the Subject line */
+
+/* rule record: u8 cls, u8 kind, u16 flags, i32 score_milli, u32 target (header rules; for a
+ * tflags multiple rule of another class its maxhits, 0 for no limit; else 0),
+ * str name, str describe, u32 pcre_flags (PCRE2 compile options), u32 len + pcre source
+ * (prefilter rules; eval rules: enum rules_eval and the argument text; else 0), u32 ninstr +
+ * ninstr x struct rules_meta_instr (meta rules). */
+
+/* Meta expressions are compiled to postfix code over a small stack of doubles. */
+enum rules_meta_op {
+	RULES_OP_RULE = 1,   /* push the hit count of rule arg (index in rule order) */
+	RULES_OP_CONST,      /* push val */
+	RULES_OP_NOT,
+	RULES_OP_NEG,
+	RULES_OP_AND,
+	RULES_OP_OR,
+	RULES_OP_ADD,
+	RULES_OP_SUB,
+	RULES_OP_MUL,
+	RULES_OP_DIV,
+	RULES_OP_GT,
+	RULES_OP_GE,
+	RULES_OP_LT,
+	RULES_OP_LE,
+	RULES_OP_EQ,
+	RULES_OP_NE,
+};
+
+#define RULES_META_MAX_INSTR 4096u
+#define RULES_META_STACK     64u    /* the compiler refuses deeper expressions */
+
+struct rules_meta_instr {
+	uint32_t op;
+	uint32_t arg;
+	double   val;
+} __attribute__((packed));
+
+struct rules_meta_hdr {
+	uint32_t ntargets;
+	uint32_t nrules;
+	int32_t  required_milli;    /* required_score of the rule set (SpamAssassin's 5.0 default) */
+	uint32_t score_set;         /* which of four scores was taken (0: no Bayes, no network) */
+} __attribute__((packed));
+
+#define RULES_MAX_RULES   65536u
+#define RULES_MAX_TARGETS 4096u
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * rules_main.c - sluice-rules: check, compile and test rule sets.
+ *
+ *   sluice-rules check   [-s SET] FILE...            parse, classify every rule, report
+ *   sluice-rules compile [-s SET] -o DIR FILE...     write a compiled rule-set directory
+ *   sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE] [--threshold X]
+ *                     [--limit N]                    score a labelled corpus with the data
+ *                                                    plane's scanner, print the confusion
+ *                                                    matrix and per-message timing
+ * Files are read in the order given (give SpamAssassin's .pre files first, as it reads them
+ * first, so ifplugin blocks see the plugins they load). SET is the score set (0: no Bayes, no
+ * network tests; the default). Exit status: 0 ok, 1 rule errors or a failed compile, 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "filter.h"
+#include "rules_compile.h"
+#include "rules_parse.h"
+
+static void rules_main_usage(void)
+{
+	fprintf(stderr,
+		"usage: sluice-rules check [-s SET] FILE...\n"
+		"       sluice-rules compile [-s SET] -o DIR FILE...\n"
+		"       sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE]\n"
+		"                         [--threshold SCORE] [--limit N]\n");
+	exit(2);
+}
+
+static int rules_main_load(int argc, char **argv, struct rules_set **rs_r)
+{
+	struct rules_set *rs;
+	int rc = rules_parse_new(&rs);
+
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < argc; i++) {
+		rc = rules_parse_file(rs, argv[i]);
+		if (rc < 0) {
+			fprintf(stderr, "sluice-rules: %s: %s\n", argv[i], strerror(-rc));
+			rules_parse_free(&rs);
+			return rc;
+		}
+	}
+	rc = rules_parse_finish(rs);
+	if (rc < 0) {
+		rules_parse_free(&rs);
+		return rc;
+	}
+	for (unsigned i = 0; i < rs->nerrs; i++)
+		fprintf(stderr, "%s\n", rs->errs[i]);
+	if (rs->st.errors > rs->nerrs)
+		fprintf(stderr, "... %u more errors\n", rs->st.errors - rs->nerrs);
+	printf("read %zu files, %u lines: %zu rules named; %u comment/blank lines, %u if/ifplugin "
+	       "blocks skipped (%u lines), %u other directives ignored, %u eval rules, %u errors\n",
+	       rs->nfiles, rs->st.lines, rs->nrules, rs->st.comments, rs->st.skipped_blocks,
+	       rs->st.skipped_lines, rs->st.ignored, rs->st.eval_rules, rs->st.errors);
+	*rs_r = rs;
+	return 0;
+}
+
+static int rules_main_compile(int argc, char **argv, bool check)
+{
+	struct rules_compile_opts o = { .report = stdout, .check_only = check };
+	const char *out = NULL;
+	struct rules_set *rs;
+	struct rules_compile_stats st;
+	char err[512] = "";
+	int c, rc;
+
+	while ((c = getopt(argc, argv, "s:o:q")) != -1) {
+		switch (c) {
+		case 's': o.score_set = (unsigned)atoi(optarg); break;
+		case 'o': out = optarg; break;
+		case 'q': o.report = NULL; break;
+		default: rules_main_usage();
+		}
+	}
+	if (optind >= argc || (!check && !out))
+		rules_main_usage();
+	if (rules_main_load(argc - optind, argv + optind, &rs) < 0)
+		return 1;
+	rc = rules_compile_dir(rs, out, &o, &st, err, sizeof(err));
+	rules_compile_print_stats(stdout, &st);
+	if (rc < 0)
+		fprintf(stderr, "sluice-rules: %s\n", err[0] ? err : strerror(-rc));
+	else if (!check)
+		printf("wrote %s (rule-set hash %016llx)\n", out,
+		       (unsigned long long)rules_parse_hash(rs));
+	rc = rc < 0 || rs->st.errors ? 1 : 0;
+	rules_parse_free(&rs);
+	return rc;
+}
+
+/* --- test --------------------------------------------------------------------------------- */
+
+struct rules_main_msg {
+	char  *label, *path;
+};
+
+static char *rules_main_slurp(const char *path, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	char *p = NULL;
+	size_t cap = 0, len = 0, n;
+
+	if (!f)
+		return NULL;
+	do {
+		if (len + 65536 > cap) {
+			char *np = realloc(p, cap = (len + 65536) * 2);
+
+			if (!np) {
+				free(p);
+				fclose(f);
+				return NULL;
+			}
+			p = np;
+		}
+		n = fread(p + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	*len_r = len;
+	return p;
+}
+
+/* The message as the session stores it: without the mbox "From " line, CR LF line ends. */
+static uint8_t *rules_main_canon(const char *raw, size_t len, size_t *out_r)
+{
+	uint8_t *o = malloc(len * 2 + 2);
+	size_t n = 0, i = 0;
+
+	if (!o)
+		return NULL;
+	if (len >= 5 && memcmp(raw, "From ", 5) == 0) {
+		const char *nl = memchr(raw, '\n', len);
+
+		i = nl ? (size_t)(nl - raw) + 1 : len;
+	}
+	for (; i < len; i++) {
+		if (raw[i] == '\n' && (n == 0 || o[n - 1] != '\r'))
+			o[n++] = '\r';
+		o[n++] = (uint8_t)raw[i];
+	}
+	*out_r = n;
+	return o;
+}
+
+static double rules_main_now(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int rules_main_dbl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int rules_main_test(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "corpus", required_argument, NULL, 'c' },
+		{ "results", required_argument, NULL, 'r' },
+		{ "threshold", required_argument, NULL, 't' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dbdir = NULL, *corpus = NULL, *results = NULL;
+	double threshold = -1e9;
+	long limit = -1;
+	char manifest[4096], base[4096], err[512], line[8192];
+	struct filter_db *db = NULL;
+	struct filter_shard *fs = NULL;
+	FILE *mf, *rf = NULL;
+	struct stat stt;
+	unsigned tp = 0, fn = 0, fp = 0, tn = 0, errs = 0;
+	double *lat = NULL, total_cpu = 0, total_wall = 0;
+	size_t nlat = 0, latcap = 0, bytes = 0;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "d:c:r:t:l:", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd': dbdir = optarg; break;
+		case 'c': corpus = optarg; break;
+		case 'r': results = optarg; break;
+		case 't': threshold = atof(optarg); break;
+		case 'l': limit = atol(optarg); break;
+		default: rules_main_usage();
+		}
+	}
+	if (!dbdir || !corpus)
+		rules_main_usage();
+	if (stat(corpus, &stt) == 0 && S_ISDIR(stt.st_mode)) {
+		snprintf(manifest, sizeof(manifest), "%s/MANIFEST.tsv", corpus);
+		snprintf(base, sizeof(base), "%s", corpus);
+	} else {
+		const char *sl = strrchr(corpus, '/');
+
+		snprintf(manifest, sizeof(manifest), "%s", corpus);
+		snprintf(base, sizeof(base), "%.*s", sl ? (int)(sl - corpus) : 1, sl ? corpus : ".");
+	}
+	rc = filter_db_load(dbdir, &db, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "sluice-rules: %s: %s\n", dbdir, err);
+		return 1;
+	}
+	if (threshold < -1e8)
+		threshold = filter_db_required_milli(db) / 1000.0;
+	if (filter_shard_new(&fs, db) < 0) {
+		fprintf(stderr, "sluice-rules: out of memory\n");
+		filter_db_unref(&db);
+		return 1;
+	}
+	mf = fopen(manifest, "r");
+	if (!mf) {
+		fprintf(stderr, "sluice-rules: %s: %s\n", manifest, strerror(errno));
+		filter_shard_free(&fs);
+		filter_db_unref(&db);
+		return 1;
+	}
+	if (results) {
+		rf = fopen(results, "w");
+		if (!rf)
+			fprintf(stderr, "sluice-rules: %s: %s\n", results, strerror(errno));
+	}
+	while (fgets(line, sizeof(line), mf) && limit != 0) {
+		char *label = strtok(line, "\t\n"), *path = strtok(NULL, "\t\n");
+		char full[8192];
+		char *raw;
+		size_t rlen, clen;
+		uint8_t *msg;
+		struct filter_msg *fm = NULL;
+		struct filter_verdict v;
+		double c0, w0, cpu, score;
+		bool spam, said;
+
+		if (!label || !path || (strcmp(label, "spam") != 0 && strcmp(label, "ham") != 0))
+			continue;  /* the header line */
+		snprintf(full, sizeof(full), "%s/%s", base, path);
+		raw = rules_main_slurp(full, &rlen);
+		msg = raw ? rules_main_canon(raw, rlen, &clen) : NULL;
+		free(raw);
+		if (!msg) {
+			fprintf(stderr, "sluice-rules: %s: cannot read\n", full);
+			errs++;
+			continue;
+		}
+		c0 = rules_main_now(CLOCK_THREAD_CPUTIME_ID);
+		w0 = rules_main_now(CLOCK_MONOTONIC);
+		if (filter_msg_begin(fs, &fm) < 0) {
+			free(msg);
+			errs++;
+			continue;
+		}
+		filter_msg_feed(fm, msg, clen);
+		filter_msg_end(fm, &v);
+		filter_msg_free(&fm);
+		cpu = rules_main_now(CLOCK_THREAD_CPUTIME_ID) - c0;
+		total_wall += rules_main_now(CLOCK_MONOTONIC) - w0;
+		total_cpu += cpu;
+		bytes += clen;
+		free(msg);
+		if (nlat == latcap) {
+			double *nl = realloc(lat, (latcap = latcap ? latcap * 2 : 1024) * sizeof(*nl));
+
+			if (!nl)
+				break;
+			lat = nl;
+		}
+		lat[nlat++] = cpu;
+		score = v.score_milli / 1000.0;
+		spam = strcmp(label, "spam") == 0;
+		said = score >= threshold;
+		tp += spam && said;
+		fn += spam && !said;
+		fp += !spam && said;
+		tn += !spam && !said;
+		if (rf)
+			fprintf(rf, "%s\t%s\t%.3f\t%s\n", label, path, score, v.hits);
+		if (limit > 0)
+			limit--;
+	}
+	fclose(mf);
+	if (rf)
+		fclose(rf);
+	printf("threshold %.1f, %zu messages (%zu bytes), %u unreadable\n", threshold, nlat, bytes, errs);
+	printf("                 said spam   said ham\n");
+	printf("  spam (%5u)   %9u  %9u    spam caught %.1f%%\n", tp + fn, tp, fn,
+	       tp + fn ? 100.0 * tp / (tp + fn) : 0);
+	printf("  ham  (%5u)   %9u  %9u    ham misjudged %.2f%%\n", fp + tn, fp, tn,
+	       fp + tn ? 100.0 * fp / (fp + tn) : 0);
+	if (nlat) {
+		qsort(lat, nlat, sizeof(*lat), rules_main_dbl_cmp);
+		printf("scan CPU per message (MIME + scan + verdict): mean %.0f us, p50 %.0f us, p99 %.0f us, "
+		       "max %.0f us; %.1f MB/s; wall %.2f s\n",
+		       1e6 * total_cpu / (double)nlat, 1e6 * lat[nlat / 2], 1e6 * lat[nlat * 99 / 100],
+		       1e6 * lat[nlat - 1], total_cpu > 0 ? (double)bytes / total_cpu / 1e6 : 0, total_wall);
+	}
+	free(lat);
+	filter_shard_free(&fs);
+	filter_db_unref(&db);
+	return errs ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		rules_main_usage();
+	if (strcmp(argv[1], "check") == 0)
+		return rules_main_compile(argc - 1, argv + 1, true);
+	if (strcmp(argv[1], "compile") == 0)
+		return rules_main_compile(argc - 1, argv + 1, false);
+	if (strcmp(argv[1], "test") == 0)
+		return rules_main_test(argc - 1, argv + 1);
+	rules_main_usage();
+	return 2;
+}

@@ -1,0 +1,45 @@
+/*
+ * rules_regex.h - translation of SpamAssassin's Perl regexes for Hyperscan and PCRE2.
+ *
+ * Input: the text between the delimiters and the flags (i m s x; o g are dropped). Output: one
+ * pattern for Hyperscan and one for PCRE2 with flag words for each. What is rewritten:
+ *   x        whitespace and #-comments outside classes removed (both outputs)
+ *   \Q..\E   quoted as escaped literals (both)
+ *   lines    (body, rawbody, uri: SpamAssassin matches those a line at a time; Sluice scans one
+ *            stream with a line per paragraph/URI) \A -> ^, \z \Z -> $, and MULTILINE on
+ *   (?<n>..) named groups become plain groups for Hyperscan
+ *   (?#...)  comments dropped
+ * What needs prefiltering (Hyperscan cannot do it exactly): lookaround, back-references, atomic
+ * groups, possessive quantifiers, conditionals, \G \K, recursion. For those the Hyperscan output
+ * is relaxed to a superset (atomic -> plain group, possessive -> greedy) and compiled with
+ * HS_FLAG_PREFILTER; PCRE2 confirms. Compiler-side only; pure functions.
+ */
+#ifndef SLUICE_PATTERNS_RULES_REGEX_H
+#define SLUICE_PATTERNS_RULES_REGEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Features found (bit mask). */
+#define RULES_RX_LOOKAROUND  0x01u
+#define RULES_RX_BACKREF     0x02u
+#define RULES_RX_ATOMIC      0x04u   /* atomic groups or possessive quantifiers */
+#define RULES_RX_COND        0x08u
+#define RULES_RX_OTHER       0x10u   /* \G \K recursion code (?|...) */
+#define RULES_RX_NEEDS_PREFILTER 0x1fu
+
+struct rules_regex {
+	char     *hs;          /* for hs_compile (relaxed when features need the prefilter) */
+	unsigned  hs_flags;    /* HS_FLAG_CASELESS/MULTILINE/DOTALL (no SINGLEMATCH etc.) */
+	char     *pcre;        /* for pcre2_compile */
+	uint32_t  pcre_opts;   /* PCRE2_CASELESS/MULTILINE/DOTALL */
+	unsigned  features;
+};
+
+/* Translates re (between delimiters) with flags (letters). lines: the class is matched a line
+ * at a time. Returns 0, -EINVAL (a trailing backslash, an unterminated class or group comment),
+ * or -ENOMEM. On success the caller frees with rules_regex_clear(). */
+int rules_regex_translate(const char *re, const char *flags, bool lines, struct rules_regex *out);
+void rules_regex_clear(struct rules_regex *rx);
+
+#endif
