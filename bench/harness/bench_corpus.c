@@ -85,8 +85,12 @@ int bench_corpus_load(struct bench_corpus **c_r, const char *src, size_t limit)
 	*c_r = NULL;
 	if (src == NULL || *src == 0)
 		src = getenv("SLUICE_BENCH_CORPUS");
-	if (src == NULL || *src == 0)
+	if (src == NULL || *src == 0) {
+		/* Beside the source tree (the team's layout), else where this workplace keeps it. */
 		src = BENCH_CORPUS_DEFAULT;
+		if (access(src, R_OK) != 0)
+			src = "/work/shared/corpus/sa-dev.tar.gz";
+	}
 	if (limit == 0 && getenv("SLUICE_BENCH_CORPUS_LIMIT") != NULL)
 		limit = strtoul(getenv("SLUICE_BENCH_CORPUS_LIMIT"), NULL, 10);
 	if (stat(src, &sb) < 0)
