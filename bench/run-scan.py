@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""run-scan.py - content scanning throughput: Sluice's scanner vs SpamAssassin (spamd).
+"""run-scan.py - content scanning throughput: Sluice's scanner vs SpamAssassin (spamd) and rspamd.
 
 Both scan the same messages of the dev corpus (an evenly spread subset: ham and spam), in
 interleaved rounds:
@@ -9,17 +9,27 @@ interleaved rounds:
            bench/scan-accuracy.sh for like-for-like)
   spamd    a private spamd on loopback (local tests only, -L), --children children, fed by
            spamc with as many messages in flight as children
-For each: messages/s, CPU ms per message (the scanner's own CPU: sluice-rules' rusage; spamd's
-process tree from /proc), and messages/s per core. rspamd is not run yet (not installed).
+  rspamd   a private rspamd 3.4 (Debian's, its shipped configuration) on loopback: normal
+           worker only (--rspamd-workers, default --children), its config, run dir, databases
+           and log under OUT/rspamd, DNS pointed at a dnsmasq started here that answers
+           NXDOMAIN at once (without it rspamd is bound by DNS timeouts); no Redis, so no Bayes.
+           Fed by one rspamc with as many requests in flight as workers.
+The legs are interleaved (sluice spamd rspamd, sluice spamd rspamd, ...). For each: messages/s,
+CPU ms per message (the scanner's own CPU: sluice-rules' rusage; spamd's and rspamd's process
+trees from /proc; the clients spamc/rspamc are not counted), messages/s per core, and accuracy
+on the subset (spam caught / ham misjudged: sluice at its threshold 5, spamd at its threshold 5,
+rspamd's action "add header" or "reject" counts as spam).
 
 Writes OUT/scan.json, OUT/scan.md, OUT/scan-*.png; prints the summary.
   bench/run-scan.py --build /tmp/build-bench [--limit 300] [--rounds 3] [--db DIR]
+                    [--scanners sluice,spamd,rspamd]
 """
 import argparse
 import concurrent.futures
 import datetime
 import json
 import os
+import re
 import resource
 import shlex
 import shutil
@@ -39,18 +49,24 @@ def main():
     ap.add_argument("--build", default=os.environ.get("SLUICE_BUILD_ROOT", "/tmp/build-bench"))
     ap.add_argument("--out", default="/tmp/sluice-scan-" +
                     datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    ap.add_argument("--corpus", default=os.environ.get(
-        "SLUICE_BENCH_CORPUS", os.path.join(os.path.dirname(ROOT), "shared", "corpus",
-                                            "sa-dev.tar.gz")))
+    ap.add_argument("--corpus", default=peers.default_corpus(ROOT))
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--db", default=None, help="a compiled rule-set directory for sluice")
     ap.add_argument("--children", type=int, default=2)
-    ap.add_argument("--port", type=int, default=25290)
+    ap.add_argument("--port", type=int, default=25290, help="spamd's port")
+    ap.add_argument("--rspamd-workers", type=int, default=None, help="default: --children")
+    ap.add_argument("--rspamd-port", type=int, default=None, help="default: --port + 1")
+    ap.add_argument("--dns-port", type=int, default=None, help="dnsmasq's; default: --port + 3")
+    ap.add_argument("--scanners", default="sluice,spamd,rspamd")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     if a.smoke:
         a.limit, a.rounds = 20, 1
+    a.rspamd_workers = a.rspamd_workers or a.children
+    a.rspamd_port = a.rspamd_port or a.port + 1
+    a.dns_port = a.dns_port or a.port + 3
+    want = {x.strip() for x in a.scanners.split(",") if x.strip()}
     os.makedirs(a.out, exist_ok=True)
     os.chmod(a.out, 0o755)
     rules = os.path.join(a.build, "patterns", "sluice-rules")
@@ -69,6 +85,7 @@ def main():
     with open(sub_manifest, "w") as f:
         f.write("\n".join([head] + subset) + "\n")
     paths = [os.path.join(cdir, e.split("\t")[1]) for e in subset]
+    labels = {p: e.split("\t")[0] for p, e in zip(paths, subset)}
 
     db = a.db
     if db is None:
@@ -79,41 +96,140 @@ def main():
                        sorted(os.path.join(rule_dir, x) for x in os.listdir(rule_dir)
                               if x.endswith(".cf")), check=True, capture_output=True)
 
-    spamd = start_spamd(a)
+    skipped = {}
+    spamd = rspamd = dns = None
     runs = []
     try:
+        if "spamd" in want:
+            spamd = start_spamd(a)
+            if spamd is None:
+                skipped["spamd"] = "not installed"
+        if "rspamd" in want:
+            try:
+                dns = peers.NxResolver(a.out, "127.0.0.1", a.dns_port)
+                dns.start()
+                rspamd = peers.Rspamd(a.out, "127.0.0.1", a.rspamd_port, a.rspamd_workers,
+                                      a.dns_port)
+                t0 = time.monotonic()
+                rspamd.start(paths[0])
+                settle(rspamd)
+                print(f"rspamd ready in {time.monotonic() - t0:.1f} s (pid {rspamd.pid()})",
+                      flush=True)
+            except Exception as e:  # a leg that cannot run is reported, not fatal
+                skipped["rspamd"] = str(e)
+                print(f"skipping rspamd: {e}", file=sys.stderr, flush=True)
+                if rspamd is not None:
+                    rspamd.stop()
+                rspamd = None
         for rnd in range(a.rounds):
-            # sluice: one process, one core; its own CPU from rusage.
-            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t0 = time.monotonic()
-            r = subprocess.run([rules, "test", "--db", db, "--corpus", sub_manifest],
-                               capture_output=True, text=True, timeout=1200)
-            wall = time.monotonic() - t0
-            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-            runs.append(leg(rnd, "sluice", len(paths) if r.returncode == 0 else 0, wall, cpu,
-                            r.returncode, r.stderr[-300:]))
+            n0 = len(runs)
+            if "sluice" in want:
+                # sluice: one process, one core; its own CPU from rusage.
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.monotonic()
+                r = subprocess.run([rules, "test", "--db", db, "--corpus", sub_manifest],
+                                   capture_output=True, text=True, timeout=1200)
+                wall = time.monotonic() - t0
+                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+                runs.append(leg(rnd, "sluice", len(paths) if r.returncode == 0 else 0, wall, cpu,
+                                r.returncode, r.stderr[-300:], sluice_accuracy(r.stdout)))
             if spamd is not None:
                 cpu0 = peers.tree_cpu_seconds(spamd[0].pid)
                 t0 = time.monotonic()
-                ok = feed_spamd(a, paths)
+                verdicts = feed_spamd(a, paths)
                 wall = time.monotonic() - t0
                 cpu = peers.tree_cpu_seconds(spamd[0].pid) - cpu0
-                runs.append(leg(rnd, "spamd", ok, wall, cpu, 0 if ok == len(paths) else 1, ""))
-            for x in runs[-2:]:
+                ok = sum(v is not None for v in verdicts.values())
+                runs.append(leg(rnd, "spamd", ok, wall, cpu, 0 if ok == len(paths) else 1, "",
+                                accuracy(verdicts, labels)))
+            if rspamd is not None:
+                cpu0 = rspamd.cpu()
+                t0 = time.monotonic()
+                verdicts, err = feed_rspamd(a, paths)
+                wall = time.monotonic() - t0
+                cpu = rspamd.cpu() - cpu0
+                ok = sum(v is not None for v in verdicts.values())
+                runs.append(leg(rnd, "rspamd", ok, wall, cpu, 0 if ok == len(paths) else 1, err,
+                                accuracy(verdicts, labels)))
+            for x in runs[n0:]:
+                acc = x["accuracy"] or {}
                 print(f"round {rnd} {x['server']:7s} {x['msgs_per_s']:9.1f} msg/s "
-                      f"{x['cpu_ms_per_msg'] or 0:8.2f} ms CPU/msg  ok {x['ok']}", flush=True)
+                      f"{x['cpu_ms_per_msg'] or 0:8.2f} ms CPU/msg  ok {x['ok']}  spam caught "
+                      f"{acc.get('spam_caught', '?')}/{acc.get('spam', '?')} ham misjudged "
+                      f"{acc.get('ham_misjudged', '?')}/{acc.get('ham', '?')}", flush=True)
     finally:
         if spamd is not None:
             stop_spamd(spamd)
-    return report(a, db, runs, spamd is None)
+        if rspamd is not None:
+            rspamd.stop()
+        if dns is not None:
+            dns.stop()
+    return report(a, db, runs, skipped)
 
 
-def leg(rnd, name, ok, wall, cpu, rc, err):
+def leg(rnd, name, ok, wall, cpu, rc, err, acc=None):
     return {"round": rnd, "server": name, "ok": ok, "wall_s": wall, "cpu_s": cpu, "rc": rc,
             "msgs_per_s": ok / wall if wall else 0,
             "cpu_ms_per_msg": cpu * 1e3 / ok if ok else None,
-            "msgs_per_core_s": ok / cpu if cpu > 0 else None, "stderr": err}
+            "msgs_per_core_s": ok / cpu if cpu > 0 else None, "stderr": err, "accuracy": acc}
+
+
+def accuracy(verdicts, labels):
+    """verdicts: path -> True (said spam), False (said ham), None (no answer)."""
+    acc = {"spam": 0, "ham": 0, "spam_caught": 0, "ham_misjudged": 0}
+    for p, v in verdicts.items():
+        if v is None:
+            continue
+        if labels[p] == "spam":
+            acc["spam"] += 1
+            acc["spam_caught"] += v
+        else:
+            acc["ham"] += 1
+            acc["ham_misjudged"] += v
+    return acc
+
+
+def sluice_accuracy(out):
+    """From sluice-rules test's table: '  spam (  500)   349   151 ...', '  ham  ( 2500) ...'."""
+    acc = {}
+    for label in ("spam", "ham"):
+        m = re.search(rf"^\s*{label}\s*\(\s*(\d+)\)\s+(\d+)\s+(\d+)", out, re.M)
+        if not m:
+            return None
+        acc[label] = int(m.group(1))
+        acc["spam_caught" if label == "spam" else "ham_misjudged"] = int(m.group(2))
+    return acc
+
+
+def settle(peer, quiet=0.05, secs=240):
+    """Waits until the peer's process tree is idle (less than `quiet` s of CPU in 1 s): rspamd
+    answers while its hs_helper still compiles the Hyperscan databases in the background."""
+    end = time.time() + secs
+    last = peer.cpu()
+    while time.time() < end:
+        time.sleep(1)
+        now = peer.cpu()
+        if now - last < quiet:
+            return
+        last = now
+
+
+def feed_rspamd(a, paths):
+    """One rspamc, --rspamd-workers requests in flight. Returns ({path: said spam}, error)."""
+    r = subprocess.run(["rspamc", "-h", f"127.0.0.1:{a.rspamd_port}", "-n",
+                        str(a.rspamd_workers), "-t", "60", "symbols"] + paths,
+                       capture_output=True, text=True, errors="replace", timeout=3600)
+    verdicts = dict.fromkeys(paths)
+    cur = None
+    for line in r.stdout.splitlines():
+        m = re.match(r"Results for file: (.*) \([\d.]+ seconds\)$", line)
+        if m:
+            cur = m.group(1)
+        elif line.startswith("Action: ") and cur in verdicts:
+            verdicts[cur] = line[8:].strip() in ("add header", "reject")
+            cur = None
+    return verdicts, (r.stderr[-300:] if r.returncode else "")
 
 
 def start_spamd(a):
@@ -157,48 +273,74 @@ def feed_spamd(a, paths):
             data = data.split(b"\n", 1)[1]
         r = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(a.port), "-c", "-x"],
                            input=data, capture_output=True)
-        return r.returncode in (0, 1)   # -c: 0 ham, 1 spam; anything else is an error
+        # -c: 0 ham, 1 spam; anything else is an error
+        return r.returncode == 1 if r.returncode in (0, 1) else None
     with concurrent.futures.ThreadPoolExecutor(a.children) as ex:
-        return sum(ex.map(one, paths))
+        return dict(zip(paths, ex.map(one, paths)))
 
 
-def report(a, db, runs, no_spamd):
+def report(a, db, runs, skipped):
     med = lambda xs: statistics.median(xs) if xs else None
+    names = [n for n in ("sluice", "spamd", "rspamd") if any(r["server"] == n for r in runs)]
     summary = {}
-    for name in ("sluice", "spamd"):
+    for name in names:
         rs = [r for r in runs if r["server"] == name]
-        if rs:
-            summary[name] = {k: med([r[k] for r in rs if r[k] is not None])
-                             for k in ("msgs_per_s", "cpu_ms_per_msg", "msgs_per_core_s")}
+        summary[name] = {k: med([r[k] for r in rs if r[k] is not None])
+                         for k in ("msgs_per_s", "cpu_ms_per_msg", "msgs_per_core_s")}
+        acc = [r["accuracy"] for r in rs if r["accuracy"]]
+        if acc:   # the verdicts do not change between rounds; take the last round's
+            x = acc[-1]
+            summary[name]["accuracy"] = dict(x, spam_caught_pct=100 * x["spam_caught"] /
+                                             x["spam"] if x["spam"] else None,
+                                             ham_misjudged_pct=100 * x["ham_misjudged"] /
+                                             x["ham"] if x["ham"] else None)
     ratios = {}
-    if "sluice" in summary and "spamd" in summary:
-        s, p = summary["sluice"], summary["spamd"]
-        ratios = {"msgs_per_s sluice/spamd": s["msgs_per_s"] / p["msgs_per_s"],
-                  "cpu_per_msg spamd/sluice": p["cpu_ms_per_msg"] / s["cpu_ms_per_msg"],
-                  "msgs_per_core sluice/spamd": s["msgs_per_core_s"] / p["msgs_per_core_s"]}
+    for peer in ("spamd", "rspamd"):
+        if "sluice" in summary and peer in summary:
+            s, p = summary["sluice"], summary[peer]
+            if not (s["msgs_per_s"] and p["msgs_per_s"] and s["cpu_ms_per_msg"] and
+                    p["cpu_ms_per_msg"] and s["msgs_per_core_s"] and p["msgs_per_core_s"]):
+                continue
+            ratios.update({f"msgs_per_s sluice/{peer}": s["msgs_per_s"] / p["msgs_per_s"],
+                           f"cpu_per_msg {peer}/sluice": p["cpu_ms_per_msg"] / s["cpu_ms_per_msg"],
+                           f"msgs_per_core sluice/{peer}":
+                               s["msgs_per_core_s"] / p["msgs_per_core_s"]})
     repro = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     doc = {"scenario": "scan", "when": datetime.datetime.now().isoformat(timespec="seconds"),
            "cpus": os.cpu_count(), "args": vars(a), "db": db, "reproduce": repro, "runs": runs,
-           "summary": summary, "ratios": ratios}
+           "summary": summary, "ratios": ratios, "skipped": skipped}
     with open(os.path.join(a.out, "scan.json"), "w") as f:
         json.dump(doc, f, indent=1)
     f2 = lambda x, nd=1: "n/a" if x is None else f"{x:,.{nd}f}"
-    md = ["# Scanning: Sluice's scanner vs SpamAssassin\n",
+    md = ["# Scanning: Sluice's scanner vs SpamAssassin and rspamd\n",
           f"{doc['when']}, {doc['cpus']} CPUs; {a.rounds} interleaved rounds over the same "
           f"{a.limit} corpus messages; sluice rule set {db}; spamd -L with {a.children} "
-          f"children. Reproduce: `{repro}`\n",
-          "| scanner | msg/s | CPU ms/msg | msg/s per core |", "|---|---:|---:|---:|"]
+          f"children; rspamd 3.4 (shipped configuration, no Redis, DNS answering NXDOMAIN) with "
+          f"{a.rspamd_workers} normal workers. Reproduce: `{repro}`\n",
+          "| scanner | msg/s | CPU ms/msg | msg/s per core | spam caught | ham misjudged |",
+          "|---|---:|---:|---:|---:|---:|"]
     for k, v in summary.items():
+        acc = v.get("accuracy")
+        sc = hm = "n/a"
+        if acc:
+            sc = f"{f2(acc['spam_caught_pct'])}% ({acc['spam_caught']}/{acc['spam']})"
+            hm = f"{f2(acc['ham_misjudged_pct'], 2)}% ({acc['ham_misjudged']}/{acc['ham']})"
         md.append(f"| {k} | {f2(v['msgs_per_s'])} | {f2(v['cpu_ms_per_msg'], 3)} | "
-                  f"{f2(v['msgs_per_core_s'])} |")
+                  f"{f2(v['msgs_per_core_s'])} | {sc} | {hm} |")
     if ratios:
         md += ["", "| ratio | value |", "|---|---:|"]
         md += [f"| {k} | {f2(v, 2)} |" for k, v in ratios.items()]
+    if skipped:
+        md.append("\nNot run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     md.append("\nsluice runs on one core, and its figures include its start-up and rule-set load; "
-              "spamd runs on its children. The rule sets differ unless --db is SpamAssassin's own "
+              "spamd and rspamd run on their children/workers (their clients' CPU is not "
+              "counted). The rule sets differ unless --db is SpamAssassin's own "
               "rules compiled by sluice-rules (bench/scan-accuracy.sh leaves them in "
-              "$WORK/db-spamassassin): then the ratio compares engines on the same rules, else "
-              "the products as shipped. rspamd: not run (not installed).")
+              "$WORK/db-spamassassin): then the sluice/spamd ratio compares engines on the same "
+              "rules, else the products as shipped. Accuracy: spamd and sluice at threshold 5; "
+              "rspamd's \"add header\" or \"reject\" counts as spam (\"greylist\" and "
+              "\"rewrite subject\" do not); rspamd runs without Redis, so without Bayes, "
+              "and its network tests get NXDOMAIN.")
     gp = shutil.which("gnuplot")
     if gp and summary:
         dat = os.path.join(a.out, "scan.dat")

@@ -10,6 +10,12 @@ loopback and on a high port (never port 25, never the system's own configuration
                defer_transports covers every transport in case one slips through
   SmtpSink     Postfix's smtp-sink (the protocol ceiling: no disk, no parsing)
   LoadSink     sluice-load sink (a faster smtp-sink, with per-message records)
+  PostfixRelay a private Postfix relaying the bench domain to a sink (transport_maps to
+               smtp:[HOST]:PORT, its queue fsynced, default settings otherwise)
+  SluiceRelay  sluice-node with `[domain D] route = HOST:PORT` of the sink, optionally with
+               the content filter on ([node] rules_dir)
+  NxResolver   dnsmasq answering NXDOMAIN to every name at once (no upstream)
+  Rspamd       a private rspamd (normal worker only) using an NxResolver
 
 and the process measurements the scenarios take: CPU time of a server's process tree
 (utime+stime+cutime+cstime of every live process in it, from /proc/PID/stat, so children that
@@ -30,6 +36,16 @@ import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def default_corpus(root):
+    """The dev corpus: $SLUICE_BENCH_CORPUS, beside the source tree (the team's layout), or where
+    this workplace keeps it."""
+    env = os.environ.get("SLUICE_BENCH_CORPUS")
+    if env:
+        return env
+    beside = os.path.join(os.path.dirname(root), "shared", "corpus", "sa-dev.tar.gz")
+    return beside if os.path.exists(beside) else "/work/shared/corpus/sa-dev.tar.gz"
 
 
 def port_open(host, port, timeout=0.2):
@@ -323,7 +339,7 @@ SLUICE_INI = """\
 hostname = mx.bench.test
 spool_dir = {spool}
 shards = {shards}
-
+{node_extra}
 [limits]
 # The peers run without per-client limits too (Postfix: connection count and rate limits 0);
 # the idle measurement holds 10,000 connections from 8 source addresses.
@@ -343,8 +359,9 @@ class SluiceNode(Peer):
     name = "sluice"
 
     def __init__(self, exe, workdir, host="127.0.0.2", port=25250, shards=2,
-                 domain="bench.test", route="127.0.0.1:9"):
+                 domain="bench.test", route="127.0.0.1:9", node_extra=""):
         self.exe, self.host, self.port, self.shards = exe, host, port, shards
+        self.node_extra = node_extra   # more [node] lines, e.g. "rules_dir = DIR\n"
         self.dir = os.path.join(workdir, "sluice")
         self.domain, self.route = domain, route
         self.proc = None
@@ -360,7 +377,7 @@ class SluiceNode(Peer):
         with open(self.conf, "w") as f:
             f.write(SLUICE_INI.format(spool=os.path.join(self.dir, "spool"), shards=self.shards,
                                       host=self.host, port=self.port, domain=self.domain,
-                                      route=self.route))
+                                      route=self.route, node_extra=self.node_extra))
         self.logpath = os.path.join(self.dir, "sluice-node.log")
         self.log = open(self.logpath, "w")
         self.proc = subprocess.Popen([self.exe, "--config", self.conf], stdout=self.log,
@@ -385,6 +402,203 @@ class SluiceNode(Peer):
             self.proc.terminate()
             try:
                 self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- The relay scenario's peers: Postfix as a store-and-forward relay --------------------------
+
+RELAY_MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+maillog_file_prefixes = {dir}
+maillog_file = {dir}/maillog
+myhostname = postfix.bench.test
+mydestination =
+relay_domains = {domain}
+# Everything for the relay domain goes to the sink; the queue is fsynced before the 250
+# (Postfix's default) and delivery runs with the default concurrency and connection cache.
+transport_maps = inline:{{ {domain}=smtp:[{sink_host}]:{sink_port} }}
+mynetworks = 127.0.0.0/8
+inet_interfaces = {host}
+inet_protocols = ipv4
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtputf8_enable = no
+biff = no
+default_process_limit = {proc_limit}
+# The Sluice node runs without per-client limits too (connections_per_ip = 0).
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+anvil_rate_time_unit = 60s
+"""
+
+
+class PostfixRelay(Postfix):
+    """A private Postfix relaying `domain` to sink_host:sink_port: smtpd -> cleanup -> queue
+    (fsynced) -> qmgr -> smtp. Default settings otherwise (no hold, no deferral)."""
+    name = "postfix"
+
+    def __init__(self, workdir, host="127.0.0.1", port=25261, domain="bench.test",
+                 sink_host="127.0.0.1", sink_port=25263, smtpd_max=100):
+        super().__init__(workdir, host, port, domain, smtpd_max)
+        self.dir = os.path.join(workdir, "postfix-relay")
+        self.etc = os.path.join(self.dir, "etc")
+        self.sink_host, self.sink_port = sink_host, sink_port
+
+    def start(self):
+        if port_open(self.host, self.port):
+            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover postfix?)")
+        if shutil.which("postfix") is None:
+            raise RuntimeError("postfix is not installed (.ci/deps installs it)")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        for d in ("etc", "queue", "data"):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        shutil.chown(os.path.join(self.dir, "data"), "postfix")
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(host=self.host, port=self.port, smtpd_max=self.smtpd_max))
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(RELAY_MAIN_CF.format(dir=self.dir, host=self.host, domain=self.domain,
+                                         sink_host=self.sink_host, sink_port=self.sink_port,
+                                         proc_limit=max(100, self.smtpd_max + 20)))
+        self._postfix("start")
+        if not wait_port(self.host, self.port, 15):
+            raise RuntimeError("postfix did not start listening")
+        with open(os.path.join(self.dir, "queue", "pid", "master.pid")) as f:
+            self.master = int(f.read().split()[0])
+
+    def queued(self):
+        """Messages still in the queue (incoming, active, deferred, hold)."""
+        n = 0
+        for q in ("incoming", "active", "deferred", "hold", "maildrop"):
+            for _, _, files in os.walk(os.path.join(self.dir, "queue", q)):
+                n += len(files)
+        return n
+
+    def accepted_since_reset(self):
+        return None
+
+    def reset(self):
+        """Drops whatever a timed-out round left queued (outside the measured time)."""
+        subprocess.run(["postsuper", "-c", self.etc, "-d", "ALL"], capture_output=True)
+
+
+class SluiceRelay(SluiceNode):
+    """sluice-node relaying `domain` to route (the sink); rules_dir turns the content filter
+    on (a directory compiled by sluice-rules compile)."""
+
+    def __init__(self, exe, workdir, host="127.0.0.2", port=25260, shards=2,
+                 domain="bench.test", route="127.0.0.1:25263", rules_dir=None, name="sluice"):
+        super().__init__(exe, workdir, host, port, shards, domain, route,
+                         f"rules_dir = {rules_dir}\n" if rules_dir else "")
+        self.name = name
+        self.dir = os.path.join(workdir, name.replace("+", "-"))
+        self.rules_dir = rules_dir
+
+
+# --- The scanning scenario's peers: rspamd behind a resolver that answers at once ---------------
+
+class NxResolver:
+    """dnsmasq on loopback answering NXDOMAIN to every name at once (no upstream, no hosts
+    file, no /etc/dnsmasq.conf), so that a scanner's DNS lookups cost a round trip, not a
+    timeout: nothing leaves the machine."""
+
+    def __init__(self, workdir, host="127.0.0.1", port=25293):
+        self.workdir, self.host, self.port = workdir, host, port
+        self.proc = None
+
+    def start(self):
+        exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        if not os.access(exe, os.X_OK):
+            raise RuntimeError("dnsmasq is not installed (.ci/deps: dnsmasq-base)")
+        if port_open(self.host, self.port):
+            raise RuntimeError(f"{self.host}:{self.port} is already taken")
+        self.log = open(os.path.join(self.workdir, "dnsmasq.log"), "w")
+        self.proc = subprocess.Popen(
+            [exe, "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--address=/#/",
+             "-p", str(self.port), f"--listen-address={self.host}", "--bind-interfaces",
+             "--pid-file=", "-u", "nobody"], stdout=self.log, stderr=self.log)
+        if not wait_port(self.host, self.port, 10, self.proc):
+            raise RuntimeError("dnsmasq did not start; see " + self.log.name)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Rspamd(Peer):
+    """A private rspamd (Debian's 3.4 with its shipped configuration) on loopback: only the
+    normal worker (controller and proxy off; fuzzy storage is off by default), its local
+    configuration, run dir, databases and log under workdir/rspamd, DNS pointed at an
+    NxResolver. Redis is absent, so Bayes and the Redis-backed modules stay off. Started in
+    the foreground (-f) so that its process tree is ours to measure."""
+    name = "rspamd"
+
+    def __init__(self, workdir, host="127.0.0.1", port=25291, workers=2, dns_port=25293):
+        self.dir = os.path.join(workdir, "rspamd")
+        self.host, self.port, self.workers, self.dns_port = host, port, workers, dns_port
+        self.proc = None
+
+    def start(self, ready_msg, secs=180):
+        if shutil.which("rspamd") is None:
+            raise RuntimeError("rspamd is not installed (.ci/deps installs it)")
+        if port_open(self.host, self.port):
+            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover rspamd?)")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        etc = os.path.join(self.dir, "etc")
+        for d in ("etc/local.d", "etc/override.d", "run", "db", "log"):
+            os.makedirs(os.path.join(self.dir, d))
+        files = {
+            "local.d/options.inc": f'dns {{ nameserver = ["{self.host}:{self.dns_port}"]; '
+                                   'timeout = 1s; retransmits = 1; }\n',
+            "local.d/logging.inc": 'level = "warning";\n',
+            "override.d/worker-normal.inc": f'bind_socket = "{self.host}:{self.port}";\n'
+                                            f'count = {self.workers};\n',
+            "override.d/worker-controller.inc": "enabled = false;\n",
+            "override.d/worker-proxy.inc": "enabled = false;\n",
+        }
+        for name, text in files.items():
+            with open(os.path.join(etc, name), "w") as f:
+                f.write(text)
+        for root, dirs, fs in os.walk(self.dir):
+            for x in dirs + fs:
+                shutil.chown(os.path.join(root, x), "_rspamd", "_rspamd")
+        shutil.chown(self.dir, "_rspamd", "_rspamd")
+        self.logf = open(os.path.join(self.dir, "stdout.log"), "w")
+        self.proc = subprocess.Popen(
+            ["rspamd", "-f", "-c", "/etc/rspamd/rspamd.conf", "-u", "_rspamd", "-g", "_rspamd",
+             "--var", f"LOCAL_CONFDIR={etc}", "--var", f"RUNDIR={self.dir}/run",
+             "--var", f"DBDIR={self.dir}/db", "--var", f"LOGDIR={self.dir}/log"],
+            stdout=self.logf, stderr=self.logf)
+        # Ready when a scan answers; it compiles its Hyperscan databases at first start.
+        end = time.time() + secs
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rspamd exited with {self.proc.returncode}; see {self.dir}/log")
+            r = subprocess.run(["rspamc", "-h", f"{self.host}:{self.port}", "-t", "5",
+                                "symbols", ready_msg], capture_output=True)
+            if r.returncode == 0 and b"Action:" in r.stdout:
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"rspamd did not answer in {secs} s")
+
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Tests of the benchmark tools (bench/): the harness, sluice-load against Postfix's smtp-sink,
-sluice-load's own sink, its idle mode, STARTTLS over its memory BIOs, and a smoke run of the
-ingress scenario. One line per check; exit 1 if any failed. No check asserts a speed.
+sluice-load's own sink, its idle mode, STARTTLS over its memory BIOs, and smoke runs of the
+ingress, scaling, scanning (sluice, spamd, rspamd) and relay (sluice, sluice+filter, Postfix)
+scenarios. One line per check; exit 1 if any failed. No check asserts a speed.
 
   /usr/bin/python3 tests/integration/bench/test_bench.py [--build DIR] [--no-scenario]
 
 DIR defaults to $SLUICE_BUILD_ROOT, else /tmp/build-bench. Needs postfix (smtp-sink,
-smtp-source), swaks, spamassassin and openssl from .ci/deps. Uses loopback ports 27100-27120.
+smtp-source), swaks, spamassassin, rspamd, dnsmasq and openssl from .ci/deps. Uses loopback
+ports 27100-27130.
 """
 import argparse
 import json
@@ -20,14 +22,15 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(ROOT, "bench", "peers"))
+import peers  # noqa: E402
 ap = argparse.ArgumentParser()
 ap.add_argument("--build", default=os.environ.get("SLUICE_BUILD_ROOT", "/tmp/build-bench"))
 ap.add_argument("--no-scenario", action="store_true", help="skip the run-ingress smoke run")
 args = ap.parse_args()
 LOAD = os.path.join(args.build, "bench", "sluice-load")
 SELFTEST = os.path.join(args.build, "bench", "bench_selftest")
-CORPUS = os.environ.get("SLUICE_BENCH_CORPUS",
-                        os.path.join(os.path.dirname(ROOT), "shared", "corpus", "sa-dev.tar.gz"))
+CORPUS = peers.default_corpus(ROOT)
 WORK = tempfile.mkdtemp(prefix="sluice-bench-test.")
 os.chmod(WORK, 0o755)   # the Postfix peer's processes (user postfix) must reach their queue
 passed = failed = 0
@@ -291,7 +294,8 @@ def t_other_scenarios():
               f"{doc.get('unavailable')}")
     out = os.path.join(WORK, "scan")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run-scan.py"), "--smoke",
-                        "--build", args.build, "--out", out, "--port", "27118"],
+                        "--build", args.build, "--out", out, "--port", "27118",
+                        "--rspamd-port", "27121", "--dns-port", "27122"],
                        capture_output=True, text=True, timeout=600)
     doc = readjson(os.path.join(out, "scan.json"))
     legs = {x["server"]: x for x in doc.get("runs", [])}
@@ -299,6 +303,63 @@ def t_other_scenarios():
           r.returncode == 0 and legs.get("sluice", {}).get("ok") == 20 and
           (shutil.which("spamd") is None or legs.get("spamd", {}).get("ok") == 20),
           (r.stdout + r.stderr)[-400:])
+    if shutil.which("rspamd"):
+        rs = legs.get("rspamd", {})
+        check("run-scan --smoke: rspamd (own config, NXDOMAIN resolver) scanned every message",
+              rs.get("ok") == 20 and rs.get("cpu_s", 0) > 0,
+              f"{doc.get('skipped')} {rs.get('ok')} {rs.get('stderr')}")
+        acc = rs.get("accuracy") or {}
+        check("run-scan --smoke: accuracy counted over the whole subset for every scanner",
+              all(sum((x.get("accuracy") or {}).get(k, 0) for k in ("spam", "ham")) == 20
+                  for x in legs.values()) and acc.get("spam", 0) > 0,
+              f"{[(k, v.get('accuracy')) for k, v in legs.items()]}")
+        check("run-scan --smoke: sluice/rspamd ratios reported",
+              "msgs_per_core sluice/rspamd" in doc.get("ratios", {}), f"{doc.get('ratios')}")
+        # rspamd renames its processes ("rspamd: main process"), so look at the ports.
+        check("run-scan --smoke: rspamd and its resolver stopped (ports 27121, 27122 closed)",
+              port_free(27121) and port_free(27122))
+
+
+def t_relay_scenario():
+    node = os.path.join(args.build, "dataplane", "sluice-node")
+    out = os.path.join(WORK, "relay")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run-relay.py"), "--smoke",
+                        "--filter", "--build", args.build, "--out", out, "--port-base", "27123"],
+                       capture_output=True, text=True, timeout=600)
+    doc = readjson(os.path.join(out, "relay.json"))
+    runs = doc.get("runs", [])
+    legs = {(x["relay"], x["client"]) for x in runs}
+    want = {("postfix", "sluice-load"), ("postfix", "smtp-source")}
+    if os.access(node, os.X_OK):
+        want |= {(s, c) for s in ("sluice", "sluice+filter")
+                 for c in ("sluice-load", "smtp-source")}
+    check("run-relay --smoke --filter: every relay ran with both clients", want <= legs,
+          f"{sorted(legs)} {doc.get('unavailable')} {(r.stdout + r.stderr)[-300:]}")
+    pf = [x for x in runs if x["relay"] == "postfix"]
+    check("run-relay --smoke: Postfix relayed every message to the sink (counted there)",
+          pf and all(x["status"] == "ok" and x["delivered"] == 100 for x in pf),
+          f"{[(x['delivered'], x['status']) for x in pf]}")
+    sl = [x for x in runs if x["relay"].startswith("sluice")]
+    check("run-relay --smoke: Sluice (plain and filtering) relayed every message to the sink",
+          sl and all(x["status"] == "ok" and x["delivered"] == 100 for x in sl),
+          f"{[(x['relay'], x['delivered'], x['status']) for x in sl]}")
+    check("run-relay --smoke: exit 0", r.returncode == 0, (r.stdout + r.stderr)[-400:])
+    ld = [x for x in runs if x["client"] == "sluice-load" and x["status"] == "ok"]
+    check("run-relay --smoke: end-to-end rate, relay CPU and DATA->250 p50/p99 for each leg",
+          ld and all(x["e2e_msgs_per_s"] and x["cpu_us_per_msg"] is not None and
+                     (x["data_to_250_ms"] or {}).get("p99") is not None for x in ld),
+          f"{[(x['relay'], x['e2e_msgs_per_s'], x['data_to_250_ms']) for x in ld]}")
+    if os.access(node, os.X_OK):
+        try:
+            with open(os.path.join(out, "sluice-filter", "sluice-node.log")) as f:
+                scores = [w for w in f.read().split() if w.startswith("score=")]
+        except OSError:
+            scores = []
+        check("run-relay --smoke: the filtering node ran its rules (non-zero scores logged)",
+              any(w != "score=0.000" for w in scores), f"{len(scores)} scores logged")
+    check("run-relay --smoke: report and plots written",
+          os.path.exists(os.path.join(out, "relay.md")) and
+          (shutil.which("gnuplot") is None or os.path.exists(os.path.join(out, "relay-rate.png"))))
 
 
 def main():
@@ -308,7 +369,7 @@ def main():
             return 1
     tests = [t_harness, t_smtp_sink, t_own_sink, t_idle, t_refused]
     if not args.no_scenario:
-        tests += [t_scenario, t_other_scenarios]
+        tests += [t_scenario, t_other_scenarios, t_relay_scenario]
     try:
         for t in tests:
             try:
