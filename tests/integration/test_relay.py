@@ -276,7 +276,9 @@ def test_mx_route_through_dnsmasq():
         send(n.primary, "a@src.test", ["bob@mxdom.test"], msg("mx@test"))
         got = sink.wait(1, 15)
         eq(len(got), 1, "delivered to the MX host: " + n.read_log()[-800:])
-        check("relay=mx1.mxdom.test:%d" % sink.port in n.read_log(), "via the MX record")
+        # The log line is written by the agent thread a moment after the delivery.
+        check(wait_for(lambda: "relay=mx1.mxdom.test:%d" % sink.port in n.read_log(), 5),
+              "via the MX record")
     finally:
         n.cleanup()
         sink.cleanup()
