@@ -120,7 +120,7 @@ def main():
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     pb = args.port_base
     catalogue = {
-        "sluice": lambda: peers.SluiceNode(exe_node, args.out, "127.0.0.2", pb, args.shards),
+        "sluice": lambda: peers.SluiceNode(exe_node, args.out, "127.0.0.2", pb, args.shards, hold=True),
         "postfix": lambda: peers.Postfix(args.out, "127.0.0.1", pb + 1,
                                          smtpd_max=max(100, args.idle_postfix + 10)),
         "smtp-sink": lambda: peers.SmtpSink(args.out, "127.0.0.1", pb + 2),

@@ -52,7 +52,7 @@ def main():
     sizes = [int(x) for x in a.sizes.split(",")]
     servers = []
     for i, n in enumerate(shards):
-        s = peers.SluiceNode(node, a.out + f"/s{n}", "127.0.0.2", a.port_base + i, n)
+        s = peers.SluiceNode(node, a.out + f"/s{n}", "127.0.0.2", a.port_base + i, n, hold=True)
         s.name = f"sluice-{n}shard"
         servers.append(s)
     if not a.no_sink:

@@ -352,15 +352,17 @@ role = primary
 
 [domain {domain}]
 route = {route}
-"""
+{extra}"""
 
 
 class SluiceNode(Peer):
     name = "sluice"
 
     def __init__(self, exe, workdir, host="127.0.0.2", port=25250, shards=2,
-                 domain="bench.test", route="127.0.0.1:9", node_extra=""):
+                 domain="bench.test", route="127.0.0.1:9", node_extra="", hold=False):
         self.exe, self.host, self.port, self.shards = exe, host, port, shards
+        # hold: spool and start no delivery, like the Postfix peer with everything on hold.
+        self.extra = "\n[delivery]\nhold = yes\n" if hold else ""
         self.node_extra = node_extra   # more [node] lines, e.g. "rules_dir = DIR\n"
         self.dir = os.path.join(workdir, "sluice")
         self.domain, self.route = domain, route
@@ -377,7 +379,8 @@ class SluiceNode(Peer):
         with open(self.conf, "w") as f:
             f.write(SLUICE_INI.format(spool=os.path.join(self.dir, "spool"), shards=self.shards,
                                       host=self.host, port=self.port, domain=self.domain,
-                                      route=self.route, node_extra=self.node_extra))
+                                      route=self.route, node_extra=self.node_extra,
+                                      extra=self.extra))
         self.logpath = os.path.join(self.dir, "sluice-node.log")
         self.log = open(self.logpath, "w")
         self.proc = subprocess.Popen([self.exe, "--config", self.conf], stdout=self.log,

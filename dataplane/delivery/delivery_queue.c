@@ -798,7 +798,9 @@ void delivery_shard_turn(struct shard *sh)
 	if (ds == NULL)
 		return;
 	delivery_conn_turn(ds);
-	if (ds->stopping)
+	/* [delivery] hold: messages wait, ready, until a reload lifts it (Postfix's hold queue for
+	 * a whole node: maintenance, or a benchmark of acceptance alone). */
+	if (ds->stopping || sh->conf->delivery.hold)
 		return;
 	h = &ds->list[DMSG_READY];
 	while (!dl_empty(h) && budget--)

@@ -5,6 +5,8 @@
  */
 #include "shard/shard_event.h"
 
+#include "base/clock.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@ void shard_event(struct shard *sh, const char *fmt, ...)
 		}
 	}
 	ev = &shard_event_slots[head & sh->events.mask];
+	ev->wall_ms = clock_wall_ns() / 1000000;
 	va_start(ap, fmt);
 	n = vsnprintf(ev->text, sizeof(ev->text), fmt, ap);
 	va_end(ap);

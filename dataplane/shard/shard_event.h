@@ -11,12 +11,14 @@
 #define SLUICE_SHARD_EVENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shard/shard.h"
 
-#define SHARD_EVENT_MAX 1008u
+#define SHARD_EVENT_MAX 1000u
 
 struct shard_event {
+	uint64_t       wall_ms;     /* when it happened (CLOCK_REALTIME) */
 	unsigned short len;
 	char           text[SHARD_EVENT_MAX];
 };

@@ -252,6 +252,11 @@ static int parse_delivery(struct load_ctx *lc, const char *k, const char *v)
 			else
 				d->idle_ms = u;
 		}
+	} else if (strcmp(k, "hold") == 0) {
+		bool b = false;
+
+		r = cfgval_bool(v, &b);
+		d->hold = b;
 	} else if (strcmp(k, "retry_flat") == 0) {
 		r = cfgval_uint(v, 0, 100, &u);
 		d->retry_flat = (uint32_t)u;

@@ -15,7 +15,7 @@
  *   [tls]       cert, key
  *   [listen N]  address, role (primary|fallback), starttls (yes|no)
  *   [policy]    the default policy (keys of policy_conf_set)
- *   [delivery]  retry_first, retry_max, expire, delay_warning, retry_flat, retry_jitter,
+ *   [delivery]  hold, retry_first, retry_max, expire, delay_warning, retry_flat, retry_jitter,
  *               concurrency (per destination per shard), connect_timeout, idle_time (an idle
  *               outbound connection is kept this long), helo_name, dns_server, mx_port
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
@@ -95,6 +95,7 @@ struct delivery_tuning {
 	uint16_t mx_port;                /* 25; tests use another */
 	char     helo_name[256];         /* default: [node] hostname */
 	char     dns_server[256];        /* c-ares server list; empty: /etc/resolv.conf */
+	bool     hold;                   /* accept and spool, start no delivery (maintenance) */
 };
 
 struct node_config {

@@ -260,6 +260,24 @@ def test_tag_and_quarantine_verdicts():
         sink.cleanup()
 
 
+def test_hold_then_release_by_reload():
+    sink = Sink().start()
+    n = relay_node({"example.test": "127.0.0.1:%d" % sink.port}, delivery={"hold": "yes"}).start()
+    try:
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("hold-1@test"))
+        time.sleep(1.5)
+        eq(len(sink.messages()), 0, "nothing leaves while [delivery] hold is on")
+        check("hold-1@test" in n.queue_ids(), "the message waits in the spool")
+        n.sections["delivery"]["hold"] = "no"
+        n.write_conf()
+        n.hup()
+        eq(len(sink.wait(1, 15)), 1, "delivered once the reload lifts the hold")
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+    finally:
+        n.cleanup()
+        sink.cleanup()
+
+
 def test_mx_route_through_dnsmasq():
     sink = Sink().start()
     dport = free_port()
