@@ -10,14 +10,12 @@ Run: tests/integration/test_crash.py
 import collections
 import os
 import random
-import smtplib
-import socket
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from sluicetest import Node, check, eq, run_suite  # noqa: E402
+from sluicetest import Node, SendLoop, check, eq, run_suite  # noqa: E402
 
 MESSAGES = int(os.environ.get("SLUICE_CRASH_MESSAGES", "5000"))
 KILLS = int(os.environ.get("SLUICE_CRASH_KILLS", "6"))
@@ -25,43 +23,16 @@ CLIENTS = 8
 DEADLINE = 240
 
 
-class Client(threading.Thread):
-    def __init__(self, idx, addr, accepted, stop):
-        super().__init__(daemon=True)
-        self.idx, self.addr, self.accepted, self.stop = idx, addr, accepted, stop
-        self.attempts = 0
-
-    def run(self):
-        seq = 0
-        body = ("x" * 76 + "\r\n") * 50
-        while not self.stop.is_set():
-            try:
-                s = smtplib.SMTP(*self.addr, timeout=10)
-                s.ehlo("crash.test")
-            except (OSError, smtplib.SMTPException):
-                time.sleep(0.05)
-                continue
-            try:
-                for _ in range(50):
-                    if self.stop.is_set():
-                        break
-                    seq += 1
-                    mid = "crash-%d-%d-%d@test" % (self.idx, seq, random.getrandbits(32))
-                    self.attempts += 1
-                    s.sendmail("c@sender.test", ["r@example.test"],
-                               "Message-ID: <%s>\r\nSubject: crash\r\n\r\n%s" % (mid, body))
-                    # sendmail returned: the server said 250 after DATA.
-                    self.accepted.append(mid)
-                s.quit()
-            except (OSError, smtplib.SMTPException, EOFError):
-                pass   # killed mid-way: this attempt's message may or may not be stored
+def crash_message(idx, seq):
+    return ("crash-%d-%d-%d@test" % (idx, seq, random.getrandbits(32)),
+            ("x" * 76 + "\r\n") * 50)
 
 
 def test_kill9_loses_nothing_accepted():
     n = Node(tls=False, conf={"node": {"shards": "2"}}).start()
     accepted = []
     stop = threading.Event()
-    clients = [Client(i, n.primary, accepted, stop) for i in range(CLIENTS)]
+    clients = [SendLoop(i, n.primary, accepted, stop, crash_message) for i in range(CLIENTS)]
     t0 = time.time()
     try:
         for c in clients:

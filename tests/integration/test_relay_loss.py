@@ -19,13 +19,12 @@ import collections
 import hashlib
 import os
 import random
-import smtplib
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from sluicetest import Sink, check, eq, relay_node, run_suite, wait_for  # noqa: E402
+from sluicetest import SendLoop, Sink, check, eq, relay_node, run_suite, wait_for  # noqa: E402
 
 MESSAGES = int(os.environ.get("SLUICE_LOSS_MESSAGES", "3000"))
 KILLS = int(os.environ.get("SLUICE_LOSS_KILLS", "4"))
@@ -36,37 +35,14 @@ CLIENTS = 6
 DEADLINE = 150
 
 
-class Client(threading.Thread):
-    def __init__(self, idx, addr, accepted, stop):
-        super().__init__(daemon=True)
-        self.idx, self.addr, self.accepted, self.stop = idx, addr, accepted, stop
-        self.attempts = 0
+def loss_message(idx, seq):
+    mid = "loss-%d-%d-%08x@test" % (idx, seq, random.getrandbits(32))
+    return mid, ("%s %s\r\n" % (mid, "b" * 60)) * random.randint(1, 60) + ".leading dot\r\n"
 
-    def run(self):
-        seq = 0
-        while not self.stop.is_set():
-            try:
-                s = smtplib.SMTP(*self.addr, timeout=10)
-                s.ehlo("loss.test")
-            except (OSError, smtplib.SMTPException):
-                time.sleep(0.05)
-                continue
-            try:
-                for _ in range(30):
-                    if self.stop.is_set():
-                        break
-                    seq += 1
-                    mid = "loss-%d-%d-%08x@test" % (self.idx, seq, random.getrandbits(32))
-                    body = ("%s %s\r\n" % (mid, "b" * 60)) * random.randint(1, 60) + \
-                        ".leading dot\r\n"
-                    self.attempts += 1
-                    s.sendmail("c@sender.test", ["r@example.test"],
-                               "Message-ID: <%s>\r\nSubject: loss\r\n\r\n%s" % (mid, body))
-                    # smtplib dot-stuffs on the way in; the destination gets it unstuffed.
-                    self.accepted.append((mid, hashlib.sha256(body.encode()).hexdigest()))
-                s.quit()
-            except (OSError, smtplib.SMTPException, EOFError):
-                pass   # killed mid-way: this attempt may or may not be stored
+
+def loss_record(mid, body):
+    # smtplib dot-stuffs on the way in; the destination gets it unstuffed.
+    return mid, hashlib.sha256(body.encode()).hexdigest()
 
 
 def arrived(sink):
@@ -89,7 +65,8 @@ def test_kill9_during_accept_and_delivery_loses_nothing():
                    delivery={"concurrency": str(CONCURRENCY)}).start()
     accepted = []
     stop = threading.Event()
-    clients = [Client(i, n.primary, accepted, stop) for i in range(CLIENTS)]
+    clients = [SendLoop(i, n.primary, accepted, stop, loss_message, loss_record, per_conn=30,
+                        helo="loss.test") for i in range(CLIENTS)]
     t0 = time.time()
     kills = 0
     try:

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -228,6 +229,46 @@ class Raw:
             self.s.close()
         except OSError:
             pass
+
+
+class SendLoop(threading.Thread):
+    """A client for the crash tests: sends messages over smtplib, `per_conn` per connection,
+    reconnecting whenever the node is gone, until `stop` is set. make(idx, seq) returns
+    (message-id, body); every message that got its 250 is appended to `accepted` as
+    record(mid, body). An attempt cut off by a kill is neither counted nor retried (the next
+    message has a new Message-ID), so the test can tell 250s from maybes."""
+
+    def __init__(self, idx, addr, accepted, stop, make, record=lambda mid, body: mid,
+                 per_conn=50, helo="crash.test"):
+        super().__init__(daemon=True)
+        self.idx, self.addr, self.accepted, self.stop = idx, addr, accepted, stop
+        self.make, self.record, self.per_conn, self.helo = make, record, per_conn, helo
+        self.attempts = 0
+
+    def run(self):
+        import smtplib
+        seq = 0
+        while not self.stop.is_set():
+            try:
+                s = smtplib.SMTP(*self.addr, timeout=10)
+                s.ehlo(self.helo)
+            except (OSError, smtplib.SMTPException):
+                time.sleep(0.05)
+                continue
+            try:
+                for _ in range(self.per_conn):
+                    if self.stop.is_set():
+                        break
+                    seq += 1
+                    mid, body = self.make(self.idx, seq)
+                    self.attempts += 1
+                    s.sendmail("c@sender.test", ["r@example.test"],
+                               "Message-ID: <%s>\r\nSubject: crash\r\n\r\n%s" % (mid, body))
+                    # sendmail returned: the server said 250 after DATA.
+                    self.accepted.append(self.record(mid, body))
+                s.quit()
+            except (OSError, smtplib.SMTPException, EOFError):
+                pass   # killed mid-way: this attempt's message may or may not be stored
 
 
 def check(cond, msg="check failed"):

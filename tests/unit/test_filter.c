@@ -78,7 +78,40 @@ static const char test_filter_rules[] =
 	"body    __NONSPACE   /\\S/\n"                          /* counted: tflags multiple */
 	"tflags  __NONSPACE   multiple maxhits=3\n"
 	"meta    SHORT_BODY   __NONSPACE < 3\n"
-	"score   SHORT_BODY   0.37\n";
+	"score   SHORT_BODY   0.37\n"
+	/* HTMLEval's tag tests and HeaderEval's envelope/From match */
+	"body    __TAG_HTML   eval:html_tag_exists('html')\n"
+	"meta    NO_HTML_TAG  HTML_ONLY && !__TAG_HTML\n"
+	"score   NO_HTML_TAG  0.41\n"
+	"body    TAG_MARQUEE  eval:html_tag_exists('marquee')\n"  /* in comments, script, values */
+	"score   TAG_MARQUEE  0.53\n"
+	"body    BAL_HEAD     eval:html_tag_balance('head', '!= 0')\n"
+	"score   BAL_HEAD     0.43\n"
+	"body    BAL_BODY     eval:html_tag_balance('body', '> 0')\n"   /* extra closes stop at 0 */
+	"score   BAL_BODY     0.47\n"
+	"header  __ENV_MATCH  eval:check_for_matching_env_and_hdr_from()\n"
+	"meta    ENV_MATCH    __ENV_MATCH && FROM_NAME\n"
+	"score   ENV_MATCH    0.59\n"
+	"body    IMG_ONLY_S   eval:html_image_only('0000','0100')\n"
+	"score   IMG_ONLY_S   0.61\n"
+	"body    HTML_LEN_L   eval:html_range('length', '100', 'inf')\n"
+	"score   HTML_LEN_L   0.67\n"
+	"header  FORGED_YAHOO eval:check_for_forged_yahoo_received_headers()\n"
+	"score   FORGED_YAHOO 0.71\n"
+	"header  RELAY_IP     X-Spam-Relays-Untrusted =~ /^\\[ ip=203\\.0\\.113\\.9 rdns= helo=198\\.51\\.100\\.1 /\n"
+	"score   RELAY_IP     0.73\n"
+	"header  DOTCOM_HELO  eval:check_for_no_rdns_dotcom_helo()\n"
+	"score   DOTCOM_HELO  0.79\n"
+	"mimeheader MH_KOI8   Content-Type =~ /charset=\"?koi8-r/i\n"   /* the message is a part too */
+	"score   MH_KOI8      0.83\n"
+	"body    LINK_IMG     eval:html_text_match('anchor', '<img>')\n"
+	"score   LINK_IMG     0.89\n"
+	"body    CMT          eval:html_text_match('comment', '<!.*?>')\n"
+	"score   CMT          0.97\n"
+	"body    CMT_SAVED    eval:html_text_match('comment', '<!-- saved from url=\\(\\d{4}\\)')\n"
+	"score   CMT_SAVED    1.01\n"
+	"header  RELAY_BANG   X-Spam-Relays-Untrusted =~ /^\\[ ip=203\\.0\\.113\\.9 rdns=host\\.example helo=!198\\.51\\.100\\.3! /\n"
+	"score   RELAY_BANG   1.03\n";
 
 static const char test_filter_rules2[] =
 	"body    ONLY_V2      /viagra/i\n"
@@ -249,8 +282,10 @@ static const struct test_filter_case test_filter_cases[] = {
 		"Content-Type: text/html\n"
 		"\n"
 		"<html><body>write to unsubscribe@lists.example.com today</body></html>\n",
-		"DATE_FUT,HTML_ONLY,MAILTO_TEXT,MISSING_MID,RELAY_NORDNS,SUBJ_CAPS",
-		130 + 190 + 230 + 200 + 110 + 170,
+		/* "from helo.example ([198.51.100.9]) by mx.example with SMTP": Received.pm reads
+		 * the name as the rDNS too */
+		"DATE_FUT,HTML_ONLY,MAILTO_TEXT,MISSING_MID,SUBJ_CAPS",
+		130 + 190 + 230 + 200 + 170,
 	},
 	{
 		"all relays trusted",
@@ -261,6 +296,146 @@ static const struct test_filter_case test_filter_cases[] = {
 		"hi\n",
 		"DATE_NODIGIT,MISSING_MID,RELAY_TRUST",
 		700 + 200 + 290,
+	},
+	{
+		"HTML without an html tag",
+		"Content-Type: text/html\n"
+		"\n"
+		"<p>hello <b>there</b> world</p>\n",
+		"DATE_NODIGIT,HTML_ONLY,MISSING_MID,NO_HTML_TAG",
+		700 + 190 + 200 + 410,
+	},
+	{
+		"HTML tags hidden in comments, script and attribute values; unbalanced head",
+		"Content-Type: text/html\n"
+		"\n"
+		"<!-- <marquee> --><!DOCTYPE html><HTML><Head><SCRIPT>if (a<b) x='<marquee>'</script>\n"
+		"<body><p title=\"x><marquee>\">hello world</p></body></body></html>\n",
+		"BAL_HEAD,CMT,DATE_NODIGIT,HTML_LEN_L,HTML_ONLY,MISSING_MID",
+		430 + 970 + 700 + 670 + 190 + 200,
+	},
+	{
+		"short HTML with an image",
+		"Content-Type: text/html\n"
+		"\n"
+		"<html><IMG src=\"cid:part1\"/></html>\n",
+		"DATE_NODIGIT,HTML_ONLY,IMG_ONLY_S,MISSING_MID,SHORT_BODY",
+		700 + 190 + 610 + 200 + 370,
+	},
+	{
+		"envelope sender matches From",
+		"Return-Path: <Bob@Example.com>\n"
+		"From: Bob Smith <bob@example.com>\n"
+		"Date: Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Message-Id: <2@example.com>\n"
+		"\n"
+		"see you at lunch\n",
+		"ENV_MATCH,FROM_NAME",
+		590 + 100,
+	},
+	{
+		"yahoo.com sender through a stranger's relay",
+		"Received: from x.example.net ([203.0.113.7]) by mx.example.org with SMTP id 1;\n"
+		"\tMon, 1 Jul 2002 10:00:00 +0000\n"
+		"From: Bob Smith <bob@yahoo.com>\n"
+		"Date: Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Message-Id: <3@example.com>\n"
+		"\n"
+		"see you at lunch\n",
+		"FORGED_YAHOO,FROM_NAME,RELAY_NORDNS",
+		710 + 100 + 110,
+	},
+	{
+		"yahoo.com sender through Yahoo's web mail",
+		"Received: from x.example.net ([203.0.113.7]) by mx.example.org with SMTP id 1;\n"
+		"\tMon, 1 Jul 2002 10:00:00 +0000\n"
+		"Received: from [198.51.100.2] by web12.mail.yahoo.com via HTTP;\n"
+		"\tMon, 1 Jul 2002 09:59:00 +0000\n"
+		"From: Bob Smith <bob@yahoo.com>\n"
+		"Date: Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Message-Id: <4@example.com>\n"
+		"\n"
+		"see you at lunch\n",
+		"FROM_NAME,RELAY_NORDNS",
+		100 + 110,
+	},
+	{
+		"Postfix: the address HELO is not the client's address",
+		"Received: from 198.51.100.1 (unknown [203.0.113.9]) by mx.example.org (Postfix) with SMTP"
+		" id 1; Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Subject: hello there\n"
+		"\n"
+		"hi\n",
+		"DATE_NODIGIT,MISSING_MID,RELAY_IP,RELAY_NORDNS",
+		700 + 200 + 730 + 110,
+	},
+	{
+		"dot-com HELO, and the MTA found no rDNS",
+		"Received: from hotmail.com (unknown [203.0.113.5]) by mx.example.org (Postfix) with SMTP"
+		" id 1; Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Subject: hello there\n"
+		"\n"
+		"hi\n",
+		"DATE_NODIGIT,DOTCOM_HELO,MISSING_MID,RELAY_NORDNS",
+		700 + 790 + 200 + 110,
+	},
+	{
+		"dot-com HELO through qmail, which does not look names up",
+		"Received: from unknown (HELO hotmail.com) (203.0.113.5) by mx.example.org with SMTP;"
+		" Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Subject: hello there\n"
+		"\n"
+		"hi\n",
+		"DATE_NODIGIT,MISSING_MID,RELAY_NORDNS",
+		700 + 200 + 110,
+	},
+	{
+		"web mail submission is an authenticated, trusted hand-over",
+		"Received: from 198.51.100.7 (SquirrelMail authenticated user bob) by mail.example.org"
+		" with HTTP; Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Subject: hello there\n"
+		"\n"
+		"hi\n",
+		"DATE_NODIGIT,MISSING_MID,RELAY_TRUST",
+		700 + 200 + 290,
+	},
+	{
+		"mimeheader sees a single-part message's own header",
+		"Subject: hello there\n"
+		"Content-Type: text/plain; charset=KOI8-R\n"
+		"\n"
+		"hi\n",
+		"DATE_NODIGIT,MH_KOI8,MISSING_MID",
+		700 + 830 + 200,
+	},
+	{
+		"an image link and a saved page's comment; a comment whose first line has no '>'",
+		"Content-Type: text/html\n"
+		"\n"
+		"<!-- saved from url=(0022)http://x.example/ -->\n"
+		"<html><a href=\"http://x.example/\"><img src=\"cid:1\"></a></html>\n",
+		"CMT,CMT_SAVED,DATE_NODIGIT,HTML_LEN_L,HTML_ONLY,LINK_IMG,MISSING_MID,SHORT_BODY",
+		970 + 1010 + 700 + 670 + 190 + 890 + 200 + 370,
+	},
+	{
+		"a multi-line comment, an image outside the link",
+		"Content-Type: text/html\n"
+		"\n"
+		"<html><!--\n"
+		"x > y -->\n"
+		"<a href=\"http://x.example/\">hello there</a><img src=\"cid:1\"></html>\n",
+		"DATE_NODIGIT,HTML_ONLY,IMG_ONLY_S,MISSING_MID",
+		700 + 190 + 610 + 200,
+	},
+	{
+		"Sendmail: a bracketed address HELO, the client's address in the parentheses",
+		"Received: from [198.51.100.3] (host.example [203.0.113.9]) by mx.example.org"
+		" (8.11.6/8.11.6) with ESMTP id x; Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"Subject: hello there\n"
+		"\n"
+		"hi\n",
+		"DATE_NODIGIT,MISSING_MID,RELAY_BANG",
+		700 + 200 + 1030,
 	},
 	{
 		"two characters of text",
