@@ -401,7 +401,9 @@ static size_t smtp_session_run(struct smtp_session *s, const uint8_t *p, size_t 
 {
 	size_t off = 0;
 
-	while (off < len && !s->suspended && !s->closing && !s->discard_rest) {
+	/* After a final reply (QUIT, 421) nothing more of the input is run. */
+	while (off < len && !s->suspended && !s->closing && !s->close_after_send &&
+	       !s->discard_rest) {
 		struct slice line;
 		size_t used;
 
@@ -459,6 +461,8 @@ static void smtp_session_input(struct smtp_session *s, const uint8_t *p, size_t 
 
 	s->discard_rest = false;
 	used = smtp_session_run(s, p, len);
+	if (s->close_after_send)
+		return;              /* the rest is the input of a session that is over */
 	if (s->discard_rest) {
 		if (len > used + 0)
 			log_info("%s: discarded %zu bytes sent with STARTTLS (injection attempt)", s->id,

@@ -210,6 +210,17 @@ def test_error_limit_disconnects():
     check(r.closed(), "and the connection closes")
 
 
+def test_nothing_runs_after_quit():
+    """Commands pipelined after QUIT (or after a 421) are not run and get no reply."""
+    r = Raw(node().primary)
+    r.reply()
+    r.send("EHLO client.test\r\nQUIT\r\nMAIL FROM:<a@sender.test>\r\nNOOP\r\n")
+    eq(r.reply()[0], 250, "EHLO")
+    eq(r.reply()[0], 221, "QUIT")
+    check(r.closed(), "closed")
+    eq(r.buf, b"", "no reply after the 221")
+
+
 def test_http_request_dropped():
     r = Raw(node().primary)
     r.reply()
