@@ -58,10 +58,11 @@ if [ "${SKIP_SA:-0}" != 1 ]; then
 		i=$((i + 1)); [ $i -lt 120 ] || { echo "spamd did not start" >&2; exit 1; }
 		sleep 0.5
 	done
-	# one line per message: label path score tests
+	# one line per message: label path score tests; the mbox "From " line, where there is
+	# one, is dropped as sluice-rules test drops it, so that both read the same message
 	start=$(date +%s)
 	tail -n +2 "$MANIFEST" | cut -f1,2 | xargs -P "$JOBS" -L 1 sh -c '
-		out=$(sed 1d "$0/$2" | spamc -d 127.0.0.1 -p '"$PORT"' -x 2>/dev/null |
+		out=$(sed "1{/^From /d}" "$0/$2" | spamc -d 127.0.0.1 -p '"$PORT"' -x 2>/dev/null |
 			sed -n "/^X-Spam-Status:/,/^[^ \t]/p" | head -n -1 | tr "\n\t" "  " |
 			sed "s/, */,/g")
 		score=$(printf "%s" "$out" | sed -n "s/.*score=\([-0-9.]*\).*/\1/p")

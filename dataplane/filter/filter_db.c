@@ -177,6 +177,7 @@ static void filter_db_free(struct filter_db *db)
 		free(db->rules[i].describe);
 		pcre2_code_free(db->rules[i].pcre);
 		pcre2_code_free(db->rules[i].eval_re);
+		pcre2_code_free(db->rules[i].eval_re2);
 		free(db->rules[i].eval_hdr);
 		free(db->rules[i].meta);
 	}
@@ -305,7 +306,7 @@ static int filter_db_load_meta(struct filter_db *db, const uint8_t *data, size_t
 		}
 		if (kind == RULES_KIND_EVAL) {
 			ru->eval = popts;
-			if (popts < 1 || popts > RULES_EVAL_MAX || filter_eval_prepare(ru, (const char *)r.p, plen) < 0) {
+			if (popts < 1 || popts > RULES_EVAL_MAX || filter_eval_prepare(db, ru, (const char *)r.p, plen) < 0) {
 				filter_db_errf(err, errlen, "rules.meta: rule %s: bad eval", ru->name);
 				return -EINVAL;
 			}
@@ -437,6 +438,7 @@ int filter_db_load(const char *dir, struct filter_db **db_r, char *err, size_t e
 		err[0] = '\0';
 	if (!db)
 		return -ENOMEM;
+	db->html_a = db->html_img = -1;
 	atomic_init(&db->refs, 1);
 	rc = filter_db_read(dir, RULES_META_FILE, &data, &len);
 	if (rc < 0) {

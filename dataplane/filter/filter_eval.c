@@ -4,7 +4,10 @@
  * sets keep the tests (and the metas built on them) that score most.
  *
  * Shard thread, at the end of a message, before the metas; reads the message's header fields
- * (struct filter_msg) and the part counts the MIME sink kept. No allocation.
+ * (struct filter_msg) and the part counts the MIME sink kept. Also counts, while the message
+ * streams in, the tags, comments and lengths of its text/html parts from their raw HTML
+ * (filter_eval_html_feed: bounded state, linear), for HTMLEval's tag, length and text tests.
+ * No allocation.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -20,16 +23,164 @@
 #define FILTER_EVAL_UNDEF 1e300
 #define FILTER_EVAL_TOK   128
 
-int filter_eval_prepare(struct filter_rule *ru, const char *args, size_t len)
+/* html_tag_balance's comparisons */
+enum filter_eval_cmp { FILTER_CMP_EQ = 1, FILTER_CMP_NE, FILTER_CMP_LT, FILTER_CMP_LE, FILTER_CMP_GT,
+		       FILTER_CMP_GE };
+
+/* The next quoted argument of "'a', 'b'" (terminated in place), or NULL. */
+static char *filter_eval_quoted(char **p)
+{
+	char q, *e, *a;
+
+	while (**p == ' ' || **p == ',')
+		(*p)++;
+	if (**p != '\'' && **p != '"')
+		return NULL;
+	q = *(*p)++;
+	e = strchr(*p, q);
+	if (!e)
+		return NULL;
+	*e = '\0';
+	a = *p;
+	*p = e + 1;
+	return a;
+}
+
+/* html_tag_exists('tag') and html_tag_balance('tag', 'op n'): the tag gets a slot of the db's
+ * table (HTMLEval takes [a-zA-Z0-9]+ for balance; HTML::Parser reports names in lower case). A
+ * tag or expression HTMLEval would refuse, or a full table, leaves the rule never hitting. */
+/* Registers tag (lower case, shorter than FILTER_HTML_TAG_LEN) in the db's table: its slot or
+ * -1 when the table is full. */
+static int filter_eval_tag_slot(struct filter_db *db, const char *tag)
+{
+	size_t tl = strlen(tag);
+	uint32_t k;
+
+	for (k = 0; k < db->nhtml_tags; k++)
+		if (strcmp(db->html_tags[k], tag) == 0)
+			return (int)k;
+	if (k == FILTER_HTML_TAGS)
+		return -1;
+	memcpy(db->html_tags[k], tag, tl + 1);
+	db->nhtml_tags++;
+	return (int)k;
+}
+
+/* html_range('length', 'min', 'max') and html_image_only('min', 'max'): numbers, max may be
+ * 'inf' (kept as FILTER_EVAL_UNDEF). */
+static void filter_eval_prepare_range(struct filter_db *db, struct filter_rule *ru, char *p)
+{
+	char *a[2], *e;
+
+	if (ru->eval == RULES_EVAL_HTML_LENGTH && !filter_eval_quoted(&p))
+		return;
+	a[0] = filter_eval_quoted(&p);
+	a[1] = filter_eval_quoted(&p);
+	if (!a[0])
+		return;
+	ru->eval_arg[0] = strtod(a[0], &e);
+	if (e == a[0] || *e) {
+		ru->eval_arg[0] = FILTER_EVAL_UNDEF;
+		return;
+	}
+	if (a[1] && strcmp(a[1], "inf") != 0) {
+		ru->eval_arg[1] = strtod(a[1], &e);
+		if (e == a[1] || *e) {
+			ru->eval_arg[0] = FILTER_EVAL_UNDEF;
+			return;
+		}
+	}
+	if (ru->eval == RULES_EVAL_HTML_IMAGE_ONLY)
+		ru->eval_tag = filter_eval_tag_slot(db, "img");
+	else
+		ru->eval_tag = 0;
+}
+
+static void filter_eval_prepare_tag(struct filter_db *db, struct filter_rule *ru, char *p)
+{
+	static const struct { const char *op; uint8_t cmp; } ops[] = {
+		{ "==", FILTER_CMP_EQ }, { "!=", FILTER_CMP_NE }, { "<=", FILTER_CMP_LE },
+		{ ">=", FILTER_CMP_GE }, { "<", FILTER_CMP_LT }, { ">", FILTER_CMP_GT },
+	};
+	char *tag = filter_eval_quoted(&p), *expr = NULL;
+	size_t tl = tag ? strlen(tag) : 0;
+
+	if (!tl || tl >= FILTER_HTML_TAG_LEN)
+		return;
+	for (size_t i = 0; i < tl; i++)
+		tag[i] = (char)tolower((unsigned char)tag[i]);
+	if (ru->eval == RULES_EVAL_HTML_TAG_BALANCE) {
+		char *e;
+
+		expr = filter_eval_quoted(&p);
+		if (!expr)
+			return;
+		while (*expr == ' ')
+			expr++;
+		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]) && ru->eval_arg[0] == FILTER_EVAL_UNDEF; i++)
+			if (strncmp(expr, ops[i].op, strlen(ops[i].op)) == 0) {
+				ru->eval_arg[0] = ops[i].cmp;
+				expr += strlen(ops[i].op);
+			}
+		if (ru->eval_arg[0] == FILTER_EVAL_UNDEF)
+			return;
+		ru->eval_arg[1] = (double)strtol(expr, &e, 10);
+		if (e == expr)
+			return;
+		while (*e == ' ')
+			e++;
+		if (*e)
+			return;
+	}
+	ru->eval_tag = filter_eval_tag_slot(db, tag);
+}
+
+int filter_eval_prepare(struct filter_db *db, struct filter_rule *ru, const char *args, size_t len)
 {
 	char buf[128];
 	char *p = buf;
 
 	ru->eval_arg[0] = ru->eval_arg[1] = FILTER_EVAL_UNDEF;
+	ru->eval_tag = -1;
 	if (len >= sizeof(buf))
 		return -EINVAL;
 	memcpy(buf, args, len);
 	buf[len] = '\0';
+	if (ru->eval == RULES_EVAL_HTML_TAG_EXISTS || ru->eval == RULES_EVAL_HTML_TAG_BALANCE) {
+		filter_eval_prepare_tag(db, ru, p);
+		return 0;
+	}
+	if (ru->eval == RULES_EVAL_HTML_LINK_IMAGE) {
+		db->html_a = filter_eval_tag_slot(db, "a");
+		db->html_img = filter_eval_tag_slot(db, "img");
+		ru->eval_tag = db->html_a >= 0 && db->html_img >= 0 ? 0 : -1;
+		return 0;
+	}
+	if (ru->eval == RULES_EVAL_HTML_COMMENT || ru->eval == RULES_EVAL_HTML_COMMENT_SAVED) {
+		db->html_comments = true;
+		return 0;
+	}
+	if (ru->eval == RULES_EVAL_FORGED_YAHOO) {
+		/* HeaderEval's Received forms that Yahoo's own servers write ($IP_ADDRESS loosely) */
+		static const char yahoo[] =
+			"by web\\S+\\.mail\\S*\\.yahoo\\.com via HTTP"
+			"|by sonic\\S+\\.consmr\\.mail\\S*\\.yahoo\\.com with HTTP"
+			"|by smtp\\S+\\.yahoo\\.com with SMTP"
+			"|from \\[(?:\\d{1,3}(?:\\.\\d{1,3}){3}|[0-9a-fA-F]*:[0-9a-fA-F:.]+)\\] by "
+			"\\S+\\.(?:groups|scd|dcn)\\.yahoo\\.com with NNFMP"
+			"|by \\w+\\.\\w+\\.yahoo\\.com \\(\\d+\\.\\d+\\.\\d+\\/\\d+\\.\\d+\\.\\d+\\)(?: with ESMTP)? id \\w+";
+		static const char bulk[] = "\\bmailer\\d+\\.bulk\\.scd\\.yahoo\\.com\\b";
+		int ec;
+		PCRE2_SIZE eo;
+
+		ru->eval_re = pcre2_compile((PCRE2_SPTR)yahoo, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+		ru->eval_re2 = pcre2_compile((PCRE2_SPTR)bulk, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+		return ru->eval_re && ru->eval_re2 ? 0 : -ENOMEM;
+	}
+	if (ru->eval == RULES_EVAL_HTML_LENGTH || ru->eval == RULES_EVAL_HTML_IMAGE_ONLY) {
+		filter_eval_prepare_range(db, ru, p);
+		return 0;
+	}
 	if (ru->eval == RULES_EVAL_FREEMAIL_FROM || ru->eval == RULES_EVAL_FREEMAIL_HEADER) {
 		/* ('Header', 'regex') or ('regex') or (): quoted, comma-separated */
 		char *a[2] = { NULL, NULL };
@@ -548,6 +699,7 @@ static bool filter_eval_freemail_from(const struct filter_msg *fm, const struct 
 
 struct filter_eval_relay {
 	char ip[48], rdns[FILTER_EVAL_TOK], helo[FILTER_EVAL_TOK];
+	bool no_rdns;     /* Received.pm's no_reverse_dns: the MTA looked and found no name */
 };
 
 static void filter_eval_field(const char *s, const char *e, const char *key, char *out, size_t outlen)
@@ -566,6 +718,7 @@ static bool filter_eval_relays(const struct filter_msg *fm, bool (*fn)(const str
 			       void *arg)
 {
 	const char *p = fm->relays_u, *e = fm->relays_u + fm->relays_u_len;
+	unsigned idx = 0;
 
 	while (p < e) {
 		const char *open = memchr(p, '[', (size_t)(e - p)), *close;
@@ -579,6 +732,8 @@ static bool filter_eval_relays(const struct filter_msg *fm, bool (*fn)(const str
 		filter_eval_field(open, close, " ip=", r.ip, sizeof(r.ip));
 		filter_eval_field(open, close, " rdns=", r.rdns, sizeof(r.rdns));
 		filter_eval_field(open, close, " helo=", r.helo, sizeof(r.helo));
+		r.no_rdns = idx < 32 && (fm->relays_u_nordns & (1u << idx));
+		idx++;
 		if (fn(&r, arg))
 			return true;
 		p = close + 1;
@@ -630,10 +785,360 @@ static bool filter_eval_dotcom_one(const struct filter_eval_relay *r, void *arg)
 		size_t dl = strlen(doms[k]);
 
 		if (hl >= dl && strcasecmp(r->helo + hl - dl, doms[k]) == 0 &&
-		    (hl == dl || r->helo[hl - dl - 1] == '.') && r->rdns[0] == '\0')
+		    (hl == dl || r->helo[hl - dl - 1] == '.') && r->no_rdns)
 			*last = 1;
 	}
 	return false;   /* every relay: the last one decides, as in RelayEval */
+}
+
+/* --- HTML tags (HTMLEval's html_tag_exists, html_tag_balance) ---------------------------- */
+
+enum filter_eval_hst {
+	FILTER_HST_TEXT = 0,
+	FILTER_HST_LT,        /* "<" */
+	FILTER_HST_LT_SLASH,  /* "</" */
+	FILTER_HST_BANG,      /* "<!" */
+	FILTER_HST_BANG_DASH, /* "<!-" */
+	FILTER_HST_COMMENT,   /* "<!--" up to "-->" */
+	FILTER_HST_DECL,      /* "<!x", "<?" up to ">" */
+	FILTER_HST_NAME,      /* the tag's name */
+	FILTER_HST_ATTR,      /* after the name, up to ">" */
+	FILTER_HST_ATTR_EQ,   /* "=": a quoted value may follow */
+	FILTER_HST_QUOTED,    /* inside a quoted attribute value */
+	FILTER_HST_RAW,       /* the content of script or style, up to their end tag */
+};
+
+static const char *const filter_eval_rawtags[] = { "script", "style" };
+
+/* The 22 bytes after "<!--" are " saved from url=(dddd)" (Internet Explorer's mark of a page
+ * saved from the web). */
+static bool filter_eval_saved_url(const char *c)
+{
+	return memcmp(c, " saved from url=(", 17) == 0 && isdigit((unsigned char)c[17]) &&
+	       isdigit((unsigned char)c[18]) && isdigit((unsigned char)c[19]) &&
+	       isdigit((unsigned char)c[20]) && c[21] == ')';
+}
+
+/* A tag ended ('>'): count it if an eval asks about it; script and style switch to raw text. */
+static void filter_eval_html_tag(struct filter_msg *fm)
+{
+	struct filter_html_tags *h = &fm->html;
+	const struct filter_db *db = fm->db;
+
+	h->st = FILTER_HST_TEXT;
+	if (h->nlen >= FILTER_HTML_TAG_LEN)
+		return;
+	h->name[h->nlen] = '\0';
+	for (uint32_t k = 0; k < db->nhtml_tags; k++) {
+		if (strcmp(db->html_tags[k], h->name) != 0)
+			continue;
+		h->seen_part |= 1u << k;
+		h->inside[k] += h->closing ? -1 : 1;
+		if (h->inside[k] < 0)
+			h->inside[k] = 0;   /* HTML.pm: an extra close does not go below 0 */
+		/* HTML.pm adds "<img>" to the anchor text of an img inside an a */
+		if ((int)k == db->html_img && !h->closing && db->html_a >= 0 && h->inside[db->html_a] > 0)
+			h->link_img = true;
+		break;
+	}
+	if (!h->closing)
+		for (unsigned r = 0; r < 2; r++)
+			if (strcmp(h->name, filter_eval_rawtags[r]) == 0) {
+				h->st = FILTER_HST_RAW;
+				h->raw = (uint8_t)(r + 1);
+				h->rawmatch = 0;
+			}
+}
+
+void filter_eval_html_feed(struct filter_msg *fm, const uint8_t *p, size_t n)
+{
+	struct filter_html_tags *h = &fm->html;
+
+	if (!h->in_part)
+		return;
+	h->len += (uint32_t)(n < UINT32_MAX - h->len ? n : UINT32_MAX - h->len);
+	if (!fm->db->nhtml_tags && !fm->db->html_comments)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+		bool alpha = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+
+		switch (h->st) {
+		case FILTER_HST_TEXT:
+			if (c == '<')
+				h->st = FILTER_HST_LT;
+			break;
+		case FILTER_HST_LT:
+		case FILTER_HST_LT_SLASH:
+			if (alpha) {
+				h->closing = h->st == FILTER_HST_LT_SLASH;
+				h->name[0] = (char)(c | 0x20);
+				h->nlen = 1;
+				h->st = FILTER_HST_NAME;
+			} else if (h->st == FILTER_HST_LT && c == '/') {
+				h->st = FILTER_HST_LT_SLASH;
+			} else if (h->st == FILTER_HST_LT && c == '!') {
+				h->st = FILTER_HST_BANG;
+			} else if (h->st == FILTER_HST_LT && c == '?') {
+				h->st = FILTER_HST_DECL;
+			} else {
+				h->st = c == '<' ? FILTER_HST_LT : FILTER_HST_TEXT;
+			}
+			break;
+		case FILTER_HST_BANG:
+			h->st = c == '-' ? FILTER_HST_BANG_DASH : c == '>' ? FILTER_HST_TEXT : FILTER_HST_DECL;
+			break;
+		case FILTER_HST_BANG_DASH:
+			h->dashes = 0;
+			h->clen = 0;
+			h->cfirst = true;
+			h->st = c == '-' ? FILTER_HST_COMMENT : c == '>' ? FILTER_HST_TEXT : FILTER_HST_DECL;
+			break;
+		case FILTER_HST_COMMENT:
+			if (c == '\n')
+				h->cfirst = false;
+			else if (c == '>' && h->cfirst)
+				h->comment = true;
+			if (h->clen < sizeof(h->cbuf)) {
+				h->cbuf[h->clen++] = (char)c;
+				if (h->clen == 22)
+					h->comment_saved |= filter_eval_saved_url(h->cbuf);
+			}
+			if (c == '>' && h->dashes >= 2)
+				h->st = FILTER_HST_TEXT;
+			h->dashes = c == '-' ? (uint8_t)(h->dashes < 2 ? h->dashes + 1 : 2) : 0;
+			break;
+		case FILTER_HST_DECL:
+			if (c == '>')
+				h->st = FILTER_HST_TEXT;
+			break;
+		case FILTER_HST_NAME:
+			if (c == '>') {
+				filter_eval_html_tag(fm);
+			} else if (space || c == '/') {
+				h->st = FILTER_HST_ATTR;
+			} else if (h->nlen < FILTER_HTML_TAG_LEN) {
+				h->name[h->nlen++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+			}
+			break;
+		case FILTER_HST_ATTR:
+			if (c == '>')
+				filter_eval_html_tag(fm);
+			else if (c == '=')
+				h->st = FILTER_HST_ATTR_EQ;
+			break;
+		case FILTER_HST_ATTR_EQ:
+			if (c == '"' || c == '\'') {
+				h->quote = c;
+				h->st = FILTER_HST_QUOTED;
+			} else if (c == '>') {
+				filter_eval_html_tag(fm);
+			} else if (!space) {
+				h->st = FILTER_HST_ATTR;
+			}
+			break;
+		case FILTER_HST_QUOTED:
+			if (c == h->quote)
+				h->st = FILTER_HST_ATTR;
+			break;
+		case FILTER_HST_RAW: {
+			/* "</script" or "</style", any case, ends the raw text: the end tag follows */
+			const char *t = filter_eval_rawtags[h->raw - 1];
+			uint8_t want = h->rawmatch == 0 ? '<' : h->rawmatch == 1 ? '/' : (uint8_t)t[h->rawmatch - 2];
+			uint8_t lc = c >= 'A' && c <= 'Z' ? c | 0x20 : c;
+
+			if (lc == want) {
+				h->rawmatch++;
+				if (h->rawmatch == strlen(t) + 2) {
+					memcpy(h->name, t, strlen(t));
+					h->nlen = (uint8_t)strlen(t);
+					h->closing = true;
+					h->raw = 0;
+					h->st = FILTER_HST_NAME;
+				}
+			} else {
+				h->rawmatch = c == '<';
+			}
+			break;
+		}
+		default:
+			h->st = FILTER_HST_TEXT;
+			break;
+		}
+	}
+}
+
+void filter_eval_html_part(struct filter_msg *fm, bool html)
+{
+	struct filter_html_tags *h = &fm->html;
+
+	if (h->in_part) {
+		for (uint32_t k = 0; k < FILTER_HTML_TAGS; k++)
+			if (h->seen_part & (1u << k))
+				h->vals[k] |= 1ull << (h->inside[k] < 63 ? h->inside[k] : 63);
+		h->seen |= h->seen_part;
+		/* SpamAssassin renders (and keeps results for) non-empty parts only */
+		if (h->len && h->nparts < FILTER_HTML_PARTS) {
+			h->part_len[h->nparts] = h->len;
+			h->part_seen[h->nparts++] = h->seen_part;
+		}
+	}
+	h->len = 0;
+	h->in_part = html;
+	h->st = FILTER_HST_TEXT;
+	h->raw = h->rawmatch = 0;
+	h->seen_part = 0;
+	memset(h->inside, 0, sizeof(h->inside));
+}
+
+static bool filter_eval_html_balance(const struct filter_msg *fm, const struct filter_rule *ru)
+{
+	uint64_t vals;
+	double want = ru->eval_arg[1];
+
+	if (ru->eval_tag < 0 || ru->eval_arg[0] == FILTER_EVAL_UNDEF)
+		return false;
+	vals = fm->html.vals[ru->eval_tag];
+	for (unsigned v = 0; v < 64; v++) {
+		bool ok;
+
+		if (!(vals & (1ull << v)))
+			continue;
+		switch ((int)ru->eval_arg[0]) {
+		case FILTER_CMP_EQ: ok = v == want; break;
+		case FILTER_CMP_NE: ok = v != want; break;
+		case FILTER_CMP_LT: ok = v < want; break;
+		case FILTER_CMP_LE: ok = v <= want; break;
+		case FILTER_CMP_GT: ok = v > want; break;
+		default:            ok = v >= want; break;
+		}
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+/* html_range('length', min, max) (min < length <= max) in some HTML part; html_image_only:
+ * the same in a part with an img tag. */
+static bool filter_eval_html_length(const struct filter_msg *fm, const struct filter_rule *ru)
+{
+	const struct filter_html_tags *h = &fm->html;
+
+	if (ru->eval_tag < 0 || ru->eval_arg[0] == FILTER_EVAL_UNDEF)
+		return false;
+	for (uint32_t p = 0; p < h->nparts; p++) {
+		if (ru->eval == RULES_EVAL_HTML_IMAGE_ONLY && !(h->part_seen[p] & (1u << ru->eval_tag)))
+			continue;
+		if (h->part_len[p] > ru->eval_arg[0] &&
+		    (ru->eval_arg[1] == FILTER_EVAL_UNDEF || h->part_len[p] <= ru->eval_arg[1]))
+			return true;
+	}
+	return false;
+}
+
+/* All fields named name, values joined by '\n' with white space runs made one space (as
+ * HeaderEval reads get('Received') after s/\s+/ /gs), cut to outlen - 1 bytes. */
+static size_t filter_eval_joined(const struct filter_msg *fm, const char *name, char *out, size_t outlen)
+{
+	size_t o = 0, n;
+	const char *v;
+	bool ws = false;
+
+	for (unsigned i = 0; (v = filter_eval_hdr(fm, name, i, false, &n)) != NULL; i++) {
+		ws |= i > 0;
+		for (size_t k = 0; k < n && o + 2 < outlen; k++) {
+			if (v[k] == ' ' || v[k] == '\t' || v[k] == '\n' || v[k] == '\r') {
+				ws = true;
+				continue;
+			}
+			if (ws && o)
+				out[o++] = ' ';
+			ws = false;
+			out[o++] = v[k];
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* HeaderEval::gated_through_received_hdr_remover: no Received field, or a list manager that
+ * removes them (ezmlm, MSN groups). */
+static bool filter_eval_rcvd_removed(const struct filter_msg *fm, const char *rcvd, size_t rn)
+{
+	size_t n;
+	const char *ml = filter_eval_hdr(fm, "mailing-list", 0, false, &n);
+
+	if (!filter_eval_count(fm, "received"))
+		return true;
+	if (ml && n > 8 && memmem(ml, n, "; run by ezmlm", 14)) {
+		const char *dl = filter_eval_hdr(fm, "delivered-to", 0, false, &n);
+
+		if (dl && n > 13 && strncmp(dl, "mailing list ", 13) == 0 &&
+		    memmem(rcvd, rn, "qmail ", 6) && memmem(rcvd, rn, " invoked ", 9))
+			return true;
+	}
+	return memmem(rcvd, rn, "from groups.msn.com (", 21) != NULL;
+}
+
+/* HeaderEval::check_for_forged_yahoo_received_headers: a yahoo.com From address, and no
+ * Received field or relay of Yahoo's own. */
+static bool filter_eval_forged_yahoo(const struct filter_msg *fm, const struct filter_rule *ru)
+{
+	char from[256], rcvd[8192];
+	const char *rd;
+	size_t n, fl, rn;
+	const char *v = filter_eval_hdr(fm, "from", 0, false, &n), *rf, *rt;
+
+	if (!v || !filter_eval_addr(v, n, from, sizeof(from)))
+		return false;
+	fl = strlen(from);
+	if (fl < 9 || strcasecmp(from + fl - 9, "yahoo.com") != 0 ||
+	    (fl > 9 && (isalnum((unsigned char)from[fl - 10]) || from[fl - 10] == '_')))
+		return false;
+	rf = filter_eval_hdr(fm, "resent-from", 0, false, &n);
+	rf = rf && !filter_eval_blank(rf, n) ? rf : NULL;
+	rt = filter_eval_hdr(fm, "resent-to", 0, false, &n);
+	rt = rt && !filter_eval_blank(rt, n) ? rt : NULL;
+	rn = filter_eval_joined(fm, "received", rcvd, sizeof(rcvd));
+	if (rf && rt && filter_eval_count(fm, "x-received"))
+		rn = filter_eval_joined(fm, "x-received", rcvd, sizeof(rcvd));
+	if (filter_eval_rcvd_removed(fm, rcvd, rn))
+		return false;
+	/* bounces from Yahoo: its rDNS on a trusted relay or the first untrusted one */
+	for (rd = fm->relays_t; (rd = strstr(rd, " rdns=")) != NULL; rd++) {
+		const char *e = strchr(rd + 6, ' ');
+
+		if (e && e - (rd + 6) > 10 && strncasecmp(e - 10, ".yahoo.com", 10) == 0)
+			return false;
+	}
+	rd = strstr(fm->relays_u, " rdns=");
+	if (rd && (!strchr(fm->relays_u, ']') || rd < strchr(fm->relays_u, ']'))) {
+		const char *e = strchr(rd + 6, ' ');
+
+		if (e && e - (rd + 6) > 10 && strncasecmp(e - 10, ".yahoo.com", 10) == 0)
+			return false;
+	}
+	if (pcre2_match(ru->eval_re, (PCRE2_SPTR)rcvd, rn, 0, 0, fm->fs->md, fm->fs->mctx) >= 0)
+		return false;
+	if (fl > 16 && strcasecmp(from + fl - 16, "@reply.yahoo.com") == 0 &&
+	    pcre2_match(ru->eval_re2, (PCRE2_SPTR)rcvd, rn, 0, 0, fm->fs->md, fm->fs->mctx) >= 0)
+		return false;
+	return true;
+}
+
+/* HeaderEval: lc EnvelopeFrom:addr eq lc From:addr; two missing addresses match too. */
+static bool filter_eval_env_hdr_from_match(const struct filter_msg *fm)
+{
+	char from[256] = "", env[256] = "";
+	size_t n;
+	const char *v = filter_eval_hdr(fm, "from", 0, false, &n);
+
+	if (!v || !filter_eval_addr(v, n, from, sizeof(from)))
+		from[0] = '\0';
+	if (!filter_eval_envfrom(fm, env, sizeof(env)))
+		env[0] = '\0';
+	return strcasecmp(from, env) == 0;
 }
 
 void filter_eval_run(struct filter_msg *fm)
@@ -702,6 +1207,31 @@ void filter_eval_run(struct filter_msg *fm)
 			break;
 		case RULES_EVAL_MIME_HTML_ONLY:
 			hit = fm->n_html > 0 && fm->n_text == 0;
+			break;
+		case RULES_EVAL_HTML_TAG_EXISTS:
+			hit = ru->eval_tag >= 0 && (fm->html.seen & (1u << ru->eval_tag));
+			break;
+		case RULES_EVAL_HTML_TAG_BALANCE:
+			hit = filter_eval_html_balance(fm, ru);
+			break;
+		case RULES_EVAL_HTML_LENGTH:
+		case RULES_EVAL_HTML_IMAGE_ONLY:
+			hit = filter_eval_html_length(fm, ru);
+			break;
+		case RULES_EVAL_HTML_LINK_IMAGE:
+			hit = ru->eval_tag >= 0 && fm->html.link_img;
+			break;
+		case RULES_EVAL_HTML_COMMENT:
+			hit = fm->html.comment;
+			break;
+		case RULES_EVAL_HTML_COMMENT_SAVED:
+			hit = fm->html.comment_saved;
+			break;
+		case RULES_EVAL_FORGED_YAHOO:
+			hit = filter_eval_forged_yahoo(fm, ru);
+			break;
+		case RULES_EVAL_ENV_HDR_FROM_MATCH:
+			hit = filter_eval_env_hdr_from_match(fm);
 			break;
 		default:
 			break;

@@ -448,7 +448,8 @@ static void filter_msg_on_headers_end(void *arg, unsigned depth)
 		fm->n_text++;
 	else if (fm->ct_html)
 		fm->n_html++;
-	(void)fm->ct_multi;
+	/* the entity before this one ends; the text that follows is this one's */
+	filter_eval_html_part(fm, fm->ct_html);
 	fm->ct_seen = fm->ct_html = fm->ct_text = fm->ct_multi = false;
 
 	if (depth == 0 && !fm->top_done) {
@@ -456,6 +457,10 @@ static void filter_msg_on_headers_end(void *arg, unsigned depth)
 		fm->ntop = fm->nhdrs;
 		filter_relay_build(fm);
 		filter_msg_targets(fm, 0, fm->ntop, false);
+		/* mimeheader rules see every part, the message itself included (MIMEHeader.pm walks
+		 * find_parts(qr/./), which starts at the root) */
+		if (fm->db->has_mime_targets)
+			filter_msg_targets(fm, 0, fm->ntop, true);
 		filter_msg_subject(fm);
 		return;
 	}
@@ -525,6 +530,7 @@ static void filter_msg_on_body_text(void *arg, const uint8_t *p, size_t len)
 
 static void filter_msg_on_rawbody(void *arg, const uint8_t *p, size_t len)
 {
+	filter_eval_html_feed(arg, p, len);
 	filter_msg_stream(arg, RULES_CLASS_RAWBODY, p, len);
 }
 
@@ -665,6 +671,7 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 	fm->relays_t[0] = fm->relays_u[0] = '\0';
 	fm->n_trusted = fm->n_untrusted = 0;
 	fm->ct_seen = fm->ct_html = fm->ct_text = fm->ct_multi = false;
+	memset(&fm->html, 0, sizeof(fm->html));
 	for (unsigned c = 0; c < RULES_CLASS_NSCAN; c++) {
 		fm->txt[c].len = 0;
 		fm->st[c] = NULL;
@@ -794,6 +801,7 @@ void filter_msg_end(struct filter_msg *fm, struct filter_verdict *v)
 			fm->st[c] = NULL;
 		}
 	filter_msg_confirm(fm);
+	filter_eval_html_part(fm, false);
 	filter_eval_run(fm);
 	for (uint32_t i = db->first_meta; i < db->nrules; i++) {
 		const struct filter_rule *ru = &db->rules[i];

@@ -6,8 +6,9 @@
  *     intl=0 id= auth= msa=0 ] [ ... ]
  * Relays are listed newest first. Trust follows SpamAssassin's inference when no
  * trusted_networks are configured (Conf.pm, trusted_networks): a relay from a loopback or
- * private (RFC 1918, link-local) address is trusted while every newer one was; the first other
- * relay and all older ones are untrusted. fetchmail's pick-up lines are not relays.
+ * private (RFC 1918, link-local) address, or one handed over authenticated (" with ESMTPA",
+ * web mail " with HTTP" ...), is trusted while every newer one was; the first other relay and
+ * all older ones are untrusted. fetchmail's pick-up lines are not relays.
  *
  * XXX the parser knows the common forms (Sendmail, Postfix, qmail, Exim, Exchange), not all of
  * Mail::SpamAssassin::Message::Metadata::Received's; a field it cannot read is skipped, as
@@ -74,10 +75,55 @@ static void filter_relay_token(const char *p, const char *e, char *out, size_t o
 	out[n] = '\0';
 }
 
+/* The word at p (up to a blank) as Received.pm keeps it: the characters it strips ("[1.2.3.4]"
+ * is a legitimate HELO) flagged as '!'. */
+static void filter_relay_word(const char *p, const char *e, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	while (p < e && !isspace((unsigned char)*p) && n + 1 < outlen) {
+		char c = *p++;
+
+		out[n++] = strchr("#[]()<>|", c) && c ? '!' : c;
+	}
+	out[n] = '\0';
+}
+
 struct filter_relay {
 	unsigned char ip[4];
 	char rdns[FILTER_RELAY_TOKEN], helo[FILTER_RELAY_TOKEN], by[FILTER_RELAY_TOKEN];
+	char auth[16];
+	bool looked;      /* the MTA's form shows it looks names up ("(rdns [ip])"), unlike
+			   * qmail's "from unknown (ip)" */
 };
+
+/* Received.pm's authenticated hand-over: " with ESMTPA" (RFC 3848's ESMTPSA, LMTPA, LMTPSA,
+ * UTF8SMTPA ...), ASMTP, or HTTP, HTTPS, HTTPU (web mail). The protocol into out, or "". */
+static void filter_relay_auth(const char *v, const char *e, char *out, size_t outlen)
+{
+	static const char *const protos[] = { "ESMTPA", "ESMTPSA", "LMTPA", "LMTPSA", "UTF8SMTPA",
+					      "UTF8SMTPSA", "UTF8LMTPA", "UTF8LMTPSA", "ASMTP", "HTTP",
+					      "HTTPS", "HTTPU" };
+	const char *p = v;
+
+	out[0] = '\0';
+	if (!filter_relay_find(v, e, " by "))
+		return;
+	while ((p = filter_relay_find(p, e, " with ")) != NULL) {
+		const char *w = p + 6, *we = w;
+
+		while (we < e && *we != ' ' && *we != ';')
+			we++;
+		for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
+			if (strlen(protos[i]) == (size_t)(we - w) && strncasecmp(w, protos[i], (size_t)(we - w)) == 0 &&
+			    (size_t)(we - w) < outlen) {
+				memcpy(out, w, (size_t)(we - w));
+				out[we - w] = '\0';
+				return;
+			}
+		p = w;
+	}
+}
 
 /* One Received field; false when it is not a relay we can read. */
 static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *r)
@@ -122,41 +168,79 @@ static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *
 		filter_relay_token(by + 3, e, r->by, sizeof(r->by));
 	else
 		by = e;
-	/* the client's address: the first dotted quad in the from-part (bracketed or not) */
-	for (p = from; p < by; p++)
-		if (isdigit((unsigned char)*p) && (p == from || !isalnum((unsigned char)p[-1])) &&
-		    (il = filter_relay_ipv4(p, by, r->ip)) != 0) {
-			ipp = p;
-			break;
+	/* the client's address: the first bracketed dotted quad inside parentheses in the
+	 * from-part ("from HELO (RDNS [IP])": a HELO may be an address, bracketed or not), else
+	 * the first bracketed one, else the first parenthesized one (qmail's "(HELO x) (IP)"),
+	 * else the first one at all */
+	for (int pass = 0; pass < 4 && !ipp; pass++) {
+		int depth = 0;
+
+		for (p = from; p < by; p++) {
+			depth += *p == '(' ? 1 : *p == ')' && depth ? -1 : 0;
+			if (isdigit((unsigned char)*p) && (p == from || !isalnum((unsigned char)p[-1])) &&
+			    (pass == 3 || (p > from && p[-1] == (pass < 2 ? '[' : '('))) &&
+			    (pass != 0 || depth > 0) && (il = filter_relay_ipv4(p, by, r->ip)) != 0) {
+				ipp = p;
+				r->looked = pass == 0;
+				break;
+			}
 		}
+	}
 	if (!ipp)
 		return false;
-	/* HELO: "(HELO x)" (qmail), "helo=x" (Exim), else the first word after "from" */
-	if ((p = filter_relay_find(from, by, "HELO ")) != NULL && p > from && p[-1] == '(')
+	filter_relay_auth(v, e, r->auth, sizeof(r->auth));
+	/* HELO: "(HELO x)" (qmail), "helo=x" (Exim), else the first word after "from"; web
+	 * mail (SquirrelMail, NaSMail) names no HELO */
+	if (filter_relay_find(from, by, " (SquirrelMail authenticated user ") ||
+	    filter_relay_find(from, by, " (NaSMail authenticated user "))
+		;
+	else if ((p = filter_relay_find(from, by, "HELO ")) != NULL && p > from && p[-1] == '(')
 		filter_relay_token(p + 5, by, r->helo, sizeof(r->helo));
 	else if ((p = filter_relay_find(from, by, "helo=")) != NULL)
 		filter_relay_token(p + 5, by, r->helo, sizeof(r->helo));
-	else if (*from != '[' && *from != '(')
-		filter_relay_token(from, by, r->helo, sizeof(r->helo));
-	else if (*from == '[')
-		filter_relay_token(from + 1, by, r->helo, sizeof(r->helo));
+	else if (*from != '(' && !(*from == '[' && from + il + 3 >= by))
+		filter_relay_word(from, by, r->helo, sizeof(r->helo));
 	/* reverse DNS name */
 	if (filter_relay_find(from, by, "(HELO ")) {
+		r->looked = false;   /* qmail looks nothing up itself */
 		/* qmail: "from RDNS (HELO x) (ip)" */
 		filter_relay_token(from, by, r->rdns, sizeof(r->rdns));
-	} else if (ipp > from + 1 && ipp[-1] == '[' && ipp[-2] == ' ') {
-		/* Sendmail/Postfix: "(rdns [ip])": the word before " [" */
-		const char *w = ipp - 2;
+	} else if (ipp > from + 1 && ipp[-1] == '[' && ipp[-2] != '(' && ipp[-2] != '@') {
+		/* Sendmail/Postfix: "(rdns [ip])" (or "(rdns[ip])"): the word before the '[' */
+		const char *w = ipp[-2] == ' ' ? ipp - 2 : ipp - 1;
 
 		while (w > from && !isspace((unsigned char)w[-1]) && w[-1] != '(')
 			w--;
 		if (w > from && w[-1] == '(')
-			filter_relay_token(w, ipp - 2, r->rdns, sizeof(r->rdns));
-	} else if (ipp > from && ipp[-1] == '[' && ipp - 1 > from && ipp[-2] == '(') {
-		/* Exim: "from RDNS ([ip] helo=x)" when RDNS differs from the bracket */
-		if (filter_relay_find(from, by, "helo=") && *from != '[')
-			filter_relay_token(from, by, r->rdns, sizeof(r->rdns));
+			filter_relay_token(w, ipp[-2] == ' ' ? ipp - 2 : ipp - 1, r->rdns, sizeof(r->rdns));
+	} else if (*from != '[' && *from != '(' &&
+		   ((ipp - from > 3 && ipp[-1] == '[' && ipp[-2] == '(' && ipp[-3] == ' ') ||
+		    (ipp - from > 2 && ipp[-1] == '(' && ipp[-2] == ' '))) {
+		/* "from WORD ([ip])" or "from WORD (ip)": Sendmail ("by host (8.x...") writes the
+		 * HELO there and looked the name up in vain; Exim ("[ip] helo=x"), Exchange and
+		 * the rest write the name they found (Received.pm takes it for both) */
+		const char *w = from;
+
+		while (w < ipp && *w != ' ')
+			w++;
+		if (w == ipp - (ipp[-1] == '[' ? 3 : 2)) {
+			/* Received.pm's patterns, as far as the corpus shows them: "WORD (ip)", Exim,
+			 * and "with SMTP (" / "with SMTP;" name the rDNS; Microsoft's SMTPSVC names
+			 * none and says nothing of a look-up; the rest (Sendmail and its kin) looked
+			 * in vain */
+			if (ipp[-1] == '(' || filter_relay_find(by, e, "(Exim ") ||
+			    filter_relay_find(by, e, " with SMTP (") || filter_relay_find(by, e, " with SMTP;"))
+				filter_relay_token(from, by, r->rdns, sizeof(r->rdns));
+			else if (filter_relay_find(by, e, " SMTPSVC"))
+				r->looked = false;
+		}
 	}
+	/* "from [ip] by ...": nothing says a name was looked for */
+	if (ipp == from + 1 && *from == '[')
+		r->looked = false;
+	/* "from IP by ...": no HELO either */
+	if (ipp == from && !memchr(from, '(', (size_t)(by - from)))
+		r->helo[0] = '\0';
 	{
 		/* "(ident@rdns [ip])": the ident is not part of the name */
 		char *at = strrchr(r->rdns, '@');
@@ -178,9 +262,9 @@ static void filter_relay_put(char *buf, size_t cap, size_t *len, const struct fi
 	if (*len >= cap)
 		return;
 	n = snprintf(buf + *len, cap - *len,
-		     "%s[ ip=%u.%u.%u.%u rdns=%s helo=%s by=%s ident= envfrom= intl=%d id= auth= msa=0 ]",
+		     "%s[ ip=%u.%u.%u.%u rdns=%s helo=%s by=%s ident= envfrom= intl=%d id= auth=%s msa=0 ]",
 		     *len ? " " : "", r->ip[0], r->ip[1], r->ip[2], r->ip[3], r->rdns, r->helo, r->by,
-		     intl ? 1 : 0);
+		     intl ? 1 : 0, r->auth);
 	if (n < 0 || (size_t)n >= cap - *len) {
 		buf[*len] = '\0';   /* keep only whole relays */
 		*len = cap;
@@ -196,6 +280,7 @@ void filter_relay_build(struct filter_msg *fm)
 
 	fm->relays_t[0] = fm->relays_u[0] = '\0';
 	fm->n_trusted = fm->n_untrusted = 0;
+	fm->relays_u_nordns = 0;
 	for (uint32_t i = 0; i < fm->ntop; i++) {
 		const struct filter_hdr *h = &fm->hdrs[i];
 		struct filter_relay r;
@@ -204,12 +289,16 @@ void filter_relay_build(struct filter_msg *fm)
 			continue;
 		if (!filter_relay_parse(fm->arena + h->dec_off, h->dec_len, &r))
 			continue;
-		if (trusting && filter_relay_private(r.ip)) {
+		/* Received.pm infers trust without trusted_networks: private addresses, and
+		 * authenticated hand-overs */
+		if (trusting && (filter_relay_private(r.ip) || r.auth[0])) {
 			filter_relay_put(fm->relays_t, sizeof(fm->relays_t), &tl, &r, true);
 			fm->n_trusted++;
 		} else {
 			trusting = false;
 			filter_relay_put(fm->relays_u, sizeof(fm->relays_u), &ul, &r, false);
+			if (fm->n_untrusted < 32 && !r.rdns[0] && r.looked)
+				fm->relays_u_nordns |= 1u << fm->n_untrusted;
 			fm->n_untrusted++;
 		}
 	}

@@ -52,8 +52,15 @@ struct filter_rule {
 	uint32_t    eval;           /* RULES_KIND_EVAL: enum rules_eval */
 	double      eval_arg[2];
 	char       *eval_hdr;       /* freemail evals: the header to take addresses from */
-	pcre2_code *eval_re;        /* freemail evals: what the address must also match */
+	int         eval_tag;       /* HTML tag evals: the slot in filter_db.html_tags, or -1 */
+	pcre2_code *eval_re;        /* freemail evals: what the address must also match;
+				     * forged Yahoo: the Received forms Yahoo writes */
+	pcre2_code *eval_re2;       /* forged Yahoo: Yahoo's bulk mailer */
 };
+
+#define FILTER_HTML_TAGS    16u   /* distinct tag names the evals may ask about */
+#define FILTER_HTML_TAG_LEN 16u   /* longest tag name + 1 */
+#define FILTER_HTML_PARTS   8u    /* HTML parts whose length is kept (the rest: not tested) */
 
 struct filter_db {
 	atomic_uint         refs;
@@ -74,9 +81,49 @@ struct filter_db {
 	/* freemail_domains: exact names sorted for bsearch, and the ones with wildcards */
 	char              **fm_exact, **fm_wild;
 	uint32_t            nfm_exact, nfm_wild;
+	/* the HTML tag names the html_tag_* evals ask about (filter_eval_prepare fills it) */
+	char                html_tags[FILTER_HTML_TAGS][FILTER_HTML_TAG_LEN];
+	uint32_t            nhtml_tags;
+	int                 html_a, html_img;       /* their slots, for an img inside an a; -1 */
+	bool                html_comments;          /* an eval reads HTML comments */
 };
 
 #define FILTER_MSG_BBUF 4096u
+
+/* The start and end tags of text/html parts, counted for html_tag_exists and html_tag_balance
+ * (filter_eval.c) from the raw HTML: a tokenizer after HTML::Parser's, which SpamAssassin
+ * uses: comments, declarations and the content of script and style hold no tags, a '>' inside
+ * a quoted attribute value does not end the tag. Counts are per part, as SpamAssassin keeps
+ * one result per HTML part. */
+struct filter_html_tags {
+	bool     in_part;      /* the current leaf is text/html */
+	uint8_t  st;           /* tokenizer state */
+	bool     closing;      /* </name> */
+	uint8_t  nlen;         /* bytes of name; FILTER_HTML_TAG_LEN: too long, matches nothing */
+	uint8_t  quote;        /* quote character of the attribute value being skipped */
+	uint8_t  dashes;       /* '-' run inside a comment */
+	uint8_t  raw;          /* 0, or 1 + the index of "script" / "style" whose content is skipped */
+	uint8_t  rawmatch;     /* bytes of "</script" matched */
+	char     name[FILTER_HTML_TAG_LEN];
+	int32_t  inside[FILTER_HTML_TAGS];   /* this part: opened - closed, never below 0 */
+	uint32_t seen_part;                  /* slots seen in this part */
+	uint32_t seen;                       /* slots seen in any HTML part */
+	uint64_t vals[FILTER_HTML_TAGS];     /* bit v: a part where the tag was seen ended with
+					      * inside == v (63: 63 or more) */
+	uint32_t len;                        /* this part: bytes of HTML source (HTML.pm's
+					      * "length") */
+	/* the first FILTER_HTML_PARTS non-empty HTML parts: length and slots seen */
+	uint32_t part_len[FILTER_HTML_PARTS];
+	uint32_t part_seen[FILTER_HTML_PARTS];
+	uint32_t nparts;
+	/* comments (HTML::Parser's "<!--...-->"), for html_text_match('comment', ...) */
+	uint8_t  clen;                       /* bytes of the comment's start kept in cbuf */
+	bool     cfirst;                     /* still on the comment's first line */
+	char     cbuf[24];
+	bool     comment;                    /* '<!.*?>': a comment with a '>' on its first line */
+	bool     comment_saved;              /* a comment starting " saved from url=(dddd)" */
+	bool     link_img;                   /* an img start tag inside an a element */
+};
 
 struct mime_parser;
 
@@ -115,6 +162,8 @@ struct filter_msg {
 	char                 relays_t[1024], relays_u[2048];
 	size_t               relays_t_len, relays_u_len;
 	unsigned             n_trusted, n_untrusted;
+	uint32_t             relays_u_nordns;   /* bit i: untrusted relay i has no rDNS and its
+					         * MTA looked (Received.pm's no_reverse_dns) */
 	/* e-mail addresses in body text become mailto: URIs (SpamAssassin's uri list does so) */
 	char                 atok[128];
 	size_t               atok_len;
@@ -132,6 +181,7 @@ struct filter_msg {
 	/* for the evals: leaf text parts by type, the current entity's Content-Type */
 	unsigned             n_html, n_text;
 	bool                 ct_seen, ct_html, ct_text, ct_multi;
+	struct filter_html_tags html;
 	bool                 ended, oom;
 };
 
@@ -155,8 +205,12 @@ void filter_eval_run(struct filter_msg *fm);
  * Envelope-Sender or Return-Path when written above every Received field (and none when
  * fetchmail picked up an X-Sender message). Lower-cased address into out; false if none. */
 bool filter_eval_envfrom(const struct filter_msg *fm, char *out, size_t outlen);
-/* Parses an eval's argument text at load into ru->eval_arg. */
-int filter_eval_prepare(struct filter_rule *ru, const char *args, size_t len);
+/* Parses an eval's argument text at load into ru->eval_arg (and db->html_tags). */
+int filter_eval_prepare(struct filter_db *db, struct filter_rule *ru, const char *args, size_t len);
+/* The HTML tag counter: a text/html part begins (html true) or another entity does; raw HTML
+ * of the current part; the message ends. */
+void filter_eval_html_part(struct filter_msg *fm, bool html);
+void filter_eval_html_feed(struct filter_msg *fm, const uint8_t *p, size_t n);
 
 /* filter_relay.c: fills the relays_* fields from the message's Received fields. */
 void filter_relay_build(struct filter_msg *fm);

@@ -145,6 +145,28 @@ static bool rules_compile_eval_id(const char *call, uint32_t *id_r, char **args_
 		if (strncmp(a, "'html'", 6) == 0 || strncmp(a, "\"html\"", 6) == 0)
 			*id_r = RULES_EVAL_HTML_MESSAGE;
 	}
+	/* html_range: only the 'length' result is computed (filter_eval.c) */
+	if (fl == 10 && strncmp(call, "html_range", 10) == 0) {
+		const char *a = open + 1;
+
+		while (*a == ' ')
+			a++;
+		if (strncmp(a, "'length'", 8) == 0 || strncmp(a, "\"length\"", 8) == 0)
+			*id_r = RULES_EVAL_HTML_LENGTH;
+	}
+	/* html_text_match: the three matches SpamAssassin's rules make (filter_eval.c) */
+	if (fl == 15 && strncmp(call, "html_text_match", 15) == 0) {
+		static const struct { const char *args; uint32_t id; } tm[] = {
+			{ "'anchor', '<img>'", RULES_EVAL_HTML_LINK_IMAGE },
+			{ "'comment', '<!.*?>'", RULES_EVAL_HTML_COMMENT },
+			{ "'comment', '<!-- saved from url=\\(\\d{4}\\)'", RULES_EVAL_HTML_COMMENT_SAVED },
+		};
+		size_t al = (size_t)(close - open - 1);
+
+		for (size_t i = 0; i < sizeof(tm) / sizeof(tm[0]); i++)
+			if (strlen(tm[i].args) == al && strncmp(open + 1, tm[i].args, al) == 0)
+				*id_r = tm[i].id;
+	}
 	if (!*id_r)
 		return false;
 	*args_r = strndup(open + 1, (size_t)(close - open - 1));

@@ -99,7 +99,16 @@ enum rules_eval {
 	RULES_EVAL_HELO_IP_MISMATCH,   /* helo_ip_mismatch() (RelayEval) */
 	RULES_EVAL_NO_RDNS_DOTCOM_HELO,/* check_for_no_rdns_dotcom_helo() (RelayEval) */
 	RULES_EVAL_EQUAL_FROM_DOMAINS, /* check_equal_from_domains(): From and envelope differ */
-	RULES_EVAL_MAX = RULES_EVAL_EQUAL_FROM_DOMAINS,
+	RULES_EVAL_HTML_TAG_EXISTS,    /* html_tag_exists('tag') (HTMLEval) */
+	RULES_EVAL_HTML_TAG_BALANCE,   /* html_tag_balance('tag', 'op n'): opened - closed */
+	RULES_EVAL_ENV_HDR_FROM_MATCH, /* check_for_matching_env_and_hdr_from() (HeaderEval) */
+	RULES_EVAL_HTML_LENGTH,        /* html_range('length', min, max): HTML source length */
+	RULES_EVAL_HTML_IMAGE_ONLY,    /* html_image_only(min, max): an img, and that length */
+	RULES_EVAL_FORGED_YAHOO,       /* check_for_forged_yahoo_received_headers() */
+	RULES_EVAL_HTML_LINK_IMAGE,    /* html_text_match('anchor', '<img>'): an img inside an a */
+	RULES_EVAL_HTML_COMMENT,       /* html_text_match('comment', '<!.*?>') */
+	RULES_EVAL_HTML_COMMENT_SAVED, /* html_text_match('comment', '<!-- saved from url=...') */
+	RULES_EVAL_MAX = RULES_EVAL_HTML_COMMENT_SAVED,
 };
 
 #define RULES_EVAL_TABLE { \
@@ -116,6 +125,11 @@ enum rules_eval {
 	{ "helo_ip_mismatch", RULES_EVAL_HELO_IP_MISMATCH }, \
 	{ "check_for_no_rdns_dotcom_helo", RULES_EVAL_NO_RDNS_DOTCOM_HELO }, \
 	{ "check_equal_from_domains", RULES_EVAL_EQUAL_FROM_DOMAINS }, \
+	{ "html_tag_exists", RULES_EVAL_HTML_TAG_EXISTS }, \
+	{ "html_tag_balance", RULES_EVAL_HTML_TAG_BALANCE }, \
+	{ "check_for_matching_env_and_hdr_from", RULES_EVAL_ENV_HDR_FROM_MATCH }, \
+	{ "html_image_only", RULES_EVAL_HTML_IMAGE_ONLY }, \
+	{ "check_for_forged_yahoo_received_headers", RULES_EVAL_FORGED_YAHOO }, \
 }
 
 /* Rule flags. */
