@@ -30,9 +30,6 @@ int rules_meta_compile(const char *expr, rules_meta_resolve_fn *resolve, void *a
 		       struct rules_meta_code *code_r, char *err, size_t errlen);
 void rules_meta_clear(struct rules_meta_code *code);
 
-/* Evaluates code over hits (hit counts by rule index, nrules long). An index out of range
- * counts as 0. The stack is bounded; code from rules_meta_compile() never overflows it. */
-double rules_meta_eval(const struct rules_meta_instr *ins, uint32_t n, const uint32_t *hits,
-		       uint32_t nrules);
+/* The compiled code is evaluated on the mail path by filter_meta_eval (dataplane/filter). */
 
 #endif

@@ -11,6 +11,24 @@
 #include "rules_meta.h"
 #include "rules_parse.h"
 #include "rules_regex.h"
+#include "filter/filter_types.h"
+
+/* Runs compiled meta code the way the scanner does (filter_meta_eval) over hit counts by rule. */
+static double meta_eval_counts(const struct rules_meta_instr *ins, uint32_t n,
+			       const uint32_t *counts, uint32_t nrules)
+{
+	uint64_t bits[(nrules + 63) / 64 + 1];
+	uint8_t cnt[nrules + 1];
+
+	memset(bits, 0, sizeof(bits));
+	for (uint32_t r = 0; r < nrules; r++) {
+		cnt[r] = counts[r] > 255 ? 255 : (uint8_t)counts[r];
+		if (counts[r])
+			filter_bit_set(bits, r);
+	}
+	return filter_meta_eval(ins, n, bits, cnt);
+}
+
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -64,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			char err[64];
 
 			if (rules_meta_compile(r->meta, fuzz_rules_resolve, rs, &code, err, sizeof(err)) == 0) {
-				(void)rules_meta_eval(code.ins, code.n, hits, (uint32_t)rs->nrules);
+				(void)meta_eval_counts(code.ins, code.n, hits, (uint32_t)rs->nrules);
 				rules_meta_clear(&code);
 			}
 		}
