@@ -255,7 +255,7 @@ def report(args, servers, unavailable, clients, runs, idle):
 
     figs = [] if args.no_plots else plot(args, names, clients, summary, idle)
     msg_desc = f"corpus {args.corpus}" if args.corpus else f"{args.size}-byte messages"
-    md = [f"# Ingress: messages accepted per second with fsync\n",
+    md = ["# Ingress: messages accepted per second with fsync\n",
           f"{doc['when']}, {doc['cpus']} CPUs, loopback; {args.rounds} interleaved rounds of "
           f"{args.messages} {msg_desc}, {args.concurrency} sessions, {args.per_conn} per "
           f"connection. Reproduce: `{repro}`\n"]

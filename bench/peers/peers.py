@@ -29,7 +29,6 @@ its maillog file.
 """
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -124,15 +123,33 @@ def tree_memory(pid):
     return rss, pss, n
 
 
+def stop_process(proc, timeout):
+    """SIGTERM, then SIGKILL if it has not gone after timeout seconds."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Peer:
+    """A server in a run. Subclasses start self.proc; a peer whose process is not its server's
+    whole tree (Postfix) overrides pid() and stop()."""
     name = "peer"
     host = "127.0.0.1"
     port = 0
     available = True
     why = ""
+    proc = None
+    stop_timeout = 10
 
     def pid(self):
-        raise NotImplementedError
+        return self.proc.pid
+
+    def stop(self):
+        stop_process(self.proc, self.stop_timeout)
 
     def cpu(self):
         return tree_cpu_seconds(self.pid())
@@ -168,17 +185,7 @@ class SmtpSink(Peer):
         if not wait_port(self.host, self.port, 10, self.proc):
             raise RuntimeError("smtp-sink did not start")
 
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    stop_timeout = 5
 
 
 class LoadSink(Peer):
@@ -198,13 +205,7 @@ class LoadSink(Peer):
         if not wait_port(self.host, self.port, 10, self.proc):
             raise RuntimeError("sluice-load sink did not start")
 
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
+    stop_timeout = 10
 
 
 MASTER_CF = """\
@@ -397,17 +398,7 @@ class SluiceNode(Peer):
         self.stop()
         raise RuntimeError("sluice-node did not start listening in 15 s")
 
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    stop_timeout = 15
 
 
 # --- The relay scenario's peers: Postfix as a store-and-forward relay --------------------------
@@ -528,13 +519,7 @@ class NxResolver:
             raise RuntimeError("dnsmasq did not start; see " + self.log.name)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 5)
 
 
 class Rspamd(Peer):
@@ -594,14 +579,4 @@ class Rspamd(Peer):
         self.stop()
         raise RuntimeError(f"rspamd did not answer in {secs} s")
 
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    stop_timeout = 20
