@@ -39,6 +39,21 @@ def test_config_good():
     check("1 listen addresses, 1 domains" in out, out)
 
 
+def test_config_many_domains():
+    """Sections of one domain in any case are one domain; the domain limit is enforced with the
+    line named."""
+    rc, out = check_config(GOOD + "[domain D.TEST]\ntag_score = 3\n")
+    eq(rc, 0, "case-insensitive merge: " + out)
+    check("1 domains" in out, out)
+    many = "".join("[domain d%d.test]\nroute = 127.0.0.1:25\n" % i for i in range(99999))
+    rc, out = check_config(GOOD + many)
+    eq(rc, 0, "100000 domains: " + out[-300:])
+    check("100000 domains" in out, out)
+    rc, out = check_config(GOOD + many + "[domain one-too-many.test]\nroute = 127.0.0.1:25\n")
+    eq(rc, 2, "the 100001st domain is refused")
+    check("FILE:%d: [domain one-too-many.test] route" % (6 + 2 * 99999 + 2) in out, out)
+
+
 def test_config_errors_name_line_and_key():
     cases = [
         (GOOD + "[limits]\nmessage_size = lots\n", "FILE:8: [limits] message_size"),
