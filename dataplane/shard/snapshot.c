@@ -44,7 +44,6 @@ struct pending_policy_key {
 struct load_ctx {
 	struct node_config        *c;
 	char                       err[512];
-	int                        err_line;
 	FILE                      *f;
 	int                        line;          /* lines read so far (inih's reader counts) */
 	struct pending_policy_key *pk;

@@ -26,8 +26,6 @@ void smtp_vreply(struct smtp_session *s, unsigned code, const char *enh, int las
 		n = sizeof(line) - 2;
 	line[n++] = '\r';
 	line[n++] = '\n';
-	if (code >= 400)
-		s->last_reply_code = (uint16_t)code;
 	smtp_session_out(s, line, (size_t)n);
 }
 

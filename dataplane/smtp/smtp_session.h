@@ -83,9 +83,8 @@ struct smtp_session {
 	uint8_t                role;             /* enum listen_role of the address it came to */
 	uint8_t                inflight;         /* recv + send + commit in flight */
 	uint16_t               listener;         /* index into the snapshot's listen array */
-	uint16_t               last_reply_code;
 	bool                   recv_armed, send_armed, commit_pending;
-	bool                   esmtp, tls_active, greeted_after_tls;
+	bool                   esmtp, tls_active;
 	bool                   suspended;        /* not reading input (waiting for the disk) */
 	bool                   close_after_send;
 	bool                   closing;
