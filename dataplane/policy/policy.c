@@ -496,6 +496,17 @@ enum policy_action policy_decide(const struct policy *p, unsigned role, struct s
 	return policy_eval(p, role, sender, sa, score_milli, NULL);
 }
 
+enum policy_connect policy_connect_check(const struct policy *p, const struct sockaddr *client)
+{
+	if (p == NULL)
+		return POLICY_CONNECT_NONE;
+	if (policy_ip_on(&p->ip_block, client))
+		return POLICY_CONNECT_BLOCK;
+	if (policy_ip_on(&p->ip_allow, client))
+		return POLICY_CONNECT_ALLOW;
+	return POLICY_CONNECT_NONE;
+}
+
 const char *policy_action_name(enum policy_action a)
 {
 	static const char *const names[] = { "deliver", "tag", "quarantine", "reject", "tempfail" };

@@ -134,6 +134,12 @@ void policy_free(struct policy **p);
 enum policy_action policy_decide(const struct policy *p, unsigned role, struct slice sender,
 				 const char *client_addr, int32_t score_milli);
 
+/* At connect, before the banner: the client address against ip_block, then ip_allow (blocks
+ * first, as in policy_eval). The node checks its default policy here, so a blocked source costs
+ * no session; a domain's own lists still apply at the end of data. Pure. */
+enum policy_connect { POLICY_CONNECT_NONE = 0, POLICY_CONNECT_BLOCK, POLICY_CONNECT_ALLOW };
+enum policy_connect policy_connect_check(const struct policy *p, const struct sockaddr *client);
+
 const char *policy_action_name(enum policy_action a);   /* "deliver", "tag", ... */
 const char *policy_why_name(enum policy_why w);         /* "score", "ip_block", ... */
 

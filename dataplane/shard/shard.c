@@ -155,6 +155,30 @@ struct shard_boot {
 	int           result;
 };
 
+void shard_defer(struct shard *sh, struct shard_deferred *d, shard_deferred_fn *fn)
+{
+	if (d->queued)
+		return;
+	d->queued = true;
+	d->fn = fn;
+	d->next = NULL;
+	if (sh->deferred == NULL)
+		sh->deferred_tail = &sh->deferred;
+	*sh->deferred_tail = d;
+	sh->deferred_tail = &d->next;
+}
+
+static void shard_run_deferred(struct shard *sh)
+{
+	while (sh->deferred != NULL) {
+		struct shard_deferred *d = sh->deferred;
+
+		sh->deferred = d->next;
+		d->queued = false;
+		d->fn(sh, d);       /* may free d, may queue more */
+	}
+}
+
 static void shard_dispatch(struct shard *sh, const struct io_uring_cqe *cqe)
 {
 	enum shard_op op = shard_ud_op(cqe->user_data);
@@ -163,10 +187,10 @@ static void shard_dispatch(struct shard *sh, const struct io_uring_cqe *cqe)
 		struct shard_msg *m = (struct shard_msg *)(uintptr_t)shard_ud_low(cqe->user_data);
 
 		m->fn(sh, m);
-		return;
-	}
-	if (op < SHARD_OP_COUNT && shard_handlers[op] != NULL)
+	} else if (op < SHARD_OP_COUNT && shard_handlers[op] != NULL) {
 		shard_handlers[op](sh, cqe);
+	}
+	shard_run_deferred(sh);
 }
 
 static void shard_loop(struct shard *sh)
@@ -190,6 +214,7 @@ static void shard_loop(struct shard *sh)
 			}
 		}
 		shard_hooks.turn(sh);
+		shard_run_deferred(sh);
 		wait_ms = timer_wheel_idle_ms(&sh->timers, sh->now_ms, sh->stopping ? 50 : 1000);
 		ts.tv_sec = (long long)(wait_ms / 1000);
 		ts.tv_nsec = (long long)(wait_ms % 1000) * 1000000;
@@ -204,6 +229,7 @@ static void shard_loop(struct shard *sh)
 		io_uring_cq_advance(&sh->ring, n);
 		sh->now_ms = clock_mono_ns() / 1000000;
 		timer_wheel_advance(&sh->timers, sh->now_ms);
+		shard_run_deferred(sh);
 	}
 }
 
@@ -247,6 +273,7 @@ static void *shard_thread(void *arg)
 
 	shard_loop(sh);
 	shard_hooks.finish(sh);
+	shard_run_deferred(sh);
 	io_uring_queue_exit(&sh->ring);
 	node_config_unref(&sh->conf);
 	atomic_store(&sh->exited, true);

@@ -73,6 +73,22 @@ struct shard_counters {
 	uint64_t msg_accepted_by_role[2], msg_rejected, msg_tempfailed, bytes_accepted;
 	uint64_t cmd_count[32], cmd_errors, proto_errors, tls_handshakes, tls_failures;
 	uint64_t timeouts, recv_nobufs, events_dropped;
+	uint64_t conn_refused_block, early_talkers;   /* ip_block at connect; talked before 220 */
+};
+
+/*
+ * Work deferred to the end of the current loop step, after the completion, timer or message
+ * being handled has returned. It is the one safe place to free an object: a function deep in a
+ * call chain may decide that its object is finished, but callers up the stack may still hold it
+ * (the remote crash of a session freed by a failed TLS handshake while its recv handler was
+ * still running). Deferred entries run in the order queued; an entry may queue others.
+ */
+struct shard_deferred;
+typedef void shard_deferred_fn(struct shard *sh, struct shard_deferred *d);
+struct shard_deferred {
+	struct shard_deferred *next;
+	shard_deferred_fn     *fn;
+	bool                   queued;
 };
 
 struct shard_listener {
@@ -121,6 +137,7 @@ struct shard {
 	_Atomic bool           exited;
 	pthread_t              thread;
 	void                  *delivery;     /* delivery/ state (a later issue) */
+	struct shard_deferred *deferred, **deferred_tail;   /* see shard_defer */
 };
 
 /*
@@ -177,6 +194,9 @@ static inline uint8_t *shard_buf(struct shard *sh, unsigned bid)
 	return sh->bufs + (size_t)bid * SHARD_BUF_SIZE;
 }
 void shard_buf_recycle(struct shard *sh, unsigned bid);
+
+/* Queues d to run fn at the end of this loop step (once, however often it is queued). */
+void shard_defer(struct shard *sh, struct shard_deferred *d, shard_deferred_fn *fn);
 
 /* Swaps in a new configuration snapshot at a safe point (between completions). Takes a ref. */
 void shard_set_config(struct shard *sh, struct node_config *conf);

@@ -166,6 +166,19 @@ static int parse_limits(struct load_ctx *lc, const char *k, const char *v)
 	} else if (strcmp(k, "shutdown_grace") == 0) {
 		r = cfgval_duration_ms(v, &u);
 		l->shutdown_grace_ms = u;
+	} else if (strcmp(k, "greet_pause") == 0) {
+		r = cfgval_duration_ms(v, &u);
+		if (r == 0 && u > 60000)
+			r = -ERANGE;
+		l->greet_pause_ms = u;
+	} else if (strcmp(k, "header_count") == 0) {
+		r = cfgval_uint(v, 10, 1000000, &u);
+		l->header_count = (uint32_t)u;
+	} else if (strcmp(k, "header_size") == 0) {
+		r = cfgval_size(v, &u);
+		if (r == 0 && (u < 1024 || u > (UINT64_C(1) << 32)))
+			r = -ERANGE;
+		l->header_size = u;
 	} else
 		return load_fail(lc, "limits", k, "unknown key");
 	if (r < 0)
@@ -305,6 +318,7 @@ static struct listen_conf *listen_by_name(struct load_ctx *lc, const char *name)
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->role = LISTEN_ROLE_PRIMARY;
 	l->starttls = true;
+	l->greet_pause_ms = -1;
 	return l;
 }
 
@@ -333,6 +347,12 @@ static int parse_listen(struct load_ctx *lc, const char *section, const char *na
 		if (cfgval_bool(v, &b) < 0)
 			return load_fail(lc, section, k, "want yes or no, not \"%s\"", v);
 		l->starttls = b;
+	} else if (strcmp(k, "greet_pause") == 0) {
+		uint64_t u;
+
+		if (cfgval_duration_ms(v, &u) < 0 || u > 60000)
+			return load_fail(lc, section, k, "want a duration from 0 to 60s, not \"%s\"", v);
+		l->greet_pause_ms = (int64_t)u;
 	} else
 		return load_fail(lc, section, k, "unknown key");
 	return 1;
@@ -618,6 +638,9 @@ static void config_defaults(struct node_config *c)
 		.max_sessions = 20000,
 		.command_line = SMTP_CMD_LINE_MAX,
 		.shutdown_grace_ms = 10000,
+		.greet_pause_ms = 0,
+		.header_count = SMTP_DEF_HEADER_COUNT,
+		.header_size = SMTP_DEF_HEADER_SIZE,
 	};
 	c->spool = (struct spool_tuning){
 		.segment_size = 64u << 20,

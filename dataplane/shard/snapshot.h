@@ -46,6 +46,7 @@ struct listen_conf {
 	socklen_t               addrlen;
 	uint8_t                 role;           /* enum listen_role */
 	bool                    starttls;
+	int64_t                 greet_pause_ms; /* early-talker test; -1: [limits] greet_pause */
 };
 
 #define ROUTE_DEST_MAX 8
@@ -78,6 +79,9 @@ struct node_limits {
 	uint32_t max_sessions;     /* per shard */
 	uint32_t command_line;
 	uint64_t shutdown_grace_ms;
+	uint64_t greet_pause_ms;   /* wait this long before the 220; talkers get 554 (0: off) */
+	uint32_t header_count;     /* header fields per message */
+	uint64_t header_size;      /* bytes of the header block */
 };
 
 struct spool_tuning {

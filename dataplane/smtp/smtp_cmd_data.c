@@ -55,6 +55,7 @@ static int smtp_body_begin(struct smtp_session *s, enum smtp_data_mode mode)
 	int r;
 
 	smtp_data_init(&t->dec, mode);
+	t->hdr_bol = true;
 	r = spool_msg_begin(sh->spool, &t->msg);
 	if (r < 0)
 		return r;
@@ -85,12 +86,88 @@ static void smtp_body_fail_reply(struct smtp_session *s, int err)
 		smtp_reply(s, 451, "4.3.0", "Error: local error in processing, try again later");
 }
 
+/*
+ * Counts the header block as it streams by (the decoder's output: canonical CR LF lines) and
+ * holds it to [limits] header_count and header_size: 200,000 fields or a 1 MB header are a
+ * resource attack on every parser after us, not mail. The block ends at the blank line, or at
+ * the first line that is neither a field ("Name:") nor a continuation (RFC 5322 §2.2, §3.6:
+ * what MIME parsers do with a message whose body has no separator). Returns the refusal code,
+ * or 0.
+ */
+static unsigned smtp_header_account(struct smtp_session *s, const uint8_t *p, size_t len)
+{
+	const struct node_limits *lim = &s->sh->conf->limits;
+	struct smtp_txn *t = s->txn;
+	size_t i = 0;
+
+	while (i < len && !t->hdr_done) {
+		if (t->hdr_bol) {
+			t->hdr_bol = false;
+			if (p[i] == '\r' || p[i] == '\n') {
+				t->hdr_done = true;
+				break;
+			}
+			if (p[i] != ' ' && p[i] != '\t')
+				t->hdr_in_name = true;
+		}
+		while (t->hdr_in_name && i < len) {
+			uint8_t c = p[i];
+
+			if (c == ':') {
+				t->hdr_in_name = false;
+				t->hdr_fields++;
+			} else if (c <= ' ' || c >= 0x7f) {
+				t->hdr_done = true;       /* not a field: the body starts here */
+				return 0;
+			}
+			i++;
+			t->hdr_bytes++;
+		}
+		if (i >= len)
+			break;
+		const uint8_t *nl = memchr(p + i, '\n', len - i);
+		size_t n = nl != NULL ? (size_t)(nl - (p + i)) + 1 : len - i;
+
+		t->hdr_bytes += n;
+		i += n;
+		if (nl != NULL)
+			t->hdr_bol = true;
+	}
+	if (t->hdr_fields > lim->header_count)
+		return 554;
+	if (t->hdr_bytes > lim->header_size)
+		return 552;
+	return 0;
+}
+
+/* The refusal of a message past a header limit, at its end. */
+static void smtp_header_refuse_reply(struct smtp_session *s)
+{
+	if (s->txn->hdr_refuse == 554)
+		smtp_reply(s, 554, "5.6.0", "Error: too many header fields (at most %u)",
+			   s->sh->conf->limits.header_count);
+	else
+		smtp_reply(s, 552, "5.3.4", "Error: message header size exceeds limit");
+}
+
 static void smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t len)
 {
 	struct smtp_txn *t = s->txn;
 
-	if (t->too_big || t->msg == NULL || len == 0)
+	if (t->too_big || t->hdr_refuse || t->msg == NULL || len == 0)
 		return;
+	if (!t->hdr_done) {
+		unsigned refuse = smtp_header_account(s, p, len);
+
+		if (refuse != 0) {
+			/* Keep reading to the end of data, but keep nothing. */
+			t->hdr_refuse = (uint16_t)refuse;
+			spool_msg_abort(&t->msg);
+			if (t->fm != NULL)
+				filter_msg_free(&t->fm);
+			return;
+		}
+	}
 	if (t->dec.out_bytes > s->sh->conf->limits.message_size) {
 		/* Keep reading to the end of data, but keep nothing. */
 		t->too_big = true;
@@ -198,6 +275,10 @@ static void smtp_end_of_data(struct smtp_session *s)
 
 	if (t->too_big) {
 		smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
+		goto done;
+	}
+	if (t->hdr_refuse) {
+		smtp_header_refuse_reply(s);
 		goto done;
 	}
 	if (t->msg == NULL) {
@@ -355,9 +436,12 @@ static void smtp_bdat_chunk_done(struct smtp_session *s)
 		return;
 	}
 	smtp_enter_state(s, SMTP_ST_RCPT);
-	if (t->too_big) {
+	if (t->too_big || t->hdr_refuse) {
 		/* Tell the client now; the transaction is over (RFC 3030 §2: a 5xx ends it). */
-		smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
+		if (t->too_big)
+			smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
+		else
+			smtp_header_refuse_reply(s);
 		smtp_txn_reset(s);
 		smtp_enter_state(s, SMTP_ST_READY);
 		return;

@@ -21,5 +21,11 @@
 #define SMTP_DEF_SESSION_MS     (600u * 1000u)
 #define SMTP_DEF_IDLE_MS        (300u * 1000u)  /* §4.5.3.2.7: server timeout 5 minutes */
 #define SMTP_DEF_CONN_PER_IP    50u
+#define SMTP_DEF_HEADER_COUNT   1000u     /* header fields per message; past it 554 5.6.0 */
+#define SMTP_DEF_HEADER_SIZE    (256u << 10)   /* the header block; past it 552 5.3.4 */
+
+/* A command line that overflows is swallowed to its LF and answered 500; one that never ends is
+ * cut off once this much of it has been swallowed (500, then close). */
+#define SMTP_LINE_DISCARD_MAX   (64u << 10)
 
 #endif

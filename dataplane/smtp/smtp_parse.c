@@ -32,6 +32,7 @@ void smtp_line_init(struct smtp_line *lb)
 	lb->len = 0;
 	lb->overflow = false;
 	lb->bad = false;
+	lb->discarded = 0;
 }
 
 static void line_reset(struct smtp_line *lb)
@@ -39,6 +40,7 @@ static void line_reset(struct smtp_line *lb)
 	lb->len = 0;
 	lb->overflow = false;
 	lb->bad = false;
+	lb->discarded = 0;
 }
 
 /* A command line holds neither NUL nor CR (the one CR before the LF is already stripped). */
@@ -58,11 +60,16 @@ enum smtp_parse_status smtp_line_next(struct smtp_line *lb, const uint8_t *in, s
 	line_r->len = 0;
 	if (lf == NULL) {
 		*used_r = len;
-		if (lb->overflow || len == 0)
+		if (lb->overflow) {
+			lb->discarded = len > UINT32_MAX - lb->discarded ? UINT32_MAX : lb->discarded + (uint32_t)len;
+			return SMTP_PARSE_AGAIN;
+		}
+		if (len == 0)
 			return SMTP_PARSE_AGAIN;
 		/* Held bytes (no LF yet): at most hold_max - 1, so the LF still fits the limit. */
 		if ((size_t)lb->len + len + 1 > hold_max) {
 			lb->overflow = true;
+			lb->discarded = (uint32_t)(lb->len + len);
 			lb->len = 0;
 			lb->bad = false;
 			return SMTP_PARSE_AGAIN;

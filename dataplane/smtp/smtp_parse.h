@@ -27,11 +27,13 @@ enum smtp_parse_status {
  * The partial-line holder. A line that arrives whole is returned as a slice into the caller's
  * input and never copied; only a line split across reads is copied here. Command lines end at LF;
  * one CR right before the LF is stripped; a CR anywhere else makes the line BAD. An overlong line
- * is swallowed to its LF and reported TOOLONG once.
+ * is swallowed to its LF and reported TOOLONG once; `discarded` says how much of it has been
+ * swallowed so far, so that the caller can give up on a line that never ends.
  */
 struct smtp_line {
 	uint16_t len;         /* bytes held in buf */
 	bool     overflow;    /* past max: discarding until LF */
+	uint32_t discarded;   /* overflow: bytes swallowed so far (saturating) */
 	bool     bad;         /* saw NUL or bare CR in the held part */
 	char     buf[SMTP_CMD_LINE_MAX];
 };

@@ -22,12 +22,14 @@
 #include "base/tls.h"
 #include "filter/filter.h"
 #include "net/iplimit.h"
+#include "policy/policy.h"
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_reply.h"
 
 #define SMTP_IO_RECV 0u
 #define SMTP_IO_SEND 1u
-#define SMTP_OUT_HIGH (32u * 1024u)   /* stop reading while this much output waits */
+#define SMTP_OUT_HIGH (32u * 1024u)   /* run and read nothing more while this much output waits */
+#define SMTP_LINGER_MS 10000u         /* a client that never reads its last reply */
 
 static uint32_t smtp_session_serial;   /* per thread would be nicer; ids carry the shard id */
 
@@ -108,11 +110,30 @@ static int smtp_session_pull_tls(struct smtp_session *s)
 	return 0;
 }
 
+/* Replies waiting to go out (queued and not yet sent). */
+static size_t smtp_session_pending_out(const struct smtp_session *s)
+{
+	return (size_t)(s->tx.len - s->tx_sent) + s->out.len;
+}
+
+/* A client pipelining faster than it reads: run nothing more until the replies drain. */
+static bool smtp_session_out_blocked(const struct smtp_session *s)
+{
+	return smtp_session_pending_out(s) >= SMTP_OUT_HIGH;
+}
+
+/* Whether to read more input now: only when all that was read has run. */
+static bool smtp_session_wants_input(const struct smtp_session *s)
+{
+	return !s->closing && !s->close_after_send && !s->suspended && s->stash == NULL &&
+	       !smtp_session_out_blocked(s);
+}
+
 void smtp_session_flush(struct smtp_session *s)
 {
 	struct io_uring_sqe *sqe;
 
-	if (s->fd < 0)
+	if (s->fd < 0 || s->closing)
 		return;
 	if (!s->send_armed) {
 		if (smtp_session_stage(s) < 0 || smtp_session_pull_tls(s) < 0) {
@@ -129,15 +150,19 @@ void smtp_session_flush(struct smtp_session *s)
 	s->inflight++;
 }
 
+static void smtp_session_progress(struct smtp_session *s);
+
 static void smtp_session_on_send(struct smtp_session *s, int res)
 {
 	s->send_armed = false;
 	s->inflight--;
-	if (res < 0) {
-		if (!s->closing)
-			log_info("%s: send failed (%s): client gone", s->id, strerror(-res));
-		s->closing = true;
+	if (s->closing) {
 		smtp_session_maybe_free(s);
+		return;
+	}
+	if (res < 0) {
+		log_info("%s: send failed (%s): client gone", s->id, strerror(-res));
+		smtp_session_abort(s, NULL);
 		return;
 	}
 	s->tx_sent += (uint32_t)res;
@@ -147,33 +172,49 @@ static void smtp_session_on_send(struct smtp_session *s, int res)
 		if (s->tx.cap > 4096)      /* do not keep a big buffer on an idle session */
 			smtp_obuf_free(&s->tx);
 	}
-	if (s->closing) {
-		smtp_session_maybe_free(s);
+	if (s->close_after_send) {
+		smtp_session_flush(s);
+		if (!s->send_armed && !s->closing) {
+			s->closing = true;
+			smtp_session_maybe_free(s);
+		}
 		return;
 	}
-	smtp_session_flush(s);
-	if (s->close_after_send && !s->send_armed && s->out.len == 0) {
-		s->closing = true;
-		smtp_session_maybe_free(s);
-		return;
-	}
-	/* Output back-pressure lifted: read again. */
-	if (!s->send_armed && !s->suspended && !s->recv_armed)
-		smtp_session_arm_recv(s);
+	/* Output drained (or draining): run what waited, then read again. */
+	smtp_session_progress(s);
 }
 
 void smtp_session_close_after_reply(struct smtp_session *s)
 {
+	if (s->closing)
+		return;
 	s->close_after_send = true;
 	smtp_enter_state(s, SMTP_ST_CLOSING);
 	smtp_session_flush(s);
+	if (s->closing)
+		return;
 	if (!s->send_armed) {
 		s->closing = true;
 		smtp_session_maybe_free(s);
+		return;
 	}
+	/* A client that never reads its last reply is not waited for forever. */
+	timer_arm(&s->sh->timers, &s->timer, SMTP_LINGER_MS);
 }
 
 /* ---- lifecycle ---- */
+
+static const char *const smtp_state_names[] = {
+	"INIT", "READY", "MAIL", "RCPT", "DATA", "BDAT", "COMMIT", "TLS", "CLOSING",
+};
+
+const char *smtp_state_name(uint32_t st)
+{
+	for (unsigned i = 0; i < sizeof(smtp_state_names) / sizeof(smtp_state_names[0]); i++)
+		if (st == 1u << i)
+			return smtp_state_names[i];
+	return "?";
+}
 
 void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 {
@@ -199,19 +240,13 @@ static void smtp_session_unlink(struct smtp_session *s)
 	s->next = s->prev = NULL;
 }
 
-static void smtp_session_maybe_free(struct smtp_session *s)
+/* The end of the loop step: nobody up the stack holds the session any more. */
+static void smtp_session_reap(struct shard *sh, struct shard_deferred *d)
 {
-	struct shard *sh = s->sh;
+	struct smtp_session *s = (struct smtp_session *)((char *)d - offsetof(struct smtp_session, reap));
 
-	if (s->fd >= 0 && s->recv_armed) {
-		/* The recv must come back before the fd goes; cancel it. */
-		struct io_uring_sqe *sqe = shard_sqe(sh);
-
-		io_uring_prep_cancel64(sqe, smtp_io_ud(s, SMTP_IO_RECV), 0);
-		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
-	}
 	if (s->inflight != 0)
-		return;
+		panic("%s: session reaped with %u operations in flight", s->id, s->inflight);
 	timer_cancel(&sh->timers, &s->timer);
 	smtp_txn_reset(s);
 	if (s->txn != NULL) {
@@ -228,6 +263,7 @@ static void smtp_session_maybe_free(struct smtp_session *s)
 	}
 	if (s->ssl != NULL)
 		SSL_free(s->ssl);   /* frees both BIOs */
+	s->ssl = NULL;
 	smtp_obuf_free(&s->out);
 	smtp_obuf_free(&s->tx);
 	free(s->stash);
@@ -237,6 +273,27 @@ static void smtp_session_maybe_free(struct smtp_session *s)
 	smtp_session_unlink(s);
 	sh->ctr.conn_closed++;
 	pool_put(&sh->sessions, s);
+}
+
+/* A closing session: cancels what can be cancelled; once nothing is in flight, the free is
+ * queued for the end of the loop step. Safe to call any number of times. */
+static void smtp_session_maybe_free(struct smtp_session *s)
+{
+	struct shard *sh = s->sh;
+
+	timer_cancel(&sh->timers, &s->timer);
+	if (s->fd >= 0 && !s->cancel_sent && (s->recv_armed || s->send_armed)) {
+		/* The socket's operations must come back before the fd goes; a send to a client that
+		 * does not read would never come back on its own. */
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+
+		io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
+		s->cancel_sent = true;
+	}
+	if (s->inflight != 0)
+		return;
+	shard_defer(sh, &s->reap, smtp_session_reap);
 }
 
 void smtp_session_abort(struct smtp_session *s, const char *why)
@@ -265,19 +322,44 @@ static void smtp_session_arm_timer(struct smtp_session *s)
 	const struct node_limits *lim = &s->sh->conf->limits;
 	uint64_t now = s->sh->now_ms, due = now + lim->idle_ms;
 
+	if (s->closing || s->close_after_send || s->greet_pending)
+		return;
 	if (s->deadline_ms < due)
 		due = s->deadline_ms;
 	timer_arm(&s->sh->timers, &s->timer, due > now ? due - now : 0);
+}
+
+static void smtp_session_greet(struct smtp_session *s)
+{
+	const struct node_config *conf = s->sh->conf;
+
+	s->greet_pending = false;
+	smtp_reply(s, 220, NULL, "%s %s", conf->hostname, conf->banner);
+	smtp_session_arm_timer(s);
+	smtp_session_flush(s);
 }
 
 static void smtp_session_timer_fire(struct timer *t)
 {
 	struct smtp_session *s = (struct smtp_session *)((char *)t - offsetof(struct smtp_session, timer));
 
+	if (s->closing)
+		return;
+	if (s->close_after_send) {
+		/* The last reply was never read. */
+		smtp_session_abort(s, "client does not read its last reply");
+		return;
+	}
 	if (s->recv_retry) {
 		s->recv_retry = false;
 		smtp_session_arm_timer(s);
-		smtp_session_arm_recv(s);
+		if (smtp_session_wants_input(s))
+			smtp_session_arm_recv(s);
+		return;
+	}
+	if (s->greet_pending) {
+		/* Quiet through the pause: a well-behaved client. */
+		smtp_session_greet(s);
 		return;
 	}
 	s->sh->ctr.timeouts++;
@@ -285,38 +367,73 @@ static void smtp_session_timer_fire(struct timer *t)
 		timer_arm(&s->sh->timers, &s->timer, 1000);
 		return;
 	}
-	log_info("%s: %s timeout in state %#x", s->id,
-		 s->sh->now_ms >= s->deadline_ms ? "session" : "idle", s->state);
+	log_info("%s: %s timeout in state %s from %s after %llu ms", s->id,
+		 s->sh->now_ms >= s->deadline_ms ? "session" : "idle", smtp_state_name(s->state),
+		 s->client_addr, (unsigned long long)(s->sh->now_ms - s->started_ms));
+	if (s->state == SMTP_ST_TLS) {
+		/* Mid-handshake there is no channel for a reply: a 421 in clear text would be read
+		 * as a broken record by the client. Just close. */
+		smtp_session_abort(s, NULL);
+		return;
+	}
 	smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", s->sh->conf->hostname);
 	smtp_session_close_after_reply(s);
+}
+
+/* Refusals before any session exists (a blocked source, the per-IP limit, a full pool): one
+ * write on a fresh socket, whose send buffer is empty, so it cannot block. */
+static void smtp_session_refuse(struct shard *sh, struct shard_listener *l, int fd,
+				const struct sockaddr_storage *peer, const char *reply)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (peer->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in *)peer)->sin_port);
+	} else if (peer->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
+	}
+	log_info("-: reject: CONNECT from %s:%u to %s (%s MX): %.*s; helo=<> from=<> to=<>", ip,
+		 port, sh->conf->listen[l->index].address,
+		 listen_role_name(sh->conf->listen[l->index].role), (int)strcspn(reply, "\r\n"),
+		 reply);
+	(void)!write(fd, reply, strlen(reply));
+	close(fd);
 }
 
 void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 			const struct sockaddr_storage *peer, socklen_t peerlen)
 {
 	const struct node_config *conf = sh->conf;
+	const struct listen_conf *lc = &conf->listen[l->index];
+	enum policy_connect pc;
 	struct smtp_session *s;
-	uint64_t ipkey;
+	uint64_t ipkey, pause_ms;
 	int one = 1;
 
 	(void)peerlen;
+	/* The node's own block list first: a blocked source costs no session and no banner. */
+	pc = policy_connect_check(conf->default_policy, (const struct sockaddr *)peer);
+	if (pc == POLICY_CONNECT_BLOCK) {
+		sh->ctr.conn_refused_block++;
+		smtp_session_refuse(sh, l, fd, peer,
+				    "554 5.7.1 Error: access denied for your address\r\n");
+		return;
+	}
 	if (!iplimit_acquire(peer, conf->limits.conn_per_ip, &ipkey)) {
-		static const char msg[] = "421 4.7.0 Error: too many connections from your address\r\n";
-
 		sh->ctr.conn_refused_ip++;
-		/* A fresh socket's send buffer is empty: this write cannot block. */
-		(void)!write(fd, msg, sizeof(msg) - 1);
-		close(fd);
+		smtp_session_refuse(sh, l, fd, peer,
+				    "421 4.7.0 Error: too many connections from your address\r\n");
 		return;
 	}
 	s = pool_get(&sh->sessions);
 	if (s == NULL) {
-		static const char msg[] = "421 4.3.2 Error: too many sessions, try again later\r\n";
-
 		sh->ctr.conn_refused_pool++;
-		(void)!write(fd, msg, sizeof(msg) - 1);
-		close(fd);
 		iplimit_release(ipkey);
+		smtp_session_refuse(sh, l, fd, peer,
+				    "421 4.3.2 Error: too many sessions, try again later\r\n");
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -324,7 +441,7 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	s->fd = fd;
 	s->iplimit_key = ipkey;
 	s->listener = (uint16_t)l->index;
-	s->role = conf->listen[l->index].role;
+	s->role = lc->role;
 	s->started_ms = sh->now_ms;
 	s->deadline_ms = sh->now_ms + conf->limits.session_ms;
 	snprintf(s->id, sizeof(s->id), "%02X%08X", sh->id & 0xff, ++smtp_session_serial);
@@ -342,17 +459,23 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	sh->session_list = s;
 	sh->ctr.conn_accepted++;
 	sh->ctr.conn_by_role[s->role & 1]++;
-	log_debug("%s: connect from %s to %s (%s MX)", s->id, s->client_addr,
-		  conf->listen[l->index].address, listen_role_name(s->role));
+	log_debug("%s: connect from %s to %s (%s MX)", s->id, s->client_addr, lc->address,
+		  listen_role_name(s->role));
 	smtp_enter_state(s, SMTP_ST_INIT);
 	if (sh->stopping) {
 		smtp_reply(s, 421, "4.3.2", "%s Service shutting down", conf->hostname);
 		smtp_session_close_after_reply(s);
 		return;
 	}
-	smtp_reply(s, 220, NULL, "%s %s", conf->hostname, conf->banner);
-	smtp_session_arm_timer(s);
-	smtp_session_flush(s);
+	/* postscreen's pre-greeting test: a client that talks before the 220 is a bot that does
+	 * not wait for replies. Sources on the node's ip_allow skip it. */
+	pause_ms = lc->greet_pause_ms >= 0 ? (uint64_t)lc->greet_pause_ms : conf->limits.greet_pause_ms;
+	if (pause_ms > 0 && pc != POLICY_CONNECT_ALLOW) {
+		s->greet_pending = true;
+		timer_arm(&sh->timers, &s->timer, pause_ms);
+	} else {
+		smtp_session_greet(s);
+	}
 	smtp_session_arm_recv(s);
 }
 
@@ -373,7 +496,8 @@ static void smtp_session_arm_recv(struct smtp_session *s)
 	s->inflight++;
 }
 
-/* Keeps what the session could not take yet; bounded by one read's worth. */
+/* Keeps what the session could not run yet (it reads nothing more until that has run, so the
+ * stash holds at most one read's worth). */
 static void smtp_session_keep(struct smtp_session *s, const uint8_t *p, size_t len)
 {
 	size_t have = s->stash_len - s->stash_pos;
@@ -395,15 +519,15 @@ static void smtp_session_keep(struct smtp_session *s, const uint8_t *p, size_t l
 	s->stash_len = (uint32_t)(have + len);
 }
 
-/* Runs commands and body bytes. Returns the bytes used; fewer than len only when the session
- * suspended or started closing. */
+/* Runs commands and body bytes. Returns the bytes used: fewer than len when the session
+ * suspended, started closing, or its output backed up. */
 static size_t smtp_session_run(struct smtp_session *s, const uint8_t *p, size_t len)
 {
 	size_t off = 0;
 
 	/* After a final reply (QUIT, 421) nothing more of the input is run. */
 	while (off < len && !s->suspended && !s->closing && !s->close_after_send &&
-	       !s->discard_rest) {
+	       !s->discard_rest && !smtp_session_out_blocked(s)) {
 		struct slice line;
 		size_t used;
 
@@ -415,6 +539,12 @@ static size_t smtp_session_run(struct smtp_session *s, const uint8_t *p, size_t 
 				       &line, &used)) {
 		case SMTP_PARSE_AGAIN:
 			off += used;
+			if (s->line.overflow && s->line.discarded > SMTP_LINE_DISCARD_MAX) {
+				/* A "line" that never ends: not SMTP; do not read it forever. */
+				s->sh->ctr.proto_errors++;
+				smtp_reply(s, 500, "5.5.2", "Error: line too long");
+				smtp_session_close_after_reply(s);
+			}
 			break;
 		case SMTP_PARSE_DONE:
 			off += used;
@@ -433,14 +563,6 @@ static size_t smtp_session_run(struct smtp_session *s, const uint8_t *p, size_t 
 			smtp_session_error(s);
 			break;
 		}
-		if (s->out.len >= SMTP_OUT_HIGH) {
-			/* A client pipelining faster than it reads: stop until the replies go out. */
-			smtp_session_flush(s);
-			if (s->send_armed && off < len) {
-				smtp_session_keep(s, p + off, len - off);
-				return len;
-			}
-		}
 	}
 	return off;
 }
@@ -454,30 +576,31 @@ void smtp_session_discard_input(struct smtp_session *s)
 	s->discard_rest = true;
 }
 
-/* Feeds plaintext input; keeps what could not be used. */
+/* Feeds plaintext input; keeps what could not be run yet. */
 static void smtp_session_input(struct smtp_session *s, const uint8_t *p, size_t len)
 {
 	size_t used;
 
 	s->discard_rest = false;
 	used = smtp_session_run(s, p, len);
-	if (s->close_after_send)
+	if (s->close_after_send || s->closing)
 		return;              /* the rest is the input of a session that is over */
 	if (s->discard_rest) {
-		if (len > used + 0)
+		if (len > used)
 			log_info("%s: discarded %zu bytes sent with STARTTLS (injection attempt)", s->id,
 				 len - used);
 		s->discard_rest = false;
 		return;
 	}
-	if (used < len && !s->closing)
+	if (used < len)
 		smtp_session_keep(s, p + used, len - used);
 }
 
-/* Runs the stash (input that arrived while suspended). */
+/* Runs the stash (input that waited for the disk or for the output to drain). */
 static void smtp_session_run_stash(struct smtp_session *s)
 {
-	while (s->stash != NULL && !s->suspended && !s->closing) {
+	while (s->stash != NULL && !s->suspended && !s->closing && !s->close_after_send &&
+	       !smtp_session_out_blocked(s)) {
 		uint8_t *st = s->stash;
 		size_t pos = s->stash_pos, len = s->stash_len;
 
@@ -489,7 +612,8 @@ static void smtp_session_run_stash(struct smtp_session *s)
 	}
 }
 
-/* Decrypts what TLS has and runs it, until TLS wants more or the session suspends. */
+/* Decrypts what TLS has and runs it, until TLS wants more, the session suspends, or its output
+ * backs up. */
 static void smtp_session_run_tls(struct smtp_session *s)
 {
 	struct shard *sh = s->sh;
@@ -506,11 +630,9 @@ static void smtp_session_run_tls(struct smtp_session *s)
 
 			sh->ctr.tls_failures++;
 			tls_errors(why, sizeof(why));
-			log_info("%s: TLS handshake failed: %s", s->id, why);
-			smtp_session_flush(s);      /* the alert, if any */
-			s->close_after_send = true;
-			if (!s->send_armed)
-				smtp_session_abort(s, NULL);
+			log_info("%s: TLS handshake failed from %s: %s", s->id, s->client_addr, why);
+			/* The alert, if OpenSSL made one, then close; the caller still holds s. */
+			smtp_session_close_after_reply(s);
 			return;
 		}
 		sh->ctr.tls_handshakes++;
@@ -523,7 +645,8 @@ static void smtp_session_run_tls(struct smtp_session *s)
 		log_debug("%s: TLS established: %s %s", s->id, SSL_get_version(s->ssl),
 			  SSL_get_cipher_name(s->ssl));
 	}
-	while (!s->suspended && !s->closing) {
+	while (!s->suspended && !s->closing && !s->close_after_send && s->stash == NULL &&
+	       !smtp_session_out_blocked(s)) {
 		int n = SSL_read(s->ssl, sh->scratch, (int)SHARD_BUF_SIZE);
 
 		if (n <= 0) {
@@ -546,64 +669,105 @@ static void smtp_session_run_tls(struct smtp_session *s)
 	}
 }
 
-static void smtp_session_on_recv(struct smtp_session *s, const struct io_uring_cqe *cqe)
+/*
+ * Makes what progress the session can, in order: the input it holds back first, then what TLS
+ * has buffered, then sends the replies and reads again if it wants input. Every completion ends
+ * here (or in a close), so nothing that was read ever waits for an event that is not coming.
+ */
+static void smtp_session_progress(struct smtp_session *s)
 {
-	struct shard *sh = s->sh;
-	int res = cqe->res;
-	unsigned bid;
-
-	s->recv_armed = false;
-	s->inflight--;
-	if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
-		if (res == -ENOBUFS) {
-			/* Every provided buffer is in use: try again on the next tick. */
-			sh->ctr.recv_nobufs++;
-			if (!s->closing) {
-				s->recv_retry = true;
-				timer_arm(&sh->timers, &s->timer, 1);
-			}
-			return;
-		}
-		if (s->closing) {
-			smtp_session_maybe_free(s);
-			return;
-		}
-		if (res == 0 || res < 0) {
-			if (s->state & (SMTP_ST_DATA | SMTP_ST_BDAT))
-				log_info("%s: client gone in the middle of a message", s->id);
-			else if (res < 0 && res != -ECONNRESET)
-				log_info("%s: recv: %s", s->id, strerror(-res));
-			smtp_session_abort(s, NULL);
-			return;
-		}
-	}
-	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	if (!s->closing && res > 0)
-		smtp_session_arm_timer(s);    /* any input, a command or a piece of body, is activity */
-	if (s->closing || res <= 0) {
-		shard_buf_recycle(sh, bid);
-		if (res <= 0 && !s->closing)
-			smtp_session_abort(s, NULL);
-		else
-			smtp_session_maybe_free(s);
+	if (s->closing) {
+		smtp_session_maybe_free(s);
 		return;
 	}
-	if (s->ssl != NULL) {
-		/* Ciphertext goes into OpenSSL's memory BIO; the buffer returns to the kernel now. */
-		BIO_write(s->rbio, shard_buf(sh, bid), res);
-		shard_buf_recycle(sh, bid);
-		smtp_session_run_tls(s);
-	} else {
-		smtp_session_input(s, shard_buf(sh, bid), (size_t)res);
-		shard_buf_recycle(sh, bid);
+	if (!s->greet_pending) {
+		smtp_session_run_stash(s);
+		if (s->ssl != NULL && s->stash == NULL && !s->closing)
+			smtp_session_run_tls(s);
 	}
 	if (s->closing) {
 		smtp_session_maybe_free(s);
 		return;
 	}
 	smtp_session_flush(s);
-	if (!s->suspended && !(s->send_armed && s->out.len >= SMTP_OUT_HIGH))
+	if (smtp_session_wants_input(s))
 		smtp_session_arm_recv(s);
+}
+
+/* Input before our 220: the client does not wait for replies. Counted and logged, 554, close. */
+static void smtp_session_early_talker(struct smtp_session *s, const uint8_t *p, size_t len)
+{
+	char shown[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n + 4 < sizeof(shown); i++)
+		shown[n++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '.';
+	shown[n] = '\0';
+	s->sh->ctr.early_talkers++;
+	s->greet_pending = false;
+	log_info("%s: early talker from %s: %zu bytes %llu ms before the greeting: \"%s\"", s->id,
+		 s->client_addr, len, (unsigned long long)(s->sh->now_ms - s->started_ms), shown);
+	smtp_reply(s, 554, "5.5.1", "%s Error: SMTP protocol synchronization (talked before the "
+		   "greeting)", s->sh->conf->hostname);
+	smtp_session_close_after_reply(s);
+}
+
+static void smtp_session_on_recv(struct smtp_session *s, const struct io_uring_cqe *cqe)
+{
+	struct shard *sh = s->sh;
+	int res = cqe->res;
+	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+	s->recv_armed = false;
+	s->inflight--;
+	if (has_buf && (s->closing || res <= 0)) {
+		shard_buf_recycle(sh, bid);
+		has_buf = false;
+	}
+	if (s->closing) {
+		smtp_session_maybe_free(s);
+		return;
+	}
+	if (!has_buf) {
+		if (res == -ENOBUFS) {
+			/* Every provided buffer is in use: try again on the next tick. */
+			sh->ctr.recv_nobufs++;
+			s->recv_retry = true;
+			timer_arm(&sh->timers, &s->timer, 1);
+			return;
+		}
+		if (s->state & (SMTP_ST_DATA | SMTP_ST_BDAT))
+			log_info("%s: client gone in the middle of a message", s->id);
+		else if (res < 0 && res != -ECONNRESET)
+			log_info("%s: recv: %s", s->id, strerror(-res));
+		smtp_session_abort(s, NULL);
+		return;
+	}
+	if (s->close_after_send) {
+		/* Its last reply is queued: whatever it says now is not run. */
+		shard_buf_recycle(sh, bid);
+		return;
+	}
+	if (s->greet_pending) {
+		smtp_session_early_talker(s, shard_buf(sh, bid), (size_t)res);
+		shard_buf_recycle(sh, bid);
+		return;
+	}
+	smtp_session_arm_timer(s);    /* any input, a command or a piece of body, is activity */
+	if (s->ssl != NULL) {
+		/* Ciphertext goes into OpenSSL's memory BIO; the buffer returns to the kernel now. */
+		BIO_write(s->rbio, shard_buf(sh, bid), res);
+		shard_buf_recycle(sh, bid);
+	} else if (s->stash != NULL) {
+		/* Input still waiting to run comes first (kept in order). */
+		smtp_session_keep(s, shard_buf(sh, bid), (size_t)res);
+		shard_buf_recycle(sh, bid);
+	} else {
+		smtp_session_input(s, shard_buf(sh, bid), (size_t)res);
+		shard_buf_recycle(sh, bid);
+	}
+	smtp_session_progress(s);
 }
 
 void smtp_session_suspend(struct smtp_session *s)
@@ -614,20 +778,7 @@ void smtp_session_suspend(struct smtp_session *s)
 void smtp_session_resume(struct smtp_session *s)
 {
 	s->suspended = false;
-	if (s->closing) {
-		smtp_session_maybe_free(s);
-		return;
-	}
-	smtp_session_run_stash(s);
-	if (s->ssl != NULL && !s->suspended && !s->closing)
-		smtp_session_run_tls(s);
-	if (s->closing) {
-		smtp_session_maybe_free(s);
-		return;
-	}
-	smtp_session_flush(s);
-	if (!s->suspended)
-		smtp_session_arm_recv(s);
+	smtp_session_progress(s);
 }
 
 static void smtp_session_on_cqe(struct shard *sh, const struct io_uring_cqe *cqe)
@@ -692,6 +843,7 @@ void smtp_sessions_drain(struct shard *sh)
 		s->draining = true;
 		if (s->closing)
 			continue;
+		s->greet_pending = false;
 		if ((s->state & (SMTP_ST_INIT | SMTP_ST_READY)) && !s->commit_pending &&
 		    s->out.len == 0) {
 			smtp_reply(s, 421, "4.3.2", "%s Service shutting down", sh->conf->hostname);
@@ -708,6 +860,11 @@ void smtp_sessions_abort_all(struct shard *sh)
 		next = s->next;
 		if (s->closing || s->commit_pending)
 			continue;
+		if (s->close_after_send) {
+			/* Its last reply is still not read: the grace period is over. */
+			smtp_session_abort(s, "shutting down");
+			continue;
+		}
 		smtp_reply(s, 421, "4.3.2", "%s Service shutting down", sh->conf->hostname);
 		smtp_session_close_after_reply(s);
 	}

@@ -2,14 +2,24 @@
  * smtp_session.h - one inbound SMTP connection: its state machine, its I/O on the shard's ring,
  * and its transaction.
  *
- * Shard thread only. A session is freed on its shard, and only once no operation of its is in
- * flight (recv, send, the spool commit). smtp_enter_state() is the one place a session changes
- * state (after OpenSMTPD's smtp_enter_state).
+ * Shard thread only. smtp_enter_state() is the one place a session changes state (after
+ * OpenSMTPD's smtp_enter_state).
+ *
+ * Lifetime: a session is freed on its shard, only once no operation of its is in flight (recv,
+ * send, the spool commit), and only at the end of the loop step (shard_defer), never inside a
+ * call chain: any function may decide the session is over (smtp_session_abort, a failed TLS
+ * handshake, a send error), which only marks it `closing`, cancels what is in flight and disarms
+ * its timer; every caller up the stack may still read it, and must stop acting on it once it is
+ * `closing`. Completions that arrive for a closing session only count down `inflight`.
  *
  * I/O: one recv at a time from the shard's provided buffers (single-shot, so a session that is
  * waiting for its message to reach the disk simply stops reading: back-pressure without holding
- * buffers), one send at a time from the session's transmit buffer. Memory of an idle session: the
- * struct alone (no buffers are held between reads).
+ * buffers), one send at a time from the session's transmit buffer. Output back-pressure (after
+ * Postfix and nginx): while more than SMTP_OUT_HIGH bytes of replies wait to be sent (a client
+ * that pipelines without reading), the session runs no more commands and reads nothing; what it
+ * read and did not run waits in its stash (at most one read), and runs, in order and before any
+ * new input, as soon as the output drains. Memory of an idle session: the struct alone (no
+ * buffers are held between reads).
  */
 #ifndef SLUICE_SMTP_SESSION_H
 #define SLUICE_SMTP_SESSION_H
@@ -57,6 +67,12 @@ struct smtp_txn {
 	bool                bdat;            /* the body comes in BDAT chunks */
 	bool                bdat_last;
 	bool                too_big;         /* past the size limit: swallowing the rest */
+	bool                hdr_done;        /* the header block has ended (blank or body line) */
+	bool                hdr_bol;         /* the next byte starts a header line */
+	bool                hdr_in_name;     /* reading a field name (up to its colon) */
+	uint16_t            hdr_refuse;      /* 552/554: a header limit was passed; swallowing */
+	uint32_t            hdr_fields;      /* header fields so far */
+	uint64_t            hdr_bytes;       /* bytes of the header block so far */
 	bool                failed;          /* a BDAT chunk failed: answer the rest with the error */
 	uint32_t            nrcpt, caprcpt;
 	struct slice       *rcpts;
@@ -91,6 +107,8 @@ struct smtp_session {
 	bool                   draining;         /* shutdown asked: 421 at the next command */
 	bool                   discard_rest;     /* STARTTLS: drop the rest of this input */
 	bool                   recv_retry;       /* the timer re-arms recv (no buffers were free) */
+	bool                   cancel_sent;      /* closing: the in-flight I/O was cancelled */
+	bool                   greet_pending;    /* early-talker pause: no 220 sent yet */
 	uint32_t               errors;
 	uint32_t               messages;
 	uint64_t               started_ms, deadline_ms;
@@ -108,6 +126,7 @@ struct smtp_session {
 	SSL                   *ssl;
 	BIO                   *rbio, *wbio;
 	struct smtp_txn       *txn;
+	struct shard_deferred  reap;             /* the free at the end of the loop step */
 };
 
 /* Sets up the handler for SHARD_OP_SESSION completions (once, before the shards start). */
@@ -117,13 +136,16 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 			const struct sockaddr_storage *peer, socklen_t peerlen);
 
 void smtp_enter_state(struct smtp_session *s, enum smtp_state st);
+/* "INIT", "READY", "MAIL", ... for logs. */
+const char *smtp_state_name(uint32_t st);
 /* Queues bytes of reply. */
 void smtp_session_out(struct smtp_session *s, const void *p, size_t len);
 /* Sends what is queued (if no send is in flight). */
 void smtp_session_flush(struct smtp_session *s);
 /* Queues nothing more: sends what is queued, then closes. */
 void smtp_session_close_after_reply(struct smtp_session *s);
-/* Closes at once (client gone, fatal error). */
+/* Closes at once (client gone, fatal error): marks the session closing; it is freed at the end of
+ * the loop step once nothing of it is in flight. */
 void smtp_session_abort(struct smtp_session *s, const char *why);
 /* Stops reading input until smtp_session_resume (the commit path). */
 void smtp_session_suspend(struct smtp_session *s);

@@ -149,6 +149,7 @@ class Node:
 
     def cleanup(self):
         self.kill()
+        note_sanitizer_reports(self.read_log())
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def queue(self, *args):
@@ -281,6 +282,21 @@ def eq(a, b, what=""):
         raise AssertionError("%s: got %r, want %r" % (what, a, b))
 
 
+# Reports of the sanitizer build (tests/run runs the suites again against it): a node's log is
+# checked when it is cleaned up, and the test that ran it fails.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+SANITIZER_REPORTS = []
+
+
+def note_sanitizer_reports(log):
+    for mark in SANITIZER_MARKS:
+        i = log.find(mark)
+        if i >= 0:
+            SANITIZER_REPORTS.append(log[max(0, i - 200):i + 3000])
+            return
+
+
 def run_suite(name, module_globals, only=None):
     tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
     if only:
@@ -288,8 +304,11 @@ def run_suite(name, module_globals, only=None):
     passed = failed = 0
     for n, f in tests:
         t0 = time.time()
+        reports = len(SANITIZER_REPORTS)
         try:
             f()
+            if len(SANITIZER_REPORTS) > reports:
+                raise AssertionError("sanitizer report:\n" + SANITIZER_REPORTS[reports])
             passed += 1
             print("PASS %s.%s (%.1fs)" % (name, n, time.time() - t0), flush=True)
         except Exception as e:  # noqa: BLE001 - a test's failure of any kind is reported

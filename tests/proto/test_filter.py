@@ -105,11 +105,17 @@ def test_allow_and_block_lists():
                               "policy": {"reject_score": "3", "quarantine_score": "off",
                                          "tag_score": "off",
                                          "sender_allow": "@lottery.example",
-                                         "ip_block": "127.0.0.7/32"}}).start()
+                                         "ip_block": "127.0.0.7/32"},
+                              "domain example.test": {"ip_block": "127.0.0.8/32"}}).start()
     try:
         eq(send(n.primary, "f-allowed@test", SPAM)[0], 250, "an allowed sender passes")
+        # The node's own block list ([policy]) refuses at connect, before the banner.
+        r = Raw(n.primary, source="127.0.0.7")
+        eq(r.reply()[0], 554, "a network blocked node-wide is refused at connect")
+        r.close()
+        # A domain's block list applies to its mail, at the end of data.
         eq(send(n.primary, "f-blocked@test", HAM, sender="alice@example.org",
-                source="127.0.0.7")[0], 550, "a blocked network is refused")
+                source="127.0.0.8")[0], 550, "a network blocked by the domain is refused")
         eq(send(n.primary, "f-other@test", SPAM, sender="x@spam.example")[0], 550,
            "anyone else over the score is refused")
     finally:
