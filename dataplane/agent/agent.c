@@ -359,6 +359,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	for (unsigned i = 0; i < nshards; i++) {
 		shard_join(&shards[i]);
 		shard_event_drain(&shards[i], agent_write_event, NULL, SIZE_MAX);
+		shard_release(&shards[i]);
 	}
 	agent_log_flush();
 	agent_ctl_finish(&pending, true);

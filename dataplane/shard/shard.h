@@ -180,6 +180,8 @@ int shard_start(struct shard *sh, unsigned id, int cpu, struct node_config *conf
 /* Asks the shard to drain and stop (any thread, through from_ring). */
 int shard_request_stop(struct io_uring *from_ring, struct shard *sh);
 void shard_join(struct shard *sh);
+/* After shard_join and the last drain of its events: frees what is left of the shard. */
+void shard_release(struct shard *sh);
 
 /* Any thread: hands m to shard `to`. from_ring is the caller's own ring (every thread that sends
  * has one). Returns 0 or -errno (the message is still the caller's then). */
