@@ -323,6 +323,8 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	s->sh = sh;
 	s->fd = fd;
 	s->iplimit_key = ipkey;
+	s->client_port = ntohs(peer->ss_family == AF_INET ? ((const struct sockaddr_in *)peer)->sin_port
+			       : ((const struct sockaddr_in6 *)peer)->sin6_port);
 	s->listener = (uint16_t)l->index;
 	s->role = conf->listen[l->index].role;
 	s->started_ms = sh->now_ms;
