@@ -15,7 +15,6 @@
 #include "base/log.h"
 #include "filter/filter.h"
 #include "policy/policy.h"
-#include "shard/shard_event.h"
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_log.h"
 #include "smtp/smtp_reply.h"
@@ -192,6 +191,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 	struct smtp_txn *t = s->txn;
 	struct spool_envelope env;
 	enum policy_action act;
+	const char *stage_was = s->log_stage;   /* BDAT 0 LAST ends the message inside BDAT */
 	int r;
 
 	s->log_stage = "END-OF-DATA";    /* the reject line's stage (smtp_log.h) */
@@ -249,12 +249,12 @@ static void smtp_end_of_data(struct smtp_session *s)
 	}
 	s->commit_pending = true;
 	s->inflight++;
-	s->log_stage = NULL;
+	s->log_stage = stage_was;
 	smtp_enter_state(s, SMTP_ST_COMMIT);
 	smtp_session_suspend(s);
 	return;
 done:
-	s->log_stage = NULL;
+	s->log_stage = stage_was;
 	s->messages++;
 	smtp_txn_reset(s);
 	smtp_enter_state(s, SMTP_ST_READY);

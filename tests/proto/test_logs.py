@@ -192,10 +192,16 @@ def test_reject_data_bdat_and_end_of_data():
     eq(r.cmd("DATA")[0], 354, "DATA")
     r.send("Subject: big\r\n\r\n" + ("y" * 70 + "\r\n") * 60 + ".\r\n")
     eq(r.reply()[0], 552, "over message_size at end of data")
+    r.cmd("MAIL FROM:<c@src.test>")
+    r.cmd("RCPT TO:<d@example.test>")
+    r.send("BDAT 3000 LAST\r\n" + "z" * 3000)
+    eq(r.reply()[0], 552, "over message_size at the last chunk")
     r.close()
-    lines = wait_for(lambda: at_least(3, [x for x in rejects(n)
+    lines = wait_for(lambda: at_least(4, [x for x in rejects(n)
                                           if int(x["port"]) == port and x["stage"] != "RCPT"]))
-    check(lines and len(lines) == 3, "BDAT, DATA and END-OF-DATA refusals: %s" % lines)
+    check(lines and len(lines) == 4, "BDAT, DATA and END-OF-DATA refusals: %s" % lines)
+    expect(lines[3], "END-OF-DATA", port, 552, "5.3.4", "message size exceeds fixed limit",
+           helo="client.test", frm="c@src.test", to="d@example.test")
     expect(lines[0], "BDAT", port, 503, "5.5.1", "need RCPT command")
     expect(lines[1], "DATA", port, 554, "5.5.1", "no valid recipients", helo="client.test",
            frm="s@src.test")
@@ -259,6 +265,34 @@ def test_reject_connect_per_ip():
         expect(dict(line, sid="0000000000"), "CONNECT", port, 421, "4.7.0", "too many")
         a.close()
         b.close()
+    finally:
+        n.stop()
+        n.cleanup()
+
+
+def test_reject_ipv6_client():
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        port6 = probe.getsockname()[1]
+        probe.close()
+    except OSError:
+        print("  (skipped: no IPv6 loopback here)")
+        return
+    n = Node(conf={"listen six": {"address": "[::1]:%d" % port6, "role": "fallback"}}).start()
+    try:
+        r = Raw(("::1", port6))
+        eq(r.reply()[0], 220, "banner over IPv6")
+        port = r.s.getsockname()[1]
+        r.cmd("EHLO six.client.test")
+        r.cmd("MAIL FROM:<s@src.test>")
+        eq(r.cmd("RCPT TO:<x@elsewhere.test>")[0], 554, "relay refused")
+        r.close()
+        line = wait_reject(n, lambda x: int(x["port"]) == port)
+        eq(line["ip"], "[::1]", "IPv6 client in brackets")
+        eq(line["listen"], "[::1]:%d" % port6, "listener as written")
+        eq(line["role"], "fallback", "its role")
+        eq(line["to"], "x@elsewhere.test", "to")
     finally:
         n.stop()
         n.cleanup()
