@@ -381,6 +381,9 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 		shard_event_drain(&shards[i], agent_write_event, NULL, SIZE_MAX);
 	}
 	agent_log_flush();
+	if (log_dropped() != 0)
+		log_warn(0, "%llu log lines dropped: the syslog receiver had no room for them",
+			 (unsigned long long)log_dropped());
 	agent_ctl_finish(&pending, true);
 	if (lfd >= 0)
 		close(lfd);   /* the file stays; the next start replaces it */

@@ -491,6 +491,50 @@ def test_syslog_output():
         n.cleanup()
 
 
+def start_syslog_node(sl, conf=None):
+    c = {"node": {"log": "syslog", "log_socket": sl.path}}
+    c.update(conf or {})
+    n = Node(conf=c)
+    n.logf = open(n.log, "ab")
+    n.proc = subprocess.Popen([NODE, "--config", n.conf_path], stdout=n.logf,
+                              stderr=subprocess.STDOUT)
+    check(wait_for(lambda: any("ready:" in d for d in sl.read()) or "ready:" in n.read_log(),
+                   timeout=20), "the node started")
+    return n
+
+
+def test_syslog_full_never_blocks():
+    """A receiver that stops reading (its queue full) costs lines, never a reply."""
+    sl = Syslog()
+    n = start_syslog_node(sl, {"limits": {"errors": "1000"}})
+    try:
+        time.sleep(0.3)
+        sl.read()
+        r, port = session(n)
+        r.cmd("EHLO flood.client.test")
+        r.cmd("MAIL FROM:<s@src.test>")
+        for i in range(90):
+            # Pipelined in tens; the datagram queue holds only a few lines.
+            r.send("".join("RCPT TO:<x%d@elsewhere.test>\r\n" % (i * 10 + k)
+                           for k in range(10)))
+            for k in range(10):
+                eq(r.reply()[0], 554, "refused")
+        r.close()
+        # (a node that waited for the log would stall a reply past Raw's 10 s timeout, or
+        # never stop: the agent writes these lines)
+        sl.read()   # room again, for the last words
+        eq(n.stop(), 0, "clean stop")
+        time.sleep(0.2)
+        words = [d for d in sl.read() if "log lines dropped" in d]
+        check(words, "the drops are counted and said at stop: %r" % sl.got[-3:])
+        m = re.search(r"(\d+) log lines dropped", words[0])
+        check(m and int(m.group(1)) > 0, "a count: %r" % words[0])
+    finally:
+        n.kill()
+        sl.close()
+        n.cleanup()
+
+
 def test_zz_stop():
     if _node[0] is not None:
         eq(_node[0].stop(), 0, "exit status")
