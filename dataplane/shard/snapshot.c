@@ -849,7 +849,8 @@ int node_config_load(const char *path, struct node_config **conf_r, char *err, s
 	if (r < 0)
 		goto out;
 	finish_routing_postmaster(c);
-	qsort(c->domains, c->ndomains, sizeof(*c->domains), domain_cmp);
+	if (c->ndomains > 1)     /* qsort(NULL, 0, ...) is undefined (no domain at all) */
+		qsort(c->domains, c->ndomains, sizeof(*c->domains), domain_cmp);
 	if (check_postmaster(&lc, path, err, errlen) < 0) {
 		r = -EINVAL;
 		goto out;
