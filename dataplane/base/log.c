@@ -27,6 +27,7 @@ static _Atomic int log_facility = 2;              /* mail */
 static _Atomic bool log_connected;
 static _Atomic uint64_t log_ndropped;
 static _Atomic int64_t log_last_connect;          /* CLOCK_MONOTONIC seconds */
+static _Atomic int log_pid;                       /* getpid() is a system call each time */
 static pthread_mutex_t log_connect_mu = PTHREAD_MUTEX_INITIALIZER;
 static char log_sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)] = "/dev/log";
 
@@ -101,6 +102,7 @@ int log_set_output(enum log_output out, int facility, const char *socket_path)
 	int r = 0;
 
 	if (out == LOG_OUT_SYSLOG) {
+		atomic_store(&log_pid, (int)getpid());
 		pthread_mutex_lock(&log_connect_mu);
 		snprintf(log_sock_path, sizeof(log_sock_path), "%s",
 			 socket_path != NULL && socket_path[0] ? socket_path : "/dev/log");
@@ -155,7 +157,7 @@ int log_syslog_line(enum log_level lvl, const char *tag, const char *text, size_
 		tag = log_tag;
 	n = snprintf(dg, sizeof(dg), "<%d>%s[%d]: %s%s%s%s: ",
 		     atomic_load_explicit(&log_facility, memory_order_relaxed) * 8 + log_severity[lvl],
-		     log_prefix, (int)getpid(), tag[0] ? "[" : "", tag, tag[0] ? "] " : "",
+		     log_prefix, atomic_load_explicit(&log_pid, memory_order_relaxed), tag[0] ? "[" : "", tag, tag[0] ? "] " : "",
 		     log_level_names[lvl]);
 	if (n < 0)
 		return -EINVAL;
