@@ -107,6 +107,9 @@ static void agent_write_event(void *arg, const struct shard_event *ev)
 	int n;
 
 	(void)arg;
+	/* syslog: one datagram per event (the receiver stamps the time); stderr when it is gone. */
+	if (log_output_is_syslog() && log_syslog_line(LOG_INFO, "agent", ev->text, ev->len) != -ENOTCONN)
+		return;
 	if (sizeof(agent_log.buf) - agent_log.len < SHARD_EVENT_MAX + 128)
 		agent_log_flush();
 	if (sec != agent_log.sec || agent_log.prefix[0] == '\0') {
@@ -133,6 +136,21 @@ static void agent_drain_events(struct shard *shards, unsigned n)
 	agent_log_flush();
 }
 
+void agent_log_apply(const struct node_config *c)
+{
+	static bool warned;
+	int r;
+
+	log_set_level((enum log_level)c->log_level);
+	r = log_set_output((enum log_output)c->log_output, c->log_facility, c->log_socket);
+	if (r < 0 && !warned) {
+		/* Once: the lines go to stderr meanwhile, and the logger keeps trying. */
+		warned = true;
+		log_warn(r, "log = syslog: cannot reach %s yet; writing to stderr until it answers",
+			 c->log_socket[0] ? c->log_socket : "/dev/log");
+	}
+}
+
 static void agent_reload(struct io_uring *ring, const char *path, struct shard *shards, unsigned n)
 {
 	struct node_config *conf;
@@ -157,6 +175,7 @@ static void agent_reload(struct io_uring *ring, const char *path, struct shard *
 		}
 		sent++;
 	}
+	agent_log_apply(conf);   /* log_level, log and its facility follow a reload */
 	log_info("reloaded %s (generation %llu) on %u of %u shards", path,
 		 (unsigned long long)conf->generation, sent, n);
 	node_config_unref(&conf);
@@ -293,6 +312,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	int sfd, r;
 
 	log_set_thread_tag("agent");
+	agent_log_apply(shards[0].conf);   /* main may have done it already: it is idempotent */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -362,6 +382,9 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 		shard_release(&shards[i]);
 	}
 	agent_log_flush();
+	if (log_dropped() != 0)
+		log_warn(0, "%llu log lines dropped: the syslog receiver had no room for them",
+			 (unsigned long long)log_dropped());
 	agent_ctl_finish(&pending, true);
 	if (lfd >= 0)
 		close(lfd);   /* the file stays; the next start replaces it */

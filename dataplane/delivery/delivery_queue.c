@@ -553,11 +553,14 @@ static void msg_attempt_end(struct delivery_shard *ds, struct dmsg *m)
 		for (uint32_t i = 0; i < m->nrcpt; i++)
 			if (m->rcpt[i].state == SPOOL_RCPT_QUEUED) {
 				struct drcpt *r = &m->rcpt[i];
-				char why[300];
+				char why[300], q[SPOOL_QID_STRLEN + 1];
 
 				snprintf(why, sizeof(why), "delivery time expired%s%.256s",
 					 r->diag ? ": " : "", r->diag ? r->diag : "");
 				rcpt_fail_local(m, i, "4.4.7", why);
+				spool_qid_format(m->qid, q);
+				shard_event(ds->sh, "%s: to=<%s> relay=none status=expired (%s)", q,
+					    r->addr, why);
 			}
 		msg_flush_failures(ds, m);
 		msg_finish(ds, m, false);
@@ -675,11 +678,12 @@ static struct djob *job_new(struct delivery_shard *ds, struct dmsg *m, uint32_t 
 			j->routed = true;
 	}
 	if (m->action == POLICY_TAG) {
-		char buf[700];
-		int len = snprintf(buf, sizeof(buf), "X-Spam-Flag: YES\r\nX-Spam-Status: Yes, "
-				   "score=%d.%01d tests=%.500s\r\n", m->score_milli / 1000,
-				   (m->score_milli < 0 ? -m->score_milli : m->score_milli) % 1000 / 100,
-				   m->rules[0] ? m->rules : "none");
+		char buf[700], sc[32];
+		int len;
+
+		shard_event_score(sc, sizeof(sc), m->score_milli);   /* as every log line writes it */
+		len = snprintf(buf, sizeof(buf), "X-Spam-Flag: YES\r\nX-Spam-Status: Yes, "
+			       "score=%s tests=%.500s\r\n", sc, m->rules[0] ? m->rules : "none");
 
 		if (len > 0 && (size_t)len < sizeof(buf) && (j->hdr = malloc((size_t)len))) {
 			memcpy(j->hdr, buf, (size_t)len);

@@ -53,3 +53,12 @@ size_t shard_event_drain(struct shard *sh, void (*fn)(void *arg, const struct sh
 	}
 	return n;
 }
+
+int shard_event_score(char *buf, size_t len, int32_t milli)
+{
+	int64_t t = ((int64_t)milli + (milli >= 0 ? 50 : -50)) / 100;   /* tenths */
+	int64_t a = t < 0 ? -t : t;
+
+	return snprintf(buf, len, "%s%lld.%lld", t < 0 ? "-" : "", (long long)(a / 10),
+			(long long)(a % 10));
+}

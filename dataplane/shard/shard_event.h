@@ -28,5 +28,8 @@ void shard_event(struct shard *sh, const char *fmt, ...) __attribute__((format(p
 /* Agent thread: takes up to max events, calls fn on each; returns how many. */
 size_t shard_event_drain(struct shard *sh, void (*fn)(void *arg, const struct shard_event *ev),
 			 void *arg, size_t max);
+/* A score in thousandths as every log line and X-Spam-Status write it: one decimal, rounded half
+ * away from zero, as SpamAssassin prints ("5.2", "-0.5", "0.0"). Returns snprintf's count. */
+int shard_event_score(char *buf, size_t len, int32_t milli);
 
 #endif

@@ -51,6 +51,7 @@ struct load_ctx {
 	size_t                     capdomains;
 	struct hsearch_data        names;         /* domain name -> index, while loading */
 	bool                       names_ok;
+	int                        postmaster_line;  /* where [node] postmaster was set */
 };
 
 static int load_fail(struct load_ctx *lc, const char *section, const char *key, const char *fmt,
@@ -124,6 +125,32 @@ static int parse_node(struct load_ctx *lc, const char *k, const char *v)
 			}
 		if (r < 0)
 			return load_fail(lc, "node", k, "want debug, info, warning or error, not \"%s\"", v);
+	} else if (strcmp(k, "log") == 0) {
+		if (strcasecmp(v, "stderr") == 0)
+			c->log_output = LOG_OUT_STDERR;
+		else if (strcasecmp(v, "syslog") == 0)
+			c->log_output = LOG_OUT_SYSLOG;
+		else
+			return load_fail(lc, "node", k, "want stderr or syslog, not \"%s\"", v);
+	} else if (strcmp(k, "log_facility") == 0) {
+		int f = log_facility_parse(v);
+
+		if (f < 0)
+			return load_fail(lc, "node", k, "want a syslog facility (mail, daemon, local0 .. "
+					 "local7, ...), not \"%s\"", v);
+		c->log_facility = (uint8_t)f;
+	} else if (strcmp(k, "log_socket") == 0) {
+		if (v[0] != '/' || set_str(c->log_socket, sizeof(c->log_socket), v) < 0)
+			return load_fail(lc, "node", k, "want an absolute path of at most %zu bytes, not "
+					 "\"%s\"", sizeof(c->log_socket) - 1, v);
+	} else if (strcmp(k, "postmaster") == 0) {
+		const char *at = strrchr(v, '@');
+
+		if (at == NULL || at == v || at[1] == '\0' || strpbrk(v, " \t<>\"") != NULL ||
+		    set_str(c->postmaster, sizeof(c->postmaster), v) < 0)
+			return load_fail(lc, "node", k, "want an address local@domain in a served domain, "
+					 "not \"%s\"", v);
+		lc->postmaster_line = lc->line;
 	} else
 		return load_fail(lc, "node", k, "unknown key");
 	if (r < 0)
@@ -548,6 +575,12 @@ static int parse_domain(struct load_ctx *lc, const char *section, const char *na
 			return load_fail(lc, section, k, "want a size (\"500M\", \"1G\"), not \"%s\"", v);
 		return 1;
 	}
+	if (strcmp(k, "allow_routing") == 0) {
+		if (cfgval_bool(v, &d->allow_routing) < 0)
+			return load_fail(lc, section, k, "want yes or no, not \"%s\"", v);
+		d->allow_routing_set = true;
+		return 1;
+	}
 	if (push_policy_key(lc, idx, k, v) < 0)
 		return load_fail(lc, section, k, "out of memory");
 	return 1;
@@ -570,6 +603,11 @@ static int load_handler(void *user, const char *section, const char *k, const ch
 		return parse_tls(lc, k, v);
 	if (strcasecmp(section, "delivery") == 0)
 		return parse_delivery(lc, k, v);
+	if (strcasecmp(section, "policy") == 0 && strcmp(k, "allow_routing") == 0) {
+		if (cfgval_bool(v, &lc->c->allow_routing) < 0)
+			return load_fail(lc, section, k, "want yes or no, not \"%s\"", v);
+		return 1;
+	}
 	if (strcasecmp(section, "policy") == 0) {
 		if (push_policy_key(lc, -1, k, v) < 0)
 			return load_fail(lc, section, k, "out of memory");
@@ -628,6 +666,7 @@ static void config_defaults(struct node_config *c)
 		snprintf(c->hostname, sizeof(c->hostname), "localhost");
 	snprintf(c->spool_dir, sizeof(c->spool_dir), "/var/spool/sluice");
 	c->log_level = 1;
+	c->log_facility = 2;   /* mail, as Postfix */
 	c->limits = (struct node_limits){
 		.message_size = SMTP_DEF_MESSAGE_SIZE,
 		.recipients = SMTP_DEF_RECIPIENTS,
@@ -707,6 +746,35 @@ static int apply_policies(struct load_ctx *lc, const char *path, char *err, size
 nomem:
 	snprintf(err, errlen, "%s: out of memory", path);
 	return -ENOMEM;
+}
+
+/* Before the domains are sorted (file order): each domain's allow_routing from [policy] unless
+ * it says, and the default postmaster, postmaster@ the first domain of the file. */
+static void finish_routing_postmaster(struct node_config *c)
+{
+	for (unsigned i = 0; i < c->ndomains; i++)
+		if (!c->domains[i].allow_routing_set)
+			c->domains[i].allow_routing = c->allow_routing;
+	if (c->postmaster[0] == '\0' && c->ndomains > 0)
+		snprintf(c->postmaster, sizeof(c->postmaster), "postmaster@%s", c->domains[0].name);
+}
+
+/* A postmaster the node does not serve would be refused as relaying: say so now. */
+static int check_postmaster(struct load_ctx *lc, const char *path, char *err, size_t errlen)
+{
+	struct node_config *c = lc->c;
+	const char *at = strrchr(c->postmaster, '@');
+	struct slice d;
+
+	if (lc->postmaster_line == 0 || at == NULL)
+		return 0;
+	d = (struct slice){ at + 1, strlen(at + 1) };
+	if (node_config_domain(c, d) != NULL)
+		return 0;
+	snprintf(err, errlen, "%s:%d: [node] postmaster: %s is not a served domain (no [domain %s] "
+		 "section): mail to <postmaster> would be refused", path, lc->postmaster_line, at + 1,
+		 at + 1);
+	return -EINVAL;
 }
 
 int node_config_load(const char *path, struct node_config **conf_r, char *err, size_t errlen)
@@ -803,7 +871,13 @@ int node_config_load(const char *path, struct node_config **conf_r, char *err, s
 	r = apply_policies(&lc, path, err, errlen);
 	if (r < 0)
 		goto out;
-	qsort(c->domains, c->ndomains, sizeof(*c->domains), domain_cmp);
+	finish_routing_postmaster(c);
+	if (c->ndomains > 1)     /* qsort(NULL, 0, ...) is undefined (no domain at all) */
+		qsort(c->domains, c->ndomains, sizeof(*c->domains), domain_cmp);
+	if (check_postmaster(&lc, path, err, errlen) < 0) {
+		r = -EINVAL;
+		goto out;
+	}
 	if (c->rules_dir[0] != '\0') {
 		char why[256];
 

@@ -8,7 +8,8 @@
  * sync stream instead of a file; the shards will not notice.
  *
  * The file (INI, parsed with inih):
- *   [node]      name, hostname, shards, spool_dir, rules_dir, log_level, banner
+ *   [node]      name, hostname, shards, spool_dir, rules_dir, log_level, banner, log
+ *               (stderr|syslog), log_facility, log_socket, postmaster
  *   [limits]    message_size, recipients, errors, session_time, idle_timeout,
  *               connections_per_ip, max_sessions, command_line, shutdown_grace, bad_commands_drop
  *   [spool]     segment_size, spill_size, min_free, commit_delay
@@ -19,7 +20,7 @@
  *               concurrency (per destination per shard), connect_timeout, idle_time (an idle
  *               outbound connection is kept this long), helo_name, dns_server, mx_port
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
- *               spool_quota, and policy keys overriding the default
+ *               spool_quota, allow_routing, and policy keys overriding the default
  * A bad file is refused with "FILE:LINE: [section] key: reason".
  */
 #ifndef SLUICE_SHARD_SNAPSHOT_H
@@ -67,6 +68,8 @@ struct domain_conf {
 	unsigned          ndest;
 	struct route_dest dest[ROUTE_DEST_MAX];
 	struct policy    *policy;        /* owned */
+	bool              allow_routing; /* accept %, ! and quoted @ in local parts (README) */
+	bool              allow_routing_set; /* while loading: given in this section */
 };
 
 struct node_limits {
@@ -126,6 +129,12 @@ struct node_config {
 	unsigned             ndomains;
 	struct policy       *default_policy;
 	struct filter_db    *filter_db;      /* NULL without rules_dir */
+	uint8_t              log_output;     /* [node] log: enum log_output (stderr | syslog) */
+	uint8_t              log_facility;   /* [node] log_facility: syslog facility (mail) */
+	char                 log_socket[108];/* [node] log_socket: syslog socket; empty: /dev/log */
+	char                 postmaster[320];/* [node] postmaster: where bare <postmaster> goes; default
+					      * postmaster@ the first domain; empty: no domain */
+	bool                 allow_routing;  /* [policy] allow_routing: the domains' default */
 };
 
 /* Loads and checks a file. Returns 0, or -EINVAL with the reason in err. */

@@ -1,9 +1,11 @@
 /*
- * smtp_cmd.c - the command table and dispatch. See smtp_cmd.h.
+ * smtp_cmd.c - the command table and dispatch. See smtp_cmd.h. Dispatch also names the stage of
+ * the replies a command gives, for the reject lines (smtp_log.h).
  */
 #include "smtp/smtp_cmd.h"
 
 #include "base/log.h"
+#include "smtp/smtp_log.h"
 #include "smtp/smtp_reply.h"
 #include "smtp/smtp_session.h"
 
@@ -40,17 +42,14 @@ static const struct smtp_cmd smtp_cmds[SMTP_VERB_COUNT] = {
 	[SMTP_VERB_AUTH] = { "AUTH", SMTP_VERB_AUTH, SMTP_ST_ANY_CMD, 0, smtp_cmd_auth, NULL },
 };
 
-void smtp_cmd_dispatch(struct smtp_session *s, struct slice line)
+static void smtp_cmd_run(struct smtp_session *s, enum smtp_verb verb, struct slice arg)
 {
-	struct slice arg;
-	enum smtp_verb verb = smtp_parse_verb(line, &arg);
 	const struct smtp_cmd *cmd = &smtp_cmds[verb];
 	struct shard *sh = s->sh;
 
-	sh->ctr.cmd_count[verb < 32 ? verb : 0]++;
 	if (verb == SMTP_VERB_HTTP) {
 		/* A web client or a proxy pointed at us: no SMTP will follow (Postfix does the same). */
-		log_info("%s: HTTP request from %s: dropped", s->id, s->client_addr);
+		/* Logged as the reject of stage HTTP, like every refusal. */
 		sh->ctr.proto_errors++;
 		smtp_reply(s, 421, "4.7.0", "%s Error: this is an SMTP server", sh->conf->hostname);
 		smtp_session_close_after_reply(s);
@@ -93,4 +92,22 @@ void smtp_cmd_dispatch(struct smtp_session *s, struct slice line)
 		return;
 	}
 	cmd->exec(s, arg);
+}
+
+/* The stage and the argument a refusal's log line names (smtp_log.c) are set around each
+ * command: any reply the command gives is logged with them, whoever wrote it. */
+void smtp_cmd_dispatch(struct smtp_session *s, struct slice line)
+{
+	struct slice arg;
+	enum smtp_verb verb = smtp_parse_verb(line, &arg);
+
+	s->sh->ctr.cmd_count[verb < 32 ? verb : 0]++;
+	s->log_cmd_seen = true;
+	s->log_stage = smtp_cmds[verb].name ? smtp_cmds[verb].name : smtp_verb_name(verb);
+	s->log_arg = verb == SMTP_VERB_MAIL || verb == SMTP_VERB_RCPT ? smtp_log_path_arg(arg) : arg;
+	smtp_cmd_run(s, verb, arg);
+	/* The session is still ours here: the input loop reads it after every command. */
+	s->log_last = s->log_stage;
+	s->log_stage = NULL;
+	s->log_arg = (struct slice){ 0 };
 }

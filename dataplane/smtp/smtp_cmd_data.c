@@ -15,8 +15,8 @@
 #include "base/log.h"
 #include "filter/filter.h"
 #include "policy/policy.h"
-#include "shard/shard_event.h"
 #include "smtp/smtp_cmd.h"
+#include "smtp/smtp_log.h"
 #include "smtp/smtp_reply.h"
 #include "smtp/smtp_session.h"
 
@@ -200,12 +200,7 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 		spool_qid_format(qid, q);
 		sh->ctr.msg_accepted_by_role[s->role & 1]++;
 		sh->ctr.bytes_accepted += t->dec.out_bytes;
-		shard_event(sh, "%s: qid=%s role=%s from=<%.*s> nrcpt=%u size=%llu score=%d.%03d "
-			    "action=%s tests=%s", s->id, q, listen_role_name(s->role),
-			    (int)t->mail_from.len, t->mail_from.p, t->nrcpt,
-			    (unsigned long long)t->dec.out_bytes, t->score_milli / 1000,
-			    (t->score_milli < 0 ? -t->score_milli : t->score_milli) % 1000,
-			    policy_action_name(t->action), t->rules_hit[0] ? t->rules_hit : "none");
+		smtp_log_accepted(s, q);
 		{
 			/* Durable: the relay queue takes it (it copies what it keeps). */
 			struct spool_envelope env = {
@@ -227,7 +222,9 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 	} else {
 		log_warn(err, "%s: message not stored", s->id);
 		sh->ctr.msg_tempfailed++;
+		s->log_stage = "END-OF-DATA";
 		smtp_body_fail_reply(s, err);
+		s->log_stage = NULL;
 	}
 	s->messages++;
 	smtp_txn_reset(s);
@@ -271,8 +268,10 @@ static void smtp_end_of_data(struct smtp_session *s)
 	struct smtp_txn *t = s->txn;
 	struct spool_envelope env;
 	enum policy_action act;
+	const char *stage_was = s->log_stage;   /* BDAT 0 LAST ends the message inside BDAT */
 	int r;
 
+	s->log_stage = "END-OF-DATA";    /* the reject line's stage (smtp_log.h) */
 	if (t->too_big) {
 		smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
 		goto done;
@@ -289,9 +288,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 	t->action = (uint8_t)act;
 	if (act == POLICY_REJECT) {
 		sh->ctr.msg_rejected++;
-		shard_event(sh, "%s: reject role=%s from=<%.*s> score=%d tests=%s", s->id,
-			    listen_role_name(s->role), (int)t->mail_from.len, t->mail_from.p,
-			    t->score_milli, t->rules_hit);
+		/* The reply's reject line carries the score, the action and the rules. */
 		smtp_reply(s, 550, "5.7.1", "Error: message content rejected");
 		goto done;
 	}
@@ -324,6 +321,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 			 SSL_get_cipher_name(s->ssl));
 		env.tls_info = (struct slice){ t->tls_info, strlen(t->tls_info) };
 	}
+	t->spooled_size = spool_msg_size(t->msg);
 	r = spool_msg_commit(t->msg, &env, smtp_committed, s);
 	t->msg = NULL;           /* the spool's now, whatever happened */
 	if (r < 0) {
@@ -332,10 +330,12 @@ static void smtp_end_of_data(struct smtp_session *s)
 	}
 	s->commit_pending = true;
 	s->inflight++;
+	s->log_stage = stage_was;
 	smtp_enter_state(s, SMTP_ST_COMMIT);
 	smtp_session_suspend(s);
 	return;
 done:
+	s->log_stage = stage_was;
 	s->messages++;
 	smtp_txn_reset(s);
 	smtp_enter_state(s, SMTP_ST_READY);

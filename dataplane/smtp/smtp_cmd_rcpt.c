@@ -2,6 +2,15 @@
  * smtp_cmd_rcpt.c - RCPT TO (RFC 5321 §4.1.1.3): only the node's own domains are accepted
  * (anything else is relaying: 554 5.7.1), at most limits.recipients per message (452 4.5.3,
  * §4.5.3.1.10); a domain over its spool quota gets 451 4.3.1 (the relay queue says which).
+ *
+ * Sender-specified routing is relaying too: a local part holding '%' or '!' (user%other@ours,
+ * other!user@ours), or a quoted one holding '@' ("user@other"@ours), is a route through the
+ * customer's server, which may still honour it (RFC 5321 §3.6.1 and Appendix F.2 deprecate it).
+ * Refused with 554 5.7.1 unless the domain sets allow_routing = yes (Postfix's
+ * allow_untrusted_routing = no); with it the address is relayed unchanged.
+ *
+ * A bare <Postmaster> (§4.5.1: case-insensitive, no domain) is accepted whatever the node's
+ * hostname, and goes to [node] postmaster (snapshot.c: default postmaster@ the first domain).
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +41,16 @@ static int smtp_rcpt_add(struct smtp_txn *t, struct slice addr)
 	return 0;
 }
 
+/* Whether the local part routes further: '%' or '!' anywhere (quoted or not), '@' inside
+ * quotes (an unquoted local part cannot hold one: the parser ends it there). */
+static bool smtp_rcpt_is_routed(struct slice local)
+{
+	for (size_t i = 0; i < local.len; i++)
+		if (local.p[i] == '%' || local.p[i] == '!' || local.p[i] == '@')
+			return true;
+	return false;
+}
+
 void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 {
 	const struct node_config *c = s->sh->conf;
@@ -57,16 +76,30 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}
-	domain = ra.path.domain;
 	if (ra.postmaster) {
-		/* §4.5.1: <Postmaster> alone must work; it is the postmaster of our own name. */
-		domain.p = c->hostname;
-		domain.len = strlen(c->hostname);
-	}
+		const char *at = strrchr(c->postmaster, '@');
+
+		if (at == NULL) {
+			/* No domain at all: nothing could take it. */
+			smtp_reply(s, 550, "5.1.1", "<%.*s>: Recipient address rejected: this node "
+				   "serves no domain", (int)ra.path.addr.len, ra.path.addr.p);
+			smtp_session_error(s);
+			return;
+		}
+		ra.path.addr = (struct slice){ c->postmaster, strlen(c->postmaster) };
+		domain = (struct slice){ at + 1, strlen(at + 1) };
+	} else
+		domain = ra.path.domain;
 	dc = node_config_domain(c, domain);
 	if (dc == NULL) {
 		smtp_reply(s, 554, "5.7.1", "<%.*s>: Relay access denied", (int)ra.path.addr.len,
 			   ra.path.addr.p);
+		smtp_session_error(s);
+		return;
+	}
+	if (!ra.postmaster && !dc->allow_routing && smtp_rcpt_is_routed(ra.path.local)) {
+		smtp_reply(s, 554, "5.7.1", "<%.*s>: Relay access denied: sender-specified routing "
+			   "(%%, ! or @ in the local part)", (int)ra.path.addr.len, ra.path.addr.p);
 		smtp_session_error(s);
 		return;
 	}
@@ -76,15 +109,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 			   "later", (int)ra.path.addr.len, ra.path.addr.p);
 		return;
 	}
-	if (ra.postmaster) {
-		char pm[300];
-		int n = snprintf(pm, sizeof(pm), "postmaster@%s", c->hostname);
-
-		ra.path.addr = (struct slice){ pm, (size_t)n };
-		if (smtp_rcpt_add(t, ra.path.addr) < 0)
-			goto nomem;
-	} else if (smtp_rcpt_add(t, ra.path.addr) < 0) {
-nomem:
+	if (smtp_rcpt_add(t, ra.path.addr) < 0) {
 		smtp_reply(s, 451, "4.3.0", "Error: out of memory, try again later");
 		return;
 	}

@@ -24,6 +24,7 @@
 #include "net/iplimit.h"
 #include "policy/policy.h"
 #include "smtp/smtp_cmd.h"
+#include "smtp/smtp_log.h"
 #include "smtp/smtp_reply.h"
 
 #define SMTP_IO_RECV 0u
@@ -383,10 +384,12 @@ static void smtp_session_timer_fire(struct timer *t)
 /* Refusals before any session exists (a blocked source, the per-IP limit, a full pool): one
  * write on a fresh socket, whose send buffer is empty, so it cannot block. */
 static void smtp_session_refuse(struct shard *sh, struct shard_listener *l, int fd,
-				const struct sockaddr_storage *peer, const char *reply)
+				const struct sockaddr_storage *peer, unsigned code, const char *enh,
+				const char *text)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
+	char ip[INET6_ADDRSTRLEN] = "?", line[256];
+	uint16_t port = 0;
+	int n;
 
 	if (peer->ss_family == AF_INET) {
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, ip, sizeof(ip));
@@ -395,11 +398,10 @@ static void smtp_session_refuse(struct shard *sh, struct shard_listener *l, int 
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, ip, sizeof(ip));
 		port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
 	}
-	log_info("-: reject: CONNECT from %s:%u to %s (%s MX): %.*s; helo=<> from=<> to=<>", ip,
-		 port, sh->conf->listen[l->index].address,
-		 listen_role_name(sh->conf->listen[l->index].role), (int)strcspn(reply, "\r\n"),
-		 reply);
-	(void)!write(fd, reply, strlen(reply));
+	smtp_log_reject_connect(sh, ip, port, &sh->conf->listen[l->index], code, enh, text);
+	n = snprintf(line, sizeof(line), "%u %s %s\r\n", code, enh, text);
+	if (n > 0)
+		(void)!write(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	close(fd);
 }
 
@@ -418,28 +420,30 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	pc = policy_connect_check(conf->default_policy, (const struct sockaddr *)peer);
 	if (pc == POLICY_CONNECT_BLOCK) {
 		sh->ctr.conn_refused_block++;
-		smtp_session_refuse(sh, l, fd, peer,
-				    "554 5.7.1 Error: access denied for your address\r\n");
+		smtp_session_refuse(sh, l, fd, peer, 554, "5.7.1",
+				    "Error: access denied for your address");
 		return;
 	}
 	if (!iplimit_acquire(peer, conf->limits.conn_per_ip, &ipkey)) {
 		sh->ctr.conn_refused_ip++;
-		smtp_session_refuse(sh, l, fd, peer,
-				    "421 4.7.0 Error: too many connections from your address\r\n");
+		smtp_session_refuse(sh, l, fd, peer, 421, "4.7.0",
+				    "Error: too many connections from your address");
 		return;
 	}
 	s = pool_get(&sh->sessions);
 	if (s == NULL) {
 		sh->ctr.conn_refused_pool++;
 		iplimit_release(ipkey);
-		smtp_session_refuse(sh, l, fd, peer,
-				    "421 4.3.2 Error: too many sessions, try again later\r\n");
+		smtp_session_refuse(sh, l, fd, peer, 421, "4.3.2",
+				    "Error: too many sessions, try again later");
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->sh = sh;
 	s->fd = fd;
 	s->iplimit_key = ipkey;
+	s->client_port = ntohs(peer->ss_family == AF_INET ? ((const struct sockaddr_in *)peer)->sin_port
+			       : ((const struct sockaddr_in6 *)peer)->sin6_port);
 	s->listener = (uint16_t)l->index;
 	s->role = lc->role;
 	s->started_ms = sh->now_ms;

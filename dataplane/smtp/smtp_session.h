@@ -89,6 +89,7 @@ struct smtp_txn {
 	int32_t             score_milli;
 	uint8_t             action;
 	char                rules_hit[512];
+	uint64_t            spooled_size;    /* the record's body length (what sluice-queue shows) */
 };
 
 struct smtp_session {
@@ -127,6 +128,12 @@ struct smtp_session {
 	BIO                   *rbio, *wbio;
 	struct smtp_txn       *txn;
 	struct shard_deferred  reap;             /* the free at the end of the loop step */
+	/* What the reject line says (smtp_log.c). */
+	uint16_t               client_port;
+	const char            *log_stage;        /* the command being answered; NULL between */
+	const char            *log_last;         /* the last command answered */
+	struct slice           log_arg;          /* its argument or address: helo=, from= or to= */
+	bool                   log_cmd_seen;     /* a command was read (else the stage is CONNECT) */
 };
 
 /* Sets up the handler for SHARD_OP_SESSION completions (once, before the shards start). */

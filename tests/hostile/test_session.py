@@ -361,7 +361,8 @@ def test_early_talker():
         check(data.startswith(b"554 5.5.1"), "early talker not refused: %r" % data[:100])
         eq(data.count(b"\r\n"), 1, "one reply, then close")
         check(mid not in n.queue_ids(), "the early talker's message was queued")
-        check("early talker from 127.0.0.1" in n.read_log(), "early talker not logged")
+        check(st.wait_for(lambda: "early talker from 127.0.0.1" in n.read_log(), 5),
+              "early talker not logged")
         # A client that waits gets the banner after the pause and is served.
         t0 = time.time()
         st.send(n.fallback, "a@sender.test", ["r@example.test"], "Subject: patient\r\n\r\nok\r\n")
@@ -385,8 +386,8 @@ def test_early_talker():
             eq(code, 554, "blocked source at connect")
             check("5.7.1" in lines[0], lines[0])
             check(r.closed(), "blocked source not disconnected")
-        log = n.read_log()
-        check("reject: CONNECT from 127.0.0.5:" in log, "connect refusal not logged")
+        check(st.wait_for(lambda: "reject: CONNECT from 127.0.0.5:" in n.read_log(), 5),
+              "connect refusal not logged")
         still_serving(n)
     finally:
         n.cleanup()

@@ -94,7 +94,8 @@ def test_actions_by_score_and_role():
         check("f-spam-fallback@test" not in e, "the rejected message is not in the spool")
         log = n.read_log()
         check("action=quarantine" in log, "verdict logged with its action")
-        check("reject role=fallback" in log, "the rejection is logged with the MX role")
+        check("reject: END-OF-DATA" in log and "(fallback MX): 550 5.7.1" in log,
+              "the rejection is logged with the MX role")
     finally:
         n.stop()
         n.cleanup()
