@@ -8,7 +8,8 @@
  * sync stream instead of a file; the shards will not notice.
  *
  * The file (INI, parsed with inih):
- *   [node]      name, hostname, shards, spool_dir, rules_dir, log_level, banner
+ *   [node]      name, hostname, shards, spool_dir, rules_dir, log_level, banner,
+ *               user, group, run_as_root, pid_file (struct node_ops; applied by main at start)
  *   [limits]    message_size, recipients, errors, session_time, idle_timeout,
  *               connections_per_ip, max_sessions, command_line, shutdown_grace, bad_commands_drop
  *   [spool]     segment_size, spill_size, min_free, commit_delay
@@ -20,7 +21,11 @@
  *               outbound connection is kept this long), helo_name, dns_server, mx_port
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
  *               spool_quota, and policy keys overriding the default
- * A bad file is refused with "FILE:LINE: [section] key: reason".
+ * A bad file is refused with "FILE:LINE: [section] key: reason": besides bad values, a section
+ * or key given twice (the list keys of a policy excepted), a missing hostname or spool_dir, a
+ * [domain] name that cannot match a recipient, two listeners on one address, and policy
+ * thresholds out of order (tag < quarantine < reject, per MX role, after a domain's overrides).
+ * A file without any [domain] loads with a warning.
  */
 #ifndef SLUICE_SHARD_SNAPSHOT_H
 #define SLUICE_SHARD_SNAPSHOT_H
@@ -29,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <openssl/ssl.h>
 
 #include "base/buf.h"
@@ -122,6 +128,14 @@ struct node_config {
 	unsigned             ndomains;
 	struct policy       *default_policy;
 	struct filter_db    *filter_db;      /* NULL without rules_dir */
+	/* How the process runs: read by main at start only (a reload that changes them warns). */
+	struct node_ops {
+		char  user[64], group[64];   /* [node] user/group; empty: no switch */
+		uid_t uid;                   /* resolved at load when user is set */
+		gid_t gid;                   /* group, or the user's primary group */
+		bool  run_as_root;           /* [node] run_as_root: root without user is allowed */
+		char  pid_file[512];         /* default spool_dir/sluice-node.pid */
+	} ops;
 };
 
 /* Loads and checks a file. Returns 0, or -EINVAL with the reason in err. */
