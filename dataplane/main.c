@@ -237,7 +237,7 @@ static int check_spool_dir(const char *dir, char *why, size_t whylen)
 	while (!exists) {
 		char *slash;
 
-		if (errno != ENOENT) {
+		if (errno != ENOENT && errno != ENOTDIR) {
 			snprintf(why, whylen, "%s: %s", path, strerror(errno));
 			return -errno;
 		}
@@ -280,7 +280,8 @@ static int check_config(const char *path, const struct node_config *conf)
 	pid_t holder;
 
 	if (check_spool_dir(conf->spool_dir, why, sizeof(why)) < 0) {
-		fprintf(stderr, "sluice-node: %s: [node] spool_dir: %s %s\n", path, conf->spool_dir, why);
+		fprintf(stderr, "sluice-node: %s:%d: [node] spool_dir: %s %s\n", path,
+			conf->ops.spool_dir_line, conf->spool_dir, why);
 		return 2;
 	}
 	if (geteuid() == 0 && conf->ops.user[0] == '\0' && !conf->ops.run_as_root)
@@ -327,7 +328,8 @@ static int node_lock_spool(const struct node_config *conf)
 	int fd;
 
 	if (mkdir(conf->spool_dir, 0750) < 0 && errno != EEXIST)
-		fatal("[node] spool_dir %s: %s", conf->spool_dir, strerror(errno));
+		fatal("%s:%d: [node] spool_dir: %s: %s", conf->path, conf->ops.spool_dir_line,
+		      conf->spool_dir, strerror(errno));
 	snprintf(lock, sizeof(lock), "%s/sluice-node.lock", conf->spool_dir);
 	fd = pidlock_acquire(lock, &holder);
 	if (fd == -EWOULDBLOCK) {

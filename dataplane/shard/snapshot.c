@@ -776,7 +776,10 @@ static int load_check_key(struct load_ctx *lc, const char *section, const char *
 		return 0;
 	if (strcasecmp(section, "node") == 0) {
 		k->has_hostname |= strcmp(key, "hostname") == 0;
-		k->has_spool_dir |= strcmp(key, "spool_dir") == 0;
+		if (strcmp(key, "spool_dir") == 0) {
+			k->has_spool_dir = true;
+			lc->c->ops.spool_dir_line = lc->line;
+		}
 	}
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		if (strcmp(key, lists[i]) == 0)

@@ -135,6 +135,7 @@ struct node_config {
 		gid_t gid;                   /* group, or the user's primary group */
 		bool  run_as_root;           /* [node] run_as_root: root without user is allowed */
 		char  pid_file[512];         /* default spool_dir/sluice-node.pid */
+		int   spool_dir_line;        /* for --check-config's messages */
 	} ops;
 };
 
