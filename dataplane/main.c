@@ -344,6 +344,31 @@ static int node_lock_spool(const struct node_config *conf)
 	return fd;
 }
 
+/* Step 4. A node killed a moment ago may still hold its addresses: io_uring releases the files
+ * of a dead process's ring asynchronously, after the process is gone (and after its spool lock).
+ * So an address in use is tried again for a while before it is refused. */
+static void node_probe_listeners(const struct node_config *conf)
+{
+	const int wait_ms = 3000, step_ms = 50;
+
+	for (unsigned l = 0; l < conf->nlisten; l++) {
+		const struct listen_conf *lc = &conf->listen[l];
+		int r;
+
+		for (int waited = 0;; waited += step_ms) {
+			r = listener_probe(&lc->addr, lc->addrlen);
+			if (r != -EADDRINUSE || waited >= wait_ms)
+				break;
+			usleep(step_ms * 1000);
+		}
+		if (r == -EADDRINUSE)
+			fatal("[listen %s] address %s: another process listens there (a second node, or "
+			      "another MTA: see ss -ltnp)", lc->name, lc->address);
+		if (r < 0)
+			fatal("[listen %s] address %s: %s", lc->name, lc->address, strerror(-r));
+	}
+}
+
 /* Step 6. Returns with no privilege left, or exits. */
 static void node_drop_privileges(const struct node_config *conf)
 {
@@ -442,15 +467,7 @@ int main(int argc, char **argv)
 	raise_nofile();
 	agent_block_signals();
 	(void)node_lock_spool(conf);
-	for (unsigned l = 0; l < conf->nlisten; l++) {
-		r = listener_probe(&conf->listen[l].addr, conf->listen[l].addrlen);
-		if (r == -EADDRINUSE)
-			fatal("[listen %s] address %s: another process listens there (a second node, or "
-			      "another MTA: see ss -ltnp)", conf->listen[l].name, conf->listen[l].address);
-		if (r < 0)
-			fatal("[listen %s] address %s: %s", conf->listen[l].name, conf->listen[l].address,
-			      strerror(-r));
-	}
+	node_probe_listeners(conf);
 	if (iplimit_init(19) < 0)
 		fatal("out of memory");
 
