@@ -9,17 +9,17 @@
  * Start-up, in this order (each step needs the one before; see README "Running a node"):
  *   1. the file is loaded and checked (exit 2 if bad);
  *   2. as root without [node] user, and without run_as_root = yes, the node refuses (exit 2);
- *   3. spool_dir is created and locked (spool_dir/sluice-node.lock, holding our pid): a second
- *      node on the same spool exits 1 naming the pid that holds it;
+ *   3. spool_dir is created (and its parents) and locked (spool_dir/sluice-node.lock, holding
+ *      our pid): a second node on the same spool exits 1 naming the pid that holds it;
  *   4. each listen address is probed: one another process listens on is refused (exit 1);
  *   5. the SO_REUSEPORT listeners are bound (port 25 needs root or CAP_NET_BIND_SERVICE);
- *   6. as root with a user: the spool is given to user:group, the pid file written, then
- *      setgroups/setgid/setuid and a check that root cannot come back; not as root: the pid
- *      file, then every capability is dropped (systemd's AmbientCapabilities);
+ *   6. the pid file is written; as root with a user: the spool is given to user:group, then
+ *      setgroups/setgid/setuid and a check that root cannot come back; not as root: every
+ *      capability is dropped (systemd's AmbientCapabilities);
  *   7. the shards start (spool recovery runs as the unprivileged user).
  * --check-config does step 1, then checks that spool_dir can be created or written (without
- * changing it, and without the lock: a running node is not disturbed) and says whether a node
- * holds its lock.
+ * changing it, and without the lock: a running node is not disturbed), as root with a user that
+ * the user can reach it, and says whether a node holds its lock.
  *
  * Exit status: 0 after a clean SIGTERM/SIGINT stop (every session finished or told 421, the spool
  * flushed), 1 on a start-up failure, 2 on a bad command line or configuration.
@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
@@ -274,6 +275,41 @@ static int check_spool_dir(const char *dir, char *why, size_t whylen)
 	return -errno;
 }
 
+/* --check-config as root with [node] user: the node will own spool_dir, but every directory
+ * above it must let that user through. A child switches to the user and tries. */
+static int check_user_reach(const struct node_config *conf, char *why, size_t whylen)
+{
+	char parent[sizeof(conf->spool_dir)], *slash;
+	int status;
+	pid_t pid;
+
+	snprintf(parent, sizeof(parent), "%s", conf->spool_dir);
+	slash = strrchr(parent, '/');
+	if (slash == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else
+		slash[slash == parent] = '\0';
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return 0;   /* cannot tell */
+	if (pid == 0) {
+		char w[256];
+
+		if (runas_drop(conf->ops.uid, conf->ops.gid, w, sizeof(w)) < 0)
+			_exit(3);
+		_exit(access(parent, X_OK) == 0 ? 0 : errno == ENOENT ? 0 : 1);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
+		snprintf(why, whylen, "%s is out of reach of user %s: %s is closed to it",
+			 conf->spool_dir, conf->ops.user, parent);
+		return -EACCES;
+	}
+	return 0;
+}
+
 static int check_config(const char *path, const struct node_config *conf)
 {
 	char why[PATH_MAX + 128], lock[sizeof(conf->spool_dir) + 32];
@@ -282,6 +318,12 @@ static int check_config(const char *path, const struct node_config *conf)
 	if (check_spool_dir(conf->spool_dir, why, sizeof(why)) < 0) {
 		fprintf(stderr, "sluice-node: %s:%d: [node] spool_dir: %s %s\n", path,
 			conf->ops.spool_dir_line, conf->spool_dir, why);
+		return 2;
+	}
+	if (geteuid() == 0 && conf->ops.user[0] != '\0' &&
+	    check_user_reach(conf, why, sizeof(why)) < 0) {
+		fprintf(stderr, "sluice-node: %s:%d: [node] spool_dir: %s\n", path,
+			conf->ops.spool_dir_line, why);
 		return 2;
 	}
 	if (geteuid() == 0 && conf->ops.user[0] == '\0' && !conf->ops.run_as_root)
@@ -320,6 +362,28 @@ static void node_check_identity(const struct node_config *conf)
 	}
 }
 
+/* mkdir -p: the parents 0755, dir itself 0750. Returns 0 or -1 with errno set. */
+static int node_mkdirs(const char *dir)
+{
+	char p[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n >= sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(p, dir, n + 1);
+	for (char *s = p + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*s = '/';
+	}
+	return mkdir(p, 0750) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* Steps 3 and 6 need the lock held for the life of the process: the descriptor stays open. */
 static int node_lock_spool(const struct node_config *conf)
 {
@@ -327,7 +391,7 @@ static int node_lock_spool(const struct node_config *conf)
 	pid_t holder;
 	int fd;
 
-	if (mkdir(conf->spool_dir, 0750) < 0 && errno != EEXIST)
+	if (node_mkdirs(conf->spool_dir) < 0)
 		fatal("%s:%d: [node] spool_dir: %s: %s", conf->path, conf->ops.spool_dir_line,
 		      conf->spool_dir, strerror(errno));
 	snprintf(lock, sizeof(lock), "%s/sluice-node.lock", conf->spool_dir);
@@ -399,12 +463,15 @@ static void node_drop_privileges(const struct node_config *conf)
 	} else if (geteuid() == 0) {
 		log_warn(0, "running as root ([node] run_as_root = yes)");
 	}
+	if (geteuid() != 0 && access(conf->spool_dir, R_OK | W_OK | X_OK) < 0)
+		fatal("spool_dir %s is out of reach of uid %u: %s (a parent directory closed to it?)",
+		      conf->spool_dir, (unsigned)geteuid(), strerror(errno));
 	/* A reload (SIGHUP) reads these again as this user: say now what it could not read. */
 	if (geteuid() != 0) {
 		const char *const files[] = { conf->path, conf->tls_cert, conf->tls_key, conf->rules_dir };
 
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-			if (files[i][0] != '\0' && access(files[i], R_OK) < 0)
+			if (files[i][0] != '\0' && access(files[i], i == 3 ? R_OK | X_OK : R_OK) < 0)
 				log_warn(-errno, "%s is not readable by uid %u: a reload will fail", files[i],
 					 (unsigned)geteuid());
 	}

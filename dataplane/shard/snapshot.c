@@ -955,9 +955,10 @@ static const struct pending_policy_key *threshold_key(const struct load_ctx *lc,
 	return NULL;
 }
 
-/* tag < quarantine < reject where set (off ones skipped), for each MX role of [policy] and of
- * each domain after its overrides: with a tie or the wrong way round an action can never
- * happen (the higher threshold wins, ties go to the more severe action). */
+/* tag <= quarantine <= reject where set (off ones skipped), for each MX role of [policy] and of
+ * each domain after its overrides. The wrong way round, the milder action wins over the
+ * severer one for the highest scores (the highest threshold reached wins), which nobody means.
+ * A tie is allowed: the severer action takes it, the documented way to skip one (policy.h). */
 static int check_thresholds(struct load_ctx *lc, const char *path, char *err, size_t errlen)
 {
 	static const struct { enum policy_action a; const char *key; } order[] = {
@@ -980,7 +981,7 @@ static int check_thresholds(struct load_ctx *lc, const char *path, char *err, si
 
 				if (p->role[r].at[order[i].a] == POLICY_SCORE_OFF)
 					continue;
-				if (prev < 0 || p->role[r].at[order[prev].a] < p->role[r].at[order[i].a]) {
+				if (prev < 0 || p->role[r].at[order[prev].a] <= p->role[r].at[order[i].a]) {
 					prev = i;
 					continue;
 				}
@@ -1012,7 +1013,7 @@ static int check_thresholds(struct load_ctx *lc, const char *path, char *err, si
 					else
 						snprintf(about, sizeof(about), "%s is the built-in default", okey);
 					snprintf(err, errlen, "%s %s: thresholds out of order for the %s MX: %s %g "
-						 "must be below %s %g (%s); want tag_score < quarantine_score < "
+						 "is above %s %g (%s); want tag_score <= quarantine_score <= "
 						 "reject_score where set", where,
 						 blame ? blame->key : order[i].key, roles[r], order[prev].key,
 						 va / 1000.0, order[i].key, vb / 1000.0, about);

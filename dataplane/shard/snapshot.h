@@ -24,7 +24,7 @@
  * A bad file is refused with "FILE:LINE: [section] key: reason": besides bad values, a section
  * or key given twice (the list keys of a policy excepted), a missing hostname or spool_dir, a
  * [domain] name that cannot match a recipient, two listeners on one address, and policy
- * thresholds out of order (tag < quarantine < reject, per MX role, after a domain's overrides).
+ * thresholds out of order (tag <= quarantine <= reject, per MX role, after a domain's overrides).
  * A file without any [domain] loads with a warning.
  */
 #ifndef SLUICE_SHARD_SNAPSHOT_H

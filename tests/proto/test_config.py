@@ -144,18 +144,23 @@ def test_thresholds_out_of_order():
     # [policy] against the built-in defaults (tag 5, quarantine 8, reject 15).
     expect(base() + "[policy]\ntag_score = 9\n",
            "FILE:11: [policy] tag_score: thresholds out of order for the primary MX: "
-           "tag_score 9 must be below quarantine_score 8 (quarantine_score is the built-in default)")
-    expect(base() + "[policy]\nreject_score = 12\nquarantine_score = 12\n",
+           "tag_score 9 is above quarantine_score 8 (quarantine_score is the built-in default); "
+           "want tag_score <= quarantine_score <= reject_score where set")
+    expect(base() + "[policy]\nreject_score = 12\nquarantine_score = 12.5\n",
            "FILE:12: [policy] quarantine_score: thresholds out of order for the primary MX: "
-           "quarantine_score 12 must be below reject_score 12 (reject_score at line 11)")
+           "quarantine_score 12.5 is above reject_score 12 (reject_score at line 11)")
+    # A tie is allowed: the severer action takes it (the way to skip quarantine on one role).
+    rc, out = check_config(base() + "[policy]\ntag_score = 2\nquarantine_score = 4\n"
+                           "fallback_reject_score = 4\n")
+    eq(rc, 0, "a tie: " + out)
     # One role only.
     expect(base() + "[policy]\nfallback_reject_score = 6\n",
            "FILE:11: [policy] fallback_reject_score: thresholds out of order for the fallback MX: "
-           "quarantine_score 8 must be below reject_score 6")
+           "quarantine_score 8 is above reject_score 6")
     # A domain's override against the [policy] it inherits, named at the domain's line.
     expect(base() + "quarantine_score = 3\n[policy]\ntag_score = 4\n",
            "FILE:10: [domain d.test] quarantine_score: thresholds out of order for the primary MX: "
-           "tag_score 4 must be below quarantine_score 3 (tag_score at line 12)")
+           "tag_score 4 is above quarantine_score 3 (tag_score at line 12)")
     # Off thresholds are skipped: tag 9 with quarantine off is fine (9 < 15).
     rc, out = check_config(base() + "[policy]\ntag_score = 9\nquarantine_score = off\n")
     eq(rc, 0, "off skipped: " + out)
@@ -230,6 +235,7 @@ def test_spool_dir_that_cannot_be_made():
     rc, out = check_config(base(spool=deep))
     eq(rc, 0, "a spool that can be created: " + out)
     check(not os.path.exists(os.path.join(WORK, "not")), "--check-config created nothing")
+    # ... and a start does create it, parents included (not started here: mkdir -p is all).
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         return
     # As an unprivileged user: a directory it cannot write, and one it cannot create.
@@ -247,6 +253,20 @@ def test_spool_dir_that_cannot_be_made():
     eq(rc, 2, out)
     check("FILE:3: [node] spool_dir: %s/sub does not exist and cannot be created in %s: "
           "Permission denied" % (ro, ro) in out, out)
+    # As root with a user: the node will own the spool, but the user must get through to it.
+    closed = tempfile.mkdtemp(prefix="closed-", dir=WORK)     # 0700, root's
+    spool = os.path.join(closed, "spool")
+    text = base(spool=spool).replace("run_as_root = yes\n", "user = nobody\n")
+    rc, out = check_config(text)
+    eq(rc, 2, out)
+    check("FILE:3: [node] spool_dir: %s is out of reach of user nobody: %s is closed to it"
+          % (spool, closed) in out, out)
+    rc, out = start(text)
+    eq(rc, 1, out)
+    check("spool_dir %s is out of reach of uid 65534" % spool in out, out)
+    os.chmod(closed, 0o755)
+    rc, out = check_config(text)
+    eq(rc, 0, "reachable now: " + out)
 
 
 def test_check_config_beside_a_running_node():
