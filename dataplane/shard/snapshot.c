@@ -1301,7 +1301,8 @@ int node_config_load(const char *path, struct node_config **conf_r, char *err, s
 		goto out;
 	if (c->ndomains == 0)
 		log_warn(0, "%s: no [domain] section: every recipient will be refused (554 5.7.1)", path);
-	qsort(c->domains, c->ndomains, sizeof(*c->domains), domain_cmp);
+	if (c->ndomains > 1)      /* with none, domains is NULL: qsort must not see it */
+		qsort(c->domains, c->ndomains, sizeof(*c->domains), domain_cmp);
 	if (c->rules_dir[0] != '\0') {
 		char why[256];
 
