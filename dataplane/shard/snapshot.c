@@ -770,10 +770,21 @@ static int load_check_key(struct load_ctx *lc, const char *section, const char *
 {
 	static const char *const lists[] = { "sender_allow", "sender_block", "ip_allow", "ip_block" };
 	struct load_check *k = &lc->chk;
+	bool list = false;
 	int first;
 
-	if (k->cont)
-		return 0;
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		list |= strcmp(key, lists[i]) == 0;
+	if (k->cont) {
+		/* inih takes an indented line after a key as more of that key's value: only a list
+		 * can have more, anywhere else it is a mistake ("  role = fallback" under address). */
+		if (list)
+			return 0;
+		load_fail(lc, section, key, "an indented line continues the value of %s (line %d): "
+			  "un-indent it, or write the value on one line", key,
+			  load_seen_line(k->keys, k->nkeys, key));
+		return -EINVAL;
+	}
 	if (strcasecmp(section, "node") == 0) {
 		k->has_hostname |= strcmp(key, "hostname") == 0;
 		if (strcmp(key, "spool_dir") == 0) {
@@ -781,9 +792,8 @@ static int load_check_key(struct load_ctx *lc, const char *section, const char *
 			lc->c->ops.spool_dir_line = lc->line;
 		}
 	}
-	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-		if (strcmp(key, lists[i]) == 0)
-			return 0;
+	if (list)
+		return 0;
 	first = load_seen_line(k->keys, k->nkeys, key);
 	if (first != 0) {
 		load_fail(lc, section, key, "given twice in this section: first at line %d", first);

@@ -107,6 +107,15 @@ def test_duplicate_keys():
     eq(rc, 0, "repeated list keys: " + out)
 
 
+def test_indented_line_continues_a_value():
+    """inih reads an indented line after a key as more of its value: a classic slip."""
+    expect(base() + "[listen b]\naddress = 127.0.0.3:2525\n  role = fallback\n",
+           "FILE:12: [listen b] address: an indented line continues the value of address (line 11)")
+    # A list may go on over several lines.
+    rc, out = check_config(base() + "[policy]\nip_block = 192.0.2.1\n    192.0.2.2, 192.0.2.3\n")
+    eq(rc, 0, "a list continued: " + out)
+
+
 def test_missing_hostname_and_spool_dir():
     expect(base().replace("hostname = mx.test\n", ""),
            "FILE:1: [node] hostname: missing (the name this MX gives in its banner")
