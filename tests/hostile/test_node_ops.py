@@ -185,6 +185,30 @@ def test_address_held_by_another_process():
             n.cleanup()
 
 
+def test_second_node_on_other_spool_same_addresses():
+    """Without the probe its SO_REUSEPORT sockets would join the first node's group (same user)
+    and take a share of its connections."""
+    a = Node(tls=False).start()
+    b = Node(tls=False)
+    try:
+        b.sections["listen primary"]["address"] = "%s:%d" % a.primary
+        b.sections["listen fallback"]["address"] = "%s:%d" % a.fallback
+        b.write_conf()
+        r = run([NODE, "--config", b.conf_path], timeout=30)
+        eq(r.returncode, 1, r.stderr)
+        check("[listen primary] address %s:%d: another process listens there" % a.primary
+              in r.stderr, r.stderr)
+        for i in range(20):     # every connection still lands on the first node
+            eq(send_one(a.primary, "only-a-%d@ops" % i)[0], 250, "the first node serves")
+        ids = a.queue_ids()
+        check(all("only-a-%d@ops" % i in ids for i in range(20)), "all in the first node's spool")
+        check(not os.path.exists(os.path.join(b.spool, "shard-0")), "the second made no spool")
+    finally:
+        eq(a.stop(), 0, "clean stop")
+        a.cleanup()
+        b.cleanup()
+
+
 def test_duplicate_listen_address_refused_at_start():
     n = Node(tls=False)
     try:
