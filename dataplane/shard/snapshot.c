@@ -987,6 +987,8 @@ static int check_thresholds(struct load_ctx *lc, const char *path, char *err, si
 
 			for (int i = 0; i < 3; i++) {
 				const struct pending_policy_key *pa, *pb, *blame, *other;
+				const char *okey;
+				char where[300], about[200];
 				int32_t va, vb;
 
 				if (p->role[r].at[order[i].a] == POLICY_SCORE_OFF)
@@ -997,37 +999,29 @@ static int check_thresholds(struct load_ctx *lc, const char *path, char *err, si
 				}
 				va = p->role[r].at[order[prev].a];
 				vb = p->role[r].at[order[i].a];
-				/* Blame the later of the two keys in this section; the default passed, so one
-				 * of them is here. */
+				/* Blame the later of the two keys in this section (the default passed, so one
+				 * of them is here); name the other's line, or say it is the default. */
 				pa = threshold_key(lc, d, r, order[prev].key);
 				pb = threshold_key(lc, d, r, order[i].key);
 				blame = pa == NULL || (pb != NULL && pb->line > pa->line) ? pb : pa;
 				other = blame == pa ? pb : pa;
+				okey = blame == pa ? order[i].key : order[prev].key;
 				if (other == NULL && d >= 0)
-					other = threshold_key(lc, -1, r,
-							      blame == pa ? order[i].key : order[prev].key);
-				{
-					const char *okey = blame == pa ? order[i].key : order[prev].key;
-					char where[300], about[200];
-
-					if (d < 0)
-						snprintf(where, sizeof(where), "%s:%d: [policy]", path,
-							 blame ? blame->line : 0);
-					else
-						snprintf(where, sizeof(where), "%s:%d: [domain %s]", path,
-							 blame ? blame->line : lc->chk.domain_line[d],
-							 c->domains[d].name);
-					if (other != NULL)
-						snprintf(about, sizeof(about), "%s at line %d", other->key,
-							 other->line);
-					else
-						snprintf(about, sizeof(about), "%s is the built-in default", okey);
-					snprintf(err, errlen, "%s %s: thresholds out of order for the %s MX: %s %g "
-						 "is above %s %g (%s); want tag_score <= quarantine_score <= "
-						 "reject_score where set", where,
-						 blame ? blame->key : order[i].key, roles[r], order[prev].key,
-						 va / 1000.0, order[i].key, vb / 1000.0, about);
-				}
+					other = threshold_key(lc, -1, r, okey);
+				if (d < 0)
+					snprintf(where, sizeof(where), "%s:%d: [policy]", path,
+						 blame ? blame->line : 0);
+				else
+					snprintf(where, sizeof(where), "%s:%d: [domain %s]", path,
+						 blame ? blame->line : lc->chk.domain_line[d], c->domains[d].name);
+				if (other != NULL)
+					snprintf(about, sizeof(about), "%s at line %d", other->key, other->line);
+				else
+					snprintf(about, sizeof(about), "%s is the built-in default", okey);
+				snprintf(err, errlen, "%s %s: thresholds out of order for the %s MX: %s %g is "
+					 "above %s %g (%s); want tag_score <= quarantine_score <= reject_score "
+					 "where set", where, blame ? blame->key : order[i].key, roles[r],
+					 order[prev].key, va / 1000.0, order[i].key, vb / 1000.0, about);
 				return -EINVAL;
 			}
 		}
