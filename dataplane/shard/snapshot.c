@@ -939,8 +939,8 @@ static int check_whole_file(struct load_ctx *lc, const char *path, char *err, si
 	return resolve_ops(lc, path, err, errlen);
 }
 
-/* The line of the last key that set action a's threshold for role r in domain dom's section (-1:
- * [policy]); 0 when none did (the built-in default). */
+/* The last key that set threshold `name` (tag_score, ...) for role r in domain dom's section
+ * (-1: [policy]), role prefixes understood; NULL when none did. */
 static const struct pending_policy_key *threshold_key(const struct load_ctx *lc, long dom,
 						       unsigned r, const char *name)
 {
