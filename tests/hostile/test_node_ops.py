@@ -475,14 +475,15 @@ def test_systemd_syscall_filter_lets_the_node_work():
     eq(mode, "allow", "the filter is an allow list")
     n = unprivileged_node()
     trace = os.path.join(n.workdir, "strace.out")
+    pid = None
     try:
         start_prefixed(n, ["strace", "-f", "-qq", "-o", trace, "-e", "trace=all",
                            "setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
                            "--inh-caps", "+net_bind_service", "--ambient-caps", "+net_bind_service"],
                        timeout=60)
-        eq(send_one(n.primary, "traced@ops", starttls=True)[0], 250, "mail under strace")
         with open(os.path.join(n.spool, "sluice-node.pid")) as f:
-            pid = int(f.read())     # the node, a child of strace
+            pid = int(f.read())     # the node, a child of strace: signals go to it
+        eq(send_one(n.primary, "traced@ops", starttls=True)[0], 250, "mail under strace")
         os.kill(pid, signal.SIGHUP)
         check(wait_for(lambda: "reloaded" in n.read_log(), 20), "reload under strace")
         os.kill(pid, signal.SIGTERM)
@@ -505,6 +506,11 @@ def test_systemd_syscall_filter_lets_the_node_work():
         missing = sorted(used - allowed)
         eq(missing, [], "system calls the unit's filter would refuse")
     finally:
+        if pid is not None and n.proc is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)    # killing strace alone would leave it running
+            except ProcessLookupError:
+                pass
         n.cleanup()
 
 
