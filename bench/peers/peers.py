@@ -340,6 +340,7 @@ SLUICE_INI = """\
 hostname = mx.bench.test
 spool_dir = {spool}
 shards = {shards}
+run_as_root = yes
 {node_extra}
 [limits]
 # The peers run without per-client limits too (Postfix: connection count and rate limits 0);

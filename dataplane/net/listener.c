@@ -18,6 +18,22 @@
 
 static listener_accept_fn *listener_accept;
 
+int listener_probe(const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+	int fd, one = 1, r = 0;
+
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (addr->ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)addr, addrlen) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 int listener_open(const struct sockaddr_storage *addr, socklen_t addrlen, int backlog)
 {
 	int fd, one = 1, r;

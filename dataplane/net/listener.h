@@ -12,6 +12,13 @@
 
 #include "shard/shard.h"
 
+/* Whether anyone else holds addr: binds a socket without SO_REUSEPORT (SO_REUSEADDR only, so a
+ * connection in TIME_WAIT from a previous run does not count) and closes it. A listener of any
+ * process on addr, or on the wildcard address of its port, makes it fail: our SO_REUSEPORT
+ * sockets would otherwise join another process's group (same user) and share its connections,
+ * or fail later with a less clear error. Returns 0, -EADDRINUSE, or another -errno from bind. */
+int listener_probe(const struct sockaddr_storage *addr, socklen_t addrlen);
+
 /* Opens a listening socket bound to addr with SO_REUSEPORT. Returns the fd or -errno. */
 int listener_open(const struct sockaddr_storage *addr, socklen_t addrlen, int backlog);
 

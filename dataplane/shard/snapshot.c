@@ -8,7 +8,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
+#include <netinet/in.h>
+#include <pwd.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,30 @@ struct pending_policy_key {
 	int      line;
 };
 
+/* What the checks of a whole file need that inih does not tell: the line of every section header
+ * (inih's handler sees only keys), the keys of the current section, and the lines of keys that
+ * later checks name. Filled by load_reader and load_handler. */
+struct load_seen {
+	char *name;           /* normalised: lower case, "listen NAME" keeps the name's case */
+	int   line;
+};
+
+struct load_check {
+	struct load_seen *sections;        /* except [domain]s: those are in load_ctx.names */
+	size_t            nsections, capsections;
+	struct load_seen *keys;            /* keys of the current section */
+	size_t            nkeys, capkeys;
+	int              *domain_line;     /* header line of each domain, by index */
+	size_t            capdomain_line;
+	int               listen_line[SNAPSHOT_MAX_LISTEN];   /* line of each listener's address */
+	int               node_line;       /* the [node] header, 0 without one */
+	int               err_line;        /* an error the reader found (inih has no line for it) */
+	bool              cont;            /* this line continues the previous key's value */
+	bool              prev_key;        /* a key was seen in this section (inih's prev_name) */
+	bool              has_hostname, has_spool_dir;
+	int               user_line, group_line;
+};
+
 struct load_ctx {
 	struct node_config        *c;
 	char                       err[512];
@@ -52,6 +79,7 @@ struct load_ctx {
 	struct hsearch_data        names;         /* domain name -> index, while loading */
 	bool                       names_ok;
 	int                        postmaster_line;  /* where [node] postmaster was set */
+	struct load_check          chk;
 };
 
 static int load_fail(struct load_ctx *lc, const char *section, const char *key, const char *fmt,
@@ -94,12 +122,16 @@ static const char *section_arg(const char *section, const char *kind)
 	return *section != '\0' ? section : NULL;
 }
 
+static int parse_node_ops(struct load_ctx *lc, const char *k, const char *v);
+
 static int parse_node(struct load_ctx *lc, const char *k, const char *v)
 {
 	struct node_config *c = lc->c;
 	uint64_t u;
 	int r = 0;
 
+	if ((r = parse_node_ops(lc, k, v)) != 0)
+		return r > 0;
 	if (strcmp(k, "name") == 0)
 		r = set_str(c->name, sizeof(c->name), v);
 	else if (strcmp(k, "hostname") == 0)
@@ -310,6 +342,8 @@ static int parse_delivery(struct load_ctx *lc, const char *k, const char *v)
 		d->concurrency = (uint32_t)u;
 	} else if (strcmp(k, "mx_port") == 0) {
 		r = cfgval_uint(v, 1, 65535, &u);
+		if (r == -ERANGE)
+			return load_fail(lc, "delivery", k, "port %s out of range (want 1-65535)", v);
 		d->mx_port = (uint16_t)u;
 	} else if (strcmp(k, "helo_name") == 0) {
 		r = set_str(d->helo_name, sizeof(d->helo_name), v);
@@ -319,6 +353,9 @@ static int parse_delivery(struct load_ctx *lc, const char *k, const char *v)
 
 		/* One numeric address:port, or a c-ares list checked item by item. */
 		r = set_str(d->dns_server, sizeof(d->dns_server), v);
+		if (r == 0 && strchr(v, ',') == NULL && cfgval_hostport(v, true, &ss, &sl) == -ERANGE)
+			return load_fail(lc, "delivery", k, "port out of range in \"%s\" (want 1-65535)",
+					 v);
 		if (r == 0 && strchr(v, ',') == NULL && cfgval_hostport(v, true, &ss, &sl) < 0)
 			return load_fail(lc, "delivery", k,
 					 "want a numeric address:port (\"127.0.0.1:53\"), not \"%s\"", v);
@@ -359,10 +396,16 @@ static int parse_listen(struct load_ctx *lc, const char *section, const char *na
 		return load_fail(lc, section, k, "too many listen sections (at most %d)",
 				 SNAPSHOT_MAX_LISTEN);
 	if (strcmp(k, "address") == 0) {
-		if (set_str(l->address, sizeof(l->address), v) < 0 ||
-		    cfgval_hostport(v, true, &l->addr, &l->addrlen) < 0)
+		int r = set_str(l->address, sizeof(l->address), v);
+
+		if (r == 0)
+			r = cfgval_hostport(v, true, &l->addr, &l->addrlen);
+		if (r == -ERANGE)
+			return load_fail(lc, section, k, "port out of range in \"%s\" (want 1-65535)", v);
+		if (r < 0)
 			return load_fail(lc, section, k,
 					 "want a numeric address:port (\"127.0.0.2:25\", \"[::1]:25\"), not \"%s\"", v);
+		lc->chk.listen_line[l - lc->c->listen] = lc->line;
 	} else if (strcmp(k, "role") == 0) {
 		if (strcasecmp(v, "primary") == 0)
 			l->role = LISTEN_ROLE_PRIMARY;
@@ -481,8 +524,12 @@ static int parse_route(struct domain_conf *d, const char *v, char *why, size_t w
 		if (hp[0] == '[')
 			colon++;
 		port = strtoul(colon + 1, &end, 10);
-		if (*end != '\0' || port == 0 || port > 65535) {
+		if (*end != '\0' || colon[1] == '\0') {
 			snprintf(why, whylen, "bad port in \"%s\"", hp);
+			return -EINVAL;
+		}
+		if (port == 0 || port > 65535) {
+			snprintf(why, whylen, "port out of range in \"%s\" (want 1-65535)", hp);
 			return -EINVAL;
 		}
 		*colon = '\0';
@@ -586,6 +633,464 @@ static int parse_domain(struct load_ctx *lc, const char *section, const char *na
 	return 1;
 }
 
+/* --- whole-file checks: duplicates, names, lines (see struct load_check) ---------------- */
+
+static int load_seen_add(struct load_seen **v, size_t *n, size_t *cap, const char *name, int line)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		struct load_seen *nv = realloc(*v, c * sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[*n].name = strdup(name);
+	if ((*v)[*n].name == NULL)
+		return -ENOMEM;
+	(*v)[(*n)++].line = line;
+	return 0;
+}
+
+static void load_seen_clear(struct load_seen *v, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free(v[i].name);
+	*n = 0;
+}
+
+static int load_seen_line(const struct load_seen *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return v[i].line;
+	return 0;
+}
+
+/* The reader's error: inih is stopped (the reader returns NULL), so the line is kept here. */
+static int load_fail_line(struct load_ctx *lc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int load_fail_line(struct load_ctx *lc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (lc->err[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(lc->err, sizeof(lc->err), fmt, ap);
+		va_end(ap);
+		lc->chk.err_line = lc->line;
+	}
+	return -EINVAL;
+}
+
+/* A [domain] name is matched exactly (case aside, and a recipient's trailing dot) against the
+ * recipient's domain: a name that is not a host name can never match, and there are no
+ * wildcards, so "*.example.com" would silently accept nothing. */
+static int domain_name_check(const char *name, char *why, size_t whylen)
+{
+	size_t n = strlen(name), label = 0;
+
+	if (strpbrk(name, "*?") != NULL) {
+		snprintf(why, whylen, "wildcards are not supported: a [domain] matches its name exactly; "
+			 "give each domain and sub-domain its own section");
+		return -EINVAL;
+	}
+	if (n > 253) {
+		snprintf(why, whylen, "a domain name is at most 253 characters");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i <= n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (ch == '.' || ch == '\0') {
+			if (label == 0 || label > 63) {
+				snprintf(why, whylen, "the name cannot match any recipient: %s",
+					 label ? "a label is longer than 63 characters"
+					       : "empty label (a leading, trailing or double dot)");
+				return -EINVAL;
+			}
+			label = 0;
+		} else if (isalnum(ch) || ch == '-' || ch == '_' || ch >= 0x80) {
+			label++;
+		} else {
+			snprintf(why, whylen, "the name cannot match any recipient: '%c' is not allowed in "
+				 "a domain name", ch);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* A section header at lc->line: given twice is an error naming both lines. */
+static int load_check_section(struct load_ctx *lc, const char *section)
+{
+	struct load_check *k = &lc->chk;
+	const char *arg;
+	char norm[300], why[200];
+	int first;
+
+	load_seen_clear(k->keys, &k->nkeys);
+	k->prev_key = false;
+	if ((arg = section_arg(section, "domain")) != NULL) {
+		struct domain_conf *d;
+		long idx;
+
+		if (domain_name_check(arg, why, sizeof(why)) < 0)
+			return load_fail_line(lc, "[%s]: %s", section, why);
+		d = domain_by_name(lc, arg, &idx);
+		if (d == NULL)
+			return 0;   /* too many or no memory: the first key says so, with its line */
+		if ((size_t)idx >= k->capdomain_line) {
+			size_t cap = k->capdomain_line ? k->capdomain_line * 2 : 64;
+			int *nl = realloc(k->domain_line, cap * sizeof(*nl));
+
+			if (nl == NULL)
+				return load_fail_line(lc, "[%s]: out of memory", section);
+			memset(nl + k->capdomain_line, 0, (cap - k->capdomain_line) * sizeof(*nl));
+			k->domain_line = nl;
+			k->capdomain_line = cap;
+		}
+		if (k->domain_line[idx] != 0)
+			return load_fail_line(lc, "[%s]: section given twice: [domain %s] is at line %d",
+					      section, d->name, k->domain_line[idx]);
+		k->domain_line[idx] = lc->line;
+		return 0;
+	}
+	if ((arg = section_arg(section, "listen")) != NULL) {
+		snprintf(norm, sizeof(norm), "listen %s", arg);
+		(void)listen_by_name(lc, arg);   /* so that one without keys is "missing an address" */
+	} else {
+		size_t i;
+
+		for (i = 0; section[i] != '\0' && i < sizeof(norm) - 1; i++)
+			norm[i] = (char)tolower((unsigned char)section[i]);
+		norm[i] = '\0';
+	}
+	first = load_seen_line(k->sections, k->nsections, norm);
+	if (first != 0)
+		return load_fail_line(lc, "[%s]: section given twice: first at line %d", section, first);
+	if (strcmp(norm, "node") == 0)
+		k->node_line = lc->line;
+	if (load_seen_add(&k->sections, &k->nsections, &k->capsections, norm, lc->line) < 0)
+		return load_fail_line(lc, "[%s]: out of memory", section);
+	return 0;
+}
+
+/* Looks at each line before inih does, by inih's own rules (r55: after leading blanks, ';' or '#'
+ * or nothing is a comment; a non-blank line with leading blanks after a key continues its
+ * value; '[' opens a section whose name ends at ']'). Returns 0, or -EINVAL to stop. */
+static int load_check_line(struct load_ctx *lc, const char *line)
+{
+	struct load_check *k = &lc->chk;
+	const char *start = line, *end;
+	char section[256];
+	size_t n;
+
+	k->cont = false;
+	if (lc->line == 1 && memcmp(start, "\xEF\xBB\xBF", 3) == 0)
+		start += 3;
+	while (isspace((unsigned char)*start))
+		start++;
+	if (*start == '\0' || *start == ';' || *start == '#')
+		return 0;
+	if (k->prev_key && start > line) {
+		k->cont = true;
+		return 0;
+	}
+	if (*start != '[') {
+		if (strpbrk(start, "=:") != NULL)
+			k->prev_key = true;
+		return 0;
+	}
+	for (end = start + 1; *end != '\0' && *end != ']'; end++)
+		if (*end == ';' && isspace((unsigned char)end[-1]))
+			return 0;   /* inih: a syntax error, reported with its line */
+	if (*end != ']')
+		return 0;
+	n = (size_t)(end - start - 1);
+	if (n >= sizeof(section))
+		n = sizeof(section) - 1;
+	memcpy(section, start + 1, n);
+	section[n] = '\0';
+	return load_check_section(lc, section);
+}
+
+/* The list keys of a policy add to their list each time; any other key given twice in one
+ * section is an error (which one was meant?). Returns 0 or -EINVAL (lc->err set). */
+static int load_check_key(struct load_ctx *lc, const char *section, const char *key)
+{
+	static const char *const lists[] = { "sender_allow", "sender_block", "ip_allow", "ip_block" };
+	struct load_check *k = &lc->chk;
+	bool list = false;
+	int first;
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		list |= strcmp(key, lists[i]) == 0;
+	if (k->cont) {
+		/* inih takes an indented line after a key as more of that key's value: only a list
+		 * can have more, anywhere else it is a mistake ("  role = fallback" under address). */
+		if (list)
+			return 0;
+		load_fail(lc, section, key, "an indented line continues the value of %s (line %d): "
+			  "un-indent it, or write the value on one line", key,
+			  load_seen_line(k->keys, k->nkeys, key));
+		return -EINVAL;
+	}
+	if (strcasecmp(section, "node") == 0) {
+		k->has_hostname |= strcmp(key, "hostname") == 0;
+		if (strcmp(key, "spool_dir") == 0) {
+			k->has_spool_dir = true;
+			lc->c->ops.spool_dir_line = lc->line;
+		}
+	}
+	if (list)
+		return 0;
+	first = load_seen_line(k->keys, k->nkeys, key);
+	if (first != 0) {
+		load_fail(lc, section, key, "given twice in this section: first at line %d", first);
+		return -EINVAL;
+	}
+	if (load_seen_add(&k->keys, &k->nkeys, &k->capkeys, key, lc->line) < 0) {
+		load_fail(lc, section, key, "out of memory");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* [node] user, group, run_as_root, pid_file. Returns 0 when k is none of them, 1 when it was
+ * taken, -1 after load_fail. The names are resolved once the whole file is read. */
+static int parse_node_ops(struct load_ctx *lc, const char *k, const char *v)
+{
+	struct node_ops *o = &lc->c->ops;
+	int r;
+
+	if (strcmp(k, "user") == 0) {
+		r = set_str(o->user, sizeof(o->user), v);
+		lc->chk.user_line = lc->line;
+	} else if (strcmp(k, "group") == 0) {
+		r = set_str(o->group, sizeof(o->group), v);
+		lc->chk.group_line = lc->line;
+	} else if (strcmp(k, "run_as_root") == 0) {
+		if (cfgval_bool(v, &o->run_as_root) < 0) {
+			load_fail(lc, "node", k, "want yes or no, not \"%s\"", v);
+			return -1;
+		}
+		return 1;
+	} else if (strcmp(k, "pid_file") == 0) {
+		r = set_str(o->pid_file, sizeof(o->pid_file), v);
+		if (r == 0 && v[0] != '/')
+			r = -EINVAL;
+	} else
+		return 0;
+	if (r < 0 || v[0] == '\0') {
+		load_fail(lc, "node", k, "bad value \"%s\"%s", v,
+			  strcmp(k, "pid_file") == 0 ? " (want an absolute path)" : "");
+		return -1;
+	}
+	return 1;
+}
+
+/* Names to ids, with the line of the key that names them. getpwnam_r/getgrnam_r read the
+ * system's databases (NSS), so this also runs on a reload after privileges were dropped. */
+static int resolve_ops(struct load_ctx *lc, const char *path, char *err, size_t errlen)
+{
+	struct node_ops *o = &lc->c->ops;
+	struct passwd pw, *pwr = NULL;
+	struct group gr, *grr = NULL;
+	char buf[4096];
+	int e;
+
+	if (o->group[0] != '\0' && o->user[0] == '\0') {
+		snprintf(err, errlen, "%s:%d: [node] group: needs [node] user", path, lc->chk.group_line);
+		return -EINVAL;
+	}
+	if (o->user[0] == '\0')
+		return 0;
+	e = getpwnam_r(o->user, &pw, buf, sizeof(buf), &pwr);
+	if (pwr == NULL) {
+		snprintf(err, errlen, "%s:%d: [node] user: no such user \"%s\"%s%s", path,
+			 lc->chk.user_line, o->user, e ? ": " : "", e ? strerror(e) : "");
+		return -EINVAL;
+	}
+	if (pw.pw_uid == 0) {
+		snprintf(err, errlen, "%s:%d: [node] user: \"%s\" is root (uid 0); name an unprivileged "
+			 "user, or set run_as_root = yes without user", path, lc->chk.user_line, o->user);
+		return -EINVAL;
+	}
+	o->uid = pw.pw_uid;
+	o->gid = pw.pw_gid;
+	if (o->group[0] == '\0')
+		return 0;
+	e = getgrnam_r(o->group, &gr, buf, sizeof(buf), &grr);
+	if (grr == NULL) {
+		snprintf(err, errlen, "%s:%d: [node] group: no such group \"%s\"%s%s", path,
+			 lc->chk.group_line, o->group, e ? ": " : "", e ? strerror(e) : "");
+		return -EINVAL;
+	}
+	if (gr.gr_gid == 0) {
+		snprintf(err, errlen, "%s:%d: [node] group: \"%s\" is root's group (gid 0)", path,
+			 lc->chk.group_line, o->group);
+		return -EINVAL;
+	}
+	o->gid = gr.gr_gid;
+	return 0;
+}
+
+static bool listen_same_addr(const struct listen_conf *a, const struct listen_conf *b)
+{
+	if (a->addr.ss_family != b->addr.ss_family)
+		return false;
+	if (a->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)&a->addr, *y = (const void *)&b->addr;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)&a->addr, *y = (const void *)&b->addr;
+
+	return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+/* What can only be judged once the whole file is read (before the policies are applied). */
+static int check_whole_file(struct load_ctx *lc, const char *path, char *err, size_t errlen)
+{
+	struct node_config *c = lc->c;
+	const struct load_check *k = &lc->chk;
+
+	/* SO_REUSEPORT would let both bind: one address's connections split between two roles. */
+	for (unsigned j = 1; j < c->nlisten; j++)
+		for (unsigned i = 0; i < j; i++)
+			if (listen_same_addr(&c->listen[i], &c->listen[j])) {
+				snprintf(err, errlen, "%s:%d: [listen %s] address: %s is already the address "
+					 "of [listen %s] at line %d", path, k->listen_line[j],
+					 c->listen[j].name, c->listen[j].address, c->listen[i].name,
+					 k->listen_line[i]);
+				return -EINVAL;
+			}
+	if (!k->has_hostname || !k->has_spool_dir) {
+		const char *key = !k->has_hostname ? "hostname" : "spool_dir";
+		const char *what = !k->has_hostname
+			? "the name this MX gives in its banner, EHLO and Received headers"
+			: "where accepted mail is kept";
+
+		if (k->node_line != 0)
+			snprintf(err, errlen, "%s:%d: [node] %s: missing (%s)", path, k->node_line, key,
+				 what);
+		else
+			snprintf(err, errlen, "%s: [node] %s: missing, and there is no [node] section (%s)",
+				 path, key, what);
+		return -EINVAL;
+	}
+	if (c->ops.pid_file[0] == '\0' &&
+	    (size_t)snprintf(c->ops.pid_file, sizeof(c->ops.pid_file), "%s/sluice-node.pid",
+			     c->spool_dir) >= sizeof(c->ops.pid_file)) {
+		snprintf(err, errlen, "%s:%d: [node] spool_dir: too long", path, k->node_line);
+		return -EINVAL;
+	}
+	return resolve_ops(lc, path, err, errlen);
+}
+
+/* The last key that set threshold `name` (tag_score, ...) for role r in domain dom's section
+ * (-1: [policy]), role prefixes understood; NULL when none did. */
+static const struct pending_policy_key *threshold_key(const struct load_ctx *lc, long dom,
+						       unsigned r, const char *name)
+{
+	for (size_t i = lc->npk; i-- > 0;) {
+		const struct pending_policy_key *pk = &lc->pk[i];
+		const char *key = pk->key;
+
+		if (pk->domain != dom)
+			continue;
+		if (strncmp(key, "primary_", 8) == 0) {
+			if (r != POLICY_ROLE_PRIMARY)
+				continue;
+			key += 8;
+		} else if (strncmp(key, "fallback_", 9) == 0) {
+			if (r != POLICY_ROLE_FALLBACK)
+				continue;
+			key += 9;
+		}
+		if (strcmp(key, name) == 0)
+			return pk;
+	}
+	return NULL;
+}
+
+/* tag <= quarantine <= reject where set (off ones skipped), for each MX role of [policy] and of
+ * each domain after its overrides. The wrong way round, the milder action wins over the
+ * severer one for the highest scores (the highest threshold reached wins), which nobody means.
+ * A tie is allowed: the severer action takes it, the documented way to skip one (policy.h). */
+static int check_thresholds(struct load_ctx *lc, const char *path, char *err, size_t errlen)
+{
+	static const struct { enum policy_action a; const char *key; } order[] = {
+		{ POLICY_TAG, "tag_score" },
+		{ POLICY_QUARANTINE, "quarantine_score" },
+		{ POLICY_REJECT, "reject_score" },
+	};
+	static const char *const roles[] = { "primary", "fallback" };
+	struct node_config *c = lc->c;
+
+	for (long d = -1; d < (long)c->ndomains; d++) {
+		const struct policy *p = d < 0 ? c->default_policy : c->domains[d].policy;
+
+		for (unsigned r = 0; r < POLICY_ROLE_COUNT; r++) {
+			int prev = -1;
+
+			for (int i = 0; i < 3; i++) {
+				const struct pending_policy_key *pa, *pb, *blame, *other;
+				const char *okey;
+				char where[300], about[200];
+				int32_t va, vb;
+
+				if (p->role[r].at[order[i].a] == POLICY_SCORE_OFF)
+					continue;
+				if (prev < 0 || p->role[r].at[order[prev].a] <= p->role[r].at[order[i].a]) {
+					prev = i;
+					continue;
+				}
+				va = p->role[r].at[order[prev].a];
+				vb = p->role[r].at[order[i].a];
+				/* Blame the later of the two keys in this section (the default passed, so one
+				 * of them is here); name the other's line, or say it is the default. */
+				pa = threshold_key(lc, d, r, order[prev].key);
+				pb = threshold_key(lc, d, r, order[i].key);
+				blame = pa == NULL || (pb != NULL && pb->line > pa->line) ? pb : pa;
+				other = blame == pa ? pb : pa;
+				okey = blame == pa ? order[i].key : order[prev].key;
+				if (other == NULL && d >= 0)
+					other = threshold_key(lc, -1, r, okey);
+				if (d < 0)
+					snprintf(where, sizeof(where), "%s:%d: [policy]", path,
+						 blame ? blame->line : 0);
+				else
+					snprintf(where, sizeof(where), "%s:%d: [domain %s]", path,
+						 blame ? blame->line : lc->chk.domain_line[d], c->domains[d].name);
+				if (other != NULL)
+					snprintf(about, sizeof(about), "%s at line %d", other->key, other->line);
+				else
+					snprintf(about, sizeof(about), "%s is the built-in default", okey);
+				snprintf(err, errlen, "%s %s: thresholds out of order for the %s MX: %s %g is "
+					 "above %s %g (%s); want tag_score <= quarantine_score <= reject_score "
+					 "where set", where, blame ? blame->key : order[i].key, roles[r],
+					 order[prev].key, va / 1000.0, order[i].key, vb / 1000.0, about);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+static void load_check_free(struct load_check *k)
+{
+	load_seen_clear(k->sections, &k->nsections);
+	load_seen_clear(k->keys, &k->nkeys);
+	free(k->sections);
+	free(k->keys);
+	free(k->domain_line);
+}
+
 static int load_handler(void *user, const char *section, const char *k, const char *v)
 {
 	struct load_ctx *lc = user;
@@ -593,6 +1098,8 @@ static int load_handler(void *user, const char *section, const char *k, const ch
 
 	if (k == NULL)      /* a section header alone (inih with INI_CALL_HANDLER_ON_NEW_SECTION) */
 		return 1;
+	if (load_check_key(lc, section, k) < 0)
+		return 0;
 	if (strcasecmp(section, "node") == 0)
 		return parse_node(lc, k, v);
 	if (strcasecmp(section, "limits") == 0)
@@ -626,8 +1133,11 @@ static char *load_reader(char *str, int num, void *stream)
 	struct load_ctx *lc = stream;
 	char *r = fgets(str, num, lc->f);
 
-	if (r != NULL)
+	if (r != NULL) {
 		lc->line++;
+		if (load_check_line(lc, r) < 0)
+			return NULL;    /* stops inih; the error is in lc->err, its line in chk.err_line */
+	}
 	return r;
 }
 
@@ -804,6 +1314,8 @@ int node_config_load(const char *path, struct node_config **conf_r, char *err, s
 	lc.f = f;
 	line = ini_parse_stream(load_reader, &lc, load_handler, &lc);
 	fclose(f);
+	if (line == 0 && lc.chk.err_line != 0)
+		line = lc.chk.err_line;
 	if (line != 0) {
 		if (line < 0)
 			snprintf(err, errlen, "%s: cannot read", path);
@@ -820,14 +1332,23 @@ int node_config_load(const char *path, struct node_config **conf_r, char *err, s
 	}
 	for (unsigned i = 0; i < c->nlisten; i++)
 		if (c->listen[i].addrlen == 0) {
-			snprintf(err, errlen, "%s: [listen %s] has no address", path, c->listen[i].name);
+			char norm[80];
+
+			snprintf(norm, sizeof(norm), "listen %s", c->listen[i].name);
+			snprintf(err, errlen, "%s:%d: [listen %s] address: missing: the section has no address",
+				 path, load_seen_line(lc.chk.sections, lc.chk.nsections, norm),
+				 c->listen[i].name);
 			goto out;
 		}
 	for (unsigned i = 0; i < c->ndomains; i++)
 		if (!c->domains[i].route_mx && c->domains[i].ndest == 0) {
-			snprintf(err, errlen, "%s: [domain %s] has no route", path, c->domains[i].name);
+			snprintf(err, errlen, "%s:%d: [domain %s] route: missing: the domain has no route "
+				 "(want \"host:port [priority], ...\" or \"mx\")", path,
+				 i < lc.chk.capdomain_line ? lc.chk.domain_line[i] : 0, c->domains[i].name);
 			goto out;
 		}
+	if (check_whole_file(&lc, path, err, errlen) < 0)
+		goto out;
 	if (c->banner[0] == '\0')
 		snprintf(c->banner, sizeof(c->banner), "ESMTP Sluice");
 	if ((c->tls_cert[0] != '\0') != (c->tls_key[0] != '\0')) {
@@ -869,10 +1390,14 @@ int node_config_load(const char *path, struct node_config **conf_r, char *err, s
 		}
 	}
 	r = apply_policies(&lc, path, err, errlen);
+	if (r == 0)
+		r = check_thresholds(&lc, path, err, errlen);
 	if (r < 0)
 		goto out;
 	finish_routing_postmaster(c);
-	if (c->ndomains > 1)     /* qsort(NULL, 0, ...) is undefined (no domain at all) */
+	if (c->ndomains == 0)
+		log_warn(0, "%s: no [domain] section: every recipient will be refused (554 5.7.1)", path);
+	if (c->ndomains > 1)      /* with none, domains is NULL: qsort must not see it */
 		qsort(c->domains, c->ndomains, sizeof(*c->domains), domain_cmp);
 	if (check_postmaster(&lc, path, err, errlen) < 0) {
 		r = -EINVAL;
@@ -899,6 +1424,7 @@ out:
 	free(lc.pk);
 	if (lc.names_ok)
 		hdestroy_r(&lc.names);
+	load_check_free(&lc.chk);
 	config_free(c);
 	return r;
 }

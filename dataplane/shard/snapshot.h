@@ -9,7 +9,8 @@
  *
  * The file (INI, parsed with inih):
  *   [node]      name, hostname, shards, spool_dir, rules_dir, log_level, banner, log
- *               (stderr|syslog), log_facility, log_socket, postmaster
+ *               (stderr|syslog), log_facility, log_socket, postmaster,
+ *               user, group, run_as_root, pid_file (struct node_ops; applied by main at start)
  *   [limits]    message_size, recipients, errors, session_time, idle_timeout,
  *               connections_per_ip, max_sessions, command_line, shutdown_grace, bad_commands_drop
  *   [spool]     segment_size, spill_size, min_free, commit_delay
@@ -21,7 +22,11 @@
  *               outbound connection is kept this long), helo_name, dns_server, mx_port
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
  *               spool_quota, allow_routing, and policy keys overriding the default
- * A bad file is refused with "FILE:LINE: [section] key: reason".
+ * A bad file is refused with "FILE:LINE: [section] key: reason": besides bad values, a section
+ * or key given twice (the list keys of a policy excepted), a missing hostname or spool_dir, a
+ * [domain] name that cannot match a recipient, two listeners on one address, and policy
+ * thresholds out of order (tag <= quarantine <= reject, per MX role, after a domain's overrides).
+ * A file without any [domain] loads with a warning.
  */
 #ifndef SLUICE_SHARD_SNAPSHOT_H
 #define SLUICE_SHARD_SNAPSHOT_H
@@ -30,6 +35,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <openssl/ssl.h>
 
 #include "base/buf.h"
@@ -135,6 +141,15 @@ struct node_config {
 	char                 postmaster[320];/* [node] postmaster: where bare <postmaster> goes; default
 					      * postmaster@ the first domain; empty: no domain */
 	bool                 allow_routing;  /* [policy] allow_routing: the domains' default */
+	/* How the process runs: read by main at start only (a reload that changes them warns). */
+	struct node_ops {
+		char  user[64], group[64];   /* [node] user/group; empty: no switch */
+		uid_t uid;                   /* resolved at load when user is set */
+		gid_t gid;                   /* group, or the user's primary group */
+		bool  run_as_root;           /* [node] run_as_root: root without user is allowed */
+		char  pid_file[512];         /* default spool_dir/sluice-node.pid */
+		int   spool_dir_line;        /* for --check-config's messages */
+	} ops;
 };
 
 /* Loads and checks a file. Returns 0, or -EINVAL with the reason in err. */

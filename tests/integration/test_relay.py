@@ -243,7 +243,9 @@ def test_tag_and_quarantine_verdicts():
     n = relay_node({"tag.test": "127.0.0.1:%d" % sink.port,
                     "quar.test": "127.0.0.1:%d" % sink.port},
                    domains_extra={"tag.test": {"tag_score": "0"},
-                                  "quar.test": {"quarantine_score": "0"}}).start()
+                                  # quarantine below tag would be refused: tag off
+                                  "quar.test": {"quarantine_score": "0",
+                                                "tag_score": "off"}}).start()
     try:
         send(n.primary, "a@src.test", ["x@tag.test"], msg("tag@test"))
         send(n.primary, "a@src.test", ["y@quar.test"], msg("quar@test"))

@@ -72,7 +72,7 @@ class Node:
         self.conf_path = os.path.join(self.workdir, "node.ini")
         sections = {
             "node": {"name": "test", "hostname": "mx.test", "spool_dir": self.spool,
-                     "shards": "2"},
+                     "shards": "2", "run_as_root": "yes"},
             "limits": {},
             "listen primary": {"address": "%s:%d" % self.primary, "role": "primary"},
             "listen fallback": {"address": "%s:%d" % self.fallback, "role": "fallback"},

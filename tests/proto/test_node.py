@@ -30,7 +30,7 @@ def check_config(text):
     return r.returncode, (r.stdout + r.stderr).replace(p, "FILE")
 
 
-GOOD = "[node]\nspool_dir = /tmp/x\n[listen a]\naddress = 127.0.0.2:2525\n[domain d.test]\nroute = 127.0.0.1:25\n"
+GOOD = "[node]\nhostname = mx.test\nspool_dir = /tmp/x\n[listen a]\naddress = 127.0.0.2:2525\n[domain d.test]\nroute = 127.0.0.1:25\n"
 
 
 def test_config_good():
@@ -40,39 +40,39 @@ def test_config_good():
 
 
 def test_config_many_domains():
-    """Sections of one domain in any case are one domain; the domain limit is enforced with the
-    line named."""
+    """Sections of one domain in any case are one domain (so a second one is a duplicate); the
+    domain limit is enforced with the line named."""
     rc, out = check_config(GOOD + "[domain D.TEST]\ntag_score = 3\n")
-    eq(rc, 0, "case-insensitive merge: " + out)
-    check("1 domains" in out, out)
+    eq(rc, 2, "case-insensitive duplicate: " + out)
+    check("FILE:8: [domain D.TEST]: section given twice: [domain d.test] is at line 6" in out, out)
     many = "".join("[domain d%d.test]\nroute = 127.0.0.1:25\n" % i for i in range(99999))
     rc, out = check_config(GOOD + many)
     eq(rc, 0, "100000 domains: " + out[-300:])
     check("100000 domains" in out, out)
     rc, out = check_config(GOOD + many + "[domain one-too-many.test]\nroute = 127.0.0.1:25\n")
     eq(rc, 2, "the 100001st domain is refused")
-    check("FILE:%d: [domain one-too-many.test] route" % (6 + 2 * 99999 + 2) in out, out)
+    check("FILE:%d: [domain one-too-many.test] route" % (7 + 2 * 99999 + 2) in out, out)
 
 
 def test_config_errors_name_line_and_key():
     cases = [
-        (GOOD + "[limits]\nmessage_size = lots\n", "FILE:8: [limits] message_size"),
-        (GOOD + "[limits]\nbogus = 1\n", "FILE:8: [limits] bogus: unknown key"),
+        (GOOD + "[limits]\nmessage_size = lots\n", "FILE:9: [limits] message_size"),
+        (GOOD + "[limits]\nbogus = 1\n", "FILE:9: [limits] bogus: unknown key"),
         (GOOD.replace("role", "x") + "[listen b]\naddress = 127.0.0.3:25\nrole = tertiary\n",
-         "FILE:9: [listen b] role"),
-        (GOOD + "[domain e.test]\nroute = nohostport\n", "FILE:8: [domain e.test] route"),
-        (GOOD + "[weird]\nx = 1\n", "FILE:8: [weird] x: unknown section"),
-        (GOOD + "this is not ini\n", "FILE:7: syntax error"),
+         "FILE:10: [listen b] role"),
+        (GOOD + "[domain e.test]\nroute = nohostport\n", "FILE:9: [domain e.test] route"),
+        (GOOD + "[weird]\nx = 1\n", "FILE:9: [weird] x: unknown section"),
+        (GOOD + "this is not ini\n", "FILE:8: syntax error"),
         ("[node]\nspool_dir = /tmp/x\n", "no [listen NAME] section"),
         (GOOD + "[tls]\ncert = /nonexistent.pem\nkey = /nonexistent.key\n", "[tls] cannot load"),
-        (GOOD + "[delivery]\nconcurrency = 0\n", "FILE:8: [delivery] concurrency"),
-        (GOOD + "[delivery]\nretry_first = soon\n", "FILE:8: [delivery] retry_first"),
-        (GOOD + "[delivery]\ndns_server = localhost\n", "FILE:8: [delivery] dns_server"),
-        (GOOD + "[delivery]\nbogus = 1\n", "FILE:8: [delivery] bogus: unknown key"),
+        (GOOD + "[delivery]\nconcurrency = 0\n", "FILE:9: [delivery] concurrency"),
+        (GOOD + "[delivery]\nretry_first = soon\n", "FILE:9: [delivery] retry_first"),
+        (GOOD + "[delivery]\ndns_server = localhost\n", "FILE:9: [delivery] dns_server"),
+        (GOOD + "[delivery]\nbogus = 1\n", "FILE:9: [delivery] bogus: unknown key"),
         (GOOD + "[delivery]\nretry_first = 2h\nretry_max = 1h\n", "[delivery] retry_first"),
-        (GOOD + "tls = sometimes\n", "FILE:7: [domain d.test] tls"),
-        (GOOD + "tls_verify = maybe\n", "FILE:7: [domain d.test] tls_verify"),
-        (GOOD + "spool_quota = lots\n", "FILE:7: [domain d.test] spool_quota"),
+        (GOOD + "tls = sometimes\n", "FILE:8: [domain d.test] tls"),
+        (GOOD + "tls_verify = maybe\n", "FILE:8: [domain d.test] tls_verify"),
+        (GOOD + "spool_quota = lots\n", "FILE:8: [domain d.test] spool_quota"),
     ]
     for text, want in cases:
         rc, out = check_config(text)
@@ -137,7 +137,7 @@ def test_reload_keeps_connections():
         eq(r.cmd("RCPT TO:<a@new.test>")[0], 250, "same connection sees the new domain")
         eq(r.cmd("RCPT TO:<a@example.test>")[0], 250, "old domain still served")
         # A broken file is refused; the node keeps going with the last good one.
-        n.write_conf(extra="[limits]\nmessage_size = nonsense\n")
+        n.write_conf(dict(n.sections, limits=dict(n.sections["limits"], message_size="nonsense")))
         n.hup()
         deadline = time.time() + 10
         while "reload refused" not in n.read_log() and time.time() < deadline:
