@@ -192,6 +192,12 @@ void delivery_client_fini(struct delivery_client *c);
 enum delivery_client_ev delivery_client_next(struct delivery_client *c);
 /* The milliseconds to arm for the current wait (READ, WRITE of body bytes, STARTTLS). */
 uint32_t delivery_client_timeout_ms(const struct delivery_client *c);
+/* Names the wait in progress (never 0): it changes when the session moves to another stage or
+ * waits for another kind of reply (banner, EHLO, STARTTLS and its handshake, RSET, MAIL, the
+ * RCPTs, DATA, the body, the final reply, QUIT), not when bytes come in. A caller that keeps one
+ * deadline per key, set when the key changes, has a total deadline per stage that a server
+ * answering one byte at a time cannot stretch (timeout_ms() gives its length). */
+uint32_t delivery_client_wait_key(const struct delivery_client *c);
 
 /* The queued bytes, and how many the caller managed to write. */
 void delivery_client_output(const struct delivery_client *c, const uint8_t **p_r, size_t *len_r);

@@ -112,6 +112,10 @@ struct delivery_shard {
 	struct dquota              *quota[DELIVERY_QUOTA_HASH];
 
 	uint64_t                    n_delivered, n_failed, n_deferred, n_dsn, n_conn;
+	/* Closed connections not yet freed, and destinations to wake: both handled at the next
+	 * delivery_conn_turn (see delivery_conn.c's lifetime rule). */
+	struct dconn               *dead;
+	struct ddest               *kicks;
 };
 
 static inline struct delivery_shard *delivery_of(struct shard *sh)

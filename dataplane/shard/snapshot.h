@@ -17,7 +17,9 @@
  *   [policy]    the default policy (keys of policy_conf_set)
  *   [delivery]  hold, retry_first, retry_max, expire, delay_warning, retry_flat, retry_jitter,
  *               concurrency (per destination per shard), connect_timeout, idle_time (an idle
- *               outbound connection is kept this long), helo_name, dns_server, mx_port
+ *               outbound connection is kept this long), helo_name, dns_server, mx_port,
+ *               helo/starttls/mail/rcpt/data_init/data_xfer/data_done/rset/quit_timeout (total
+ *               deadlines per outbound stage), long_lines (pass|wrap|refuse)
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
  *               spool_quota, and policy keys overriding the default
  * A bad file is refused with "FILE:LINE: [section] key: reason".
@@ -96,6 +98,18 @@ struct delivery_tuning {
 	char     helo_name[256];         /* default: [node] hostname */
 	char     dns_server[256];        /* c-ares server list; empty: /etc/resolv.conf */
 	bool     hold;                   /* accept and spool, start no delivery (maintenance) */
+	/* Total deadline per outbound stage; 0: the client's default (Postfix's smtp_*_timeout). */
+	uint32_t helo_timeout_ms, starttls_timeout_ms, mail_timeout_ms, rcpt_timeout_ms;
+	uint32_t data_init_timeout_ms, data_xfer_timeout_ms, data_done_timeout_ms;
+	uint32_t rset_timeout_ms, quit_timeout_ms;
+	uint8_t  long_lines;             /* enum delivery_long_lines */
+};
+
+/* [delivery] long_lines: a body line over 998 octets (RFC 5321 4.5.3.1.6). */
+enum delivery_long_lines {
+	DELIVERY_LONG_LINES_PASS = 0,    /* relayed as it is (keeps DKIM signatures) */
+	DELIVERY_LONG_LINES_WRAP,        /* broken with CR LF SP on the way out */
+	DELIVERY_LONG_LINES_REFUSE,      /* the message gets 554 5.6.0 at end of data */
 };
 
 struct node_config {
