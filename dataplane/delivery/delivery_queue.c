@@ -185,7 +185,8 @@ static char *dup_slice(struct slice s)
 	char *p = malloc(s.len + 1);
 
 	if (p) {
-		memcpy(p, s.p, s.len);
+		if (s.len)
+			memcpy(p, s.p, s.len);   /* an empty slice may have p NULL (a DSN's rules) */
 		p[s.len] = '\0';
 	}
 	return p;

@@ -43,11 +43,10 @@ class Misbehave:
 
     def raw(self):
         out = []
-        n = 1
-        while os.path.exists(os.path.join(self.dir, "%d.raw" % n)):
-            with open(os.path.join(self.dir, "%d.raw" % n), "rb") as f:
+        names = [x for x in os.listdir(self.dir) if x.endswith(".raw")]
+        for x in sorted(names, key=lambda x: int(x.split(".")[0])):
+            with open(os.path.join(self.dir, x), "rb") as f:
                 out.append(f.read())
-            n += 1
         return out
 
     def wait(self, count, timeout=20):
@@ -112,6 +111,199 @@ def test_tls_garbage_falls_back_to_plain_at_once():
     finally:
         n.cleanup()
         dest.stop()
+
+
+def fallback_case(mode, tls_conf=None):
+    """A destination whose handshake fails in some way: the message must arrive in plain text
+    within a few seconds (the test's starttls_timeout is 2 s), not after a retry delay."""
+    dest = Misbehave(mode)
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"retry_first": "1h", "retry_max": "1h", "starttls_timeout": "2s"},
+                   domains_extra={"example.test": tls_conf or {}}).start()
+    try:
+        t0 = time.time()
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("%s@test" % mode))
+        got = dest.wait(1, 10)
+        eq(len(got), 1, "delivered in plain text: " + n.read_log()[-1500:])
+        check(time.time() - t0 < 8, "promptly")
+        check("starttls 1" in dest.log(), "TLS was tried first: %r" % dest.log())
+        check("retrying in plain text" in n.read_log(), "the fallback is logged")
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_tls_close_mid_handshake_falls_back():
+    fallback_case("tlsclose")
+
+
+def test_tls_silent_handshake_cut_at_deadline_falls_back():
+    fallback_case("tlshang")
+
+
+def test_tls_required_defers_rather_than_plain():
+    dest = Misbehave("tlsgarbage")
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   domains_extra={"example.test": {"tls": "required"}}).start()
+    try:
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("req@test"))
+        check(wait_for(lambda: "status=deferred" in n.read_log(), 10), "deferred")
+        check(wait_for(lambda: sum(1 for l in dest.log() if l.startswith("starttls")) >= 2, 10),
+              "retried with TLS again: %r" % dest.log())
+        eq(dest.raw(), [], "never sent in plain text")
+        check(not any(l.startswith("plain") for l in dest.log()), "no plain transaction")
+        check("req@test" in n.queue_ids(), "still queued")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_trickling_banner_cut_at_total_deadline_then_delivered():
+    # 0.3 s between bytes: an idle timer reset by each byte would never fire; the banner's
+    # total deadline (helo_timeout = 2 s) does.
+    dest = Misbehave("trickle", bad=1, delay=0.3)
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"helo_timeout": "2s"}).start()
+    try:
+        t0 = time.time()
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("trickle@test"))
+        check(wait_for(lambda: "deadline of the banner stage passed" in n.read_log(), 10),
+              "cut off at the banner's deadline: " + n.read_log()[-1500:])
+        cut = time.time() - t0
+        check(1.5 < cut < 6, "at about 2 s: %.1f s" % cut)
+        check("status=deferred" in n.read_log(), "deferred")
+        got = dest.wait(1, 20)
+        eq(len(got), 1, "delivered once the destination behaves")
+        check(b"trickle@test" in got[0], "the message")
+        check("conn 2" in dest.log(), "on a second connection")
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_reset_in_the_middle_of_data_then_delivered():
+    dest = Misbehave("resetdata", bad=1)
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port}).start()
+    try:
+        send(n.primary, "a@src.test", ["bob@example.test"],
+             msg("rst@test", body=("y" * 70 + "\r\n") * 2000))
+        got = dest.wait(1, 20)
+        eq(len(got), 1, "delivered on a later attempt: " + n.read_log()[-1500:])
+        check("status=deferred" in n.read_log(), "the reset deferred it first")
+        eq(got[0].count(b"rst@test"), 1, "one copy")
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_stalled_body_cut_at_deadline_with_send_in_flight():
+    # The destination stops reading after 354: the body's send stays in the ring until the
+    # body's deadline closes the connection (cancel + shutdown); the node must free it only
+    # after that send came back, and still stop cleanly.
+    dest = Misbehave("stallbody", bad=1)
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"data_xfer_timeout": "3s", "retry_first": "1s"}).start()
+    try:
+        body = ("z" * 998 + "\r\n") * 12000    # 12 MB: more than the socket buffers hold
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("stall@test", body=body),
+             timeout=30)
+        check(wait_for(lambda: "deadline of the body stage passed" in n.read_log(), 15),
+              "the body's deadline: " + n.read_log()[-1500:])
+        got = dest.wait(1, 30)
+        eq(len(got), 1, "delivered when the destination reads again")
+        check(got[0].endswith(body.encode() + b".\r\n"), "the whole body")
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_idle_connection_hung_up_then_next_message():
+    # The destination says 421 and closes the idle connection (the idle timer was armed): the
+    # next message takes a new connection.
+    dest = Misbehave("idle421")
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"idle_time": "3s"}).start()
+    try:
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("i1@test"))
+        eq(len(dest.wait(1, 10)), 1, "the first")
+        time.sleep(0.5)
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("i2@test"))
+        eq(len(dest.wait(2, 10)), 2, "the second, on a new connection")
+        check("conn 2" in dest.log(), "two connections: %r" % dest.log())
+        time.sleep(3.5)   # past the idle timer of the first connection
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+        check("status=deferred" not in n.read_log(), "nothing deferred by an idle hang-up")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_many_waiting_jobs_on_a_failing_handshake():
+    # Several messages wait for the destination while its first connection fails the
+    # handshake: every one goes in plain text, none is deferred.
+    dest = Misbehave("tlsgarbage")
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"retry_first": "1h", "retry_max": "1h", "hold": "yes"}).start()
+    try:
+        for i in range(6):
+            send(n.primary, "a@src.test", ["bob%d@example.test" % i], msg("w%d@test" % i))
+        n.sections["delivery"]["hold"] = "no"
+        n.write_conf()
+        n.hup()
+        got = dest.wait(6, 15)
+        eq(len(got), 6, "all six in plain text: " + n.read_log()[-2000:])
+        check("status=deferred" not in n.read_log(), "none deferred")
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_lookup_answered_inside_the_call():
+    # c-ares refuses a .onion name (RFC 7686) from inside the call that asks: the connection
+    # is failed before delivery_dns_addr returns. Twice, so a second job meets the same path.
+    dport = free_port()   # nobody answers there: nothing may reach a real resolver
+    n = relay_node({"example.test": "hidden.onion:25"},
+                   delivery={"dns_server": "127.0.0.1:%d" % dport}).start()
+    try:
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("onion1@test"))
+        send(n.primary, "a@src.test", ["carol@example.test"], msg("onion2@test"))
+        check(wait_for(lambda: n.read_log().count("status=deferred") >= 2, 10),
+              "both deferred: " + n.read_log()[-1500:])
+        check("address lookup" in n.read_log(), "the lookup's failure is named")
+        eq(len(n.queue_ids()), 2, "both still queued")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+
+
+def test_node_serves_after_hostile_destinations():
+    # Last: the node still takes and relays mail after all of the above kinds in one run.
+    bad = Misbehave("tlsclose")
+    good = Misbehave("mixed")
+    n = relay_node({"bad.test": "127.0.0.1:%d" % bad.port,
+                    "good.test": "127.0.0.1:%d" % good.port}).start()
+    try:
+        send(n.primary, "a@src.test", ["x@bad.test"], msg("b1@test"))
+        send(n.primary, "a@src.test", ["y@good.test"], msg("ok1@test"))
+        eq(len(good.wait(1, 10)), 1, "the good destination got its message")
+        eq(len(bad.wait(1, 10)), 1, "the bad one too, in plain text")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        bad.stop()
+        good.stop()
 
 
 if __name__ == "__main__":

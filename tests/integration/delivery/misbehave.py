@@ -18,6 +18,8 @@ Modes:
   trickle   as mixed, but every reply goes out one byte at a time, --delay seconds apart
             (default 1).
   resetdata as mixed, but resets the connection (RST) after the first bytes of the body.
+  stallbody as mixed (with SIZE 30000000), but stops reading after the 354 for 5 s, with a
+            small receive buffer: the client's body stalls.
   idle421   as mixed, but after each accepted message says "421 4.4.2 idle" and closes.
 --bad N: only the first N connections misbehave; later ones are "mixed" (STARTTLS still offered
 in the tls* modes, a STARTTLS then gets 454). Each connection and each STARTTLS is logged to OUTDIR/log ("conn N",
@@ -29,6 +31,9 @@ import socket
 import struct
 import sys
 import time
+
+
+BIG = [False]   # stallbody: SIZE 30000000 on every connection (its body must not fit buffers)
 
 
 def log(outdir, line):
@@ -80,7 +85,8 @@ def serve(conn, mode, outdir, counter, cno, delay):
                 except OSError:
                     return
                 return
-            send(b"250-misbehave.test\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n" +
+            send(b"250-misbehave.test\r\n250-PIPELINING\r\n" +
+                 (b"250-SIZE 30000000\r\n" if BIG[0] else b"250-SIZE 1000000\r\n") +
                  (b"250-STARTTLS\r\n" if tlsmode else b"") +
                  b"250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
         elif verb == b"STAR" and tlsmode:
@@ -133,6 +139,10 @@ def serve(conn, mode, outdir, counter, cno, delay):
                     f.write(repr(r) + "\n")
             raw = buf
             buf = b""
+            if mode == "stallbody":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                time.sleep(5)   # past the client's deadline; then serve the next
+                return
             if mode == "resetdata":
                 while len(raw) < 10:
                     d = conn.recv(65536)
@@ -149,11 +159,14 @@ def serve(conn, mode, outdir, counter, cno, delay):
                     raw += d
                 conn.shutdown(socket.SHUT_RDWR)
                 return
-            while b"\r\n.\r\n" not in b"\r\n" + raw:
-                d = conn.recv(65536)
+            chunks, tail = [raw], b"\r\n" + raw
+            while b"\r\n.\r\n" not in tail:
+                d = conn.recv(262144)
                 if not d:
                     raise EOFError
-                raw += d
+                chunks.append(d)
+                tail = tail[-4:] + d   # the end mark may straddle two reads
+            raw = b"".join(chunks)
             end = (b"\r\n" + raw).index(b"\r\n.\r\n") + 3
             buf = raw[end:]
             raw = raw[:end]
@@ -191,6 +204,8 @@ def main():
         opts = opts[2:]
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if mode == "stallbody":
+        BIG[0] = True
     ls.bind(("127.0.0.1", port))
     ls.listen(16)
     print("ready", flush=True)
