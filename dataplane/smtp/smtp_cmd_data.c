@@ -204,6 +204,15 @@ static void smtp_end_of_data(struct smtp_session *s)
 		smtp_body_fail_reply(s, t->write_err);
 		goto done;
 	}
+	if (sh->conf->delivery.long_lines == DELIVERY_LONG_LINES_REFUSE &&
+	    t->dec.longest_line > SMTP_TEXT_LINE_MAX - 2) {
+		/* [delivery] long_lines = refuse: RFC 5321 4.5.3.1.6 (998 octets and CR LF). */
+		shard_event(sh, "%s: reject role=%s from=<%.*s> long line of %u octets", s->id,
+			    listen_role_name(s->role), (int)t->mail_from.len, t->mail_from.p,
+			    t->dec.longest_line);
+		smtp_reply(s, 554, "5.6.0", "Error: message has a line longer than 998 octets");
+		goto done;
+	}
 	act = smtp_decide(s);
 	t->action = (uint8_t)act;
 	if (act == POLICY_REJECT) {

@@ -346,5 +346,92 @@ def test_queue_tools_on_running_node():
             sink.cleanup()
 
 
+LONG = "x" * 1500 + "y" * 1500   # one 3000-octet line (DKIM-signed HTML mail has such lines)
+
+
+def test_long_lines_pass_by_default():
+    dest = ScriptDest()
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port}).start()
+    try:
+        body = "short\r\n" + LONG + "\r\n.dot\r\nend\r\n"
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("long1@test", body=body))
+        got = dest.wait(1, 10)
+        eq(len(got), 1, "delivered")
+        wire = body.replace("\r\n.", "\r\n..").encode()
+        check(got[0][2].endswith(wire), "the exact bytes, the long line unbroken: %r" %
+              got[0][2][-120:])
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_long_lines_wrap():
+    dest = ScriptDest()
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"long_lines": "wrap"}).start()
+    try:
+        body = "short\r\n" + LONG + "\r\nend\r\n"
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("long2@test", body=body))
+        got = dest.wait(1, 10)
+        eq(len(got), 1, "delivered")
+        raw = got[0][2]
+        lines = raw.split(b"\r\n")
+        check(max(len(l) for l in lines) <= 998, "no line over 998 octets")
+        tail = raw[raw.index(b"short\r\n"):]
+        eq(tail.replace(b"\r\n ", b""), (body).encode(),
+           "broken with CR LF SP; nothing else changed")
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_long_lines_refuse_554_data_and_bdat():
+    import socket
+    dest = ScriptDest()
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"long_lines": "refuse"}).start()
+    try:
+        try:
+            send(n.primary, "a@src.test", ["bob@example.test"],
+                 msg("long3@test", body="a\r\n" + "z" * 999 + "\r\n"))
+            check(False, "a 999-octet line is refused")
+        except smtplib.SMTPDataError as e:
+            eq(e.smtp_code, 554, "554")
+            check(b"5.6.0" in e.smtp_error, "5.6.0: %r" % e.smtp_error)
+        # 998 is the limit: accepted.
+        send(n.primary, "a@src.test", ["bob@example.test"],
+             msg("long4@test", body="z" * 998 + "\r\n"))
+        eq(len(dest.wait(1, 10)), 1, "the 998-octet line is relayed")
+        # BDAT: the same answer at the end of the last chunk.
+        c = socket.create_connection(n.primary, timeout=10)
+        f = c.makefile("rb")
+
+        def reply():
+            while True:
+                line = f.readline()
+                if line[3:4] != b"-":
+                    return line
+        reply()
+        c.sendall(b"EHLO client.test\r\n")
+        reply()
+        c.sendall(b"MAIL FROM:<a@src.test>\r\n")
+        eq(reply()[:3], b"250", "MAIL")
+        c.sendall(b"RCPT TO:<bob@example.test>\r\n")
+        eq(reply()[:3], b"250", "RCPT")
+        data = msg("long5@test", body="q" * 2000 + "\r\n")
+        c.sendall(b"BDAT %d LAST\r\n" % len(data) + data)
+        r = reply()
+        check(r.startswith(b"554 5.6.0"), "BDAT LAST: %r" % r)
+        c.sendall(b"QUIT\r\n")
+        c.close()
+        time.sleep(0.5)
+        eq(len(dest.accepted), 1, "nothing refused was relayed")
+        ids = n.queue("ids").stdout
+        check("long3" not in ids and "long5" not in ids, "nor spooled")
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
 if __name__ == "__main__":
     sys.exit(run_suite("relay", globals(), sys.argv[1:]))
