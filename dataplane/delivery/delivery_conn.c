@@ -555,11 +555,15 @@ void delivery_conn_turn(struct delivery_shard *ds)
 	uint64_t durable = spool_journal_durable_seq(ds->sh->spool);
 	struct dconn **pp = &ds->durable_waiters;
 
-	conn_reap(ds);
-	while (ds->kicks != NULL) {
-		struct ddest *d = ds->kicks;
+	struct ddest *kicks = ds->kicks;
 
-		ds->kicks = d->kick_next;
+	conn_reap(ds);
+	/* The list as it is now: a kick that frees a slot again queues for the next turn. */
+	ds->kicks = NULL;
+	while (kicks != NULL) {
+		struct ddest *d = kicks;
+
+		kicks = d->kick_next;
 		d->kick_next = NULL;
 		d->kick_queued = false;
 		dest_kick(ds, d);
