@@ -20,7 +20,7 @@ import shutil
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from sluicetest import (DELIVERY_HELPERS, PY, check, eq, free_port,  # noqa: E402
+from sluicetest import (DELIVERY_HELPERS, NODE, PY, check, eq, free_port,  # noqa: E402
                         relay_node, run_suite, send, wait_for)
 
 
@@ -286,6 +286,41 @@ def test_lookup_answered_inside_the_call():
         stop_clean(n)
     finally:
         n.cleanup()
+
+
+def test_config_deadline_and_long_line_keys():
+    d = tempfile.mkdtemp(prefix="sluice-conf-")
+    good = ("[node]\nspool_dir = %s/spool\n[listen a]\naddress = 127.0.0.2:2525\n"
+            "[domain d.test]\nroute = 127.0.0.1:25\n" % d)
+
+    def check_config(text):
+        p = os.path.join(d, "n.ini")
+        with open(p, "w") as f:
+            f.write(text)
+        r = subprocess.run([NODE, "--config", p, "--check-config"], capture_output=True,
+                           text=True)
+        return r.returncode, (r.stdout + r.stderr).replace(p, "FILE")
+
+    try:
+        keys = ("helo_timeout", "starttls_timeout", "mail_timeout", "rcpt_timeout",
+                "data_init_timeout", "data_xfer_timeout", "data_done_timeout", "rset_timeout",
+                "quit_timeout")
+        rc, out = check_config(good + "[delivery]\n" + "".join("%s = 2s\n" % k for k in keys) +
+                               "long_lines = wrap\n")
+        eq(rc, 0, "every key takes a duration: " + out)
+        for k in keys:
+            rc, out = check_config(good + "[delivery]\n%s = 0\n" % k)
+            eq(rc, 2, "%s = 0 is refused" % k)
+            check("FILE:8: [delivery] %s" % k in out, "names file, line and key: " + out)
+        rc, out = check_config(good + "[delivery]\ndata_xfer_timeout = slow\n")
+        check(rc == 2 and "FILE:8: [delivery] data_xfer_timeout" in out, out)
+        for v in ("pass", "wrap", "refuse"):
+            eq(check_config(good + "[delivery]\nlong_lines = %s\n" % v)[0], 0, "long_lines " + v)
+        rc, out = check_config(good + "[delivery]\nlong_lines = sometimes\n")
+        eq(rc, 2, "a bad long_lines is refused")
+        check("FILE:8: [delivery] long_lines: want pass, wrap or refuse" in out, out)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_node_serves_after_hostile_destinations():
