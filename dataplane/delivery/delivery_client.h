@@ -66,7 +66,9 @@ struct delivery_client_conf {
 	struct delivery_client_timeouts  timeouts;    /* zero fields take the defaults */
 	struct delivery_reply_limits     reply;       /* zero: the parser's defaults */
 	uint32_t                         line_max;    /* break body lines longer than this with
-	                                               * CR LF SP (Postfix: 998); 0: never */
+	                                               * CR LF SP (Postfix: 998); 0: never. Read
+	                                               * at each 354: the caller may change it in
+	                                               * c->conf between messages */
 };
 
 /* What the engine asks of the caller. */

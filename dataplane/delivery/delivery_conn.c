@@ -989,6 +989,8 @@ static bool conn_begin(struct dconn *cn)
 		j->cm.rcpt = cn->crc;
 		j->cm.nrcpt = n;
 		j->cm.size = j->m->rec.body_len + j->hdr_len;
+		/* long_lines is the recipient domain's: the engine reads line_max at each 354. */
+		cn->c.conf.line_max = j->long_lines == DELIVERY_LONG_LINES_WRAP ? 998 : 0;
 		r = delivery_client_begin(&cn->c, &j->cm);
 		if (r < 0) {
 			conn_job_results(cn);

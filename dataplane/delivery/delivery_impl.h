@@ -80,6 +80,7 @@ struct djob {
 	char                  *hdr;         /* prepended header (tag), or NULL */
 	size_t                 hdr_len;
 	struct ddest          *dest;
+	uint8_t                long_lines;  /* enum delivery_long_lines for its domain */
 };
 
 struct dquota {

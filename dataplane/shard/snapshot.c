@@ -538,6 +538,15 @@ static int parse_domain(struct load_ctx *lc, const char *section, const char *na
 	if (d == NULL)
 		return load_fail(lc, section, k, "a name over 255 bytes, more than %d domains, or out "
 				 "of memory", SNAPSHOT_MAX_DOMAINS);
+	if (strcmp(k, "long_lines") == 0) {
+		if (strcmp(v, "pass") == 0 || strcmp(v, "wrap") == 0 || strcmp(v, "refuse") == 0)
+			d->long_lines = 1 + (v[0] == 'p' ? DELIVERY_LONG_LINES_PASS :
+					     v[0] == 'w' ? DELIVERY_LONG_LINES_WRAP
+							 : DELIVERY_LONG_LINES_REFUSE);
+		else
+			return load_fail(lc, section, k, "want pass, wrap or refuse, not \"%s\"", v);
+		return 1;
+	}
 	if (strcmp(k, "route") == 0) {
 		if (parse_route(d, v, why, sizeof(why)) < 0)
 			return load_fail(lc, section, k, "%s (want \"host:port [priority], ...\" or \"mx\")",

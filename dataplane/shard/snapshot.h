@@ -21,7 +21,8 @@
  *               helo/starttls/mail/rcpt/data_init/data_xfer/data_done/rset/quit_timeout (total
  *               deadlines per outbound stage), long_lines (pass|wrap|refuse)
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
- *               spool_quota, and policy keys overriding the default
+ *               spool_quota, long_lines (overrides [delivery]'s), and policy keys overriding
+ *               the default
  * A bad file is refused with "FILE:LINE: [section] key: reason".
  */
 #ifndef SLUICE_SHARD_SNAPSHOT_H
@@ -62,6 +63,7 @@ enum domain_tls { DOMAIN_TLS_MAY = 0, DOMAIN_TLS_REQUIRED, DOMAIN_TLS_NONE };
 struct domain_conf {
 	char             *name;          /* lower case */
 	uint8_t           tls;           /* enum domain_tls: STARTTLS on the way out */
+	uint8_t           long_lines;    /* 0: as [delivery] long_lines; else that enum + 1 */
 	bool              tls_verify;    /* check the destination's certificate */
 	uint64_t          spool_quota;   /* bytes queued for this domain, node-wide (default 1G) */
 	bool              route_mx;      /* look the MX up instead of fixed destinations */
@@ -111,6 +113,13 @@ enum delivery_long_lines {
 	DELIVERY_LONG_LINES_WRAP,        /* broken with CR LF SP on the way out */
 	DELIVERY_LONG_LINES_REFUSE,      /* the message gets 554 5.6.0 at end of data */
 };
+/* What long_lines is for a recipient domain (d may be NULL: not ours, e.g. a DSN's). */
+static inline enum delivery_long_lines delivery_long_lines_for(const struct delivery_tuning *t,
+								const struct domain_conf *d)
+{
+	return d != NULL && d->long_lines ? (enum delivery_long_lines)(d->long_lines - 1)
+					  : (enum delivery_long_lines)t->long_lines;
+}
 
 struct node_config {
 	_Atomic unsigned     refs;

@@ -188,6 +188,28 @@ static enum policy_action smtp_decide(struct smtp_session *s)
 	return policy_decide(pol, s->role, t->mail_from, s->client_addr, t->score_milli);
 }
 
+/* long_lines = refuse for any recipient's domain ([domain] over [delivery]): the message has one
+ * body for all of them, so one refusing domain refuses it. */
+static bool smtp_long_lines_refused(const struct smtp_session *s)
+{
+	const struct node_config *c = s->sh->conf;
+	const struct smtp_txn *t = s->txn;
+
+	for (uint32_t i = 0; i < t->nrcpt; i++) {
+		const char *at = memchr(t->rcpts[i].p, '@', t->rcpts[i].len);
+		struct slice rd = { 0 };
+
+		if (at != NULL) {
+			rd.p = at + 1;
+			rd.len = t->rcpts[i].len - (size_t)(at + 1 - t->rcpts[i].p);
+		}
+		if (delivery_long_lines_for(&c->delivery, node_config_domain(c, rd)) ==
+		    DELIVERY_LONG_LINES_REFUSE)
+			return true;
+	}
+	return false;
+}
+
 static void smtp_end_of_data(struct smtp_session *s)
 {
 	struct shard *sh = s->sh;
@@ -204,8 +226,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 		smtp_body_fail_reply(s, t->write_err);
 		goto done;
 	}
-	if (sh->conf->delivery.long_lines == DELIVERY_LONG_LINES_REFUSE &&
-	    t->dec.longest_line > SMTP_TEXT_LINE_MAX - 2) {
+	if (t->dec.longest_line > SMTP_TEXT_LINE_MAX - 2 && smtp_long_lines_refused(s)) {
 		/* [delivery] long_lines = refuse: RFC 5321 4.5.3.1.6 (998 octets and CR LF). */
 		shard_event(sh, "%s: reject role=%s from=<%.*s> long line of %u octets", s->id,
 			    listen_role_name(s->role), (int)t->mail_from.len, t->mail_from.p,

@@ -319,6 +319,10 @@ def test_config_deadline_and_long_line_keys():
         rc, out = check_config(good + "[delivery]\nlong_lines = sometimes\n")
         eq(rc, 2, "a bad long_lines is refused")
         check("FILE:8: [delivery] long_lines: want pass, wrap or refuse" in out, out)
+        eq(check_config(good + "long_lines = wrap\n")[0], 0, "per domain")
+        rc, out = check_config(good + "long_lines = fold\n")
+        check(rc == 2 and "FILE:7: [domain d.test] long_lines: want pass, wrap or refuse" in out,
+              out)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

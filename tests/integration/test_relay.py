@@ -433,5 +433,34 @@ def test_long_lines_refuse_554_data_and_bdat():
         dest.stop()
 
 
+def test_long_lines_per_domain():
+    dest = ScriptDest()
+    r = "127.0.0.1:%d" % dest.port
+    n = relay_node({"pass.test": r, "wrap.test": r, "ref.test": r},
+                   delivery={"long_lines": "refuse"},
+                   domains_extra={"pass.test": {"long_lines": "pass"},
+                                  "wrap.test": {"long_lines": "wrap"}}).start()
+    try:
+        body = LONG + "\r\n"
+        send(n.primary, "a@src.test", ["p@pass.test"], msg("lp@test", body=body))
+        send(n.primary, "a@src.test", ["w@wrap.test"], msg("lw@test", body=body))
+        for rcpts in (["r@ref.test"], ["p2@pass.test", "r2@ref.test"]):
+            try:
+                send(n.primary, "a@src.test", rcpts, msg("lr@test", body=body))
+                check(False, "refused for %r" % rcpts)
+            except smtplib.SMTPDataError as e:
+                eq(e.smtp_code, 554, "554 when a recipient's domain refuses")
+        got = dest.wait(2, 10)
+        eq(len(got), 2, "two relayed")
+        by = dict((m[1][0], m[2]) for m in got)
+        check(by["p@pass.test"].endswith(body.encode()), "pass.test: unbroken")
+        check(max(len(l) for l in by["w@wrap.test"].split(b"\r\n")) <= 998, "wrap.test: wrapped")
+        time.sleep(0.3)
+        eq(len(dest.accepted), 2, "nothing else")
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
 if __name__ == "__main__":
     sys.exit(run_suite("relay", globals(), sys.argv[1:]))
