@@ -174,7 +174,8 @@ def test_trickling_banner_cut_at_total_deadline_then_delivered():
               "cut off at the banner's deadline: " + n.read_log()[-1500:])
         cut = time.time() - t0
         check(1.5 < cut < 6, "at about 2 s: %.1f s" % cut)
-        check("status=deferred" in n.read_log(), "deferred")
+        # status= lines come from the agent thread, a moment after the shard's.
+        check(wait_for(lambda: "status=deferred" in n.read_log(), 5), "deferred")
         got = dest.wait(1, 20)
         eq(len(got), 1, "delivered once the destination behaves")
         check(b"trickle@test" in got[0], "the message")
@@ -194,7 +195,8 @@ def test_reset_in_the_middle_of_data_then_delivered():
              msg("rst@test", body=("y" * 70 + "\r\n") * 2000))
         got = dest.wait(1, 20)
         eq(len(got), 1, "delivered on a later attempt: " + n.read_log()[-1500:])
-        check("status=deferred" in n.read_log(), "the reset deferred it first")
+        check(wait_for(lambda: "status=deferred" in n.read_log(), 5),
+              "the reset deferred it first")
         eq(got[0].count(b"rst@test"), 1, "one copy")
         check(wait_for(lambda: queue_empty(n), 5), "spool empty")
         stop_clean(n)

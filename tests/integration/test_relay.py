@@ -6,7 +6,9 @@ transaction for all recipients of a domain, connection reuse), STARTTLS (require
 accept, 5xx for some recipients with a DSN to the sender, a destination down then back, a drop in
 the middle of DATA, a hostile one with endless replies, the per-domain spool quota (451 4.3.1),
 expiry with a DSN (none for a null sender, none for spam), tag and quarantine verdicts, MX
-routing through a local dnsmasq, and the queue tool on a running node.
+routing through a local dnsmasq, the queue tool on a running node, and lines over 998 octets
+([delivery] / [domain] long_lines: pass keeps the exact bytes, wrap breaks them, refuse answers
+554 5.6.0 to DATA and BDAT). Hostile destinations are in tests/hostile/test_outbound.py.
 
 Run: tests/integration/test_relay.py [name-filter ...]
 """
