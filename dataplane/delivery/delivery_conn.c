@@ -19,8 +19,9 @@
  * begins (delivery_client_wait_key changes) and not moved by the bytes that come in, so a server
  * that answers one byte at a time is cut off as surely as a silent one. Lengths: [delivery]
  * connect_timeout, helo_timeout (banner and EHLO/HELO), starttls_timeout, mail_timeout,
- * rcpt_timeout, data_init_timeout, data_xfer_timeout (the whole body), data_done_timeout,
- * rset_timeout, quit_timeout (Postfix's smtp_*_timeout defaults).
+ * rcpt_timeout, data_init_timeout, data_xfer_timeout (the whole body, plus its size at
+ * min_data_rate), data_done_timeout, rset_timeout, quit_timeout (Postfix's smtp_*_timeout
+ * defaults).
  *
  * A destination that fails (refused, timeout, bad banner, lost connection) is reported to the
  * route health table and the job moves to the next destination of its route; when none is left
@@ -727,8 +728,15 @@ static void conn_arm_deadline(struct dconn *cn)
 	uint32_t key = delivery_client_wait_key(&cn->c);
 
 	if (key != cn->wait_key || cn->deadline_ms == 0) {
+		uint64_t rate = sh->conf->delivery.min_data_rate;
+
 		cn->wait_key = key;
 		cn->deadline_ms = sh->now_ms + delivery_client_timeout_ms(&cn->c);
+		/* The body's deadline is for the whole of it: a large message gets its size at
+		 * min_data_rate on top (fixed now, so a slow reader cannot stretch it). */
+		if (cn->c.stage == DELIVERY_CLIENT_ST_BODY && cn->job != NULL)
+			cn->deadline_ms += cn->job->cm.size * 1000u /
+					   (rate ? rate : DELIVERY_MIN_DATA_RATE_DEF);
 	}
 	timer_arm(&sh->timers, &cn->timer,
 		  cn->deadline_ms > sh->now_ms ? cn->deadline_ms - sh->now_ms : 1);

@@ -309,6 +309,11 @@ static int parse_delivery(struct load_ctx *lc, const char *k, const char *v)
 			r = -ERANGE;   /* 1 ms .. 1 day */
 		if (r == 0)
 			*delivery_timeout_key(d, k) = (uint32_t)u;
+	} else if (strcmp(k, "min_data_rate") == 0) {
+		r = cfgval_size(v, &u);
+		if (r == 0 && u == 0)
+			r = -ERANGE;
+		d->min_data_rate = u;
 	} else if (strcmp(k, "long_lines") == 0) {
 		if (strcmp(v, "pass") == 0)
 			d->long_lines = DELIVERY_LONG_LINES_PASS;

@@ -19,7 +19,7 @@
  *               concurrency (per destination per shard), connect_timeout, idle_time (an idle
  *               outbound connection is kept this long), helo_name, dns_server, mx_port,
  *               helo/starttls/mail/rcpt/data_init/data_xfer/data_done/rset/quit_timeout (total
- *               deadlines per outbound stage), long_lines (pass|wrap|refuse)
+ *               deadlines per outbound stage), min_data_rate, long_lines (pass|wrap|refuse)
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
  *               spool_quota, long_lines (overrides [delivery]'s), and policy keys overriding
  *               the default
@@ -105,7 +105,10 @@ struct delivery_tuning {
 	uint32_t data_init_timeout_ms, data_xfer_timeout_ms, data_done_timeout_ms;
 	uint32_t rset_timeout_ms, quit_timeout_ms;
 	uint8_t  long_lines;             /* enum delivery_long_lines */
+	uint64_t min_data_rate;          /* bytes/s: the body's deadline grows by size / this;
+	                                  * 0: DELIVERY_MIN_DATA_RATE_DEF */
 };
+#define DELIVERY_MIN_DATA_RATE_DEF 16384u
 
 /* [delivery] long_lines: a body line over 998 octets (RFC 5321 4.5.3.1.6). */
 enum delivery_long_lines {

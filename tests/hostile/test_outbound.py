@@ -187,6 +187,26 @@ def test_trickling_banner_cut_at_total_deadline_then_delivered():
         dest.stop()
 
 
+def test_trickling_final_reply_cut_at_its_deadline():
+    # Another stage: the reply to the final dot trickles (0.3 s a byte, ~10 s in all); its
+    # deadline (data_done_timeout = 2 s) cuts it. The outcome is unknown, so the message is
+    # sent again (RFC 5321 6.1 prefers a duplicate to a loss) and the second time goes through.
+    dest = Misbehave("trickledot", bad=1, delay=0.3)
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"data_done_timeout": "2s"}).start()
+    try:
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("slowdot@test"))
+        check(wait_for(lambda: "deadline of the end of data stage passed" in n.read_log(), 10),
+              "cut at the final reply's deadline: " + n.read_log()[-1500:])
+        check(wait_for(lambda: "status=sent" in n.read_log(), 20), "delivered on a retry")
+        eq(len(dest.raw()), 2, "sent twice (the first outcome was unknown)")
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
 def test_reset_in_the_middle_of_data_then_delivered():
     dest = Misbehave("resetdata", bad=1)
     n = relay_node({"example.test": "127.0.0.1:%d" % dest.port}).start()
@@ -211,7 +231,8 @@ def test_stalled_body_cut_at_deadline_with_send_in_flight():
     # after that send came back, and still stop cleanly.
     dest = Misbehave("stallbody", bad=1)
     n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
-                   delivery={"data_xfer_timeout": "3s", "retry_first": "1s"}).start()
+                   delivery={"data_xfer_timeout": "3s", "min_data_rate": "1G",
+                             "retry_first": "1s"}).start()
     try:
         body = ("z" * 998 + "\r\n") * 12000    # 12 MB: more than the socket buffers hold
         send(n.primary, "a@src.test", ["bob@example.test"], msg("stall@test", body=body),
@@ -314,6 +335,9 @@ def test_config_deadline_and_long_line_keys():
             rc, out = check_config(good + "[delivery]\n%s = 0\n" % k)
             eq(rc, 2, "%s = 0 is refused" % k)
             check("FILE:8: [delivery] %s" % k in out, "names file, line and key: " + out)
+        eq(check_config(good + "[delivery]\nmin_data_rate = 64k\n")[0], 0, "min_data_rate")
+        rc, out = check_config(good + "[delivery]\nmin_data_rate = 0\n")
+        check(rc == 2 and "FILE:8: [delivery] min_data_rate" in out, out)
         rc, out = check_config(good + "[delivery]\ndata_xfer_timeout = slow\n")
         check(rc == 2 and "FILE:8: [delivery] data_xfer_timeout" in out, out)
         for v in ("pass", "wrap", "refuse"):

@@ -17,6 +17,7 @@ Modes:
   tlshang   as mixed, offers STARTTLS; answers 220 to it, then reads and never answers.
   trickle   as mixed, but every reply goes out one byte at a time, --delay seconds apart
             (default 1).
+  trickledot as mixed, but only the reply to the final dot trickles.
   resetdata as mixed, but resets the connection (RST) after the first bytes of the body.
   stallbody as mixed (with SIZE 30000000), but stops reading after the 354 for 5 s, with a
             small receive buffer: the client's body stalls.
@@ -46,8 +47,10 @@ def serve(conn, mode, outdir, counter, cno, delay):
     tlsmode = mode.startswith("tls")
     log(outdir, "conn %d" % cno)
 
+    slow = [mode == "trickle"]
+
     def send(b):
-        if mode != "trickle":
+        if not slow[0]:
             conn.sendall(b)
             return
         for i in range(len(b)):
@@ -173,6 +176,7 @@ def serve(conn, mode, outdir, counter, cno, delay):
             with open(os.path.join(outdir, "%d.tmp" % n), "wb") as f:
                 f.write(raw)
             os.rename(os.path.join(outdir, "%d.tmp" % n), os.path.join(outdir, "%d.raw" % n))
+            slow[0] = slow[0] or mode == "trickledot"
             send(b"250 2.0.0 Ok: queued as M%d\r\n" % n)
             if mode == "idle421":
                 time.sleep(0.1)
