@@ -555,7 +555,6 @@ void delivery_conn_turn(struct delivery_shard *ds)
 {
 	uint64_t durable = spool_journal_durable_seq(ds->sh->spool);
 	struct dconn **pp = &ds->durable_waiters;
-
 	struct ddest *kicks = ds->kicks;
 
 	conn_reap(ds);
