@@ -227,7 +227,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 		goto done;
 	}
 	if (t->dec.longest_line > SMTP_TEXT_LINE_MAX - 2 && smtp_long_lines_refused(s)) {
-		/* [delivery] long_lines = refuse: RFC 5321 4.5.3.1.6 (998 octets and CR LF). */
+		/* long_lines = refuse ([delivery], or a recipient's [domain]): RFC 5321 4.5.3.1.6. */
 		shard_event(sh, "%s: reject role=%s from=<%.*s> long line of %u octets", s->id,
 			    listen_role_name(s->role), (int)t->mail_from.len, t->mail_from.p,
 			    t->dec.longest_line);
