@@ -29,7 +29,9 @@
  * failed handshake (garbage, a close or a deadline in the middle of it) sends the jobs waiting
  * for that destination at once to a plain-text connection, as Postfix does, and the destination
  * is remembered for DCONN_TLS_FAIL_MS as one whose TLS fails: meanwhile its jobs go in plain text
- * straight away. tls = required defers instead.
+ * straight away. tls = required defers instead. Likewise with long_lines = pass, a destination
+ * that refuses a message's line over 998 octets (a 5xx to the dot that speaks of lines) gets it
+ * again at once, wrapped, and wrapped lines for DCONN_WRAP_MS.
  *
  * Lifetime rule (issue 14: nothing is freed while something still refers to it):
  *   - A struct dconn belongs to its destination's list (d->conns) from conn_new until the reaper
@@ -78,8 +80,10 @@
 #define DCONN_CONNECT 2u
 #define DCONN_OUT_HIGH (256u * 1024u)
 #define DCONN_BODY_CHUNK (64u * 1024u)
-/* How long a destination whose TLS handshake failed gets plain text at once (tls = may). */
+/* How long a destination whose TLS handshake failed gets plain text at once (tls = may), and one
+ * that refused a long line gets them wrapped (long_lines = pass). */
 #define DCONN_TLS_FAIL_MS (60u * 60u * 1000u)
+#define DCONN_WRAP_MS (60u * 60u * 1000u)
 
 struct ddest {
 	struct ddest *next;
@@ -91,6 +95,7 @@ struct ddest {
 	struct dconn *conns;
 	struct djob  *wq_head, **wq_tail;
 	uint64_t      tls_fail_until_ms;  /* tls = may: its handshake failed; plain until then */
+	uint64_t      wrap_until_ms;      /* it refused a long line: wrap them until then */
 	struct ddest *kick_next;          /* on ds->kicks */
 	bool          kick_queued;
 };
@@ -223,6 +228,14 @@ static void dest_push(struct ddest *d, struct djob *j)
 	j->next = NULL;
 	*d->wq_tail = j;
 	d->wq_tail = &j->next;
+}
+
+static void dest_push_front(struct ddest *d, struct djob *j)
+{
+	j->next = d->wq_head;
+	d->wq_head = j;
+	if (j->next == NULL)
+		d->wq_tail = &j->next;
 }
 
 static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d);
@@ -996,8 +1009,11 @@ static bool conn_begin(struct dconn *cn)
 		j->cm.rcpt = cn->crc;
 		j->cm.nrcpt = n;
 		j->cm.size = j->m->rec.body_len + j->hdr_len;
-		/* long_lines is the recipient domain's: the engine reads line_max at each 354. */
-		cn->c.conf.line_max = j->long_lines == DELIVERY_LONG_LINES_WRAP ? 998 : 0;
+		/* long_lines is the recipient domain's (the engine reads line_max at each 354); with
+		 * pass, a destination that refused a long line lately gets them wrapped. */
+		cn->c.conf.line_max = j->long_lines == DELIVERY_LONG_LINES_WRAP ||
+				      cn->dest->wrap_until_ms > ds->sh->now_ms ? 998 : 0;
+		cn->c.body.longest = 0;   /* this message's, once its body goes */
 		r = delivery_client_begin(&cn->c, &j->cm);
 		if (r < 0) {
 			conn_job_results(cn);
@@ -1008,6 +1024,41 @@ static bool conn_begin(struct dconn *cn)
 		return true;
 	}
 	return false;
+}
+
+/*
+ * long_lines = pass and the final reply refused a message that had a line over 998 octets with
+ * words about lines ("500 5.5.0 line too long", "554 5.6.0 message contains long lines"): those
+ * recipients are tried again at once with the lines wrapped (RFC 5321 4.5.3.1.6 lets the server
+ * refuse them; Postfix would have wrapped), and the destination gets wrapped lines for a while.
+ * Returns true when the job should run again. Once wrapped, a refusal is final as any other.
+ */
+static bool conn_long_line_refused(struct dconn *cn)
+{
+	struct shard *sh = cn->ds->sh;
+	bool any = false;
+
+	if (cn->c.conf.line_max != 0 || cn->c.body.longest <= 998)
+		return false;
+	for (unsigned k = 0; k < cn->ncrc; k++) {
+		struct delivery_rcpt *r = &cn->crc[k];
+		char why[DELIVERY_DIAG_MAX];
+
+		if (r->status != DELIVERY_RCPT_FAIL || !r->rcpt_accepted || r->code < 500 ||
+		    strcasestr(r->diag, "line") == NULL)
+			continue;
+		snprintf(why, sizeof(why), "%.180s (lines over 998 octets: wrapping them)", r->diag);
+		snprintf(r->diag, sizeof(r->diag), "%s", why);
+		snprintf(r->enh, sizeof(r->enh), "4.6.0");
+		r->status = DELIVERY_RCPT_DEFER;
+		any = true;
+	}
+	if (any) {
+		cn->dest->wrap_until_ms = sh->now_ms + DCONN_WRAP_MS;
+		log_info("delivery: %s:%u: refused a line of %u octets; sending again with lines "
+			 "wrapped", cn->dest->host, cn->dest->port, cn->c.body.longest);
+	}
+	return any;
 }
 
 static void conn_pump(struct dconn *cn)
@@ -1096,11 +1147,15 @@ static void conn_pump(struct dconn *cn)
 			return;
 		case DELIVERY_CLIENT_EV_MSG_DONE: {
 			struct djob *j = cn->job;
+			bool again = conn_long_line_refused(cn);
 
 			delivery_route_health_report(&ds->health, cn->dest->host, cn->dest->port, true,
 						     sh->now_ms);
 			conn_job_results(cn);
-			job_finish(j);
+			if (again)
+				dest_push_front(cn->dest, j);   /* next on this connection, wrapped */
+			else
+				job_finish(j);
 			cn->wait_jseq = spool_journal_seq(sh->spool);
 			delivery_client_msg_ack(&cn->c);
 			continue;

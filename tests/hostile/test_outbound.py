@@ -311,6 +311,35 @@ def test_lookup_answered_inside_the_call():
         n.cleanup()
 
 
+def test_next_hop_refusing_long_lines_gets_them_wrapped():
+    # long_lines = pass (the default), and a next hop that refuses a line over 998 octets with
+    # "500 5.5.0 Line too long": the message goes again at once, wrapped, on the same
+    # connection; no bounce. The next message to it is wrapped from the start.
+    dest = Misbehave("nolong")
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"retry_first": "1h", "retry_max": "1h"}).start()
+    try:
+        body = "a\r\n" + "L" * 2500 + "\r\nb\r\n"
+        send(n.primary, "alice@src.test", ["bob@example.test"], msg("nl1@test", body=body))
+        got = dest.wait(1, 10)
+        eq(len(got), 1, "delivered wrapped: " + n.read_log()[-1500:])
+        check(max(len(x) for x in got[0].split(b"\r\n")) <= 998, "wrapped")
+        check(got[0].replace(b"\r\n ", b"").endswith(body.encode() + b".\r\n"),
+              "nothing else changed")
+        eq(sum(1 for l in dest.log() if l.startswith("refused")), 1, "refused once")
+        eq(sum(1 for l in dest.log() if l.startswith("conn")), 1, "on the same connection")
+        check("sending again with lines wrapped" in n.read_log(), "logged")
+        send(n.primary, "alice@src.test", ["bob@example.test"], msg("nl2@test", body=body))
+        eq(len(dest.wait(2, 10)), 2, "the second one")
+        eq(sum(1 for l in dest.log() if l.startswith("refused")), 1, "wrapped from the start")
+        check(wait_for(lambda: queue_empty(n), 5), "spool empty")
+        check("status=bounced" not in n.read_log(), "no bounce")
+        stop_clean(n)
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
 def test_config_deadline_and_long_line_keys():
     d = tempfile.mkdtemp(prefix="sluice-conf-")
     good = ("[node]\nspool_dir = %s/spool\n[listen a]\naddress = 127.0.0.2:2525\n"

@@ -323,6 +323,36 @@ static void test_body_wrap(void **state)
 	}
 }
 
+/* longest: the longest line sent (the stuffed dot counted), whole, bytewise, random splits. */
+static void test_body_longest(void **state)
+{
+	static uint8_t in[2600], out[2 * 2600 + 8];
+
+	(void)state;
+	in[0] = '.';
+	memset(in + 1, 'x', 1499);               /* ".xxx": 1501 on the wire */
+	memcpy(in + 1500, "\r\nab\nc\r", 8);   /* then short lines, a bare LF and a bare CR */
+	memset(in + 1508, 'y', 999);
+	for (int s = 0; s < SPLIT_COUNT; s++) {
+		struct delivery_body b;
+		size_t off = 0, len = 2507;
+
+		for (int wrap = 0; wrap < 2; wrap++) {
+			delivery_body_init(&b, wrap ? 998 : 0);
+			off = 0;
+			while (off < len) {
+				size_t n = chunk_len((enum split)s, len - off);
+
+				delivery_body_encode(&b, in + off, n, out);
+				off += n;
+			}
+			delivery_body_finish(&b, out);
+			if (b.longest != (wrap ? 998u : 1501u))
+				fail_msg("longest (%s, wrap %d): %u", split_name[s], wrap, b.longest);
+		}
+	}
+}
+
 /* Property: for random input, the output has only CR LF line ends, ends with CRLF.CRLF exactly
  * once, and un-stuffing it gives the input with its line ends made CR LF. */
 static void test_body_property(void **state)
@@ -1195,6 +1225,7 @@ int main(void)
 		cmocka_unit_test(test_route_health),
 		cmocka_unit_test(test_dsn),
 		cmocka_unit_test(test_client_wait_key),
+		cmocka_unit_test(test_body_longest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,8 @@ Modes:
   trickle   as mixed, but every reply goes out one byte at a time, --delay seconds apart
             (default 1).
   trickledot as mixed, but only the reply to the final dot trickles.
+  nolong    as mixed, but a message with a line over 998 octets gets "500 5.5.0 Line too
+            long" to the final dot (and is not kept).
   resetdata as mixed, but resets the connection (RST) after the first bytes of the body.
   stallbody as mixed (with SIZE 30000000), but stops reading after the 354 for 5 s, with a
             small receive buffer: the client's body stalls.
@@ -173,6 +175,10 @@ def serve(conn, mode, outdir, counter, cno, delay):
             end = (b"\r\n" + raw).index(b"\r\n.\r\n") + 3
             buf = raw[end:]
             raw = raw[:end]
+            if mode == "nolong" and max(len(x) for x in raw.split(b"\r\n")) > 998:
+                log(outdir, "refused %d" % n)
+                send(b"500 5.5.0 Line too long\r\n")
+                continue
             with open(os.path.join(outdir, "%d.tmp" % n), "wb") as f:
                 f.write(raw)
             os.rename(os.path.join(outdir, "%d.tmp" % n), os.path.join(outdir, "%d.raw" % n))
