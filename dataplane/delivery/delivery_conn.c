@@ -1152,7 +1152,7 @@ static void conn_pump(struct dconn *cn)
 			delivery_route_health_report(&ds->health, cn->dest->host, cn->dest->port, true,
 						     sh->now_ms);
 			conn_job_results(cn);
-			if (again)
+			if (again && !ds->stopping)
 				dest_push_front(cn->dest, j);   /* next on this connection, wrapped */
 			else
 				job_finish(j);
