@@ -1033,6 +1033,13 @@ static bool conn_begin(struct dconn *cn)
  * refuse them; Postfix would have wrapped), and the destination gets wrapped lines for a while.
  * Returns true when the job should run again. Once wrapped, a refusal is final as any other.
  */
+static bool speaks_of_long_lines(const char *diag)
+{
+	return strcasestr(diag, "line") != NULL &&
+	       (strcasestr(diag, "long") != NULL || strcasestr(diag, "length") != NULL ||
+		strstr(diag, "998") != NULL || strstr(diag, "1000") != NULL);
+}
+
 static bool conn_long_line_refused(struct dconn *cn)
 {
 	struct shard *sh = cn->ds->sh;
@@ -1045,7 +1052,7 @@ static bool conn_long_line_refused(struct dconn *cn)
 		char why[DELIVERY_DIAG_MAX];
 
 		if (r->status != DELIVERY_RCPT_FAIL || !r->rcpt_accepted || r->code < 500 ||
-		    strcasestr(r->diag, "line") == NULL)
+		    !speaks_of_long_lines(r->diag))
 			continue;
 		snprintf(why, sizeof(why), "%.180s (lines over 998 octets: wrapping them)", r->diag);
 		snprintf(r->diag, sizeof(r->diag), "%s", why);
