@@ -1026,13 +1026,7 @@ static bool conn_begin(struct dconn *cn)
 	return false;
 }
 
-/*
- * long_lines = pass and the final reply refused a message that had a line over 998 octets with
- * words about lines ("500 5.5.0 line too long", "554 5.6.0 message contains long lines"): those
- * recipients are tried again at once with the lines wrapped (RFC 5321 4.5.3.1.6 lets the server
- * refuse them; Postfix would have wrapped), and the destination gets wrapped lines for a while.
- * Returns true when the job should run again. Once wrapped, a refusal is final as any other.
- */
+/* A refusal's text that is about line length. */
 static bool speaks_of_long_lines(const char *diag)
 {
 	return strcasestr(diag, "line") != NULL &&
@@ -1040,6 +1034,13 @@ static bool speaks_of_long_lines(const char *diag)
 		strstr(diag, "998") != NULL || strstr(diag, "1000") != NULL);
 }
 
+/*
+ * long_lines = pass and the final reply refused a message that had a line over 998 octets with
+ * words about lines ("500 5.5.0 line too long", "554 5.6.0 message contains long lines"): those
+ * recipients are tried again at once with the lines wrapped (RFC 5321 4.5.3.1.6 lets the server
+ * refuse them; Postfix would have wrapped), and the destination gets wrapped lines for a while.
+ * Returns true when the job should run again. Once wrapped, a refusal is final as any other.
+ */
 static bool conn_long_line_refused(struct dconn *cn)
 {
 	struct shard *sh = cn->ds->sh;
