@@ -76,6 +76,8 @@ size_t delivery_body_encode(struct delivery_body *b, const uint8_t *in, size_t l
 			memcpy(o, in + i, j - i);
 			o += j - i;
 			b->col += (uint32_t)(j - i);
+			if (b->col > b->longest)
+				b->longest = b->col;
 			i = j;
 		}
 	}

@@ -30,6 +30,8 @@ struct delivery_body {
 	uint64_t bare_fixed;  /* bare CRs and LFs turned into CR LF */
 	uint64_t stuffed;     /* dots added */
 	uint64_t wrapped;     /* long lines broken */
+	uint32_t longest;     /* the longest line sent, CR LF excluded (with line_max 0: over 998
+	                       * means the next hop may refuse it) */
 };
 
 /* The most bytes delivery_body_encode writes for len input bytes. */

@@ -582,6 +582,19 @@ uint32_t delivery_client_timeout_ms(const struct delivery_client *c)
 	return t->quit_ms;
 }
 
+uint32_t delivery_client_wait_key(const struct delivery_client *c)
+{
+	unsigned kind = pend_any(c) ? c->pend[c->pend_head] : 0;
+
+	/* STARTTLS's reply and the handshake after it are one stage with one deadline. */
+	if (c->stage == DELIVERY_CLIENT_ST_TLS || c->stage == DELIVERY_CLIENT_ST_STARTTLS)
+		return ((uint32_t)DELIVERY_CLIENT_ST_STARTTLS + 1u) << 8 | CMD_STARTTLS;
+	/* The body: its own stage whatever is still pending. */
+	if (c->stage == DELIVERY_CLIENT_ST_BODY)
+		kind = 0;
+	return ((uint32_t)c->stage + 1u) << 8 | kind;
+}
+
 void delivery_client_output(const struct delivery_client *c, const uint8_t **p_r, size_t *len_r)
 {
 	*p_r = c->out + c->out_off;

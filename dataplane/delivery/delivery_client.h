@@ -66,7 +66,9 @@ struct delivery_client_conf {
 	struct delivery_client_timeouts  timeouts;    /* zero fields take the defaults */
 	struct delivery_reply_limits     reply;       /* zero: the parser's defaults */
 	uint32_t                         line_max;    /* break body lines longer than this with
-	                                               * CR LF SP (Postfix: 998); 0: never */
+	                                               * CR LF SP (Postfix: 998); 0: never. Read
+	                                               * at each 354: the caller may change it in
+	                                               * c->conf between messages */
 };
 
 /* What the engine asks of the caller. */
@@ -192,6 +194,12 @@ void delivery_client_fini(struct delivery_client *c);
 enum delivery_client_ev delivery_client_next(struct delivery_client *c);
 /* The milliseconds to arm for the current wait (READ, WRITE of body bytes, STARTTLS). */
 uint32_t delivery_client_timeout_ms(const struct delivery_client *c);
+/* Names the wait in progress (never 0): it changes when the session moves to another stage or
+ * waits for another kind of reply (banner, EHLO, STARTTLS and its handshake, RSET, MAIL, the
+ * RCPTs, DATA, the body, the final reply, QUIT), not when bytes come in. A caller that keeps one
+ * deadline per key, set when the key changes, has a total deadline per stage that a server
+ * answering one byte at a time cannot stretch (timeout_ms() gives its length). */
+uint32_t delivery_client_wait_key(const struct delivery_client *c);
 
 /* The queued bytes, and how many the caller managed to write. */
 void delivery_client_output(const struct delivery_client *c, const uint8_t **p_r, size_t *len_r);

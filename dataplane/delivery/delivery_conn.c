@@ -14,10 +14,47 @@
  * connection is kept idle_time for reuse, then QUIT. Body bytes are fed to the engine only while
  * less than DCONN_OUT_HIGH is queued, so a large message never sits whole in memory twice.
  *
+ * Deadlines: every stage of a session (connect, banner, EHLO, STARTTLS with its handshake, RSET,
+ * MAIL, the RCPTs, DATA, the body, the final reply, QUIT) has a total deadline, set when the stage
+ * begins (delivery_client_wait_key changes) and not moved by the bytes that come in, so a server
+ * that answers one byte at a time is cut off as surely as a silent one. Lengths: [delivery]
+ * connect_timeout, helo_timeout (banner and EHLO/HELO), starttls_timeout, mail_timeout,
+ * rcpt_timeout, data_init_timeout, data_xfer_timeout (the whole body, plus its size at
+ * min_data_rate), data_done_timeout, rset_timeout, quit_timeout (Postfix's smtp_*_timeout
+ * defaults).
+ *
  * A destination that fails (refused, timeout, bad banner, lost connection) is reported to the
  * route health table and the job moves to the next destination of its route; when none is left
- * the recipients are deferred with the last diagnostic. With tls = may (and no verification),
- * a failed handshake is retried once on a plain connection, as Postfix does.
+ * the recipients are deferred with the last diagnostic. With tls = may (and no verification), a
+ * failed handshake (garbage, a close or a deadline in the middle of it) sends the jobs waiting
+ * for that destination at once to a plain-text connection, as Postfix does, and the destination
+ * is remembered for DCONN_TLS_FAIL_MS as one whose TLS fails: meanwhile its jobs go in plain text
+ * straight away. tls = required defers instead. Likewise with long_lines = pass, a destination
+ * that refuses a message's line over 998 octets (a 5xx to the dot that speaks of lines) gets it
+ * again at once, wrapped, and wrapped lines for DCONN_WRAP_MS.
+ *
+ * Lifetime rule (issue 14: nothing is freed while something still refers to it):
+ *   - A struct dconn belongs to its destination's list (d->conns) from conn_new until the reaper
+ *     frees it; nothing else frees it, and nothing frees it where it stands.
+ *   - conn_close() is the one way a connection ends. It is idempotent; it marks it closing,
+ *     takes it off the durable waiters, cancels its timer, cancels its operations in the ring
+ *     (and shuts the socket down so a send to a peer that stopped reading completes), gives its
+ *     slot back to the destination, and puts it on ds->dead.
+ *   - conn_reap(), from delivery_conn_turn (the top of the shard's loop turn, where no caller up
+ *     the stack holds a connection), frees a dead connection once no io_uring operation of it is
+ *     in flight (inflight == 0) and no DNS lookup of it is outstanding (dns_wait). A completion or
+ *     a DNS answer that comes for a closing connection only drops its count.
+ *   - So a connection pointer stays valid for the whole call that holds it: after any call that
+ *     can close it (conn_pump, conn_closed, conn_fail_early, job_next_dest, dest_kick), the
+ *     caller looks at cn->closing and does nothing more with it when set.
+ *   - A timer never fires for a closed connection (conn_close cancels it, the handler checks).
+ *   - A connection never holds a job when it closes: conn_closed hands it back first. A job is
+ *     in exactly one place: a destination's wait queue, a connection (cn->job), or the resolver
+ *     (j->dns_wait); the queue frees it in delivery_job_done. Destinations live until the shard
+ *     ends (delivery_conn_free_all).
+ *   - Waking a destination that got a slot back (dest_kick) is deferred to the turn as well
+ *     (ds->kicks), so it never runs inside the stack of the connection that closed.
+ * OpenSSL: no callback of ours refers to a connection (memory BIOs, no info/verify callbacks).
  *
  * Shard thread only.
  */
@@ -43,6 +80,10 @@
 #define DCONN_CONNECT 2u
 #define DCONN_OUT_HIGH (256u * 1024u)
 #define DCONN_BODY_CHUNK (64u * 1024u)
+/* How long a destination whose TLS handshake failed gets plain text at once (tls = may), and one
+ * that refused a long line gets them wrapped (long_lines = pass). */
+#define DCONN_TLS_FAIL_MS (60u * 60u * 1000u)
+#define DCONN_WRAP_MS (60u * 60u * 1000u)
 
 struct ddest {
 	struct ddest *next;
@@ -53,6 +94,10 @@ struct ddest {
 	unsigned      nconn;
 	struct dconn *conns;
 	struct djob  *wq_head, **wq_tail;
+	uint64_t      tls_fail_until_ms;  /* tls = may: its handshake failed; plain until then */
+	uint64_t      wrap_until_ms;      /* it refused a long line: wrap them until then */
+	struct ddest *kick_next;          /* on ds->kicks */
+	bool          kick_queued;
 };
 
 struct dconn {
@@ -82,11 +127,15 @@ struct dconn {
 	unsigned               inflight;
 	struct sockaddr_storage sa;
 	socklen_t              salen;
+	struct dconn          *dead_next;         /* on ds->dead once closing */
+	uint32_t               wait_key;          /* the stage the deadline is for */
+	uint64_t               deadline_ms;       /* 0: none set */
 };
 
 static void conn_pump(struct dconn *cn);
 static void job_next_dest(struct djob *j);
 static void conn_connect(struct dconn *cn);
+static void conn_close(struct dconn *cn);
 
 static inline uint64_t conn_ud(struct dconn *cn, unsigned kind)
 {
@@ -131,15 +180,23 @@ static bool job_open(const struct djob *j)
 
 /* ---- destinations ---- */
 
-static struct ddest *dest_get(struct delivery_shard *ds, const char *host, uint16_t port,
-			      uint8_t tls, bool verify)
+static struct ddest *dest_find(struct delivery_shard *ds, const char *host, uint16_t port,
+			       uint8_t tls, bool verify)
 {
-	struct ddest *d;
-
-	for (d = ds->dests; d; d = d->next)
+	for (struct ddest *d = ds->dests; d; d = d->next)
 		if (d->port == port && d->tls == tls && d->verify == verify &&
 		    strcasecmp(d->host, host) == 0)
 			return d;
+	return NULL;
+}
+
+static struct ddest *dest_get(struct delivery_shard *ds, const char *host, uint16_t port,
+			      uint8_t tls, bool verify)
+{
+	struct ddest *d = dest_find(ds, host, port, tls, verify);
+
+	if (d != NULL)
+		return d;
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return NULL;
@@ -173,7 +230,25 @@ static void dest_push(struct ddest *d, struct djob *j)
 	d->wq_tail = &j->next;
 }
 
+static void dest_push_front(struct ddest *d, struct djob *j)
+{
+	j->next = d->wq_head;
+	d->wq_head = j;
+	if (j->next == NULL)
+		d->wq_tail = &j->next;
+}
+
 static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d);
+
+/* Wakes the destination at the next turn (a slot came free deep in some call stack). */
+static void dest_kick_later(struct delivery_shard *ds, struct ddest *d)
+{
+	if (d->kick_queued || ds->stopping)
+		return;
+	d->kick_queued = true;
+	d->kick_next = ds->kicks;
+	ds->kicks = d;
+}
 
 /* Gives the destination's waiting jobs connections: idle ones first, then new ones. */
 static void dest_kick(struct delivery_shard *ds, struct ddest *d)
@@ -240,6 +315,13 @@ static void job_next_dest(struct djob *j)
 	}
 	j->pos = idx;
 	rd = &j->route.d[idx];
+	if (j->tls == DOMAIN_TLS_MAY && !j->tls_verify) {
+		/* A destination whose handshake failed lately gets plain text at once. */
+		struct ddest *may = dest_find(ds, rd->host, rd->port, DOMAIN_TLS_MAY, false);
+
+		if (may != NULL && may->tls_fail_until_ms > ds->sh->now_ms)
+			j->tls = DOMAIN_TLS_NONE;
+	}
 	j->dest = dest_get(ds, rd->host, rd->port, j->tls, j->tls_verify);
 	if (j->dest == NULL) {
 		job_settle_open(j, DELIVERY_RCPT_DEFER, "4.3.0", "out of memory", false);
@@ -427,42 +509,16 @@ static void conn_unwait(struct dconn *cn)
 	cn->wait_next = NULL;
 }
 
-/* Each loop turn: connections whose last results reached the disk take their next message. */
-void delivery_conn_turn(struct delivery_shard *ds)
-{
-	uint64_t durable = spool_journal_durable_seq(ds->sh->spool);
-	struct dconn **pp = &ds->durable_waiters;
-
-	while (*pp != NULL) {
-		struct dconn *cn = *pp;
-
-		if (cn->wait_jseq > durable && !ds->stopping) {
-			pp = &cn->wait_next;
-			continue;
-		}
-		*pp = cn->wait_next;
-		cn->wait_durable = false;
-		cn->wait_next = NULL;
-		conn_pump(cn);
-	}
-}
-
-static void conn_maybe_free(struct dconn *cn)
+/* Frees a dead connection: nothing refers to it any more (see the lifetime rule). */
+static void conn_destroy(struct dconn *cn)
 {
 	struct delivery_shard *ds = cn->ds;
 	struct shard *sh = ds->sh;
 	struct ddest *d = cn->dest;
 
-	cn->closing = true;
-	conn_unwait(cn);
-	if (cn->fd >= 0 && (cn->recv_armed || cn->connecting)) {
-		struct io_uring_sqe *sqe = shard_sqe(sh);
-
-		io_uring_prep_cancel64(sqe, conn_ud(cn, cn->connecting ? DCONN_CONNECT : DCONN_RECV), 0);
-		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
-	}
-	if (cn->inflight || cn->dns_wait)
-		return;
+	if (!cn->closing || cn->inflight || cn->dns_wait || cn->job != NULL)
+		panic("delivery: freeing a live connection (inflight %u, dns %d, job %p)",
+		      cn->inflight, cn->dns_wait, (void *)cn->job);
 	timer_cancel(&sh->timers, &cn->timer);
 	if (cn->fd >= 0) {
 		struct io_uring_sqe *sqe = shard_sqe(sh);
@@ -471,8 +527,6 @@ static void conn_maybe_free(struct dconn *cn)
 		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
 		cn->fd = -1;
 	}
-	if (cn->job != NULL)
-		panic("delivery: freeing a connection that holds a job");
 	if (cn->ssl)
 		SSL_free(cn->ssl);
 	if (cn->c_init)
@@ -487,13 +541,95 @@ static void conn_maybe_free(struct dconn *cn)
 		d->conns = cn->next;
 	if (cn->next)
 		cn->next->prev = cn->prev;
-	d->nconn--;
 	ds->nconns--;
 	free(cn);
-	/* XXX: a destination is kept until the shard ends (callers up the stack may still be
-	 * walking it); there are as many as distinct hosts relayed to. */
-	if (!ds->stopping)
+}
+
+/* Frees the dead connections nothing refers to any more. Only from the turn. */
+static void conn_reap(struct delivery_shard *ds)
+{
+	struct dconn **pp = &ds->dead;
+
+	while (*pp != NULL) {
+		struct dconn *cn = *pp;
+
+		if (cn->inflight || cn->dns_wait) {
+			pp = &cn->dead_next;
+			continue;
+		}
+		*pp = cn->dead_next;
+		conn_destroy(cn);
+	}
+}
+
+/* Each loop turn: dead connections are freed, destinations that got a slot back take their
+ * waiting jobs, and connections whose last results reached the disk take their next message. */
+void delivery_conn_turn(struct delivery_shard *ds)
+{
+	uint64_t durable = spool_journal_durable_seq(ds->sh->spool);
+	struct dconn **pp = &ds->durable_waiters;
+	struct ddest *kicks = ds->kicks;
+
+	conn_reap(ds);
+	/* The list as it is now: a kick that frees a slot again queues for the next turn. */
+	ds->kicks = NULL;
+	while (kicks != NULL) {
+		struct ddest *d = kicks;
+
+		kicks = d->kick_next;
+		d->kick_next = NULL;
+		d->kick_queued = false;
 		dest_kick(ds, d);
+	}
+	while (*pp != NULL) {
+		struct dconn *cn = *pp;
+
+		if (cn->wait_jseq > durable && !ds->stopping) {
+			pp = &cn->wait_next;
+			continue;
+		}
+		*pp = cn->wait_next;
+		cn->wait_durable = false;
+		cn->wait_next = NULL;
+		conn_pump(cn);
+	}
+}
+
+static void conn_cancel_op(struct dconn *cn, unsigned kind)
+{
+	struct io_uring_sqe *sqe = shard_sqe(cn->ds->sh);
+
+	io_uring_prep_cancel64(sqe, conn_ud(cn, kind), 0);
+	io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
+}
+
+/* Ends the connection (the only way; idempotent). The memory stays until conn_reap. */
+static void conn_close(struct dconn *cn)
+{
+	struct delivery_shard *ds = cn->ds;
+
+	if (cn->closing)
+		return;
+	if (cn->job != NULL)
+		panic("delivery: closing a connection that holds a job");
+	cn->closing = true;
+	cn->idle = false;
+	conn_unwait(cn);
+	timer_cancel(&ds->sh->timers, &cn->timer);
+	if (cn->fd >= 0) {
+		if (cn->connecting)
+			conn_cancel_op(cn, DCONN_CONNECT);
+		if (cn->recv_armed)
+			conn_cancel_op(cn, DCONN_RECV);
+		if (cn->send_armed) {
+			conn_cancel_op(cn, DCONN_SEND);
+			shutdown(cn->fd, SHUT_RDWR);
+		}
+	}
+	cn->dest->nconn--;
+	cn->dead_next = ds->dead;
+	ds->dead = cn;
+	dest_kick_later(ds, cn->dest);
 }
 
 /* Hands the transaction's results back to the job. */
@@ -514,7 +650,8 @@ static void conn_job_results(struct dconn *cn)
 	cn->job = NULL;
 }
 
-/* The engine says the session is over (QUIT done, or a failure). */
+/* The engine says the session is over (QUIT done, or a failure). The connection is closed
+ * first, then its job and the jobs waiting for its destination move on. */
 static void conn_closed(struct dconn *cn)
 {
 	struct delivery_shard *ds = cn->ds;
@@ -522,31 +659,47 @@ static void conn_closed(struct dconn *cn)
 	struct djob *j = cn->job;
 	bool failed = cn->c_init ? cn->c.error.err != 0 : true;
 	bool idle_close = cn->c_init && cn->c.error.err == -ECONNRESET && j == NULL && cn->ever_ready;
-	bool tls_retry = j != NULL && cn->c_init && j->tls == DOMAIN_TLS_MAY && !j->tls_verify &&
-			 cn->c.error.stage == DELIVERY_CLIENT_ST_TLS;
+	/* The handshake failed (garbage, a close or the deadline in the middle of it). The job
+	 * that would use this connection is not on it yet (it is taken at READY), so the decision
+	 * is the destination's: with tls = may and no verification, plain text at once. */
+	bool tls_retry = failed && cn->c_init && cn->c.error.stage == DELIVERY_CLIENT_ST_TLS &&
+			 d->tls == DOMAIN_TLS_MAY && !d->verify;
+	struct djob *w;
 
-	if (failed && !idle_close && !tls_retry) {
+	if (cn->closing)
+		return;
+	if (tls_retry) {
+		d->tls_fail_until_ms = ds->sh->now_ms + DCONN_TLS_FAIL_MS;
+		log_info("delivery: %s:%u: %s (during tls); retrying in plain text", d->host, d->port,
+			 cn->c.error.text);
+	} else if (failed && !idle_close) {
 		delivery_route_health_report(&ds->health, d->host, d->port, false, ds->sh->now_ms);
 		if (cn->c_init)
 			log_info("delivery: %s:%u: %s (%s)", d->host, d->port, cn->c.error.text,
 				 delivery_client_stage_name(cn->c.error.stage));
 	}
-	if (j != NULL) {
+	if (j != NULL)
 		conn_job_results(cn);
-		if (tls_retry) {
+	conn_close(cn);
+	if (j != NULL) {
+		if (tls_retry)
 			j->tls = DOMAIN_TLS_NONE;   /* as Postfix: opportunistic TLS falls back */
-		} else if (failed) {
+		else if (failed)
 			j->pos++;
-		}
 		if (failed)
 			job_next_dest(j);
 		else
 			job_finish(j);
 	}
-	if (failed && !cn->ever_ready) {
+	if (tls_retry) {
+		/* Everyone waiting for it goes in plain text, now, to the same host. */
+		while ((w = dest_pop(d)) != NULL) {
+			w->tls = DOMAIN_TLS_NONE;
+			job_next_dest(w);
+		}
+	} else if (failed && !cn->ever_ready) {
 		/* The destination is unreachable (and now marked down): whoever waits for it moves
 		 * on, rather than each trying a connection of its own. */
-		struct djob *w;
 		char diag[DELIVERY_DIAG_MAX];
 
 		snprintf(diag, sizeof(diag), "%.200s (during %s)",
@@ -558,7 +711,6 @@ static void conn_closed(struct dconn *cn)
 			job_next_dest(w);
 		}
 	}
-	conn_maybe_free(cn);
 }
 
 static void conn_fail_early(struct dconn *cn, int err, const char *why)
@@ -581,6 +733,27 @@ static void conn_fail_early(struct dconn *cn, int err, const char *why)
 	conn_closed(cn);
 }
 
+/* Arms the timer for the wait in progress: its stage's total deadline, set when the stage began. */
+static void conn_arm_deadline(struct dconn *cn)
+{
+	struct shard *sh = cn->ds->sh;
+	uint32_t key = delivery_client_wait_key(&cn->c);
+
+	if (key != cn->wait_key || cn->deadline_ms == 0) {
+		uint64_t rate = sh->conf->delivery.min_data_rate;
+
+		cn->wait_key = key;
+		cn->deadline_ms = sh->now_ms + delivery_client_timeout_ms(&cn->c);
+		/* The body's deadline is for the whole of it: a large message gets its size at
+		 * min_data_rate on top (fixed now, so a slow reader cannot stretch it). */
+		if (cn->c.stage == DELIVERY_CLIENT_ST_BODY && cn->job != NULL)
+			cn->deadline_ms += cn->job->cm.size * 1000u /
+					   (rate ? rate : DELIVERY_MIN_DATA_RATE_DEF);
+	}
+	timer_arm(&sh->timers, &cn->timer,
+		  cn->deadline_ms > sh->now_ms ? cn->deadline_ms - sh->now_ms : 1);
+}
+
 static void conn_timer_fire(struct timer *t)
 {
 	struct dconn *cn = (struct dconn *)((char *)t - offsetof(struct dconn, timer));
@@ -588,8 +761,13 @@ static void conn_timer_fire(struct timer *t)
 	if (cn->closing)
 		return;
 	if (cn->recv_retry) {
+		/* The retry borrowed the timer: put the wait's own timer back. */
 		cn->recv_retry = false;
 		conn_arm_recv(cn);
+		if (cn->idle)
+			timer_arm(&cn->ds->sh->timers, &cn->timer, cn->ds->sh->conf->delivery.idle_ms);
+		else
+			conn_arm_deadline(cn);
 		return;
 	}
 	if (cn->idle) {
@@ -602,6 +780,9 @@ static void conn_timer_fire(struct timer *t)
 		conn_fail_early(cn, -ETIMEDOUT, "connect");
 		return;
 	}
+	/* The stage's deadline (a byte now and then does not move it). */
+	log_info("delivery: %s:%u: deadline of the %s stage passed", cn->dest->host, cn->dest->port,
+		 delivery_client_stage_name(cn->c.stage));
 	delivery_client_abort(&cn->c, -ETIMEDOUT);
 	conn_pump(cn);
 }
@@ -609,12 +790,28 @@ static void conn_timer_fire(struct timer *t)
 static int conn_init_engine(struct dconn *cn)
 {
 	const struct node_config *c = cn->ds->sh->conf;
+	const struct delivery_tuning *t = &c->delivery;
 	struct delivery_client_conf cc = {
-		.helo_name = c->delivery.helo_name,
+		.helo_name = t->helo_name,
 		.tls = cn->dest->tls == DOMAIN_TLS_NONE ? DELIVERY_CLIENT_TLS_NONE :
 		       cn->dest->tls == DOMAIN_TLS_REQUIRED ? DELIVERY_CLIENT_TLS_REQUIRED :
 							      DELIVERY_CLIENT_TLS_MAY,
-		.line_max = 998,
+		/* [delivery] long_lines: wrap breaks lines over 998 octets (RFC 5321 4.5.3.1.6),
+		 * pass sends them as they are (a DKIM signature survives). */
+		.line_max = t->long_lines == DELIVERY_LONG_LINES_WRAP ? 998 : 0,
+		/* Zero (not configured) takes the engine's defaults, Postfix's. */
+		.timeouts = {
+			.banner_ms = t->helo_timeout_ms,
+			.helo_ms = t->helo_timeout_ms,
+			.starttls_ms = t->starttls_timeout_ms,
+			.mail_ms = t->mail_timeout_ms,
+			.rcpt_ms = t->rcpt_timeout_ms,
+			.data_init_ms = t->data_init_timeout_ms,
+			.data_block_ms = t->data_xfer_timeout_ms,
+			.data_final_ms = t->data_done_timeout_ms,
+			.rset_ms = t->rset_timeout_ms,
+			.quit_ms = t->quit_timeout_ms,
+		},
 	};
 	int r = delivery_client_init(&cn->c, &cc);
 
@@ -628,10 +825,8 @@ static void conn_addr_done(void *arg, int err, const struct delivery_dns_addr *a
 	struct dconn *cn = arg;
 
 	cn->dns_wait = false;
-	if (cn->closing) {
-		conn_maybe_free(cn);
-		return;
-	}
+	if (cn->closing)
+		return;   /* the reaper frees it */
 	if (err < 0 || n == 0) {
 		conn_fail_early(cn, err < 0 ? err : -ENODATA, "address lookup");
 		return;
@@ -691,23 +886,27 @@ static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d)
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(d->port);
 		cn->salen = sizeof(*s4);
+		conn_connect(cn);
 	} else if (inet_pton(AF_INET6, d->host, &s6->sin6_addr) == 1) {
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons(d->port);
 		cn->salen = sizeof(*s6);
+		conn_connect(cn);
 	} else {
-		int r = ds->dns ? delivery_dns_addr(ds->dns, d->host, AF_UNSPEC, conn_addr_done, cn)
-				: -ENOENT;
+		int r = -ENOENT;
 
-		if (r == 0) {
-			cn->dns_wait = true;
-			return cn;
+		/* Set before the call: c-ares may answer from inside it (a bad name, a cached or
+		 * numeric answer), and the answer clears it. */
+		cn->dns_wait = true;
+		if (ds->dns)
+			r = delivery_dns_addr(ds->dns, d->host, AF_UNSPEC, conn_addr_done, cn);
+		if (r < 0) {
+			cn->dns_wait = false;
+			conn_fail_early(cn, r, "address lookup");
 		}
-		conn_fail_early(cn, r, "address lookup");
-		return NULL;   /* freed (its failure moved the waiting jobs on) */
 	}
-	conn_connect(cn);
-	return cn;
+	/* NULL when it failed at once (closed; its failure moved the waiting jobs on). */
+	return cn->closing ? NULL : cn;
 }
 
 /* ---- TLS ---- */
@@ -810,6 +1009,11 @@ static bool conn_begin(struct dconn *cn)
 		j->cm.rcpt = cn->crc;
 		j->cm.nrcpt = n;
 		j->cm.size = j->m->rec.body_len + j->hdr_len;
+		/* long_lines is the recipient domain's (the engine reads line_max at each 354); with
+		 * pass, a destination that refused a long line lately gets them wrapped. */
+		cn->c.conf.line_max = j->long_lines == DELIVERY_LONG_LINES_WRAP ||
+				      cn->dest->wrap_until_ms > ds->sh->now_ms ? 998 : 0;
+		cn->c.body.longest = 0;   /* this message's, once its body goes */
 		r = delivery_client_begin(&cn->c, &j->cm);
 		if (r < 0) {
 			conn_job_results(cn);
@@ -820,6 +1024,49 @@ static bool conn_begin(struct dconn *cn)
 		return true;
 	}
 	return false;
+}
+
+/* A refusal's text that is about line length. */
+static bool speaks_of_long_lines(const char *diag)
+{
+	return strcasestr(diag, "line") != NULL &&
+	       (strcasestr(diag, "long") != NULL || strcasestr(diag, "length") != NULL ||
+		strstr(diag, "998") != NULL || strstr(diag, "1000") != NULL);
+}
+
+/*
+ * long_lines = pass and the final reply refused a message that had a line over 998 octets with
+ * words about lines ("500 5.5.0 line too long", "554 5.6.0 message contains long lines"): those
+ * recipients are tried again at once with the lines wrapped (RFC 5321 4.5.3.1.6 lets the server
+ * refuse them; Postfix would have wrapped), and the destination gets wrapped lines for a while.
+ * Returns true when the job should run again. Once wrapped, a refusal is final as any other.
+ */
+static bool conn_long_line_refused(struct dconn *cn)
+{
+	struct shard *sh = cn->ds->sh;
+	bool any = false;
+
+	if (cn->c.conf.line_max != 0 || cn->c.body.longest <= 998)
+		return false;
+	for (unsigned k = 0; k < cn->ncrc; k++) {
+		struct delivery_rcpt *r = &cn->crc[k];
+		char why[DELIVERY_DIAG_MAX];
+
+		if (r->status != DELIVERY_RCPT_FAIL || !r->rcpt_accepted || r->code < 500 ||
+		    !speaks_of_long_lines(r->diag))
+			continue;
+		snprintf(why, sizeof(why), "%.180s (lines over 998 octets: wrapping them)", r->diag);
+		snprintf(r->diag, sizeof(r->diag), "%s", why);
+		snprintf(r->enh, sizeof(r->enh), "4.6.0");
+		r->status = DELIVERY_RCPT_DEFER;
+		any = true;
+	}
+	if (any) {
+		cn->dest->wrap_until_ms = sh->now_ms + DCONN_WRAP_MS;
+		log_info("delivery: %s:%u: refused a line of %u octets; sending again with lines "
+			 "wrapped", cn->dest->host, cn->dest->port, cn->c.body.longest);
+	}
+	return any;
 }
 
 static void conn_pump(struct dconn *cn)
@@ -901,17 +1148,22 @@ static void conn_pump(struct dconn *cn)
 			}
 			/* Idle: kept for reuse a few seconds, reading so a 421 or close is seen. */
 			cn->idle = true;
+			cn->deadline_ms = 0;   /* the next stage starts a deadline of its own */
 			conn_arm_recv(cn);
 			conn_flush(cn);
 			timer_arm(&sh->timers, &cn->timer, sh->conf->delivery.idle_ms);
 			return;
 		case DELIVERY_CLIENT_EV_MSG_DONE: {
 			struct djob *j = cn->job;
+			bool again = conn_long_line_refused(cn);
 
 			delivery_route_health_report(&ds->health, cn->dest->host, cn->dest->port, true,
 						     sh->now_ms);
 			conn_job_results(cn);
-			job_finish(j);
+			if (again && !ds->stopping)
+				dest_push_front(cn->dest, j);   /* next on this connection, wrapped */
+			else
+				job_finish(j);
 			cn->wait_jseq = spool_journal_seq(sh->spool);
 			delivery_client_msg_ack(&cn->c);
 			continue;
@@ -924,7 +1176,7 @@ static void conn_pump(struct dconn *cn)
 	}
 	conn_flush(cn);
 	if (!cn->closing && !cn->idle)
-		timer_arm(&sh->timers, &cn->timer, delivery_client_timeout_ms(&cn->c));
+		conn_arm_deadline(cn);
 }
 
 /* ---- completions ---- */
@@ -941,8 +1193,7 @@ static void conn_on_recv(struct dconn *cn, const struct io_uring_cqe *cqe)
 	if (cn->closing) {
 		if (has_buf)
 			shard_buf_recycle(sh, bid);
-		conn_maybe_free(cn);
-		return;
+		return;   /* the reaper frees it */
 	}
 	if (res == -ENOBUFS && !has_buf) {
 		sh->ctr.recv_nobufs++;
@@ -994,10 +1245,8 @@ static void conn_on_send(struct dconn *cn, int res)
 {
 	cn->send_armed = false;
 	cn->inflight--;
-	if (cn->closing) {
-		conn_maybe_free(cn);
+	if (cn->closing)
 		return;
-	}
 	if (res < 0) {
 		delivery_client_abort(&cn->c, res);
 		conn_pump(cn);
@@ -1015,10 +1264,8 @@ static void conn_on_connect(struct dconn *cn, int res)
 {
 	cn->connecting = false;
 	cn->inflight--;
-	if (cn->closing) {
-		conn_maybe_free(cn);
+	if (cn->closing)
 		return;
-	}
 	timer_cancel(&cn->ds->sh->timers, &cn->timer);
 	if (res < 0) {
 		conn_fail_early(cn, res, "connect");
@@ -1099,7 +1346,10 @@ void delivery_conn_abort(struct delivery_shard *ds)
 
 void delivery_conn_free_all(struct delivery_shard *ds)
 {
-	while (ds->dests) {
+	conn_reap(ds);
+	if (ds->nconns)
+		log_warn(0, "delivery: %u connections still busy at exit (left allocated)", ds->nconns);
+	while (ds->dests && ds->nconns == 0) {
 		struct ddest *d = ds->dests;
 		struct djob *j;
 

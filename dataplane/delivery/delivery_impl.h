@@ -80,6 +80,7 @@ struct djob {
 	char                  *hdr;         /* prepended header (tag), or NULL */
 	size_t                 hdr_len;
 	struct ddest          *dest;
+	uint8_t                long_lines;  /* enum delivery_long_lines for its domain */
 };
 
 struct dquota {
@@ -112,6 +113,10 @@ struct delivery_shard {
 	struct dquota              *quota[DELIVERY_QUOTA_HASH];
 
 	uint64_t                    n_delivered, n_failed, n_deferred, n_dsn, n_conn;
+	/* Closed connections not yet freed, and destinations to wake: both handled at the next
+	 * delivery_conn_turn (see delivery_conn.c's lifetime rule). */
+	struct dconn               *dead;
+	struct ddest               *kicks;
 };
 
 static inline struct delivery_shard *delivery_of(struct shard *sh)

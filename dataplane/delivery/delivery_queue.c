@@ -185,7 +185,8 @@ static char *dup_slice(struct slice s)
 	char *p = malloc(s.len + 1);
 
 	if (p) {
-		memcpy(p, s.p, s.len);
+		if (s.len)
+			memcpy(p, s.p, s.len);   /* an empty slice may have p NULL (a DSN's rules) */
 		p[s.len] = '\0';
 	}
 	return p;
@@ -665,6 +666,7 @@ static struct djob *job_new(struct delivery_shard *ds, struct dmsg *m, uint32_t 
 	j->route_mx = dc == NULL || dc->route_mx;
 	j->tls = dc ? dc->tls : DOMAIN_TLS_MAY;
 	j->tls_verify = dc ? dc->tls_verify : false;
+	j->long_lines = (uint8_t)delivery_long_lines_for(&c->delivery, dc);
 	for (uint32_t i = first; i < m->nrcpt; i++)
 		if (m->rcpt[i].state == SPOOL_RCPT_QUEUED && !m->rcpt[i].busy &&
 		    same_domain(m->rcpt[i].addr, m->rcpt[first].addr)) {

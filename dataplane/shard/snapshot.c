@@ -302,6 +302,27 @@ static int parse_tls(struct load_ctx *lc, const char *k, const char *v)
 	return 1;
 }
 
+/* The [delivery] key of a stage's total deadline, or NULL. */
+static uint32_t *delivery_timeout_key(struct delivery_tuning *d, const char *k)
+{
+	static const struct { const char *key; size_t off; } keys[] = {
+		{ "helo_timeout", offsetof(struct delivery_tuning, helo_timeout_ms) },
+		{ "starttls_timeout", offsetof(struct delivery_tuning, starttls_timeout_ms) },
+		{ "mail_timeout", offsetof(struct delivery_tuning, mail_timeout_ms) },
+		{ "rcpt_timeout", offsetof(struct delivery_tuning, rcpt_timeout_ms) },
+		{ "data_init_timeout", offsetof(struct delivery_tuning, data_init_timeout_ms) },
+		{ "data_xfer_timeout", offsetof(struct delivery_tuning, data_xfer_timeout_ms) },
+		{ "data_done_timeout", offsetof(struct delivery_tuning, data_done_timeout_ms) },
+		{ "rset_timeout", offsetof(struct delivery_tuning, rset_timeout_ms) },
+		{ "quit_timeout", offsetof(struct delivery_tuning, quit_timeout_ms) },
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(k, keys[i].key) == 0)
+			return (uint32_t *)(void *)((char *)d + keys[i].off);
+	return NULL;
+}
+
 static int parse_delivery(struct load_ctx *lc, const char *k, const char *v)
 {
 	struct delivery_tuning *d = &lc->c->delivery;
@@ -359,6 +380,27 @@ static int parse_delivery(struct load_ctx *lc, const char *k, const char *v)
 		if (r == 0 && strchr(v, ',') == NULL && cfgval_hostport(v, true, &ss, &sl) < 0)
 			return load_fail(lc, "delivery", k,
 					 "want a numeric address:port (\"127.0.0.1:53\"), not \"%s\"", v);
+	} else if (delivery_timeout_key(d, k) != NULL) {
+		r = cfgval_duration_ms(v, &u);
+		if (r == 0 && (u == 0 || u > 24u * 3600u * 1000u))
+			r = -ERANGE;   /* 1 ms .. 1 day */
+		if (r == 0)
+			*delivery_timeout_key(d, k) = (uint32_t)u;
+	} else if (strcmp(k, "min_data_rate") == 0) {
+		r = cfgval_size(v, &u);
+		if (r == 0 && u == 0)
+			r = -ERANGE;
+		d->min_data_rate = u;
+	} else if (strcmp(k, "long_lines") == 0) {
+		if (strcmp(v, "pass") == 0)
+			d->long_lines = DELIVERY_LONG_LINES_PASS;
+		else if (strcmp(v, "wrap") == 0)
+			d->long_lines = DELIVERY_LONG_LINES_WRAP;
+		else if (strcmp(v, "refuse") == 0)
+			d->long_lines = DELIVERY_LONG_LINES_REFUSE;
+		else
+			return load_fail(lc, "delivery", k, "want pass, wrap or refuse, not \"%s\"", v);
+		r = 0;
 	} else
 		return load_fail(lc, "delivery", k, "unknown key");
 	if (r < 0)
@@ -595,6 +637,15 @@ static int parse_domain(struct load_ctx *lc, const char *section, const char *na
 	if (d == NULL)
 		return load_fail(lc, section, k, "a name over 255 bytes, more than %d domains, or out "
 				 "of memory", SNAPSHOT_MAX_DOMAINS);
+	if (strcmp(k, "long_lines") == 0) {
+		if (strcmp(v, "pass") == 0 || strcmp(v, "wrap") == 0 || strcmp(v, "refuse") == 0)
+			d->long_lines = 1 + (v[0] == 'p' ? DELIVERY_LONG_LINES_PASS :
+					     v[0] == 'w' ? DELIVERY_LONG_LINES_WRAP
+							 : DELIVERY_LONG_LINES_REFUSE);
+		else
+			return load_fail(lc, section, k, "want pass, wrap or refuse, not \"%s\"", v);
+		return 1;
+	}
 	if (strcmp(k, "route") == 0) {
 		if (parse_route(d, v, why, sizeof(why)) < 0)
 			return load_fail(lc, section, k, "%s (want \"host:port [priority], ...\" or \"mx\")",

@@ -19,9 +19,12 @@
  *   [policy]    the default policy (keys of policy_conf_set)
  *   [delivery]  hold, retry_first, retry_max, expire, delay_warning, retry_flat, retry_jitter,
  *               concurrency (per destination per shard), connect_timeout, idle_time (an idle
- *               outbound connection is kept this long), helo_name, dns_server, mx_port
+ *               outbound connection is kept this long), helo_name, dns_server, mx_port,
+ *               helo/starttls/mail/rcpt/data_init/data_xfer/data_done/rset/quit_timeout (total
+ *               deadlines per outbound stage), min_data_rate, long_lines (pass|wrap|refuse)
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
- *               spool_quota, allow_routing, and policy keys overriding the default
+ *               spool_quota, allow_routing, long_lines (overrides [delivery]'s), and policy keys
+ *               overriding the default
  * A bad file is refused with "FILE:LINE: [section] key: reason": besides bad values, a section
  * or key given twice (the list keys of a policy excepted), a missing hostname or spool_dir, a
  * [domain] name that cannot match a recipient, two listeners on one address, and policy
@@ -68,6 +71,7 @@ enum domain_tls { DOMAIN_TLS_MAY = 0, DOMAIN_TLS_REQUIRED, DOMAIN_TLS_NONE };
 struct domain_conf {
 	char             *name;          /* lower case */
 	uint8_t           tls;           /* enum domain_tls: STARTTLS on the way out */
+	uint8_t           long_lines;    /* 0: as [delivery] long_lines; else that enum + 1 */
 	bool              tls_verify;    /* check the destination's certificate */
 	uint64_t          spool_quota;   /* bytes queued for this domain, node-wide (default 1G) */
 	bool              route_mx;      /* look the MX up instead of fixed destinations */
@@ -109,7 +113,29 @@ struct delivery_tuning {
 	char     helo_name[256];         /* default: [node] hostname */
 	char     dns_server[256];        /* c-ares server list; empty: /etc/resolv.conf */
 	bool     hold;                   /* accept and spool, start no delivery (maintenance) */
+	/* Total deadline per outbound stage; 0: the client's default (Postfix's smtp_*_timeout). */
+	uint32_t helo_timeout_ms, starttls_timeout_ms, mail_timeout_ms, rcpt_timeout_ms;
+	uint32_t data_init_timeout_ms, data_xfer_timeout_ms, data_done_timeout_ms;
+	uint32_t rset_timeout_ms, quit_timeout_ms;
+	uint8_t  long_lines;             /* enum delivery_long_lines */
+	uint64_t min_data_rate;          /* bytes/s: the body's deadline grows by size / this;
+	                                  * 0: DELIVERY_MIN_DATA_RATE_DEF */
 };
+#define DELIVERY_MIN_DATA_RATE_DEF 16384u
+
+/* [delivery] long_lines: a body line over 998 octets (RFC 5321 4.5.3.1.6). */
+enum delivery_long_lines {
+	DELIVERY_LONG_LINES_PASS = 0,    /* relayed as it is (keeps DKIM signatures) */
+	DELIVERY_LONG_LINES_WRAP,        /* broken with CR LF SP on the way out */
+	DELIVERY_LONG_LINES_REFUSE,      /* the message gets 554 5.6.0 at end of data */
+};
+/* What long_lines is for a recipient domain (d may be NULL: not ours, e.g. a DSN's). */
+static inline enum delivery_long_lines delivery_long_lines_for(const struct delivery_tuning *t,
+								const struct domain_conf *d)
+{
+	return d != NULL && d->long_lines ? (enum delivery_long_lines)(d->long_lines - 1)
+					  : (enum delivery_long_lines)t->long_lines;
+}
 
 struct node_config {
 	_Atomic unsigned     refs;

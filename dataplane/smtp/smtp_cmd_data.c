@@ -262,6 +262,28 @@ static enum policy_action smtp_decide(struct smtp_session *s)
 	return policy_decide(pol, s->role, t->mail_from, s->client_addr, t->score_milli);
 }
 
+/* long_lines = refuse for any recipient's domain ([domain] over [delivery]): the message has one
+ * body for all of them, so one refusing domain refuses it. */
+static bool smtp_long_lines_refused(const struct smtp_session *s)
+{
+	const struct node_config *c = s->sh->conf;
+	const struct smtp_txn *t = s->txn;
+
+	for (uint32_t i = 0; i < t->nrcpt; i++) {
+		const char *at = memchr(t->rcpts[i].p, '@', t->rcpts[i].len);
+		struct slice rd = { 0 };
+
+		if (at != NULL) {
+			rd.p = at + 1;
+			rd.len = t->rcpts[i].len - (size_t)(at + 1 - t->rcpts[i].p);
+		}
+		if (delivery_long_lines_for(&c->delivery, node_config_domain(c, rd)) ==
+		    DELIVERY_LONG_LINES_REFUSE)
+			return true;
+	}
+	return false;
+}
+
 static void smtp_end_of_data(struct smtp_session *s)
 {
 	struct shard *sh = s->sh;
@@ -282,6 +304,13 @@ static void smtp_end_of_data(struct smtp_session *s)
 	}
 	if (t->msg == NULL) {
 		smtp_body_fail_reply(s, t->write_err);
+		goto done;
+	}
+	if (t->dec.longest_line > SMTP_TEXT_LINE_MAX - 2 && smtp_long_lines_refused(s)) {
+		/* long_lines = refuse ([delivery], or a recipient's [domain]): RFC 5321 4.5.3.1.6.
+		 * The reply's own reject line is the log line. */
+		smtp_reply(s, 554, "5.6.0", "Error: message has a line of %u octets (at most 998)",
+			   t->dec.longest_line);
 		goto done;
 	}
 	act = smtp_decide(s);

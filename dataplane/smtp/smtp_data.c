@@ -92,6 +92,7 @@ size_t smtp_data_decode(struct smtp_data *d, const uint8_t *in, size_t len, uint
 	unsigned flags = d->flags;
 	uint32_t line = d->line_len;
 	uint32_t long_lines = d->long_lines, bare_lf = d->bare_lf, bare_cr = d->bare_cr;
+	uint32_t longest = d->longest_line;
 	const unsigned bol = d->mode == SMTP_DATA_DOT ? ST_BOL : ST_TEXT;
 
 	*done_r = false;
@@ -106,6 +107,8 @@ size_t smtp_data_decode(struct smtp_data *d, const uint8_t *in, size_t len, uint
 			long_lines++;                                   \
 			flags |= SMTP_DATA_F_LONG_LINE;                 \
 		}                                                       \
+		if (line > longest)                                     \
+			longest = line;                                 \
 		line = 0;                                               \
 	} while (0)
 
@@ -197,6 +200,9 @@ size_t smtp_data_decode(struct smtp_data *d, const uint8_t *in, size_t len, uint
 out:
 	if (line > LONG_AT)
 		flags |= SMTP_DATA_F_LONG_LINE;
+	if (line > longest)
+		longest = line;
+	d->longest_line = longest;
 	d->state = (uint8_t)st;
 	d->flags = (uint8_t)flags;
 	d->line_len = line;

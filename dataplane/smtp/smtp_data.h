@@ -46,6 +46,9 @@ struct smtp_data {
 	uint64_t in_bytes;    /* input bytes consumed so far */
 	uint32_t long_lines;
 	uint32_t bare_lf, bare_cr;
+	uint32_t longest_line; /* octets of the longest line so far, CR LF excluded, the current
+	                        * one included (over 998: RFC 5321 4.5.3.1.6's limit; [delivery]
+	                        * long_lines = refuse answers 554 5.6.0 at end of data) */
 };
 
 /* Room smtp_data_decode may need in out for len input bytes (see above for the + 2). */

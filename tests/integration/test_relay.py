@@ -6,7 +6,9 @@ transaction for all recipients of a domain, connection reuse), STARTTLS (require
 accept, 5xx for some recipients with a DSN to the sender, a destination down then back, a drop in
 the middle of DATA, a hostile one with endless replies, the per-domain spool quota (451 4.3.1),
 expiry with a DSN (none for a null sender, none for spam), tag and quarantine verdicts, MX
-routing through a local dnsmasq, and the queue tool on a running node.
+routing through a local dnsmasq, the queue tool on a running node, and lines over 998 octets
+([delivery] / [domain] long_lines: pass keeps the exact bytes, wrap breaks them, refuse answers
+554 5.6.0 to DATA and BDAT). Hostile destinations are in tests/hostile/test_outbound.py.
 
 Run: tests/integration/test_relay.py [name-filter ...]
 """
@@ -346,6 +348,122 @@ def test_queue_tools_on_running_node():
         n.cleanup()
         if sink:
             sink.cleanup()
+
+
+LONG = "x" * 1500 + "y" * 1500   # one 3000-octet line (DKIM-signed HTML mail has such lines)
+
+
+def test_long_lines_pass_by_default():
+    dest = ScriptDest()
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port}).start()
+    try:
+        body = "short\r\n" + LONG + "\r\n.dot\r\nend\r\n"
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("long1@test", body=body))
+        got = dest.wait(1, 10)
+        eq(len(got), 1, "delivered")
+        wire = body.replace("\r\n.", "\r\n..").encode()
+        check(got[0][2].endswith(wire), "the exact bytes, the long line unbroken: %r" %
+              got[0][2][-120:])
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_long_lines_wrap():
+    dest = ScriptDest()
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"long_lines": "wrap"}).start()
+    try:
+        body = "short\r\n" + LONG + "\r\nend\r\n"
+        send(n.primary, "a@src.test", ["bob@example.test"], msg("long2@test", body=body))
+        got = dest.wait(1, 10)
+        eq(len(got), 1, "delivered")
+        raw = got[0][2]
+        lines = raw.split(b"\r\n")
+        check(max(len(l) for l in lines) <= 998, "no line over 998 octets")
+        tail = raw[raw.index(b"short\r\n"):]
+        eq(tail.replace(b"\r\n ", b""), (body).encode(),
+           "broken with CR LF SP; nothing else changed")
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_long_lines_refuse_554_data_and_bdat():
+    import socket
+    dest = ScriptDest()
+    n = relay_node({"example.test": "127.0.0.1:%d" % dest.port},
+                   delivery={"long_lines": "refuse"}).start()
+    try:
+        try:
+            send(n.primary, "a@src.test", ["bob@example.test"],
+                 msg("long3@test", body="a\r\n" + "z" * 999 + "\r\n"))
+            check(False, "a 999-octet line is refused")
+        except smtplib.SMTPDataError as e:
+            eq(e.smtp_code, 554, "554")
+            check(b"5.6.0" in e.smtp_error, "5.6.0: %r" % e.smtp_error)
+        # 998 is the limit: accepted.
+        send(n.primary, "a@src.test", ["bob@example.test"],
+             msg("long4@test", body="z" * 998 + "\r\n"))
+        eq(len(dest.wait(1, 10)), 1, "the 998-octet line is relayed")
+        # BDAT: the same answer at the end of the last chunk.
+        c = socket.create_connection(n.primary, timeout=10)
+        f = c.makefile("rb")
+
+        def reply():
+            while True:
+                line = f.readline()
+                if line[3:4] != b"-":
+                    return line
+        reply()
+        c.sendall(b"EHLO client.test\r\n")
+        reply()
+        c.sendall(b"MAIL FROM:<a@src.test>\r\n")
+        eq(reply()[:3], b"250", "MAIL")
+        c.sendall(b"RCPT TO:<bob@example.test>\r\n")
+        eq(reply()[:3], b"250", "RCPT")
+        data = msg("long5@test", body="q" * 2000 + "\r\n")
+        c.sendall(b"BDAT %d LAST\r\n" % len(data) + data)
+        r = reply()
+        check(r.startswith(b"554 5.6.0"), "BDAT LAST: %r" % r)
+        c.sendall(b"QUIT\r\n")
+        c.close()
+        time.sleep(0.5)
+        eq(len(dest.accepted), 1, "nothing refused was relayed")
+        ids = n.queue("ids").stdout
+        check("long3" not in ids and "long5" not in ids, "nor spooled")
+    finally:
+        n.cleanup()
+        dest.stop()
+
+
+def test_long_lines_per_domain():
+    dest = ScriptDest()
+    r = "127.0.0.1:%d" % dest.port
+    n = relay_node({"pass.test": r, "wrap.test": r, "ref.test": r},
+                   delivery={"long_lines": "refuse"},
+                   domains_extra={"pass.test": {"long_lines": "pass"},
+                                  "wrap.test": {"long_lines": "wrap"}}).start()
+    try:
+        body = LONG + "\r\n"
+        send(n.primary, "a@src.test", ["p@pass.test"], msg("lp@test", body=body))
+        send(n.primary, "a@src.test", ["w@wrap.test"], msg("lw@test", body=body))
+        for rcpts in (["r@ref.test"], ["p2@pass.test", "r2@ref.test"]):
+            try:
+                send(n.primary, "a@src.test", rcpts, msg("lr@test", body=body))
+                check(False, "refused for %r" % rcpts)
+            except smtplib.SMTPDataError as e:
+                eq(e.smtp_code, 554, "554 when a recipient's domain refuses")
+        got = dest.wait(2, 10)
+        eq(len(got), 2, "two relayed")
+        by = dict((m[1][0], m[2]) for m in got)
+        check(by["p@pass.test"].endswith(body.encode()), "pass.test: unbroken")
+        check(max(len(l) for l in by["w@wrap.test"].split(b"\r\n")) <= 998, "wrap.test: wrapped")
+        time.sleep(0.3)
+        eq(len(dest.accepted), 2, "nothing else")
+    finally:
+        n.cleanup()
+        dest.stop()
 
 
 if __name__ == "__main__":

@@ -323,6 +323,36 @@ static void test_body_wrap(void **state)
 	}
 }
 
+/* longest: the longest line sent (the stuffed dot counted), whole, bytewise, random splits. */
+static void test_body_longest(void **state)
+{
+	static uint8_t in[2600], out[2 * 2600 + 8];
+
+	(void)state;
+	in[0] = '.';
+	memset(in + 1, 'x', 1499);               /* ".xxx": 1501 on the wire */
+	memcpy(in + 1500, "\r\nab\nc\r", 8);   /* then short lines, a bare LF and a bare CR */
+	memset(in + 1508, 'y', 999);
+	for (int s = 0; s < SPLIT_COUNT; s++) {
+		struct delivery_body b;
+		size_t off = 0, len = 2507;
+
+		for (int wrap = 0; wrap < 2; wrap++) {
+			delivery_body_init(&b, wrap ? 998 : 0);
+			off = 0;
+			while (off < len) {
+				size_t n = chunk_len((enum split)s, len - off);
+
+				delivery_body_encode(&b, in + off, n, out);
+				off += n;
+			}
+			delivery_body_finish(&b, out);
+			if (b.longest != (wrap ? 998u : 1501u))
+				fail_msg("longest (%s, wrap %d): %u", split_name[s], wrap, b.longest);
+		}
+	}
+}
+
 /* Property: for random input, the output has only CR LF line ends, ends with CRLF.CRLF exactly
  * once, and un-stuffing it gives the input with its line ends made CR LF. */
 static void test_body_property(void **state)
@@ -670,6 +700,89 @@ static void test_client_starttls(void **state)
 	delivery_client_tls_done(&s.c, false);
 	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_CLOSED);
 	assert_string_equal(s.c.error.enh, "4.7.5");
+	delivery_client_fini(&s.c);
+}
+
+/* One deadline per stage: the wait key moves with the stage and the kind of reply awaited, never
+ * with bytes that only add to a reply (a server answering a byte at a time). */
+static void test_client_wait_key(void **state)
+{
+	struct script s;
+	struct delivery_client_conf conf = {
+		.helo_name = "relay.test", .tls = DELIVERY_CLIENT_TLS_MAY,
+		.timeouts = { .banner_ms = 1111, .helo_ms = 2222, .starttls_ms = 3333, .mail_ms = 4444,
+			      .rcpt_ms = 5555, .data_init_ms = 6666, .data_block_ms = 7777,
+			      .data_final_ms = 8888 },
+	};
+	struct delivery_rcpt rc[2] = { RCPT("a@d.test"), RCPT("b@d.test") };
+	struct delivery_client_msg m = { .mail_from = SLICE_LIT("s@src.test"), .size = 5,
+					 .nrcpt = 2, .rcpt = rc };
+	uint32_t banner, ehlo, tls, mail, rcpt, data, body, dot;
+	const char *banner_bytes = "220 mx.test ESMTP\r\n";
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(delivery_client_init(&s.c, &conf), 0);
+	banner = delivery_client_wait_key(&s.c);
+	assert_int_not_equal(banner, 0);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 1111);
+	/* Byte by byte: the same wait until the reply is whole. */
+	for (size_t i = 0; i + 1 < strlen(banner_bytes); i++) {
+		assert_int_equal(delivery_client_input(&s.c, (const uint8_t *)banner_bytes + i, 1), 0);
+		assert_int_equal(delivery_client_wait_key(&s.c), banner);
+	}
+	assert_int_equal(delivery_client_input(&s.c, (const uint8_t *)"\n", 1), 0);
+	drain(&s);
+	ehlo = delivery_client_wait_key(&s.c);
+	assert_int_not_equal(ehlo, banner);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 2222);
+	assert_int_equal(feed(&s, "250-mx\r\n250-PIPELINING\r"), 0);
+	assert_int_equal(delivery_client_wait_key(&s.c), ehlo);
+	assert_int_equal(feed(&s, "\n250 STARTTLS\r\n"), 0);
+	assert_string_equal(drain(&s), "STARTTLS\r\n");
+	tls = delivery_client_wait_key(&s.c);
+	assert_int_not_equal(tls, ehlo);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 3333);
+	/* STARTTLS's reply and the handshake: one stage, one deadline. */
+	assert_int_equal(feed(&s, "220 go\r\n"), 0);
+	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_STARTTLS);
+	assert_int_equal(delivery_client_wait_key(&s.c), tls);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 3333);
+	delivery_client_tls_done(&s.c, true);
+	assert_string_equal(drain(&s), "EHLO relay.test\r\n");
+	assert_int_not_equal(delivery_client_wait_key(&s.c), tls);
+	assert_int_equal(feed(&s, "250-mx\r\n250 PIPELINING\r\n"), 0);
+	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_READY);
+	assert_int_equal(delivery_client_begin(&s.c, &m), 0);
+	drain(&s);
+	mail = delivery_client_wait_key(&s.c);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 4444);
+	assert_int_equal(feed(&s, "250 ok\r\n"), 0);
+	rcpt = delivery_client_wait_key(&s.c);
+	assert_int_not_equal(rcpt, mail);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 5555);
+	/* The RCPTs together are one stage. */
+	assert_int_equal(feed(&s, "250 ok\r\n"), 0);
+	assert_int_equal(delivery_client_wait_key(&s.c), rcpt);
+	assert_int_equal(feed(&s, "250 ok\r\n"), 0);
+	data = delivery_client_wait_key(&s.c);
+	assert_int_not_equal(data, rcpt);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 6666);
+	assert_int_equal(feed(&s, "354 go\r\n"), 0);
+	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_BODY);
+	body = delivery_client_wait_key(&s.c);
+	assert_int_not_equal(body, data);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 7777);
+	assert_int_equal(delivery_client_body(&s.c, (const uint8_t *)"hi\r\n", 4, false), 0);
+	drain(&s);
+	assert_int_equal(delivery_client_wait_key(&s.c), body);
+	assert_int_equal(delivery_client_body(&s.c, NULL, 0, true), 0);
+	drain(&s);
+	dot = delivery_client_wait_key(&s.c);
+	assert_int_not_equal(dot, body);
+	assert_int_equal(delivery_client_timeout_ms(&s.c), 8888);
+	assert_int_equal(feed(&s, "250 done\r\n"), 0);
+	assert_int_equal(delivery_client_next(&s.c), DELIVERY_CLIENT_EV_MSG_DONE);
 	delivery_client_fini(&s.c);
 }
 
@@ -1111,6 +1224,8 @@ int main(void)
 		cmocka_unit_test(test_route_mx),
 		cmocka_unit_test(test_route_health),
 		cmocka_unit_test(test_dsn),
+		cmocka_unit_test(test_client_wait_key),
+		cmocka_unit_test(test_body_longest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

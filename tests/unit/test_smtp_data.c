@@ -597,6 +597,87 @@ static void test_data_differential(void **state)
 	}
 }
 
+/* ---- longest_line: the longest stored line, CR LF excluded (for [delivery] long_lines) ---- */
+
+struct longest_case {
+	const char         *label;
+	enum smtp_data_mode mode;
+	size_t              run1, run2;     /* two lines of 'a' * run1 and 'b' * run2 */
+	const char         *sep;            /* between them */
+	const char         *tail;           /* after the second */
+	bool                stuff;          /* the first line starts with a stuffed dot */
+	bool                finish;
+	uint32_t            want;
+};
+
+static const struct longest_case longest_cases[] = {
+	{ "empty body", SMTP_DATA_DOT, 0, 0, "", ".\r\n", false, false, 0 },
+	{ "short lines", SMTP_DATA_DOT, 5, 7, "\r\n", "\r\n.\r\n", false, false, 7 },
+	{ "998 is the limit", SMTP_DATA_DOT, 998, 10, "\r\n", "\r\n.\r\n", false, false, 998 },
+	{ "999 is over", SMTP_DATA_DOT, 10, 999, "\r\n", "\r\n.\r\n", false, false, 999 },
+	{ "the longest of two", SMTP_DATA_DOT, 3000, 1200, "\r\n", "\r\n.\r\n", false, false,
+	  3000 },
+	{ "a stuffing dot does not count, a text dot does", SMTP_DATA_DOT, 998, 1, "\r\n", "\r\n.\r\n", true,
+	  false, 999 },
+	{ "bare LF ends a stored line", SMTP_DATA_DOT, 600, 600, "\n", "\r\n.\r\n", false, false,
+	  600 },
+	{ "bare CR ends a stored line", SMTP_DATA_DOT, 700, 500, "\r", "\r\n.\r\n", false, false,
+	  700 },
+	{ "no line end yet counts", SMTP_DATA_DOT, 10, 1500, "\r\n", "", false, false, 1500 },
+	{ "bdat last line without CR LF", SMTP_DATA_BDAT, 20, 1001, "\r\n", "", false, true, 1001 },
+	{ "bdat short", SMTP_DATA_BDAT, 20, 30, "\r\n", "\r\n", false, true, 30 },
+};
+
+static void test_data_longest_line(void **state)
+{
+	static const uint64_t seeds[] = { 1, 7, 99, 0xfeed };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(longest_cases) / sizeof(longest_cases[0]); i++) {
+		const struct longest_case *lc = &longest_cases[i];
+		size_t cap = lc->run1 + lc->run2 + 16, n = 0;
+		uint8_t *in = malloc(cap);
+		struct data_case c = { .label = lc->label, .mode = lc->mode, .finish = lc->finish };
+		struct data_result r;
+
+		if (lc->stuff) {
+			/* "..aaa": the first dot is stuffing (removed), the second is text */
+			in[n++] = '.';
+			in[n++] = '.';
+		}
+		memset(in + n, 'a', lc->run1);
+		n += lc->run1;
+		memcpy(in + n, lc->sep, strlen(lc->sep));
+		n += strlen(lc->sep);
+		memset(in + n, 'b', lc->run2);
+		n += lc->run2;
+		memcpy(in + n, lc->tail, strlen(lc->tail));
+		n += strlen(lc->tail);
+		c.input = in;
+		c.input_len = n;
+		for (int how = 0; how < 2 + (int)(sizeof(seeds) / sizeof(seeds[0])); how++) {
+			char msg[128];
+
+			if (how >= 2)
+				rng_state = seeds[how - 2];
+			run_chunks(&c, how == 0 ? "whole" : how == 1 ? "bytewise" : "random", how == 0 ?
+				   chunk_whole : how == 1 ? chunk_byte : chunk_random, &r);
+			if (r.d.longest_line != lc->want) {
+				snprintf(msg, sizeof(msg), "longest_line %u, want %u", r.d.longest_line,
+					 lc->want);
+				fail_case(lc->label, how == 0 ? "whole" : how == 1 ? "bytewise" : "random",
+					  msg);
+			}
+			/* It agrees with the long-line flag the decoder already kept. */
+			if ((r.d.longest_line > SMTP_TEXT_LINE_MAX - 2) !=
+			    ((r.d.flags & SMTP_DATA_F_LONG_LINE) != 0))
+				fail_case(lc->label, "flag", "longest_line and SMTP_DATA_F_LONG_LINE disagree");
+			free(r.out);
+		}
+		free(in);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -606,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_data_out_max_is_tight),
 		cmocka_unit_test(test_data_finish_dot_cr),
 		cmocka_unit_test(test_data_differential),
+		cmocka_unit_test(test_data_longest_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
