@@ -146,7 +146,7 @@ static void seg_settle(struct spool *sp, struct spool_seg *seg)
 		close(seg->fd);
 		seg->fd = -1;
 	}
-	if (seg->nlive == 0) {
+	if (seg->nlive == 0 && !seg->pinned) {
 		if (seg->nrec)
 			log_debug("spool: %s: reclaiming segment %08" PRIx32 " (%u done)", sp->dir,
 				  seg->segno, seg->nrec);
@@ -1195,10 +1195,86 @@ static int collect_rec(void *arg, const struct spool_record_info *info, uint64_t
 	return 0;
 }
 
+/*
+ * Keeps the bytes of a damaged range for an operator (sluice-queue salvage): copied into
+ * <segment>.damaged-<offset, 16 hex digits> beside the segment, written and synced before the
+ * segment may ever be reclaimed. A range already copied (or salvaged: .salvaged-<offset>) is
+ * left alone, so every start may find the same damage again. Logs the range either way.
+ * Returns 0, or -errno when the copy could not be made (full disk): the caller then keeps the
+ * whole segment (pinned) and the next start tries again.
+ */
+static int damage_keep(struct spool *sp, int fd, const char *segname,
+		       const struct spool_damage *d)
+{
+	char name[80], tmp[96];
+	uint8_t *buf = NULL;
+	int out = -1, rc = 0;
+
+	snprintf(name, sizeof(name), "%s.salvaged-%016" PRIx64, segname, d->off);
+	if (faccessat(sp->dfd, name, F_OK, 0) == 0)
+		return 0;
+	snprintf(name, sizeof(name), "%s.damaged-%016" PRIx64, segname, d->off);
+	if (faccessat(sp->dfd, name, F_OK, 0) == 0) {
+		log_error(-EBADMSG, "spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64
+			  " bytes, header %s) skipped; the valid records after them are queued; "
+			  "kept in %s (see sluice-queue salvage)", sp->dir, segname, d->off,
+			  d->off + d->len, d->len, d->hdr_ok ? "intact" : "damaged", name);
+		return 0;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	out = openat(sp->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (out < 0)
+		rc = -errno;
+	if (!rc && !(buf = malloc(1u << 16)))
+		rc = -ENOMEM;
+	for (uint64_t o = 0; !rc && o < d->len; ) {
+		size_t n = d->len - o < (1u << 16) ? (size_t)(d->len - o) : (1u << 16);
+		ssize_t got = pread(fd, buf, n, (off_t)(d->off + o));
+
+		if (got <= 0) {
+			rc = got < 0 ? -errno : -EIO;
+			break;
+		}
+		for (ssize_t w = 0; w < got && !rc; ) {
+			ssize_t k = write(out, buf + w, (size_t)(got - w));
+
+			if (k < 0 && errno != EINTR)
+				rc = -errno;
+			else if (k > 0)
+				w += k;
+		}
+		o += (uint64_t)got;
+	}
+	free(buf);
+	if (!rc && fsync(out) < 0)
+		rc = -errno;
+	if (out >= 0)
+		close(out);
+	if (!rc && renameat(sp->dfd, tmp, sp->dfd, name) < 0)
+		rc = -errno;
+	if (!rc && fsync(sp->dfd) < 0)
+		rc = -errno;
+	if (rc) {
+		unlinkat(sp->dfd, tmp, 0);
+		log_error(rc, "spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64
+			  " bytes, header %s) skipped; the valid records after them are queued; "
+			  "could not copy them aside, so the segment is kept as it is until a start "
+			  "that can (see sluice-queue salvage)", sp->dir, segname, d->off,
+			  d->off + d->len, d->len, d->hdr_ok ? "intact" : "damaged");
+		return rc;
+	}
+	log_error(-EBADMSG, "spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64
+		  " bytes, header %s) skipped; the valid records after them are queued; copied "
+		  "to %s (see sluice-queue salvage)", sp->dir, segname, d->off, d->off + d->len,
+		  d->len, d->hdr_ok ? "intact" : "damaged", name);
+	return 0;
+}
+
 static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 {
 	struct rec_list l = { 0 };
 	struct spool_segscan r;
+	bool pinned = false;
 	struct spool_seg *seg;
 	char name[32];
 	int fd, rc;
@@ -1217,22 +1293,19 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 	}
 	if (segno > *highest)
 		*highest = segno;
-	if (r.corrupt) {
-		char aside[48];
-
-		snprintf(aside, sizeof(aside), "%s.corrupt", name);
-		log_error(-EBADMSG, "spool: %s/%s: corrupt record at offset %" PRIu64 " with valid "
-			  "records after it; moved aside as %s (%u valid records before it are not "
-			  "queued)", sp->dir, name, r.corrupt_off, aside, r.records);
-		if (renameat(sp->dfd, name, sp->dfd, aside) < 0) {
-			rc = -errno;
-			log_error(rc, "spool: %s/%s: rename to %s", sp->dir, name, aside);
+	for (uint32_t i = 0; i < r.ndamage; i++)
+		if (damage_keep(sp, fd, name, &r.damage[i]) < 0)
+			pinned = true;
+	if (r.skipped) {
+		sp->st.damaged_ranges += r.skipped;
+		sp->st.damaged_bytes += r.damaged_bytes;
+		if (r.skipped > r.ndamage) {
+			pinned = true;   /* ranges past those we could name: keep it all */
+			log_error(-EBADMSG, "spool: %s/%s: %u damaged ranges (%" PRIu64 " bytes); "
+				  "only the first %u were copied aside", sp->dir, name, r.skipped,
+				  r.damaged_bytes, r.ndamage);
 		}
-		goto out;
 	}
-	if (r.skipped)
-		log_error(-EBADMSG, "spool: %s/%s: %u corrupt records skipped, the first at offset "
-			  "%" PRIu64, sp->dir, name, r.skipped, r.corrupt_off);
 	if (r.torn_bytes) {
 		log_warn(0, "spool: %s/%s: torn write at the tail: discarded %" PRIu64 " bytes after "
 			 "offset %" PRIu64, sp->dir, name, r.torn_bytes, r.good_end);
@@ -1258,6 +1331,7 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 	seg->off = r.good_end;
 	seg->alloc = r.good_end;
 	seg->sealed = true;
+	seg->pinned = pinned;
 	seg_link(sp, seg);
 	for (uint32_t i = 0; i < l.n; i++) {
 		struct spool_ient *e = spool_index_put(&sp->ix, l.qid[i]);
@@ -1307,8 +1381,51 @@ static int replay_jrec(void *arg, const struct spool_jrec *j)
 	return 0;
 }
 
+/*
+ * journal_roll failed at open (a full disk: the new journal needs room). Instead of refusing to
+ * start, append to the newest existing journal (number jno, scanned as *last): its preallocated
+ * room past the last valid record needs no new space. With no journal at all, start without one:
+ * journal records wait in memory and a roll is retried every second. Returns 0 or -errno.
+ */
+static int journal_keep_last(struct spool *sp, int err, uint32_t jno,
+			     const struct spool_segscan *last)
+{
+	struct spool_seg *j;
+	char name[32];
+	int fd;
+
+	if (!jno) {
+		log_warn(err, "spool: %s: cannot create the journal; starting without one "
+			 "(retried every second)", sp->dir);
+		sp->jneed_roll = true;
+		sp->jroll_fail_ns = clock_mono_ns();
+		return 0;
+	}
+	spool_journal_name(name, jno);
+	fd = openat(sp->dfd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || !(j = calloc(1, sizeof(*j)))) {
+		int rc = fd < 0 ? -errno : -ENOMEM;
+
+		if (fd >= 0)
+			close(fd);
+		log_error(rc, "spool: %s/%s: reopen the journal", sp->dir, name);
+		return rc;
+	}
+	j->segno = jno;
+	j->fd = fd;
+	j->off = spool_record_align(last->good_end);
+	j->off = (j->off + SPOOL_JREC_SIZE - 1) / SPOOL_JREC_SIZE * SPOOL_JREC_SIZE;
+	j->alloc = last->file_size;
+	j->journal = true;
+	sp->jcur = j;
+	log_warn(err, "spool: %s: cannot write a new journal; appending to %s (%" PRIu64 " of %"
+		 PRIu64 " bytes used)", sp->dir, name, j->off, j->alloc);
+	return 0;
+}
+
 static int recover(struct spool *sp)
 {
+	struct spool_segscan last_j = { 0 };
 	uint32_t *nums = NULL, highest = 0;
 	size_t n = 0;
 	int rc;
@@ -1358,6 +1475,7 @@ static int recover(struct spool *sp)
 		}
 		if (nums[i] >= sp->next_jno)
 			sp->next_jno = nums[i] + 1;
+		last_j = r;
 	}
 	if (rc) {
 		free(nums);
@@ -1386,11 +1504,22 @@ static int recover(struct spool *sp)
 
 	/* A fresh segment to append to, then a fresh journal holding the state (which also records
 	 * the segment number), then the old journals go. */
-	if ((rc = seg_create_sync(sp, segno_next(sp), sp->conf.segment_size, false, &sp->cur)) < 0)
-		goto out;
+	/* On a full disk neither needs to succeed: the node starts, delivers what it holds (its
+	 * results go to the old journal's preallocated room) and answers 452 4.3.1 until space is
+	 * free; the first batch after that takes a segment as usual. */
+	if ((rc = seg_create_sync(sp, segno_next(sp), sp->conf.segment_size, false, &sp->cur)) < 0) {
+		log_warn(rc, "spool: %s: no room for a new %" PRIu64 "-byte segment; starting "
+			 "without one (new mail is refused until space is free)", sp->dir,
+			 sp->conf.segment_size);
+		sp->cur = NULL;
+		sp->st.no_segment = true;
+		sp->spare_fail_ns = clock_mono_ns();
+	}
 	if ((rc = journal_roll(sp)) < 0) {
-		log_error(rc, "spool: %s: write the journal", sp->dir);
-		goto out;
+		rc = journal_keep_last(sp, rc, n ? nums[n - 1] : 0, &last_j);
+		n = 0;   /* every old journal stays: they are replayed again at the next start */
+		if (rc < 0)
+			goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		char name[32];
@@ -1399,10 +1528,11 @@ static int recover(struct spool *sp)
 		if (unlinkat(sp->dfd, name, 0) < 0 && errno != ENOENT)
 			log_warn(-errno, "spool: %s/%s: unlink old journal", sp->dir, name);
 	}
-	if (sp->st.recovered || sp->st.torn_discarded)
+	if (sp->st.recovered || sp->st.torn_discarded || sp->st.damaged_ranges)
 		log_info("spool: %s: recovered %u queued messages in %u segments (%" PRIu64
-			 " torn tails discarded)", sp->dir, sp->st.queued, sp->st.segments - 1,
-			 sp->st.torn_discarded);
+			 " torn tails discarded, %" PRIu64 " damaged ranges skipped, %" PRIu64
+			 " bytes)", sp->dir, sp->st.queued, sp->st.segments - (sp->cur ? 1 : 0),
+			 sp->st.torn_discarded, sp->st.damaged_ranges, sp->st.damaged_bytes);
 out:
 	free(nums);
 	return rc;

@@ -177,6 +177,10 @@ struct spool_stats {
 	uint64_t messages_committed, bytes_committed, syncs, sync_ns_total;
 	uint64_t batches_max, commit_errors, torn_discarded, recovered;
 	uint32_t segments, queued;
+	/* Damaged ranges skipped at recovery (valid records after them were queued) and their
+	 * bytes; each is logged and kept for sluice-queue salvage. */
+	uint64_t damaged_ranges, damaged_bytes;
+	bool     no_segment;   /* start-up found no room for a new segment (full disk) */
 };
 void spool_get_stats(const struct spool *sp, struct spool_stats *st);
 

@@ -39,14 +39,26 @@ void spool_journal_name(char out[32], uint32_t n);
 
 /* ---- Segment scanner (spool_scan.c) ---- */
 
+/* A damaged range of a segment: bytes that are not a valid record, with a valid record after
+ * them (so not a torn tail). hdr_ok: the first record's header was intact (its lengths were
+ * trusted, the payload failed its checksum); else the scanner searched forward for the next
+ * record whose header and payload validate. */
+struct spool_damage {
+	uint64_t off, len;
+	bool     hdr_ok;
+};
+#define SPOOL_DAMAGE_MAX 256   /* ranges remembered per scan; more are counted only */
+
 struct spool_segscan {
 	uint64_t file_size;
 	uint64_t good_end;     /* end of the last valid record (where appending could resume) */
 	uint64_t torn_bytes;   /* non-zero bytes after good_end that were not a valid record */
-	uint64_t corrupt_off;  /* first bad record in the middle (if corrupt or skipped) */
+	uint64_t corrupt_off;  /* first damaged range's offset (if skipped) */
 	uint32_t records;      /* valid records passed to fn */
-	uint32_t skipped;      /* bad records in the middle skipped by their trusted length */
-	bool     corrupt;      /* a bad header with a valid record after it: unusable segment */
+	uint32_t skipped;      /* damaged ranges in the middle, skipped (resynchronized) */
+	uint64_t damaged_bytes;                    /* their total length */
+	uint32_t ndamage;                          /* of them, remembered in damage[] */
+	struct spool_damage damage[SPOOL_DAMAGE_MAX];
 };
 
 /* Called for each valid record: payload = body || envelope, valid during the call. A non-zero
@@ -133,6 +145,7 @@ struct spool_seg {
 	uint32_t nlive;               /* of those, not done */
 	uint32_t inflight;            /* batches (or streamed writes) using fd */
 	bool     sealed, spill, journal;
+	bool     pinned;              /* holds damage not yet copied aside: never reclaimed */
 };
 
 struct spool_msg {

@@ -256,23 +256,48 @@ static int rec_at(struct rwin *w, unsigned shard, uint32_t segno, uint64_t off,
 	return 0;
 }
 
-/* The offset of the first valid record at an aligned offset from start on, or UINT64_MAX. */
+/*
+ * The offset of the first valid record (header and payload checksums, and a queue id naming this
+ * very place) at an aligned offset from start on, or UINT64_MAX. Holes (the preallocated tail)
+ * are skipped with SEEK_DATA; data is searched a window at a time for the magic.
+ * XXX: a message body can hold bytes that look like a record; one is taken only if its queue id
+ * names the offset it lies at and both checksums hold, and only when the header of the damaged
+ * record before it is unreadable (a readable one is skipped by its own length).
+ */
 static uint64_t valid_after(struct rwin *w, unsigned shard, uint32_t segno, uint64_t start)
 {
-	for (uint64_t o = spool_record_align(start); o + SPOOL_RECORD_HDR_SIZE <= w->fsize; o += 8) {
-		struct spool_record_info info;
-		const uint8_t *p;
-		size_t got;
-		int ioerr;
-		uint32_t magic;
+	uint64_t o = spool_record_align(start);
 
-		if (win_get(w, o, 4, &p, &got) < 0 || got < 4)
+	while (o + SPOOL_RECORD_HDR_SIZE <= w->fsize) {
+		const uint8_t *p;
+		size_t got, i;
+		off_t d = lseek(w->fd, (off_t)o, SEEK_DATA);
+
+		if (d < 0 && errno == ENXIO)
+			return UINT64_MAX;   /* only holes from here on */
+		if (d > 0 && (uint64_t)d > o)
+			o = spool_record_align((uint64_t)d);
+		if (o + SPOOL_RECORD_HDR_SIZE > w->fsize)
+			break;
+		if (win_get(w, o, w->fsize - o < w->cap ? w->fsize - o : w->cap, &p, &got) < 0 ||
+		    got < 4)
 			return UINT64_MAX;
-		memcpy(&magic, p, 4);
-		if (le32toh(magic) != SPOOL_RECORD_MAGIC)
-			continue;
-		if (rec_at(w, shard, segno, o, &info, &p, &ioerr) == 0)
-			return o;
+		for (i = 0; i + 4 <= got; i += 8) {
+			struct spool_record_info info;
+			const uint8_t *pl;
+			uint32_t magic;
+			int ioerr;
+
+			memcpy(&magic, p + i, 4);
+			if (le32toh(magic) != SPOOL_RECORD_MAGIC)
+				continue;
+			if (rec_at(w, shard, segno, o + i, &info, &pl, &ioerr) == 0)
+				return o + i;
+			/* rec_at moved the window: look again from the next slot. */
+			i += 8;
+			break;
+		}
+		o += i;
 	}
 	return UINT64_MAX;
 }
@@ -353,8 +378,6 @@ int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 			rc = ioerr;
 			goto out;
 		}
-		if (rc == -ENODATA)
-			break;
 		if (rc == 0) {
 			r->records++;
 			if ((rc = fn(arg, &info, off, payload)) != 0)
@@ -363,24 +386,32 @@ int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 			r->good_end = off;
 			continue;
 		}
-		/* A bad record: torn (nothing valid after it) or corruption (something is). The last
-		 * search's answer is reused while it lies ahead, so a run of bad records costs one
-		 * pass over the file, not one each. */
+		/*
+		 * Not a valid record: the end (zeros), a torn tail (nothing valid after it), or
+		 * damage in the middle (a valid record follows). Damage is skipped: by the record's
+		 * own length when its header is intact, else to the next offset where a header and
+		 * payload validate. The last search's answer is reused while it lies ahead, so a run
+		 * of bad records costs one pass over the file, not one each.
+		 */
 		if (next_good != UINT64_MAX && next_good <= off)
 			next_good = valid_after(&w, shard, segno, off + 8);
 		if (next_good == UINT64_MAX)
 			break;
-		if (!r->skipped && !r->corrupt)
-			r->corrupt_off = off;
-		if (rc == 1) {
-			r->skipped++;         /* its header is good: step over it */
-			off += info.rec_len;
-			continue;
+		{
+			/* An intact header's length is trusted even past a "valid" record inside
+			 * its span (bytes of a message body are not records). */
+			bool hdr_ok = rc == 1 && off + info.rec_len <= w.fsize;
+			uint64_t end = hdr_ok ? off + info.rec_len : next_good;
+
+			if (!r->skipped)
+				r->corrupt_off = off;
+			r->skipped++;
+			r->damaged_bytes += end - off;
+			if (r->ndamage < SPOOL_DAMAGE_MAX)
+				r->damage[r->ndamage++] = (struct spool_damage){ off, end - off,
+										 hdr_ok };
+			off = end;
 		}
-		r->corrupt = true;
-		r->corrupt_off = off;
-		rc = 0;
-		goto out;
 	}
 	rc = 0;
 	if (measure_tail)
