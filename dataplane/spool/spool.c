@@ -454,6 +454,44 @@ int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, u
 	return 0;
 }
 
+int spool_journal_defer(struct spool *sp, spool_qid qid, uint64_t next_s, uint32_t attempts,
+			const char *reply)
+{
+	size_t tl = reply ? strlen(reply) : 0, need = spool_record_jtext_size(tl);
+	struct spool_ient *e;
+	struct spool_jrec j = { .event = SPOOL_JEV_DEFER_INFO, .qid = qid };
+	uint8_t *rec;
+	int rc = spool_journal_append(sp, qid, SPOOL_EV_DEFER, next_s);
+
+	if (rc < 0 || !(e = spool_index_get(&sp->ix, qid)))
+		return rc;
+	if (!(rec = malloc(need)))
+		return 0;   /* the details are for the operator: DEFER itself is journaled */
+	spool_record_jtext_encode(rec, qid, attempts, reply ? reply : "", tl);
+	j.arg = 0;
+	if (spool_record_jrec_decode(rec, SPOOL_JREC_SIZE, &j) == 0 &&
+	    spool_record_jtext_check(&j, rec + SPOOL_JREC_SIZE, need - SPOOL_JREC_SIZE) == 0 &&
+	    spool_index_apply(e, &j) == 0) {
+		if (sp->jpend_len + need > sp->jpend_cap) {
+			size_t ncap = (sp->jpend_cap ? sp->jpend_cap : 4096) * 2 + need;
+			uint8_t *n = realloc(sp->jpend, ncap);
+
+			if (!n) {
+				sp->jneed_roll = true;   /* the index has it: the roll writes it */
+				free(rec);
+				return 0;
+			}
+			sp->jpend = n;
+			sp->jpend_cap = ncap;
+		}
+		memcpy(sp->jpend + sp->jpend_len, rec, need);
+		sp->jpend_len += need;
+		sp->jseq++;
+	}
+	free(rec);
+	return 0;
+}
+
 /* ---- Free space ---- */
 
 static bool space_low(struct spool *sp)

@@ -129,6 +129,11 @@ enum spool_event {
 	SPOOL_EV_DEFER,           /* arg: next attempt, unix seconds */
 };
 int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, uint64_t arg);
+/* A deferral: DEFER (next attempt, unix seconds) and the details mailq shows, the attempt count
+ * and the last reply's text (the remote server's words, or why no server was reached; NULL or
+ * "" for none; cut to 256 printable characters). Same returns as spool_journal_append. */
+int spool_journal_defer(struct spool *sp, spool_qid qid, uint64_t next_s, uint32_t attempts,
+			const char *reply);
 /* Journal records are numbered in append order: the number of the last one appended, and the
  * highest number known to be on disk (every record up to it is). A caller that must not act
  * before its records are durable remembers spool_journal_seq() and waits for the other. */
@@ -146,6 +151,7 @@ struct spool_queue_ent {
 	const uint8_t  *rstate;        /* per-recipient enum spool_rcpt_state, or NULL (all
 	                                * queued); valid during the callback only */
 	uint32_t        nrstate;
+	uint32_t        attempts;      /* deferred attempts journaled (spool_journal_defer) */
 };
 typedef int spool_queue_fn(void *arg, const struct spool_queue_ent *e);
 /* Walks the messages of this shard that are not done (after spool_open: the recovered ones and
@@ -203,6 +209,8 @@ struct spool_entry {
 	int32_t      score_milli;
 	uint8_t      action;
 	uint64_t     defer_until;    /* unix seconds of the next attempt (journal DEFER), 0 if none */
+	uint32_t     attempts;       /* deferred attempts (spool_journal_defer), 0 if none */
+	char        *last_reply;     /* the last deferral's reply text, or NULL */
 };
 /* Frees the strings of an entry (spool_scan frees the entries it passes to fn after fn returns). */
 void spool_entry_free(struct spool_entry *e);

@@ -104,6 +104,8 @@ struct spool_ient {
 	uint32_t          nrcpt;      /* from the record (0 until it is seen) */
 	uint32_t          rcap;       /* entries in rstate */
 	uint32_t          flags;      /* SPOOL_IF_* */
+	uint32_t          attempts;   /* delivery attempts that deferred (DEFER_INFO) */
+	char             *last_reply; /* the last deferral's reply text (malloc'd), or NULL */
 };
 
 struct spool_index {

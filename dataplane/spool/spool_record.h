@@ -154,14 +154,38 @@ int spool_record_message_id(const void *body, size_t len, struct slice *id_r);
 /* Internal journal events beside enum spool_event (never passed to spool_journal_append). */
 #define SPOOL_JEV_HIGHWATER 100   /* arg: the highest segment number ever used */
 
+/* The deferral details (after each DEFER): the attempt count and the last reply's text (the
+ * remote server's words, what mailq shows). One 32-byte record whose arg packs
+ * text_len u16 | attempts u16 | text_sum u32 (low 32 bits of XXH3-64 of the text), followed by
+ * text_len bytes of text in 32-byte blocks, zero padded. The text is printable ASCII only (the
+ * encoder replaces anything else by '?'), so a text block can never decode as a record: its byte
+ * 5 is never SPOOL_JREC_VERSION. */
+#define SPOOL_JEV_DEFER_INFO 101
+#define SPOOL_JTEXT_MAX      256
+
 struct spool_jrec {
-	uint8_t   event;
-	spool_qid qid;
-	uint64_t  arg;
+	uint8_t     event;
+	spool_qid   qid;
+	uint64_t    arg;
+	/* SPOOL_JEV_DEFER_INFO only, filled by the scanner: the checked text (not NUL-terminated,
+	 * valid during the callback) and the attempt count. */
+	const char *text;
+	uint32_t    text_len, attempts;
 };
 
 void spool_record_jrec_encode(uint8_t out[SPOOL_JREC_SIZE], const struct spool_jrec *j);
 /* 0, -ENODATA (all zero: end), -EAGAIN (fewer than 32 bytes, not all zero), -EBADMSG. */
 int spool_record_jrec_decode(const void *p, size_t len, struct spool_jrec *j_r);
+
+/* Encodes a DEFER_INFO record with its text (cut to SPOOL_JTEXT_MAX, made printable) into out,
+ * which has room for spool_record_jtext_size(len) bytes; returns the bytes written. */
+size_t spool_record_jtext_size(size_t text_len);
+size_t spool_record_jtext_encode(uint8_t *out, spool_qid qid, uint32_t attempts,
+				 const char *text, size_t text_len);
+/* For a decoded DEFER_INFO header j: the bytes of text blocks that follow it. */
+size_t spool_record_jtext_blocks(const struct spool_jrec *j);
+/* Checks the text blocks p[0..len) after the header j and fills j->text, text_len, attempts.
+ * 0, -EAGAIN (fewer bytes than the blocks), -EBADMSG (checksum, or a byte not printable). */
+int spool_record_jtext_check(struct spool_jrec *j, const void *p, size_t len);
 
 #endif

@@ -443,6 +443,23 @@ int spool_jscan(int fd, spool_jscan_fn *fn, void *arg, struct spool_segscan *r)
 		rc = spool_record_jrec_decode(p, got, &j);
 		if (rc == -ENODATA)
 			break;
+		if (rc == 0 && j.event == SPOOL_JEV_DEFER_INFO) {
+			/* Text blocks follow (a bad one makes the record bad: the blocks are then
+			 * stepped over one by one, as they never decode). */
+			size_t blocks = spool_record_jtext_blocks(&j);
+
+			if ((rc = win_get(&w, off + SPOOL_JREC_SIZE, blocks, &p, &got)) < 0)
+				goto out;
+			rc = spool_record_jtext_check(&j, p, got) == 0 ? 0 : -EBADMSG;
+			if (rc == 0) {
+				r->records++;
+				if ((rc = fn(arg, &j)) != 0)
+					goto out;
+				off += SPOOL_JREC_SIZE + blocks;
+				r->good_end = off;
+				continue;
+			}
+		}
 		if (rc == 0) {
 			r->records++;
 			if ((rc = fn(arg, &j)) != 0)
@@ -529,6 +546,7 @@ void spool_entry_free(struct spool_entry *e)
 	free(e->client_addr);
 	free(e->helo);
 	free(e->session_id);
+	free(e->last_reply);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -600,6 +618,9 @@ static int reader_rec(void *arg, const struct spool_record_info *info, uint64_t 
 		e.done = st->flags & SPOOL_IF_DONE;
 		e.held = (st->flags & SPOOL_IF_HELD) != 0;
 		e.defer_until = st->defer_until;
+		e.attempts = st->attempts;
+		if (st->last_reply)
+			e.last_reply = strdup(st->last_reply);   /* NULL on ENOMEM: shown as none */
 		spool_index_counts(st, &e.rcpt_done, &e.rcpt_failed);
 		if (st->rcap && e.nrcpt && (e.rcpt_state = calloc(e.nrcpt, 1)))
 			memcpy(e.rcpt_state, st->rstate, st->rcap < e.nrcpt ? st->rcap : e.nrcpt);

@@ -77,7 +77,11 @@ static void raw_mode(const uint8_t *p, size_t len)
 	if (spool_record_message_id(c, len, &id) == 0)
 		CHECK(id.len > 0 && (const uint8_t *)id.p >= c && (const uint8_t *)id.p + id.len <= c + len);
 	for (size_t o = 0; o + SPOOL_JREC_SIZE <= len; o += SPOOL_JREC_SIZE)
-		(void)spool_record_jrec_decode(c + o, len - o, &j);
+		if (spool_record_jrec_decode(c + o, len - o, &j) == 0 &&
+		    spool_record_jtext_check(&j, c + o + SPOOL_JREC_SIZE,
+					     len - o - SPOOL_JREC_SIZE) == 0)
+			CHECK(j.text_len <= SPOOL_JTEXT_MAX &&
+			      (const uint8_t *)j.text + j.text_len <= c + len);
 	(void)spool_record_jrec_decode(c, len, &j);
 	free(c);
 }
@@ -157,7 +161,7 @@ static void scan_mode(const uint8_t *p, size_t len)
 	CHECK(spool_segscan(fd, 1, 7, true, on_rec, &s, &r) == 0);
 	CHECK(r.good_end <= flen && s.seen == r.records);
 	if (!damaged)
-		CHECK(s.seen == nrec && !r.torn_bytes && !r.corrupt);
+		CHECK(s.seen == nrec && !r.torn_bytes && !r.skipped);
 	/* The same bytes as a journal. */
 	memset(&s, 0, sizeof(s));
 	CHECK(spool_jscan(fd, on_jrec, &s, &r) == 0);

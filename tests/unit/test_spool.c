@@ -872,6 +872,84 @@ static void test_resync_every_byte(void **state)
 	env_free(e);
 }
 
+/* The deferral details: attempt count and last reply text, through the reader, a reopen (replay)
+ * and a second reopen (the snapshot the first one wrote). */
+struct defer_seen {
+	spool_qid qid;
+	uint32_t  attempts;
+	char      reply[300];
+	uint64_t  defer_until;
+};
+
+static int defer_fn(void *arg, const struct spool_entry *en)
+{
+	struct defer_seen *d = arg;
+
+	if (en->qid == d->qid) {
+		d->attempts = en->attempts;
+		d->defer_until = en->defer_until;
+		snprintf(d->reply, sizeof(d->reply), "%s", en->last_reply ? en->last_reply : "(none)");
+	}
+	return 0;
+}
+
+static void test_defer_info(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(100, 1);
+	struct result r;
+	char longtxt[400];
+
+	(void)state;
+	env_open(e);
+	assert_int_equal(commit_msg(e, &ms, 0, &r), 0);
+	drain(e);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(spool_journal_defer(e->sp, r.qid, 1000, 1, "451 first"), 0);
+	assert_int_equal(spool_journal_defer(e->sp, r.qid, 2000, 3,
+					     "451 4.3.0 Try again\r\nlater"), 0);
+	assert_int_equal(spool_journal_defer(e->sp, r.qid + 8, 1, 1, "x"), -ENOENT);
+	drain(e);
+	for (int round = 0; round < 3; round++) {
+		struct defer_seen d = { .qid = r.qid };
+		struct spool_queue_ent qe;
+
+		assert_int_equal(spool_scan(e->dir, defer_fn, &d), 0);
+		assert_int_equal(d.attempts, 3);
+		assert_int_equal(d.defer_until, 2000);
+		assert_string_equal(d.reply, "451 4.3.0 Try again??later");
+		if (round < 2) {
+			env_close(e);
+			env_open(e);
+			assert_int_equal(spool_queue_get(e->sp, r.qid, &qe), 0);
+			assert_int_equal(qe.attempts, 3);
+		}
+	}
+	/* Long text is cut; an empty one is kept as empty. */
+	memset(longtxt, 'z', sizeof(longtxt) - 1);
+	longtxt[sizeof(longtxt) - 1] = 0;
+	assert_int_equal(spool_journal_defer(e->sp, r.qid, 3000, 4, longtxt), 0);
+	drain(e);
+	{
+		struct defer_seen d = { .qid = r.qid };
+
+		assert_int_equal(spool_scan(e->dir, defer_fn, &d), 0);
+		assert_int_equal(d.attempts, 4);
+		assert_int_equal(strlen(d.reply), SPOOL_JTEXT_MAX);
+	}
+	assert_int_equal(spool_journal_defer(e->sp, r.qid, 4000, 5, NULL), 0);
+	drain(e);
+	env_close(e);
+	{
+		struct defer_seen d = { .qid = r.qid };
+
+		assert_int_equal(spool_scan(e->dir, defer_fn, &d), 0);
+		assert_int_equal(d.attempts, 5);
+		assert_string_equal(d.reply, "");
+	}
+	env_free(e);
+}
+
 /* ---- Spill ---- */
 
 static void test_spill(void **state)
@@ -1578,6 +1656,7 @@ int main(void)
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_corrupt_middle),
 		cmocka_unit_test(test_resync_every_byte),
+		cmocka_unit_test(test_defer_info),
 		cmocka_unit_test(test_spill),
 		cmocka_unit_test(test_spill_write_error),
 		cmocka_unit_test(test_journal_replay),
