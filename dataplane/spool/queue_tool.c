@@ -276,7 +276,7 @@ static int list_one(void *arg, const struct spool_entry *e)
 		printf("%s\n  {\"qid\": \"%s\", \"size\": %" PRIu64 ", \"arrival\": \"%s\", "
 		       "\"role\": \"%s\", \"state\": \"%s\", \"sender\": ", c->first ? "" : ",",
 		       qid, e->body_len, tm, role_name(e->role),
-		       e->done ? "done" : e->held ? "held" : deferred ? "deferred" : "queued");
+		       e->done ? "done" : e->held ? "held" : "queued");
 		json_str(e->mail_from);
 		printf(", \"message_id\": ");
 		if (e->message_id)
@@ -289,8 +289,9 @@ static int list_one(void *arg, const struct spool_entry *e)
 		json_str(e->helo);
 		printf(", \"session_id\": ");
 		json_str(e->session_id);
-		printf(", \"score_milli\": %" PRId32 ", \"action\": %u, \"attempts\": %" PRIu32
-		       ", \"next_retry\": ", e->score_milli, e->action, e->attempts);
+		printf(", \"score_milli\": %" PRId32 ", \"action\": %u, \"deferred\": %s, "
+		       "\"attempts\": %" PRIu32 ", \"next_retry\": ", e->score_milli, e->action,
+		       deferred ? "true" : "false", e->attempts);
 		if (deferred)
 			json_str(nx);
 		else
@@ -315,10 +316,12 @@ static int list_one(void *arg, const struct spool_entry *e)
 	printf("%s%c %9" PRIu64 " %-19s %-8s %s\n", qid, e->held ? '!' : e->done ? '-' : ' ',
 	       e->body_len, tm, role_name(e->role), e->mail_from[0] ? e->mail_from : "<>");
 	/* As mailq: why it is still here, in parentheses, before the recipients. */
-	if (deferred)
+	if (deferred && e->attempts)
 		printf("%56s (attempts %" PRIu32 ", next retry %s%s%s)\n", "", e->attempts, nx,
 		       e->last_reply && e->last_reply[0] ? ": " : "",
 		       e->last_reply ? e->last_reply : "");
+	else if (deferred)   /* journaled before the attempt count was */
+		printf("%56s (next retry %s)\n", "", nx);
 	for (uint32_t i = 0; i < e->nrcpt; i++)
 		printf("%56s %s (%s)\n", "", e->rcpts[i], rcpt_state_name(e, i));
 	putchar('\n');

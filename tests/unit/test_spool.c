@@ -1473,6 +1473,85 @@ static void test_enospc(void **state)
 	env_free(e);
 }
 
+/* A spool on a full disk opens: no new segment, no new journal (the old one takes the records),
+ * new messages are refused, journal events still become durable and survive a reopen. */
+static void test_open_full_disk(void **state)
+{
+	struct env *e = env_new();
+	struct result r[3];
+	struct spool_stats st;
+	struct spool_msg *m;
+	char path[600];
+	int fd;
+
+	(void)state;
+	if (mount("tmpfs", e->dir, "tmpfs", 0, "size=4m") < 0) {
+		print_message("  (skipped: mount tmpfs refused: %s)\n", strerror(errno));
+		env_free(e);
+		skip();
+		return;
+	}
+	e->tmpfs = true;
+	log_set_level(LOG_ERROR);
+	e->conf.segment_size = 1 << 20;
+	e->conf.min_free_bytes = 1;
+	env_open(e);
+	for (int i = 0; i < 3; i++) {
+		struct msgspec ms = spec(2000, (unsigned)i);
+
+		assert_int_equal(commit_msg(e, &ms, 0, &r[i]), 0);
+	}
+	drain(e);
+	env_close(e);
+	/* Fill the disk to the last byte. */
+	snprintf(path, sizeof(path), "%s/filler", e->dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	{
+		static uint8_t blk[65536];
+
+		memset(blk, 1, sizeof(blk));
+		for (size_t sz = sizeof(blk); sz >= 512; sz /= 8)
+			while (write(fd, blk, sz) == (ssize_t)sz)
+				;
+	}
+	close(fd);
+	e->conf.segment_size = 64 << 20;
+	e->conf.min_free_bytes = 1 << 20;
+	env_open(e);
+	spool_get_stats(e->sp, &st);
+	assert_int_equal(st.recovered, 3);
+	assert_true(st.no_segment);
+	assert_int_equal(spool_msg_begin(e->sp, &m), -ENOSPC);
+	assert_int_equal(spool_journal_append(e->sp, r[1].qid, SPOOL_EV_DONE, 0), 0);
+	{
+		uint64_t want = spool_journal_seq(e->sp);
+
+		drain(e);
+		assert_true(spool_journal_durable_seq(e->sp) >= want);
+	}
+	env_close(e);
+	env_open(e);
+	spool_get_stats(e->sp, &st);
+	assert_int_equal(st.recovered, 2);
+	env_close(e);
+	/* Space back: a segment is taken again and mail is accepted. */
+	assert_int_equal(unlink(path), 0);
+	e->conf.segment_size = 1 << 20;
+	env_open(e);
+	{
+		struct msgspec ms = spec(100, 9);
+		struct result rr;
+
+		assert_int_equal(commit_msg(e, &ms, 0, &rr), 0);
+		drain(e);
+		assert_int_equal(rr.err, 0);
+	}
+	env_close(e);
+	log_set_level(LOG_INFO);
+	env_free(e);
+}
+
 /* ---- A spool left behind by a killed process ---- */
 
 static int run(const char *cmd, char *out, size_t outlen)
@@ -1666,6 +1745,7 @@ int main(void)
 		cmocka_unit_test(test_scan_during_writes),
 		cmocka_unit_test(test_write_error_fails_batch),
 		cmocka_unit_test(test_enospc),
+		cmocka_unit_test(test_open_full_disk),
 		cmocka_unit_test(test_killed_process_ids),
 		cmocka_unit_test(test_cost),
 	};
