@@ -1124,6 +1124,7 @@ static bool addr_sane(struct slice s, bool null_ok)
  * end of the range less its zero padding, and the body lies between the 64-byte header and it.
  * 0 (env filled, rcpts malloc'd, body slice), or -ENOENT. */
 struct salvaged {
+	bool                  searched;   /* found by searching (the header was damaged) */
 	struct spool_envelope env;
 	struct slice         *rcpts;
 	uint32_t              nrcpt;
@@ -1132,11 +1133,32 @@ struct salvaged {
 	uint64_t              received_ns;
 };
 
+/* Whether p[0..len) is one envelope as the spool writes it: each single field exactly once (an
+ * envelope quoted in a body, followed by the real one, has them twice). */
+static bool env_single(const uint8_t *p, size_t len)
+{
+	unsigned seen[SPOOL_TLV_DATA_FLAGS + 1] = { 0 };
+
+	for (size_t o = 0; o + SPOOL_TLV_HDR <= len; ) {
+		uint16_t tag = (uint16_t)(p[o] | p[o + 1] << 8);
+		uint32_t vlen = (uint32_t)p[o + 2] | (uint32_t)p[o + 3] << 8 |
+				(uint32_t)p[o + 4] << 16 | (uint32_t)p[o + 5] << 24;
+
+		if (tag <= SPOOL_TLV_DATA_FLAGS && tag != SPOOL_TLV_RCPT && seen[tag]++)
+			return false;
+		if (vlen > len - o - SPOOL_TLV_HDR)
+			return false;
+		o += SPOOL_TLV_HDR + vlen;
+	}
+	return seen[SPOOL_TLV_ROLE] == 1 && seen[SPOOL_TLV_MAIL_FROM] == 1;
+}
+
 static int env_try(const uint8_t *p, size_t len, struct salvaged *s)
 {
 	uint32_t n = 0;
 
-	if (spool_record_env_decode(p, len, &s->env, NULL, 0, &n) < 0 || n == 0 || n > 100000)
+	if (spool_record_env_decode(p, len, &s->env, NULL, 0, &n) < 0 || n == 0 || n > 100000 ||
+	    !env_single(p, len))
 		return -ENOENT;
 	if (!(s->rcpts = calloc(n, sizeof(*s->rcpts))))
 		return -ENOMEM;
@@ -1186,6 +1208,7 @@ static int salvage_parse(const uint8_t *b, size_t len, struct salvaged *s)
 				s->body = b + SPOOL_RECORD_HDR_SIZE;
 				s->body_len = o - SPOOL_RECORD_HDR_SIZE;
 				s->received_ns = s->env.received_ns;
+				s->searched = true;
 				return 0;
 			}
 		}
@@ -1390,6 +1413,9 @@ static int cmd_salvage(const char *dir, int argc, char **argv)
 		for (uint32_t k = 0; k < s.nrcpt; k++)
 			printf("  recipient: %.*s\n", (int)s.rcpts[k].len, s.rcpts[k].p);
 		printf("  body: %zu bytes (may hold the damaged byte)\n", s.body_len);
+		if (s.searched)
+			printf("  (the header was damaged: the envelope was found by searching; check "
+			       "it before --reinject)\n");
 		if (reinject) {
 			spool_qid q = 0;
 			char qs[SPOOL_QID_STRLEN + 1];

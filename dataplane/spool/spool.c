@@ -1249,8 +1249,11 @@ static int damage_keep(struct spool *sp, int fd, const char *segname,
 	int out = -1, rc = 0;
 
 	snprintf(name, sizeof(name), "%s.salvaged-%016" PRIx64, segname, d->off);
-	if (faccessat(sp->dfd, name, F_OK, 0) == 0)
+	if (faccessat(sp->dfd, name, F_OK, 0) == 0) {
+		log_info("spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " skipped (salvaged "
+			 "already: %s)", sp->dir, segname, d->off, d->off + d->len, name);
 		return 0;
+	}
 	snprintf(name, sizeof(name), "%s.damaged-%016" PRIx64, segname, d->off);
 	if (faccessat(sp->dfd, name, F_OK, 0) == 0) {
 		log_error(-EBADMSG, "spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64
