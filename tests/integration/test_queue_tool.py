@@ -165,6 +165,9 @@ def test_ids_stdin_exit_codes_sender_headers_shape_requeue():
         eq(n.queue("bounce", unknown).returncode, 1, "bounce of nothing")
         eq(n.queue("delete", "--domain", "nowhere.test").returncode, 1, "delete of nothing")
         eq(n.queue("flush", unknown).returncode, 1, "flush of nothing")
+        r = n.queue("flush", "FF" + q1[2:], q2)
+        eq(r.returncode, 1, "an id of a shard the node does not have: " + r.stderr)
+        check("FF%s: no such message" % q1[2:] in r.stderr, "named: " + r.stderr)
         # requeue: retry now (and release a held one) with the destination back.
         sink = Sink(port=port).start()
         r = n.queue("requeue", q1, q3)
