@@ -21,6 +21,13 @@
  * the directory); if it is not ready at roll time one is created synchronously (XXX: a short
  * stall, rare with the spare).
  *
+ * Recovery (spool_open): every segment is scanned; a torn tail is cut off; a damaged range in the
+ * middle is skipped (spool_scan.c), logged with the segment and its offsets, counted
+ * (spool_stats.damaged_*) and copied to <segment>.damaged-<offset> before the segment may be
+ * reclaimed (pinned while the copy cannot be made). A start needs no new space: on a full disk it
+ * goes on without a fresh segment (spool_msg_begin says -ENOSPC below min_free_bytes anyway) and,
+ * when no new journal can be written, appends to the newest old one.
+ *
  * Limits: a segment holds at most 32 GiB (the queue id's offset / 8 is 32 bits); segment numbers
  * are 24 bits (XXX: they wrap after 16M segments, restarting at 1); at most one batch in flight.
  */

@@ -7,6 +7,12 @@
  * fails its checksum and, lying at the tail, is simply not there yet. A file that vanishes between
  * listing and opening (a reclaimed segment, a rolled journal) is skipped or the listing redone.
  * Reads go through a 1 MiB window so a segment of small records costs a few large preads.
+ *
+ * Damage: bytes in the middle of a segment that are not a valid record, with a valid record after
+ * them, are skipped and reported (struct spool_damage): by the record's own length when its header
+ * checksum holds, else up to the next 8-aligned offset where a header, its queue id (it must name
+ * that very offset) and the payload checksum all validate. Only bad bytes with nothing valid after
+ * them are a torn tail. So one bad byte costs one record, never the records after it.
  */
 #include <ctype.h>
 #include <dirent.h>
