@@ -339,6 +339,34 @@ static int parse_state(const char *cmd, const char *v, bool done_ok)
 	return 0;
 }
 
+/* The damaged ranges the node copied aside and nobody salvaged yet (for list's last line). */
+static unsigned damaged_copies(const char *dir)
+{
+	unsigned n = 0;
+
+	for (unsigned sh = 0; sh < 256; sh++) {
+		char sd[4096];
+		struct dirent *de;
+		DIR *d;
+
+		snprintf(sd, sizeof(sd), "%s/shard-%u", dir, sh);
+		if (!(d = opendir(sd)))
+			continue;
+		while ((de = readdir(d))) {
+			char salv[300];
+			const char *p = strstr(de->d_name, ".damaged-");
+
+			if (!p || strncmp(de->d_name, "seg-", 4) || strlen(p) != 9 + 16)
+				continue;
+			snprintf(salv, sizeof(salv), "%.*s.salvaged-%s", (int)(p - de->d_name),
+				 de->d_name, p + 9);
+			n += faccessat(dirfd(d), salv, F_OK, 0) != 0;
+		}
+		closedir(d);
+	}
+	return n;
+}
+
 static int cmd_list(const char *dir, int argc, char **argv)
 {
 	struct list_ctx c = { .first = true };
@@ -381,10 +409,16 @@ static int cmd_list(const char *dir, int argc, char **argv)
 	rc = spool_scan(dir, list_one, &c);
 	if (c.json)
 		printf("%s]\n", c.first ? "" : "\n");
-	else if (rc == 0)
+	else if (rc == 0) {
+		unsigned dmg = damaged_copies(dir);
+
 		printf(c.count ? "-- %" PRIu64 " Kbytes in %" PRIu64 " Request%s.\n" :
 		       "Mail queue is empty\n", (c.bytes + 1023) / 1024, c.count,
 		       c.count == 1 ? "" : "s");
+		if (dmg)
+			printf("-- %u damaged spool range%s not salvaged: see sluice-queue salvage\n",
+			       dmg, dmg == 1 ? "" : "s");
+	}
 	if (rc < 0)
 		return die_err(rc, "scan", dir);
 	return 0;

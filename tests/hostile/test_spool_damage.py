@@ -111,6 +111,7 @@ def damage_case(where):
         with open(copy, "rb") as f:
             eq(f.read(), damaged, "the damaged bytes are kept beside the segment")
         # (The segment itself may be reclaimed once the rest is delivered: the copy is there.)
+        check("-- 1 damaged spool range not salvaged" in n.queue("list").stdout, "list says so")
         r = n.queue("stats")
         check(re.search(r"damaged 1 \(%d bytes\)" % rec, r.stdout), "stats: " + r.stdout)
         r = n.queue("salvage")
@@ -127,6 +128,7 @@ def damage_case(where):
         check("re-injected as" in r.stdout, r.stdout)
         check(os.path.exists("%s.salvaged-%016x" % (segs[0], off)), "marked salvaged")
         eq(n.queue("salvage").stdout.strip(), "no damaged ranges", "nothing left to salvage")
+        check("damaged" not in n.queue("list").stdout, "nor in list")
         n.start()
         eq(n.queue("flush", "--all").returncode, 1, "the re-injected one is new: no deferral")
         got = sink.wait(5, 20)
