@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -893,6 +894,77 @@ static int defer_fn(void *arg, const struct spool_entry *en)
 	return 0;
 }
 
+/* The DEFER_INFO record alone: text made printable, a damaged text block refused, and a journal
+ * scan stepping over a damaged one to the records after it (text blocks never decode). */
+struct jcount {
+	unsigned n, info;
+	char     text[300];
+};
+
+static int jcount_fn(void *arg, const struct spool_jrec *j)
+{
+	struct jcount *c = arg;
+
+	c->n++;
+	if (j->event == SPOOL_JEV_DEFER_INFO) {
+		c->info++;
+		snprintf(c->text, sizeof(c->text), "%.*s", (int)j->text_len, j->text);
+	}
+	return 0;
+}
+
+static void test_jtext_record(void **state)
+{
+	uint8_t buf[4096];
+	struct spool_jrec a = { .event = SPOOL_EV_DEFER, .qid = 0x0300000100000008ull, .arg = 5 };
+	struct spool_jrec j;
+	struct spool_segscan r;
+	struct jcount c = { 0 };
+	size_t n, off;
+	int fd;
+
+	(void)state;
+	n = spool_record_jtext_encode(buf, a.qid, 7, "451 \x01\xff ok SLJR\x01\x00", 13);
+	assert_int_equal(n, spool_record_jtext_size(13));
+	assert_int_equal(n % SPOOL_JREC_SIZE, 0);
+	assert_int_equal(spool_record_jrec_decode(buf, n, &j), 0);
+	assert_int_equal(j.event, SPOOL_JEV_DEFER_INFO);
+	assert_int_equal(spool_record_jtext_check(&j, buf + 32, n - 32), 0);
+	assert_int_equal(j.attempts, 7);
+	assert_int_equal(j.text_len, 13);
+	assert_memory_equal(j.text, "451 ?? ok SLJR", 13);
+	/* No text block decodes as a record. */
+	for (size_t o = 32; o < n; o += 32)
+		assert_int_not_equal(spool_record_jrec_decode(buf + o, n - o, &j), 0);
+	assert_int_equal(spool_record_jrec_decode(buf, n, &j), 0);
+	assert_int_equal(spool_record_jtext_check(&j, buf + 32, 8), -EAGAIN);
+	buf[40] ^= 1;
+	assert_int_equal(spool_record_jtext_check(&j, buf + 32, n - 32), -EBADMSG);
+	buf[40] ^= 1;
+	/* A journal: DEFER | INFO (text damaged) | DEFER | INFO (good) | DEFER. */
+	off = 0;
+	spool_record_jrec_encode(buf + off, &a);
+	off += 32;
+	off += spool_record_jtext_encode(buf + off, a.qid, 1, "first try, a long text that spans "
+					 "two blocks of text", 52);
+	buf[off - 20] ^= 2;
+	spool_record_jrec_encode(buf + off, &a);
+	off += 32;
+	off += spool_record_jtext_encode(buf + off, a.qid, 2, "second", 6);
+	spool_record_jrec_encode(buf + off, &a);
+	off += 32;
+	fd = memfd_create("jrn", 0);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, off), (ssize_t)off);
+	assert_int_equal(spool_jscan(fd, jcount_fn, &c, &r), 0);
+	close(fd);
+	assert_int_equal(c.n, 4);
+	assert_int_equal(c.info, 1);
+	assert_string_equal(c.text, "second");
+	assert_true(r.skipped >= 1);
+	assert_int_equal(r.good_end, off);
+}
+
 static void test_defer_info(void **state)
 {
 	struct env *e = env_new();
@@ -1736,6 +1808,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_middle),
 		cmocka_unit_test(test_resync_every_byte),
 		cmocka_unit_test(test_defer_info),
+		cmocka_unit_test(test_jtext_record),
 		cmocka_unit_test(test_spill),
 		cmocka_unit_test(test_spill_write_error),
 		cmocka_unit_test(test_journal_replay),
