@@ -446,9 +446,9 @@ int spool_jscan(int fd, spool_jscan_fn *fn, void *arg, struct spool_segscan *r)
 
 		if ((rc = win_get(&w, off, SPOOL_JREC_SIZE, &p, &got)) < 0)
 			goto out;
+		/* Zeros (-ENODATA) end the records only if nothing valid follows: a lost write in
+		 * the middle must not hide the events after it (an operator's delete, a DONE). */
 		rc = spool_record_jrec_decode(p, got, &j);
-		if (rc == -ENODATA)
-			break;
 		if (rc == 0 && j.event == SPOOL_JEV_DEFER_INFO) {
 			/* Text blocks follow (a bad one makes the record bad: the blocks are then
 			 * stepped over one by one, as they never decode). */
@@ -482,6 +482,19 @@ int spool_jscan(int fd, spool_jscan_fn *fn, void *arg, struct spool_segscan *r)
 			     o += SPOOL_JREC_SIZE) {
 				struct spool_jrec j2;
 
+				/* The preallocated tail is holes: skip them (every 64 KiB). */
+				if (o == off + SPOOL_JREC_SIZE || (o & 0xffff) == 0) {
+					off_t d = lseek(w.fd, (off_t)o, SEEK_DATA);
+
+					if (d < 0 && errno == ENXIO)
+						break;
+					if (d > 0 && (uint64_t)d > o) {
+						o = ((uint64_t)d + SPOOL_JREC_SIZE - 1) /
+						    SPOOL_JREC_SIZE * SPOOL_JREC_SIZE;
+						if (o + SPOOL_JREC_SIZE > w.fsize)
+							break;
+					}
+				}
 				if (win_get(&w, o, SPOOL_JREC_SIZE, &p, &got) < 0)
 					break;
 				if (spool_record_jrec_decode(p, got, &j2) == 0) {

@@ -963,6 +963,20 @@ static void test_jtext_record(void **state)
 	assert_string_equal(c.text, "second");
 	assert_true(r.skipped >= 1);
 	assert_int_equal(r.good_end, off);
+	/* A lost (zeroed) block in the middle hides nothing after it; zeros at the end do end it. */
+	memset(buf, 0, sizeof(buf));
+	spool_record_jrec_encode(buf, &a);
+	spool_record_jrec_encode(buf + 96, &a);
+	memset(&c, 0, sizeof(c));
+	fd = memfd_create("jrn", 0);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	assert_int_equal(spool_jscan(fd, jcount_fn, &c, &r), 0);
+	close(fd);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(r.good_end, 128);
+	assert_int_equal(r.skipped, 2);
+	assert_int_equal(r.torn_bytes, 0);
 }
 
 static void test_defer_info(void **state)
