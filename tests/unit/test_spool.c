@@ -785,6 +785,74 @@ static void test_corrupt_middle(void **state)
 	env_free(e);
 }
 
+/* Damage that cannot be copied aside (a full disk) pins its segment: never reclaimed, even with
+ * every record done, until a start that can copy it; then the segment goes as usual. */
+static void test_damage_pins_segment_on_full_disk(void **state)
+{
+	struct env *e = env_new();
+	struct torn_fixture f = { 0 };
+	char path[600], fill[600], dpath[700];
+	uint64_t off2;
+	uint8_t *buf;
+	int fd;
+
+	(void)state;
+	if (mount("tmpfs", e->dir, "tmpfs", 0, "size=2m") < 0) {
+		print_message("  (skipped: mount tmpfs refused: %s)\n", strerror(errno));
+		env_free(e);
+		skip();
+		return;
+	}
+	e->tmpfs = true;
+	log_set_level((enum log_level)(LOG_ERROR + 1));
+	torn_setup(e, &f);
+	off2 = SPOOL_QID_OFF(f.r[1].qid);
+	buf = malloc(f.seg_len);
+	memcpy(buf, f.seg, f.seg_len);
+	buf[off2 + 9] ^= 1;
+	torn_restore(e, &f, buf, f.seg_len);
+	seg_path(e, f.segno, path, sizeof(path));
+	snprintf(dpath, sizeof(dpath), "%s.damaged-%016" PRIx64, path, off2);
+	snprintf(fill, sizeof(fill), "%s/filler", e->dir);
+	fd = open(fill, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	{
+		static uint8_t blk[65536];
+
+		memset(blk, 1, sizeof(blk));
+		for (size_t sz = sizeof(blk); sz >= 512; sz /= 8)
+			while (write(fd, blk, sz) == (ssize_t)sz)
+				;
+	}
+	close(fd);
+	e->conf.segment_size = 64 << 20;
+	env_open(e);
+	assert_int_not_equal(access(dpath, F_OK), 0);   /* no room for the copy */
+	assert_int_equal(spool_journal_append(e->sp, f.r[0].qid, SPOOL_EV_DONE, 0), 0);
+	assert_int_equal(spool_journal_append(e->sp, f.r[2].qid, SPOOL_EV_DONE, 0), 0);
+	drain(e);
+	assert_int_equal(access(path, F_OK), 0);        /* all done, still kept */
+	env_close(e);
+	assert_int_equal(unlink(fill), 0);
+	e->conf.segment_size = 1 << 20;
+	env_open(e);
+	{
+		size_t dlen;
+		uint8_t *d = read_file(dpath, &dlen);
+
+		assert_int_equal(dlen, SPOOL_QID_OFF(f.r[2].qid) - off2);
+		assert_memory_equal(d, buf + off2, dlen);
+		free(d);
+	}
+	assert_int_not_equal(access(path, F_OK), 0);    /* copied: reclaimed */
+	env_close(e);
+	log_set_level(LOG_INFO);
+	free(buf);
+	free(f.seg);
+	free(f.jrn);
+	env_free(e);
+}
+
 /* One corrupt byte at each of many positions of the middle record of five: every other record
  * is recovered exactly once (by the writer's recovery and by the reader), the middle one only
  * when the byte fell in its padding (outside both checksums), and the damage is counted. */
@@ -1821,6 +1889,7 @@ int main(void)
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_corrupt_middle),
 		cmocka_unit_test(test_resync_every_byte),
+		cmocka_unit_test(test_damage_pins_segment_on_full_disk),
 		cmocka_unit_test(test_defer_info),
 		cmocka_unit_test(test_jtext_record),
 		cmocka_unit_test(test_spill),
