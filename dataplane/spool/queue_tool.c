@@ -685,6 +685,43 @@ static int seg_nop(void *arg, const struct spool_record_info *info, uint64_t off
 	return 0;
 }
 
+/* The damaged ranges a scan of one shard's segments finds (not salvaged yet). */
+static void damaged_scan_shard(int dfd, unsigned sh, struct damaged_list *l)
+{
+	struct spool_segscan *r = malloc(sizeof(*r));
+	uint32_t *nums = NULL;
+	size_t nseg = 0;
+
+	if (!r || spool_dir_list(dfd, "seg-", ".dat", &nums, &nseg) < 0) {
+		free(r);
+		return;
+	}
+	for (size_t i = 0; i < nseg; i++) {
+		char sn[32], salv[96];
+		int fd;
+
+		spool_seg_name(sn, nums[i]);
+		if ((fd = openat(dfd, sn, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;   /* reclaimed since the listing */
+		if (spool_segscan(fd, sh, nums[i], false, seg_nop, NULL, r) == 0)
+			for (uint32_t k = 0; k < r->ndamage; k++) {
+				struct damaged *x;
+
+				snprintf(salv, sizeof(salv), "%s.salvaged-%016" PRIx64, sn,
+					 r->damage[k].off);
+				if (faccessat(dfd, salv, F_OK, 0) == 0 ||
+				    !(x = damaged_find(l, sh, nums[i], r->damage[k].off, true)))
+					continue;
+				x->in_segment = true;
+				x->hdr_ok = r->damage[k].hdr_ok;
+				x->len = r->damage[k].len;
+			}
+		close(fd);
+	}
+	free(nums);
+	free(r);
+}
+
 /* Every damaged range of the spool: the copies the node made (.damaged-<off>) and what a scan of
  * the segments finds (damage the node could not copy, or not yet seen by a start). A range with
  * a .salvaged-<off> file is done and not listed. */
@@ -725,47 +762,8 @@ static int damaged_collect(const char *dir, struct damaged_list *l)
 		dfd = open(sd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0)
 			continue;
-		{
-			uint32_t *nums = NULL;
-			size_t nseg = 0;
-
-			if (spool_dir_list(dfd, "seg-", ".dat", &nums, &nseg) == 0) {
-				for (size_t i = 0; i < nseg; i++) {
-					char sn[32], salv[96];
-					struct spool_segscan *r = malloc(sizeof(*r));
-					int fd;
-
-					spool_seg_name(sn, nums[i]);
-					fd = openat(dfd, sn, O_RDONLY | O_CLOEXEC);
-					if (fd < 0 || !r) {
-						if (fd >= 0)
-							close(fd);
-						free(r);
-						continue;
-					}
-					if (spool_segscan(fd, sh, nums[i], false, seg_nop, NULL, r) == 0)
-						for (uint32_t k = 0; k < r->ndamage; k++) {
-							struct damaged *x;
-
-							snprintf(salv, sizeof(salv), "%s.salvaged-%016"
-								 PRIx64, sn, r->damage[k].off);
-							if (faccessat(dfd, salv, F_OK, 0) == 0)
-								continue;
-							x = damaged_find(l, sh, nums[i], r->damage[k].off,
-									 true);
-							if (!x)
-								continue;
-							x->in_segment = true;
-							x->hdr_ok = r->damage[k].hdr_ok;
-							x->len = r->damage[k].len;
-						}
-					close(fd);
-					free(r);
-				}
-				free(nums);
-			}
-			close(dfd);
-		}
+		damaged_scan_shard(dfd, sh, l);
+		close(dfd);
 	}
 	return 0;
 }

@@ -88,6 +88,11 @@ def damage_case(where):
         with open(segs[0], "rb") as g:
             g.seek(off)
             damaged = g.read(rec)
+        # Before any start saw it: found by the tool's own scan, in the segment.
+        r = n.queue("salvage")
+        check("bytes %d..%d (%d bytes), only in the segment" % (off, off + rec, rec) in r.stdout
+              and "recipient: r2@dest.test" in r.stdout, "salvage before a start: " + r.stdout)
+        eq(len(n.queue_ids()), 4, "the reader lists the other four")
         sink = Sink(port=port).start()
         n.start()
         eq(n.queue("flush").returncode, 0, "flush (they were deferred: the sink was down)")
