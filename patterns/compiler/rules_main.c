@@ -13,11 +13,12 @@
  *
  * What `check` (and `compile`) count as errors, each reported as FILE:LINE: error: ...: a line
  * the parser refuses, a directive SpamAssassin does not know outside an if/ifplugin block (its
- * lint says "failed to parse line"), a meta naming a rule defined nowhere in the files given
- * (one defined only inside a skipped ifplugin block is fine: it reads 0, as in SpamAssassin
- * without that plugin), and a pattern that is not one (bad delimiters or flags) or that PCRE2
- * refuses. Warnings (FILE:LINE: warning: ...) do not change the exit status: an eval: Sluice
- * does not implement, a pattern neither Hyperscan nor Sluice's PCRE2 path runs.
+ * lint says "failed to parse line"; a warning once a third-party plugin is loaded), a meta
+ * naming a rule defined nowhere in the files given (one defined only inside a skipped ifplugin
+ * block is fine: it reads 0, as in SpamAssassin without that plugin), and a pattern that is not
+ * one (bad delimiters or flags) or that has a PCRE2 syntax error. Warnings (FILE:LINE: warning:
+ * ...) do not change the exit status: an eval: Sluice does not implement, a pattern PCRE2 cannot
+ * take although Perl does (too large), a pattern neither Hyperscan nor PCRE2 runs.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -76,10 +77,38 @@ static bool rules_main_names_has(const struct rules_main_names *nm, const char *
 	return nm->n && bsearch(&name, nm->v, nm->n, sizeof(*nm->v), rules_main_names_cmp);
 }
 
-/* A textual pass over the files: every rule name defined anywhere (active or skipped blocks),
- * and the unknown directives outside if/ifplugin blocks. Returns the number of errors. */
-static unsigned rules_main_scan_files(int argc, char **argv, struct rules_main_names *nm)
+/* SpamAssassin 4.0's own plugins: their directives are in rules_directives.c. */
+static bool rules_main_core_plugin(const char *name)
 {
+	static const char *const core[] = {
+		"ASN", "AWL", "AccessDB", "AntiVirus", "AskDNS", "AuthRes", "AutoLearnThreshold",
+		"Bayes", "BodyEval", "BodyRuleBaseExtractor", "Check", "DCC", "DKIM", "DMARC",
+		"DNSEval", "DecodeShortURLs", "ExtractText", "FreeMail", "FromNameSpoof",
+		"HTMLEval", "HTTPSMismatch", "HashBL", "HeaderEval", "ImageInfo", "MIMEEval",
+		"MIMEHeader", "OLEVBMacro", "OneLineBodyRuleType", "P595Body", "PDFInfo",
+		"PhishTag", "Phishing", "Pyzor", "Razor2", "RelayCountry", "RelayEval",
+		"ReplaceTags", "ResourceLimits", "Reuse", "Rule2XSBody", "SPF", "Shortcircuit",
+		"SpamCop", "Test", "TextCat", "TxRep", "URIDNSBL", "URIDetail", "URIEval",
+		"URILocalBL", "VBounce", "WLBLEval", "WelcomeListSubject",
+	};
+	const char *s = strrchr(name, ':');
+
+	s = s ? s + 1 : name;
+	for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++)
+		if (!strcmp(s, core[i]))
+			return strncmp(name, "Mail::SpamAssassin::Plugin::", 28) == 0 || s == name;
+	return false;
+}
+
+/* A textual pass over the files: every rule name defined anywhere (active or skipped blocks),
+ * and the unknown directives outside if/ifplugin blocks: errors, or only warnings once a plugin
+ * that is not SpamAssassin's own is loaded (its directives are not known here). Returns the
+ * number of errors; *warns_r counts the warnings. */
+static unsigned rules_main_scan_files(int argc, char **argv, struct rules_main_names *nm,
+				      unsigned *warns_r)
+{
+	const char *foreign = NULL;   /* the first third-party plugin loaded */
+	char *foreign_buf = NULL;
 	/* Directives that define a rule name (the DNS ones through SpamAssassin's plugins). */
 	static const char *const defs[] = { "header", "mimeheader", "body", "rawbody", "uri",
 					    "full", "meta", "askdns", "uridnsbl", "uridnssub",
@@ -113,6 +142,13 @@ static unsigned rules_main_scan_files(int argc, char **argv, struct rules_main_n
 			for (char *c = kw; *c; c++)
 				if (*c == '-')
 					*c = '_';   /* as SpamAssassin's parser: a-b is a_b */
+			if (!strcmp(kw, "loadplugin") || !strcmp(kw, "tryplugin")) {
+				char *pl = strtok(NULL, " \t\r\n");
+
+				if (pl && !foreign && !rules_main_core_plugin(pl))
+					foreign = foreign_buf = strdup(pl);
+				continue;
+			}
 			if (!strcmp(kw, "if") || !strcmp(kw, "ifplugin") || !strncmp(kw, "if(", 3)) {
 				depth++;
 				continue;
@@ -143,6 +179,12 @@ static unsigned rules_main_scan_files(int argc, char **argv, struct rules_main_n
 				for (const char *c = kw; *c; c++)
 					word &= islower((unsigned char)*c) || isdigit((unsigned char)*c) ||
 						*c == '_';
+				if (foreign && word) {
+					fprintf(stderr, "%s:%u: warning: unknown directive '%s' (ignored; "
+						"perhaps one of %s's)\n", argv[i], lineno, kw, foreign);
+					(*warns_r)++;
+					continue;
+				}
 				fprintf(stderr, "%s:%u: error: %s '%s': this line cannot be parsed\n",
 					argv[i], lineno, word ? "unknown directive" : "not a directive",
 					kw);
@@ -154,6 +196,7 @@ static unsigned rules_main_scan_files(int argc, char **argv, struct rules_main_n
 	}
 	if (nm->n)
 		qsort(nm->v, nm->n, sizeof(*nm->v), rules_main_names_cmp);
+	free(foreign_buf);
 	return errs;
 }
 
@@ -272,7 +315,7 @@ static int rules_main_load(int argc, char **argv, struct rules_set **rs_r)
 		fprintf(stderr, "%s\n", rs->errs[i]);
 	if (rs->st.errors > rs->nerrs)
 		fprintf(stderr, "... %u more errors\n", rs->st.errors - rs->nerrs);
-	extra = rules_main_scan_files(argc, argv, &nm);
+	extra = rules_main_scan_files(argc, argv, &nm, &warns);
 	extra += rules_main_check_rules(rs, &nm, &warns);
 	for (size_t i = 0; i < nm.n; i++)
 		free(nm.v[i]);

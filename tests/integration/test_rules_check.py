@@ -58,6 +58,18 @@ def test_unparseable_line_is_an_error():
     check("%s:16:" % path in r.stderr, r.stderr)
 
 
+def test_third_party_plugin_directive_is_a_warning():
+    r, path = run_check("loadplugin Mail::SpamAssassin::Plugin::SPF\n" + GOOD +
+                        "my_plugin_setting 5\n")
+    eq(r.returncode, 1, "SpamAssassin's own plugins do not have it: an error")
+    r, path = run_check("loadplugin Example::Plugin::Mine /etc/mine.pm\n" + GOOD +
+                        "my_plugin_setting 5\n")
+    eq(r.returncode, 0, "with a third-party plugin loaded, only a warning: " + r.stderr)
+    check("%s:17: warning: unknown directive 'my_plugin_setting'" % path in r.stderr, r.stderr)
+    r, path = run_check("loadplugin Example::Plugin::Mine\n" + GOOD + "this is garbage (x)\n")
+    eq(r.returncode, 0, "still a word: a warning")
+
+
 def test_meta_naming_an_undefined_rule_is_an_error():
     r, path = run_check(GOOD + "meta T_X (T_A && NO_SUCH_RULE)\n")
     eq(r.returncode, 1, "exit status")
