@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -304,11 +305,66 @@ static void spare_prepared(struct spool *sp, int res)
 	sp->spare_state = SPOOL_SPARE_READY;
 }
 
+/*
+ * Loads the shard's seal key, creating it the first time (8 random bytes and their checksum,
+ * written, synced and renamed into place). Every record header written is sealed with it; a
+ * spool that has none (a full disk at its very first start) writes no record until it has.
+ * 0 or -errno.
+ */
+static int seal_ensure(struct spool *sp)
+{
+	uint8_t b[SPOOL_SEAL_FILE_LEN];
+	uint64_t k, sum;
+	int rc, fd;
+
+	if (sp->have_seal)
+		return 0;
+	rc = spool_seal_load(sp->dfd, &sp->seal_key);
+	if (rc == 0) {
+		sp->have_seal = true;
+		return 0;
+	}
+	if (rc != -ENOENT)
+		log_error(rc, "spool: %s/%s: unreadable; writing a new one (damaged records "
+			  "sealed with the old key can no longer be searched past)", sp->dir,
+			  SPOOL_SEAL_FILE);
+	if (getrandom(&k, sizeof(k), 0) != (ssize_t)sizeof(k))
+		return -errno;
+	k = htole64(k);
+	memcpy(b, &k, 8);
+	sum = htole64(XXH3_64bits(b, 8));
+	memcpy(b + 8, &sum, 8);
+	fd = openat(sp->dfd, SPOOL_SEAL_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0640);
+	if (fd < 0)
+		return -errno;
+	rc = write(fd, b, sizeof(b)) == (ssize_t)sizeof(b) ? 0 : (errno ? -errno : -ENOSPC);
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (!rc && renameat(sp->dfd, SPOOL_SEAL_FILE ".tmp", sp->dfd, SPOOL_SEAL_FILE) < 0)
+		rc = -errno;
+	if (!rc && fsync(sp->dfd) < 0)
+		rc = -errno;
+	if (rc) {
+		unlinkat(sp->dfd, SPOOL_SEAL_FILE ".tmp", 0);
+		log_warn(rc, "spool: %s: cannot write the seal key; no message is accepted until "
+			 "it can", sp->dir);
+		return rc;
+	}
+	sp->seal_key = le64toh(k);
+	sp->have_seal = true;
+	return 0;
+}
+
 /* A fresh segment for appending or for a spilled body. -EAGAIN while the spare is on its way. */
 static int seg_take(struct spool *sp, struct spool_seg **seg_r)
 {
 	struct spool_seg *seg;
 	int rc;
+
+	if ((rc = seal_ensure(sp)) < 0)
+		return rc;
 
 	if (sp->spare_state == SPOOL_SPARE_READY) {
 		seg = sp->spare;
@@ -812,6 +868,8 @@ static int batch_place(struct spool *sp, struct spool_batch *b, struct spool_msg
 	uint64_t off, pos;
 	int rc;
 
+	if ((rc = seal_ensure(sp)) < 0)
+		return rc;
 	if (m->spill) {
 		seg = m->spill;
 		off = 0;
@@ -835,6 +893,7 @@ static int batch_place(struct spool *sp, struct spool_batch *b, struct spool_msg
 		return rc;
 	spool_record_hdr_encode(m->meta, m->qid, m->spill ? SPOOL_RECORD_F_SPILL : 0, m->size,
 				m->env_len, m->received_ns, m->payload_sum);
+	spool_record_hdr_seal(m->meta, sp->seal_key);
 	rc = batch_add_iov(b, seg->fd, off, m->meta, SPOOL_RECORD_HDR_SIZE);
 	pos = m->spill ? m->spill_off : off + SPOOL_RECORD_HDR_SIZE;
 	for (struct spool_chunk *c = m->head; c && !rc; c = c->next) {
@@ -1334,7 +1393,8 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 		log_error(rc, "spool: %s/%s: open", sp->dir, name);
 		return rc;
 	}
-	rc = spool_segscan(fd, sp->conf.shard_id, segno, true, collect_rec, &l, &r);
+	rc = spool_segscan_sealed(fd, sp->conf.shard_id, segno, true,
+				  sp->have_seal ? &sp->seal_key : NULL, collect_rec, &l, &r);
 	if (rc < 0) {
 		log_error(rc, "spool: %s/%s: read", sp->dir, name);
 		goto out;
@@ -1354,18 +1414,28 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 				  r.damaged_bytes, r.ndamage);
 		}
 	}
-	if (r.torn_bytes) {
+	if (r.unresolved) {
+		/* Records follow the damage but carry no seal we know (written before seals, or
+		 * under a lost key): not queued, and nothing is cut or reclaimed. */
+		pinned = true;
+		sp->st.damaged_ranges++;
+		sp->st.damaged_bytes += r.file_size - r.unresolved_off;
+		log_error(-EBADMSG, "spool: %s/%s: damaged record at offset %" PRIu64 "; the records "
+			  "after it carry no seal this spool knows, so they are not queued; the "
+			  "segment is kept as it is for an operator", sp->dir, name,
+			  r.unresolved_off);
+	} else if (r.torn_bytes) {
 		log_warn(0, "spool: %s/%s: torn write at the tail: discarded %" PRIu64 " bytes after "
 			 "offset %" PRIu64, sp->dir, name, r.torn_bytes, r.good_end);
 		sp->st.torn_discarded++;
 	}
 	/* Sealed for good: drop the torn tail and the unused preallocation. */
-	if (r.file_size > r.good_end && ftruncate(fd, (off_t)r.good_end) < 0) {
+	if (!r.unresolved && r.file_size > r.good_end && ftruncate(fd, (off_t)r.good_end) < 0) {
 		rc = -errno;
 		log_error(rc, "spool: %s/%s: truncate to %" PRIu64, sp->dir, name, r.good_end);
 		goto out;
 	}
-	if (!r.records) {
+	if (!r.records && !pinned) {
 		if (unlinkat(sp->dfd, name, 0) < 0)
 			log_warn(-errno, "spool: %s/%s: unlink empty segment", sp->dir, name);
 		goto out;
@@ -1670,6 +1740,7 @@ int spool_open(struct spool **sp_r, const struct spool_conf *conf, struct io_uri
 		log_error(rc, "spool: %s: open", sp->dir);
 		goto fail;
 	}
+	(void)seal_ensure(sp);   /* a full disk: recovery goes on without searching past damage */
 	if ((rc = recover(sp)) < 0)
 		goto fail;
 	spare_start(sp);

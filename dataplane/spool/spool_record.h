@@ -18,8 +18,13 @@
  *    24   8  qid          shard | segment | offset/8: must match where the record lies
  *    32   8  received_ns  wall clock at end of data
  *    40   8  payload_sum  XXH3-64 of body || envelope
- *    48   8  reserved     0
+ *    48   8  seal         XXH3-64 of bytes 0..47 seeded with the shard's secret seal key (the
+ *                         file shard-N/seal), 0 in records written before seals existed
  *    56   8  hdr_sum      XXH3-64 of bytes 0..55
+ *
+ * The seal is what lets recovery search past a damaged record safely: a record found by
+ * searching (not reached by the lengths of the records before it) is taken only if its seal
+ * holds, and a message body, which a client wrote, cannot carry one without the key.
  *
  * then body_len bytes of body (canonical CR LF), env_len bytes of envelope, and zero padding to
  * the next multiple of 8. A record that starts with 64 zero bytes marks the end of the records
@@ -78,6 +83,7 @@ struct spool_record_info {
 	uint64_t received_ns;
 	uint64_t payload_sum;
 	uint64_t rec_len;   /* hdr_size + body + env, rounded up to 8 */
+	uint64_t seal;      /* bytes 48..55 as written */
 };
 
 static inline uint64_t spool_record_align(uint64_t n)
@@ -90,6 +96,11 @@ static inline uint64_t spool_record_align(uint64_t n)
 void spool_record_hdr_encode(uint8_t out[SPOOL_RECORD_HDR_SIZE], spool_qid qid, uint16_t flags,
 			     uint64_t body_len, uint32_t env_len, uint64_t received_ns,
 			     uint64_t payload_sum);
+/* Sets the seal of an encoded header (and its hdr_sum again) with the shard's key. */
+void spool_record_hdr_seal(uint8_t hdr[SPOOL_RECORD_HDR_SIZE], uint64_t key);
+/* Whether the 64 bytes of an encoded header carry the seal of key. */
+bool spool_record_seal_ok(const void *hdr, uint64_t key);
+
 /*
  * Checks the header in p[0..len). Returns 0 (info_r filled: its lengths can be trusted), -ENODATA
  * if the first 64 bytes are all zero (end of records), -EAGAIN if len < 64 and not all zero

@@ -263,17 +263,19 @@ static int rec_at(struct rwin *w, unsigned shard, uint32_t segno, uint64_t off,
 }
 
 /*
- * The offset of the first valid record (header and payload checksums, and a queue id naming this
- * very place) at an aligned offset from start on, or UINT64_MAX. Holes (the preallocated tail)
- * are skipped with SEEK_DATA; data is searched a window at a time for the magic.
- * XXX: a message body can hold bytes that look like a record; one is taken only if its queue id
- * names the offset it lies at and both checksums hold, and only when the header of the damaged
- * record before it is unreadable (a readable one is skipped by its own length).
+ * The offset of the first valid record (header and payload checksums, a queue id naming this very
+ * place, and the seal of key) at an aligned offset from start on, or UINT64_MAX. A record that
+ * validates but for its seal (a message body can hold bytes that look like a record; so does a
+ * record written before seals existed) is not taken: *unsealed_r gets the first such offset
+ * (else UINT64_MAX). Without a key nothing is taken. Holes (the preallocated tail) are skipped
+ * with SEEK_DATA; data is searched a window at a time for the magic.
  */
-static uint64_t valid_after(struct rwin *w, unsigned shard, uint32_t segno, uint64_t start)
+static uint64_t valid_after(struct rwin *w, unsigned shard, uint32_t segno, uint64_t start,
+			    const uint64_t *key, uint64_t *unsealed_r)
 {
 	uint64_t o = spool_record_align(start);
 
+	*unsealed_r = UINT64_MAX;
 	while (o + SPOOL_RECORD_HDR_SIZE <= w->fsize) {
 		const uint8_t *p;
 		size_t got, i;
@@ -290,15 +292,22 @@ static uint64_t valid_after(struct rwin *w, unsigned shard, uint32_t segno, uint
 			return UINT64_MAX;
 		for (i = 0; i + 4 <= got; i += 8) {
 			struct spool_record_info info;
-			const uint8_t *pl;
+			const uint8_t *pl, *h;
+			size_t hg;
 			uint32_t magic;
 			int ioerr;
 
 			memcpy(&magic, p + i, 4);
 			if (le32toh(magic) != SPOOL_RECORD_MAGIC)
 				continue;
-			if (rec_at(w, shard, segno, o + i, &info, &pl, &ioerr) == 0)
-				return o + i;
+			if (rec_at(w, shard, segno, o + i, &info, &pl, &ioerr) == 0 &&
+			    win_get(w, o + i, SPOOL_RECORD_HDR_SIZE, &h, &hg) == 0 &&
+			    hg == SPOOL_RECORD_HDR_SIZE) {
+				if (key && spool_record_seal_ok(h, *key))
+					return o + i;
+				if (*unsealed_r == UINT64_MAX)
+					*unsealed_r = o + i;
+			}
 			/* rec_at moved the window: look again from the next slot. */
 			i += 8;
 			break;
@@ -364,11 +373,11 @@ static uint64_t nonzero_end(struct rwin *w, uint64_t from)
 	return end;
 }
 
-int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
-		  spool_segscan_fn *fn, void *arg, struct spool_segscan *r)
+int spool_segscan_sealed(int fd, unsigned shard, uint32_t segno, bool measure_tail,
+			 const uint64_t *key, spool_segscan_fn *fn, void *arg, struct spool_segscan *r)
 {
 	struct rwin w;
-	uint64_t off = 0, next_good = 0;
+	uint64_t off = 0, next_good = 0, unsealed = UINT64_MAX;
 	int rc, ioerr = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -378,6 +387,8 @@ int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 	while (off < w.fsize) {
 		struct spool_record_info info;
 		const uint8_t *payload = NULL;
+		uint64_t end;
+		bool hdr_ok = false;
 
 		rc = rec_at(&w, shard, segno, off, &info, &payload, &ioerr);
 		if (rc == -EIO && ioerr) {
@@ -395,29 +406,41 @@ int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 		/*
 		 * Not a valid record: the end (zeros), a torn tail (nothing valid after it), or
 		 * damage in the middle (a valid record follows). Damage is skipped: by the record's
-		 * own length when its header is intact, else to the next offset where a header and
-		 * payload validate. The last search's answer is reused while it lies ahead, so a run
-		 * of bad records costs one pass over the file, not one each.
+		 * own length when its header is intact and a valid record starts right there (the
+		 * lengths of a checksummed header reached through the records before it are the
+		 * writer's), else to the next offset where a sealed record validates. The last
+		 * search's answer is reused while it lies ahead, so a run of bad records costs one
+		 * pass over the file, not one each.
 		 */
-		if (next_good != UINT64_MAX && next_good <= off)
-			next_good = valid_after(&w, shard, segno, off + 8);
-		if (next_good == UINT64_MAX)
-			break;
-		{
-			/* An intact header's length is trusted even past a "valid" record inside
-			 * its span (bytes of a message body are not records). */
-			bool hdr_ok = rc == 1 && off + info.rec_len <= w.fsize;
-			uint64_t end = hdr_ok ? off + info.rec_len : next_good;
+		if (rc == 1 && off + info.rec_len < w.fsize) {
+			struct spool_record_info ni;
+			const uint8_t *np;
+			int e2;
 
-			if (!r->skipped)
-				r->corrupt_off = off;
-			r->skipped++;
-			r->damaged_bytes += end - off;
-			if (r->ndamage < SPOOL_DAMAGE_MAX)
-				r->damage[r->ndamage++] = (struct spool_damage){ off, end - off,
-										 hdr_ok };
-			off = end;
+			end = off + info.rec_len;
+			hdr_ok = rec_at(&w, shard, segno, end, &ni, &np, &e2) == 0;
 		}
+		if (!hdr_ok) {
+			if (next_good != UINT64_MAX && next_good <= off)
+				next_good = valid_after(&w, shard, segno, off + 8, key, &unsealed);
+			if (next_good == UINT64_MAX) {
+				/* Unsealed records after it: not a torn tail, but nothing we may
+				 * take. The caller keeps the bytes (and does not truncate). */
+				if (unsealed != UINT64_MAX && !r->unresolved) {
+					r->unresolved = true;
+					r->unresolved_off = off;
+				}
+				break;
+			}
+			end = next_good;
+		}
+		if (!r->skipped)
+			r->corrupt_off = off;
+		r->skipped++;
+		r->damaged_bytes += end - off;
+		if (r->ndamage < SPOOL_DAMAGE_MAX)
+			r->damage[r->ndamage++] = (struct spool_damage){ off, end - off, hdr_ok };
+		off = end;
 	}
 	rc = 0;
 	if (measure_tail)
@@ -425,6 +448,35 @@ int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 out:
 	win_close(&w);
 	return rc;
+}
+
+int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
+		  spool_segscan_fn *fn, void *arg, struct spool_segscan *r)
+{
+	return spool_segscan_sealed(fd, shard, segno, measure_tail, NULL, fn, arg, r);
+}
+
+/* ---- Seal keys ---- */
+
+int spool_seal_load(int dfd, uint64_t *key_r)
+{
+	uint8_t b[SPOOL_SEAL_FILE_LEN];
+	uint64_t k, sum;
+	ssize_t n;
+	int fd = openat(dfd, SPOOL_SEAL_FILE, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, b, sizeof(b), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(b))
+		return n < 0 ? -errno : -EBADMSG;
+	memcpy(&k, b, 8);
+	memcpy(&sum, b + 8, 8);
+	if (le64toh(sum) != XXH3_64bits(b, 8))
+		return -EBADMSG;
+	*key_r = le64toh(k);
+	return 0;
 }
 
 /* ---- Journals ---- */
@@ -740,6 +792,8 @@ int spool_scan(const char *dir, spool_iter_fn *fn, void *arg)
 		return rc;
 	for (size_t s = 0; s < nshards && rc == 0; s++) {
 		struct reader rd = { .shard = shards[s], .fn = fn, .arg = arg };
+		uint64_t key = 0;
+		bool have_key;
 		char name[32];
 		uint32_t *segs = NULL;
 		size_t nsegs = 0;
@@ -752,6 +806,7 @@ int spool_scan(const char *dir, spool_iter_fn *fn, void *arg)
 		rc = reader_journals(sdfd, &rd);
 		if (rc == 0)
 			rc = spool_dir_list(sdfd, "seg-", ".dat", &segs, &nsegs);
+		have_key = spool_seal_load(sdfd, &key) == 0;
 		for (size_t i = 0; i < nsegs && rc == 0; i++) {
 			struct spool_segscan r;
 			char sn[32];
@@ -761,7 +816,8 @@ int spool_scan(const char *dir, spool_iter_fn *fn, void *arg)
 			fd = openat(sdfd, sn, O_RDONLY | O_CLOEXEC);
 			if (fd < 0)
 				continue;   /* reclaimed since the listing: its messages are done */
-			rc = spool_segscan(fd, shards[s], segs[i], false, reader_rec, &rd, &r);
+			rc = spool_segscan_sealed(fd, shards[s], segs[i], false,
+						  have_key ? &key : NULL, reader_rec, &rd, &r);
 			close(fd);
 			if (rd.ret)
 				rc = rd.ret;

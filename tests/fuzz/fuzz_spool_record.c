@@ -118,6 +118,7 @@ static void scan_mode(const uint8_t *p, size_t len)
 	uint32_t nrec = 0;
 	uint8_t flips;
 	uint16_t cut;
+	const uint64_t key = 0x5eed5eed5eed5eedull;
 	bool damaged;
 	struct spool_segscan r;
 	struct scan_ctx s = { 0 };
@@ -145,6 +146,7 @@ static void scan_mode(const uint8_t *p, size_t len)
 		memcpy(file + flen + SPOOL_RECORD_HDR_SIZE, p + pos, bl + el);
 		spool_record_hdr_encode(file + flen, spool_qid_make(1, 7, flen), 0, bl, (uint32_t)el,
 					0, spool_record_payload_sum(p + pos, bl, p + pos + bl, el));
+		spool_record_hdr_seal(file + flen, key);
 		pos += bl + el;
 		flen += rl;
 		nrec++;
@@ -160,6 +162,15 @@ static void scan_mode(const uint8_t *p, size_t len)
 	CHECK(write(fd, file ? file : (uint8_t *)"", flen) == (ssize_t)flen);
 	CHECK(spool_segscan(fd, 1, 7, true, on_rec, &s, &r) == 0);
 	CHECK(r.good_end <= flen && s.seen == r.records);
+	if (!damaged)
+		CHECK(s.seen == nrec && !r.torn_bytes && !r.skipped);
+	/* Again searching past damage for sealed records: never more than were written, and
+	 * every damaged range lies inside the file. */
+	memset(&s, 0, sizeof(s));
+	CHECK(spool_segscan_sealed(fd, 1, 7, true, &key, on_rec, &s, &r) == 0);
+	CHECK(r.good_end <= flen && s.seen == r.records && s.seen <= nrec);
+	for (uint32_t i = 0; i < r.ndamage; i++)
+		CHECK(r.damage[i].len > 0 && r.damage[i].off + r.damage[i].len <= flen);
 	if (!damaged)
 		CHECK(s.seen == nrec && !r.torn_bytes && !r.skipped);
 	/* The same bytes as a journal. */

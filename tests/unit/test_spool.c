@@ -598,8 +598,8 @@ static void write_file(const char *path, const uint8_t *p, size_t len)
 /* Three small messages in one segment; returns the pristine segment bytes (trimmed to the
  * records) and the journal's, and the third record's offset and lengths. */
 struct torn_fixture {
-	uint8_t   *seg, *jrn;
-	size_t     seg_len, jrn_len;
+	uint8_t   *seg, *jrn, *seal;
+	size_t     seg_len, jrn_len, seal_len;
 	char       jname[256];
 	uint32_t   segno;
 	uint64_t   off3, rec3, payload3;
@@ -637,6 +637,8 @@ static void torn_setup(struct env *e, struct torn_fixture *f)
 	closedir(d);
 	snprintf(path, sizeof(path), "%s/shard-3/%s", e->dir, f->jname);
 	f->jrn = read_file(path, &f->jrn_len);
+	snprintf(path, sizeof(path), "%s/shard-3/seal", e->dir);
+	f->seal = read_file(path, &f->seal_len);
 }
 
 /* Puts back the fixture's files (only them) with the segment changed by the caller. */
@@ -651,6 +653,8 @@ static void torn_restore(struct env *e, struct torn_fixture *f, const uint8_t *s
 	write_file(path, seg, len);
 	snprintf(path, sizeof(path), "%s/shard-3/%s", e->dir, f->jname);
 	write_file(path, f->jrn, f->jrn_len);
+	snprintf(path, sizeof(path), "%s/shard-3/seal", e->dir);
+	write_file(path, f->seal, f->seal_len);
 }
 
 static void torn_check(struct env *e, uint32_t want_recovered, bool want_torn)
@@ -713,6 +717,7 @@ static void test_torn_tail(void **state)
 	free(buf);
 	free(f.seg);
 	free(f.jrn);
+	free(f.seal);
 	env_free(e);
 }
 
@@ -782,6 +787,120 @@ static void test_corrupt_middle(void **state)
 	free(buf);
 	free(f.seg);
 	free(f.jrn);
+	free(f.seal);
+	env_free(e);
+}
+
+/* A client's body that carries a well-formed record (right queue id for where it lands, both
+ * checksums) must not be taken when the real header before it is lost: searching past damage
+ * takes only sealed records. Without the seal key, nothing after the damage is queued and the
+ * segment is kept whole. */
+static void test_resync_ignores_forged_record(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ma = spec(40, 1), mc = spec(30, 3);
+	struct result ra, rb, rc;
+	struct spool_envelope ev, fev;
+	struct spool_msg *m;
+	struct slice frc = SLICE_LIT("victim@evil.test");
+	uint8_t body[1024], fenv[512], *seg;
+	size_t seg_len, fenv_len, k;
+	uint64_t offb, foff;
+	spool_qid fq;
+	uint32_t segno;
+	char path[600], spath[600];
+	struct seen *s;
+	struct spool_stats st;
+	struct spool_record_info info;
+
+	(void)state;
+	log_set_level((enum log_level)(LOG_ERROR + 1));
+	e->conf.segment_size = 64 * 1024;
+	env_open(e);
+	assert_int_equal(commit_msg(e, &ma, 0, &ra), 0);
+	drain(e);
+	segno = SPOOL_QID_SEG(ra.qid);
+	env_fill(&ev, &ma);
+	offb = SPOOL_QID_OFF(ra.qid) + spool_record_align(64 + ma.len + spool_record_env_size(&ev));
+	/* B: text, then a forged record aligned where it will lie in the segment, then text. */
+	memset(body, 'x', sizeof(body));
+	memcpy(body, "Subject: forged\r\n\r\n", 19);
+	k = 200;
+	while ((offb + 64 + k) % 8)
+		k++;
+	foff = offb + 64 + k;
+	fq = spool_qid_make(3, segno, foff);
+	memset(&fev, 0, sizeof(fev));
+	fev.mail_from = SLICE_LIT("evil@evil.test");
+	fev.nrcpt = 1;
+	fev.rcpts = &frc;
+	fenv_len = spool_record_env_encode(&fev, fenv);
+	memcpy(body + k + 64, "hi\r\n", 4);
+	memcpy(body + k + 64 + 4, fenv, fenv_len);
+	spool_record_hdr_encode(body + k, fq, 0, 4, (uint32_t)fenv_len, 1,
+				spool_record_payload_sum(body + k + 64, 4, fenv, fenv_len));
+	memset(body + k + spool_record_align(64 + 4 + fenv_len), 'y', 16);
+	assert_int_equal(spool_msg_begin(e->sp, &m), 0);
+	assert_int_equal(spool_msg_write(m, body, sizeof(body)), 0);
+	{
+		struct msgspec mb = spec(sizeof(body), 2);
+
+		env_fill(&ev, &mb);
+	}
+	memset(&rb, 0, sizeof(rb));
+	assert_int_equal(spool_msg_commit(m, &ev, done_cb, &rb), 0);
+	drain(e);
+	assert_int_equal(SPOOL_QID_OFF(rb.qid), offb);
+	assert_int_equal(commit_msg(e, &mc, 0, &rc), 0);
+	drain(e);
+	env_close(e);
+	seg_path(e, segno, path, sizeof(path));
+	seg = read_file(path, &seg_len);
+	assert_int_equal(spool_record_hdr_decode(seg + foff, 64, &info), 0);   /* well-formed */
+	assert_int_equal(info.qid, fq);
+	memset(seg + offb, 0, 64);   /* B's header lost */
+	write_file(path, seg, seg_len);
+	s = scan_all(e->dir);
+	assert_int_equal(s->n, 2);
+	assert_true(s->qid[0] == ra.qid && s->qid[1] == rc.qid);
+	free(s);
+	env_open(e);
+	spool_get_stats(e->sp, &st);
+	assert_int_equal(st.recovered, 2);
+	assert_int_equal(st.damaged_ranges, 1);
+	{
+		struct spool_queue_ent qe;
+
+		assert_int_equal(spool_queue_get(e->sp, fq, &qe), -ENOENT);
+		assert_int_equal(spool_queue_get(e->sp, rc.qid, &qe), 0);
+	}
+	env_close(e);
+	/* Without the key: nothing after the damage is taken, nothing is cut. */
+	write_file(path, seg, seg_len);
+	snprintf(spath, sizeof(spath), "%s/shard-3/seal", e->dir);
+	{
+		char dmg[700];
+
+		snprintf(dmg, sizeof(dmg), "%s.damaged-%016" PRIx64, path, offb);
+		unlink(dmg);
+	}
+	assert_int_equal(unlink(spath), 0);
+	s = scan_all(e->dir);
+	assert_int_equal(s->n, 1);
+	free(s);
+	env_open(e);
+	spool_get_stats(e->sp, &st);
+	assert_int_equal(st.recovered, 1);
+	assert_int_equal(st.damaged_ranges, 1);
+	env_close(e);
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(path, &sb), 0);
+		assert_true((size_t)sb.st_size >= seg_len);   /* kept whole */
+	}
+	log_set_level(LOG_INFO);
+	free(seg);
 	env_free(e);
 }
 
@@ -850,6 +969,7 @@ static void test_damage_pins_segment_on_full_disk(void **state)
 	free(buf);
 	free(f.seg);
 	free(f.jrn);
+	free(f.seal);
 	env_free(e);
 }
 
@@ -864,9 +984,9 @@ static void test_resync_every_byte(void **state)
 	struct spool_record_info info;
 	uint8_t *seg, *buf;
 	size_t seg_len;
-	char path[1024], jname[256] = "", jpath[1300];
-	uint8_t *jrn;
-	size_t jrn_len;
+	char path[1024], jname[256] = "", jpath[1300], spath[1100];
+	uint8_t *jrn, *seal;
+	size_t jrn_len, seal_len;
 	uint64_t off2, rec2, pay2;
 	uint32_t segno;
 	unsigned tried = 0;
@@ -899,6 +1019,8 @@ static void test_resync_every_byte(void **state)
 	closedir(d);
 	snprintf(jpath, sizeof(jpath), "%s/shard-3/%s", e->dir, jname);
 	jrn = read_file(jpath, &jrn_len);
+	snprintf(spath, sizeof(spath), "%s/shard-3/seal", e->dir);
+	seal = read_file(spath, &seal_len);
 	buf = malloc(seg_len);
 	/* Every header byte, every 7th payload byte, every padding byte. */
 	for (uint64_t t = 0; t < rec2; t += t < 64 || t + 8 >= pay2 ? 1 : 7) {
@@ -914,6 +1036,7 @@ static void test_resync_every_byte(void **state)
 		seg_path(e, segno, path, sizeof(path));
 		write_file(path, buf, seg_len);
 		write_file(jpath, jrn, jrn_len);
+		write_file(spath, seal, seal_len);
 		s = scan_all(e->dir);
 		assert_int_equal(s->n, want);
 		for (uint32_t k = 0; k < s->n; k++)
@@ -938,6 +1061,7 @@ static void test_resync_every_byte(void **state)
 	free(buf);
 	free(seg);
 	free(jrn);
+	free(seal);
 	env_free(e);
 }
 
@@ -1890,6 +2014,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_middle),
 		cmocka_unit_test(test_resync_every_byte),
 		cmocka_unit_test(test_damage_pins_segment_on_full_disk),
+		cmocka_unit_test(test_resync_ignores_forged_record),
 		cmocka_unit_test(test_defer_info),
 		cmocka_unit_test(test_jtext_record),
 		cmocka_unit_test(test_spill),
