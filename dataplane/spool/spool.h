@@ -13,8 +13,9 @@
  * one started.
  *
  * Record layout on disk (little-endian; see spool_record.h): header | body | envelope, 8-byte
- * aligned; the header carries its own checksum (so its lengths can be trusted) and a checksum of
- * body and envelope. Records never span segments.
+ * aligned; the header carries its own checksum (so its lengths can be trusted), a checksum of
+ * body and envelope, and a seal keyed with the shard's secret (recovery searches past a damaged
+ * record only for sealed ones). Records never span segments.
  */
 #ifndef SLUICE_SPOOL_H
 #define SLUICE_SPOOL_H
