@@ -1442,7 +1442,7 @@ static int cmd_salvage(const char *dir, int argc, char **argv)
 	if (!dl.n) {
 		printf("no damaged ranges\n");
 		free(dl.v);
-		return 0;
+		return reinject ? 1 : 0;   /* --reinject acted on nothing */
 	}
 	for (size_t i = 0; i < dl.n; i++) {
 		const struct damaged *x = &dl.v[i];

@@ -134,6 +134,7 @@ def damage_case(where):
         check(os.path.exists("%s.salvaged-%016x" % (segs[0], off)), "marked salvaged")
         eq(n.queue("salvage").stdout.strip(), "no damaged ranges", "nothing left to salvage")
         check("damaged" not in n.queue("list").stdout, "nor in list")
+        eq(n.queue("salvage", "--reinject").returncode, 1, "re-injecting nothing exits 1")
         n.start()
         eq(n.queue("flush", "--all").returncode, 1, "the re-injected one is new: no deferral")
         got = sink.wait(5, 20)
