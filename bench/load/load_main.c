@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 
 #include "load.h"
+#include "sluice_build.h"
 
 static struct load_run the_run;
 
@@ -30,6 +31,7 @@ static void usage(FILE *f)
 "usage: sluice-load [send] --server ADDR:PORT [options]   send messages\n"
 "       sluice-load idle --server ADDR:PORT --connections N --hold SECONDS [options]\n"
 "       sluice-load sink --listen ADDR:PORT [--listen ...] [options]\n"
+"       sluice-load --help | --version\n"
 "\n"
 "send:\n"
 "  -c, --concurrency N     concurrent sessions (default 10)\n"
@@ -435,6 +437,10 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	int rc = 0;
 
+	if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
+		printf("sluice-load %s\n", SLUICE_VERSION);
+		return 0;
+	}
 	if (parse_args(o, argc, argv) < 0)
 		return 2;
 	/* As many descriptors as we may: idle holds thousands of connections. */

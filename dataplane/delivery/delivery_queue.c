@@ -577,7 +577,18 @@ static void msg_attempt_end(struct delivery_shard *ds, struct dmsg *m)
 			dsn_send(ds, m, DELIVERY_DSN_DELAYED, want);
 		free(want);
 	}
-	journal(ds, m, SPOOL_EV_DEFER, plan.next_ms / 1000u);
+	{
+		/* With the attempt count and the last reply, for sluice-queue list (as mailq). */
+		const char *why = NULL;
+		int r;
+
+		for (uint32_t i = 0; i < m->nrcpt && !why; i++)
+			if (m->rcpt[i].state == SPOOL_RCPT_QUEUED)
+				why = m->rcpt[i].diag;
+		r = spool_journal_defer(ds->sh->spool, m->qid, plan.next_ms / 1000u, m->attempts, why);
+		if (r < 0 && r != -ENOENT)
+			log_warn(r, "delivery: journal event %d for a message", (int)SPOOL_EV_DEFER);
+	}
 	ds->n_deferred++;
 	m->next_ms = ds->sh->now_ms + (plan.next_ms > now_wall ? plan.next_ms - now_wall : 0);
 	msg_set_state(ds, m, op == DELIVERY_CTL_HOLD + 1 ? DMSG_HELD : DMSG_DEFERRED);

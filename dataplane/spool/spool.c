@@ -21,6 +21,13 @@
  * the directory); if it is not ready at roll time one is created synchronously (XXX: a short
  * stall, rare with the spare).
  *
+ * Recovery (spool_open): every segment is scanned; a torn tail is cut off; a damaged range in the
+ * middle is skipped (spool_scan.c), logged with the segment and its offsets, counted
+ * (spool_stats.damaged_*) and copied to <segment>.damaged-<offset> before the segment may be
+ * reclaimed (pinned while the copy cannot be made). A start needs no new space: on a full disk it
+ * goes on without a fresh segment (spool_msg_begin says -ENOSPC below min_free_bytes anyway) and,
+ * when no new journal can be written, appends to the newest old one.
+ *
  * Limits: a segment holds at most 32 GiB (the queue id's offset / 8 is 32 bits); segment numbers
  * are 24 bits (XXX: they wrap after 16M segments, restarting at 1); at most one batch in flight.
  */
@@ -31,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -146,7 +154,7 @@ static void seg_settle(struct spool *sp, struct spool_seg *seg)
 		close(seg->fd);
 		seg->fd = -1;
 	}
-	if (seg->nlive == 0) {
+	if (seg->nlive == 0 && !seg->pinned) {
 		if (seg->nrec)
 			log_debug("spool: %s: reclaiming segment %08" PRIx32 " (%u done)", sp->dir,
 				  seg->segno, seg->nrec);
@@ -297,11 +305,66 @@ static void spare_prepared(struct spool *sp, int res)
 	sp->spare_state = SPOOL_SPARE_READY;
 }
 
+/*
+ * Loads the shard's seal key, creating it the first time (8 random bytes and their checksum,
+ * written, synced and renamed into place). Every record header written is sealed with it; a
+ * spool that has none (a full disk at its very first start) writes no record until it has.
+ * 0 or -errno.
+ */
+static int seal_ensure(struct spool *sp)
+{
+	uint8_t b[SPOOL_SEAL_FILE_LEN];
+	uint64_t k, sum;
+	int rc, fd;
+
+	if (sp->have_seal)
+		return 0;
+	rc = spool_seal_load(sp->dfd, &sp->seal_key);
+	if (rc == 0) {
+		sp->have_seal = true;
+		return 0;
+	}
+	if (rc != -ENOENT)
+		log_error(rc, "spool: %s/%s: unreadable; writing a new one (damaged records "
+			  "sealed with the old key can no longer be searched past)", sp->dir,
+			  SPOOL_SEAL_FILE);
+	if (getrandom(&k, sizeof(k), 0) != (ssize_t)sizeof(k))
+		return -errno;
+	k = htole64(k);
+	memcpy(b, &k, 8);
+	sum = htole64(XXH3_64bits(b, 8));
+	memcpy(b + 8, &sum, 8);
+	fd = openat(sp->dfd, SPOOL_SEAL_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0640);
+	if (fd < 0)
+		return -errno;
+	rc = write(fd, b, sizeof(b)) == (ssize_t)sizeof(b) ? 0 : (errno ? -errno : -ENOSPC);
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (!rc && renameat(sp->dfd, SPOOL_SEAL_FILE ".tmp", sp->dfd, SPOOL_SEAL_FILE) < 0)
+		rc = -errno;
+	if (!rc && fsync(sp->dfd) < 0)
+		rc = -errno;
+	if (rc) {
+		unlinkat(sp->dfd, SPOOL_SEAL_FILE ".tmp", 0);
+		log_warn(rc, "spool: %s: cannot write the seal key; no message is accepted until "
+			 "it can", sp->dir);
+		return rc;
+	}
+	sp->seal_key = le64toh(k);
+	sp->have_seal = true;
+	return 0;
+}
+
 /* A fresh segment for appending or for a spilled body. -EAGAIN while the spare is on its way. */
 static int seg_take(struct spool *sp, struct spool_seg **seg_r)
 {
 	struct spool_seg *seg;
 	int rc;
+
+	if ((rc = seal_ensure(sp)) < 0)
+		return rc;
 
 	if (sp->spare_state == SPOOL_SPARE_READY) {
 		seg = sp->spare;
@@ -451,6 +514,44 @@ int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, u
 		if (seg)
 			seg_settle(sp, seg);   /* may delete the segment and e with it */
 	}
+	return 0;
+}
+
+int spool_journal_defer(struct spool *sp, spool_qid qid, uint64_t next_s, uint32_t attempts,
+			const char *reply)
+{
+	size_t tl = reply ? strlen(reply) : 0, need = spool_record_jtext_size(tl);
+	struct spool_ient *e;
+	struct spool_jrec j = { .event = SPOOL_JEV_DEFER_INFO, .qid = qid };
+	uint8_t *rec;
+	int rc = spool_journal_append(sp, qid, SPOOL_EV_DEFER, next_s);
+
+	if (rc < 0 || !(e = spool_index_get(&sp->ix, qid)))
+		return rc;
+	if (!(rec = malloc(need)))
+		return 0;   /* the details are for the operator: DEFER itself is journaled */
+	spool_record_jtext_encode(rec, qid, attempts, reply ? reply : "", tl);
+	j.arg = 0;
+	if (spool_record_jrec_decode(rec, SPOOL_JREC_SIZE, &j) == 0 &&
+	    spool_record_jtext_check(&j, rec + SPOOL_JREC_SIZE, need - SPOOL_JREC_SIZE) == 0 &&
+	    spool_index_apply(e, &j) == 0) {
+		if (sp->jpend_len + need > sp->jpend_cap) {
+			size_t ncap = (sp->jpend_cap ? sp->jpend_cap : 4096) * 2 + need;
+			uint8_t *n = realloc(sp->jpend, ncap);
+
+			if (!n) {
+				sp->jneed_roll = true;   /* the index has it: the roll writes it */
+				free(rec);
+				return 0;
+			}
+			sp->jpend = n;
+			sp->jpend_cap = ncap;
+		}
+		memcpy(sp->jpend + sp->jpend_len, rec, need);
+		sp->jpend_len += need;
+		sp->jseq++;
+	}
+	free(rec);
 	return 0;
 }
 
@@ -767,6 +868,8 @@ static int batch_place(struct spool *sp, struct spool_batch *b, struct spool_msg
 	uint64_t off, pos;
 	int rc;
 
+	if ((rc = seal_ensure(sp)) < 0)
+		return rc;
 	if (m->spill) {
 		seg = m->spill;
 		off = 0;
@@ -790,6 +893,7 @@ static int batch_place(struct spool *sp, struct spool_batch *b, struct spool_msg
 		return rc;
 	spool_record_hdr_encode(m->meta, m->qid, m->spill ? SPOOL_RECORD_F_SPILL : 0, m->size,
 				m->env_len, m->received_ns, m->payload_sum);
+	spool_record_hdr_seal(m->meta, sp->seal_key);
 	rc = batch_add_iov(b, seg->fd, off, m->meta, SPOOL_RECORD_HDR_SIZE);
 	pos = m->spill ? m->spill_off : off + SPOOL_RECORD_HDR_SIZE;
 	for (struct spool_chunk *c = m->head; c && !rc; c = c->next) {
@@ -1195,10 +1299,89 @@ static int collect_rec(void *arg, const struct spool_record_info *info, uint64_t
 	return 0;
 }
 
+/*
+ * Keeps the bytes of a damaged range for an operator (sluice-queue salvage): copied into
+ * <segment>.damaged-<offset, 16 hex digits> beside the segment, written and synced before the
+ * segment may ever be reclaimed. A range already copied (or salvaged: .salvaged-<offset>) is
+ * left alone, so every start may find the same damage again. Logs the range either way.
+ * Returns 0, or -errno when the copy could not be made (full disk): the caller then keeps the
+ * whole segment (pinned) and the next start tries again.
+ */
+static int damage_keep(struct spool *sp, int fd, const char *segname,
+		       const struct spool_damage *d)
+{
+	char name[80], tmp[96];
+	uint8_t *buf = NULL;
+	int out = -1, rc = 0;
+
+	snprintf(name, sizeof(name), "%s.salvaged-%016" PRIx64, segname, d->off);
+	if (faccessat(sp->dfd, name, F_OK, 0) == 0) {
+		log_info("spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " skipped (salvaged "
+			 "already: %s)", sp->dir, segname, d->off, d->off + d->len, name);
+		return 0;
+	}
+	snprintf(name, sizeof(name), "%s.damaged-%016" PRIx64, segname, d->off);
+	if (faccessat(sp->dfd, name, F_OK, 0) == 0) {
+		log_error(-EBADMSG, "spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64
+			  " bytes, header %s) skipped; the valid records after them are queued; "
+			  "kept in %s (see sluice-queue salvage)", sp->dir, segname, d->off,
+			  d->off + d->len, d->len, d->hdr_ok ? "intact" : "damaged", name);
+		return 0;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	out = openat(sp->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (out < 0)
+		rc = -errno;
+	if (!rc && !(buf = malloc(1u << 16)))
+		rc = -ENOMEM;
+	for (uint64_t o = 0; !rc && o < d->len; ) {
+		size_t n = d->len - o < (1u << 16) ? (size_t)(d->len - o) : (1u << 16);
+		ssize_t got = pread(fd, buf, n, (off_t)(d->off + o));
+
+		if (got <= 0) {
+			rc = got < 0 ? -errno : -EIO;
+			break;
+		}
+		for (ssize_t w = 0; w < got && !rc; ) {
+			ssize_t k = write(out, buf + w, (size_t)(got - w));
+
+			if (k < 0 && errno != EINTR)
+				rc = -errno;
+			else if (k > 0)
+				w += k;
+		}
+		o += (uint64_t)got;
+	}
+	free(buf);
+	if (!rc && fsync(out) < 0)
+		rc = -errno;
+	if (out >= 0)
+		close(out);
+	if (!rc && renameat(sp->dfd, tmp, sp->dfd, name) < 0)
+		rc = -errno;
+	if (!rc && fsync(sp->dfd) < 0)
+		rc = -errno;
+	if (rc) {
+		unlinkat(sp->dfd, tmp, 0);
+		log_error(rc, "spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64
+			  " bytes, header %s) skipped; the valid records after them are queued; "
+			  "could not copy them aside, so the segment is kept as it is until a start "
+			  "that can (see sluice-queue salvage)", sp->dir, segname, d->off,
+			  d->off + d->len, d->len, d->hdr_ok ? "intact" : "damaged");
+		return rc;
+	}
+	log_error(-EBADMSG, "spool: %s/%s: damaged bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64
+		  " bytes, header %s) skipped; the valid records after them are queued; copied "
+		  "to %s (see sluice-queue salvage)", sp->dir, segname, d->off, d->off + d->len,
+		  d->len, d->hdr_ok ? "intact" : "damaged", name);
+	return 0;
+}
+
 static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 {
 	struct rec_list l = { 0 };
 	struct spool_segscan r;
+	bool pinned = false;
 	struct spool_seg *seg;
 	char name[32];
 	int fd, rc;
@@ -1210,41 +1393,49 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 		log_error(rc, "spool: %s/%s: open", sp->dir, name);
 		return rc;
 	}
-	rc = spool_segscan(fd, sp->conf.shard_id, segno, true, collect_rec, &l, &r);
+	rc = spool_segscan_sealed(fd, sp->conf.shard_id, segno, true,
+				  sp->have_seal ? &sp->seal_key : NULL, collect_rec, &l, &r);
 	if (rc < 0) {
 		log_error(rc, "spool: %s/%s: read", sp->dir, name);
 		goto out;
 	}
 	if (segno > *highest)
 		*highest = segno;
-	if (r.corrupt) {
-		char aside[48];
-
-		snprintf(aside, sizeof(aside), "%s.corrupt", name);
-		log_error(-EBADMSG, "spool: %s/%s: corrupt record at offset %" PRIu64 " with valid "
-			  "records after it; moved aside as %s (%u valid records before it are not "
-			  "queued)", sp->dir, name, r.corrupt_off, aside, r.records);
-		if (renameat(sp->dfd, name, sp->dfd, aside) < 0) {
-			rc = -errno;
-			log_error(rc, "spool: %s/%s: rename to %s", sp->dir, name, aside);
+	for (uint32_t i = 0; i < r.ndamage; i++)
+		if (damage_keep(sp, fd, name, &r.damage[i]) < 0)
+			pinned = true;
+	if (r.skipped) {
+		sp->st.damaged_ranges += r.skipped;
+		sp->st.damaged_bytes += r.damaged_bytes;
+		if (r.skipped > r.ndamage) {
+			pinned = true;   /* ranges past those we could name: keep it all */
+			log_error(-EBADMSG, "spool: %s/%s: %u damaged ranges (%" PRIu64 " bytes); "
+				  "only the first %u were copied aside", sp->dir, name, r.skipped,
+				  r.damaged_bytes, r.ndamage);
 		}
-		goto out;
 	}
-	if (r.skipped)
-		log_error(-EBADMSG, "spool: %s/%s: %u corrupt records skipped, the first at offset "
-			  "%" PRIu64, sp->dir, name, r.skipped, r.corrupt_off);
-	if (r.torn_bytes) {
+	if (r.unresolved) {
+		/* Records follow the damage but carry no seal we know (written before seals, or
+		 * under a lost key): not queued, and nothing is cut or reclaimed. */
+		pinned = true;
+		sp->st.damaged_ranges++;
+		sp->st.damaged_bytes += r.file_size - r.unresolved_off;
+		log_error(-EBADMSG, "spool: %s/%s: damaged record at offset %" PRIu64 "; the records "
+			  "after it carry no seal this spool knows, so they are not queued; the "
+			  "segment is kept as it is for an operator", sp->dir, name,
+			  r.unresolved_off);
+	} else if (r.torn_bytes) {
 		log_warn(0, "spool: %s/%s: torn write at the tail: discarded %" PRIu64 " bytes after "
 			 "offset %" PRIu64, sp->dir, name, r.torn_bytes, r.good_end);
 		sp->st.torn_discarded++;
 	}
 	/* Sealed for good: drop the torn tail and the unused preallocation. */
-	if (r.file_size > r.good_end && ftruncate(fd, (off_t)r.good_end) < 0) {
+	if (!r.unresolved && r.file_size > r.good_end && ftruncate(fd, (off_t)r.good_end) < 0) {
 		rc = -errno;
 		log_error(rc, "spool: %s/%s: truncate to %" PRIu64, sp->dir, name, r.good_end);
 		goto out;
 	}
-	if (!r.records) {
+	if (!r.records && !pinned) {
 		if (unlinkat(sp->dfd, name, 0) < 0)
 			log_warn(-errno, "spool: %s/%s: unlink empty segment", sp->dir, name);
 		goto out;
@@ -1258,6 +1449,7 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 	seg->off = r.good_end;
 	seg->alloc = r.good_end;
 	seg->sealed = true;
+	seg->pinned = pinned;
 	seg_link(sp, seg);
 	for (uint32_t i = 0; i < l.n; i++) {
 		struct spool_ient *e = spool_index_put(&sp->ix, l.qid[i]);
@@ -1307,8 +1499,51 @@ static int replay_jrec(void *arg, const struct spool_jrec *j)
 	return 0;
 }
 
+/*
+ * journal_roll failed at open (a full disk: the new journal needs room). Instead of refusing to
+ * start, append to the newest existing journal (number jno, scanned as *last): its preallocated
+ * room past the last valid record needs no new space. With no journal at all, start without one:
+ * journal records wait in memory and a roll is retried every second. Returns 0 or -errno.
+ */
+static int journal_keep_last(struct spool *sp, int err, uint32_t jno,
+			     const struct spool_segscan *last)
+{
+	struct spool_seg *j;
+	char name[32];
+	int fd;
+
+	if (!jno) {
+		log_warn(err, "spool: %s: cannot create the journal; starting without one "
+			 "(retried every second)", sp->dir);
+		sp->jneed_roll = true;
+		sp->jroll_fail_ns = clock_mono_ns();
+		return 0;
+	}
+	spool_journal_name(name, jno);
+	fd = openat(sp->dfd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || !(j = calloc(1, sizeof(*j)))) {
+		int rc = fd < 0 ? -errno : -ENOMEM;
+
+		if (fd >= 0)
+			close(fd);
+		log_error(rc, "spool: %s/%s: reopen the journal", sp->dir, name);
+		return rc;
+	}
+	j->segno = jno;
+	j->fd = fd;
+	j->off = spool_record_align(last->good_end);
+	j->off = (j->off + SPOOL_JREC_SIZE - 1) / SPOOL_JREC_SIZE * SPOOL_JREC_SIZE;
+	j->alloc = last->file_size;
+	j->journal = true;
+	sp->jcur = j;
+	log_warn(err, "spool: %s: cannot write a new journal; appending to %s (%" PRIu64 " of %"
+		 PRIu64 " bytes used)", sp->dir, name, j->off, j->alloc);
+	return 0;
+}
+
 static int recover(struct spool *sp)
 {
+	struct spool_segscan last_j = { 0 };
 	uint32_t *nums = NULL, highest = 0;
 	size_t n = 0;
 	int rc;
@@ -1358,6 +1593,7 @@ static int recover(struct spool *sp)
 		}
 		if (nums[i] >= sp->next_jno)
 			sp->next_jno = nums[i] + 1;
+		last_j = r;
 	}
 	if (rc) {
 		free(nums);
@@ -1386,11 +1622,22 @@ static int recover(struct spool *sp)
 
 	/* A fresh segment to append to, then a fresh journal holding the state (which also records
 	 * the segment number), then the old journals go. */
-	if ((rc = seg_create_sync(sp, segno_next(sp), sp->conf.segment_size, false, &sp->cur)) < 0)
-		goto out;
+	/* On a full disk neither needs to succeed: the node starts, delivers what it holds (its
+	 * results go to the old journal's preallocated room) and answers 452 4.3.1 until space is
+	 * free; the first batch after that takes a segment as usual. */
+	if ((rc = seg_create_sync(sp, segno_next(sp), sp->conf.segment_size, false, &sp->cur)) < 0) {
+		log_warn(rc, "spool: %s: no room for a new %" PRIu64 "-byte segment; starting "
+			 "without one (new mail is refused until space is free)", sp->dir,
+			 sp->conf.segment_size);
+		sp->cur = NULL;
+		sp->st.no_segment = true;
+		sp->spare_fail_ns = clock_mono_ns();
+	}
 	if ((rc = journal_roll(sp)) < 0) {
-		log_error(rc, "spool: %s: write the journal", sp->dir);
-		goto out;
+		rc = journal_keep_last(sp, rc, n ? nums[n - 1] : 0, &last_j);
+		n = 0;   /* every old journal stays: they are replayed again at the next start */
+		if (rc < 0)
+			goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		char name[32];
@@ -1399,10 +1646,11 @@ static int recover(struct spool *sp)
 		if (unlinkat(sp->dfd, name, 0) < 0 && errno != ENOENT)
 			log_warn(-errno, "spool: %s/%s: unlink old journal", sp->dir, name);
 	}
-	if (sp->st.recovered || sp->st.torn_discarded)
+	if (sp->st.recovered || sp->st.torn_discarded || sp->st.damaged_ranges)
 		log_info("spool: %s: recovered %u queued messages in %u segments (%" PRIu64
-			 " torn tails discarded)", sp->dir, sp->st.queued, sp->st.segments - 1,
-			 sp->st.torn_discarded);
+			 " torn tails discarded, %" PRIu64 " damaged ranges skipped, %" PRIu64
+			 " bytes)", sp->dir, sp->st.queued, sp->st.segments - (sp->cur ? 1 : 0),
+			 sp->st.torn_discarded, sp->st.damaged_ranges, sp->st.damaged_bytes);
 out:
 	free(nums);
 	return rc;
@@ -1492,6 +1740,7 @@ int spool_open(struct spool **sp_r, const struct spool_conf *conf, struct io_uri
 		log_error(rc, "spool: %s: open", sp->dir);
 		goto fail;
 	}
+	(void)seal_ensure(sp);   /* a full disk: recovery goes on without searching past damage */
 	if ((rc = recover(sp)) < 0)
 		goto fail;
 	spare_start(sp);

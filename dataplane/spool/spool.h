@@ -13,8 +13,9 @@
  * one started.
  *
  * Record layout on disk (little-endian; see spool_record.h): header | body | envelope, 8-byte
- * aligned; the header carries its own checksum (so its lengths can be trusted) and a checksum of
- * body and envelope. Records never span segments.
+ * aligned; the header carries its own checksum (so its lengths can be trusted), a checksum of
+ * body and envelope, and a seal keyed with the shard's secret (recovery searches past a damaged
+ * record only for sealed ones). Records never span segments.
  */
 #ifndef SLUICE_SPOOL_H
 #define SLUICE_SPOOL_H
@@ -129,6 +130,11 @@ enum spool_event {
 	SPOOL_EV_DEFER,           /* arg: next attempt, unix seconds */
 };
 int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, uint64_t arg);
+/* A deferral: DEFER (next attempt, unix seconds) and the details mailq shows, the attempt count
+ * and the last reply's text (the remote server's words, or why no server was reached; NULL or
+ * "" for none; cut to 256 printable characters). Same returns as spool_journal_append. */
+int spool_journal_defer(struct spool *sp, spool_qid qid, uint64_t next_s, uint32_t attempts,
+			const char *reply);
 /* Journal records are numbered in append order: the number of the last one appended, and the
  * highest number known to be on disk (every record up to it is). A caller that must not act
  * before its records are durable remembers spool_journal_seq() and waits for the other. */
@@ -146,6 +152,7 @@ struct spool_queue_ent {
 	const uint8_t  *rstate;        /* per-recipient enum spool_rcpt_state, or NULL (all
 	                                * queued); valid during the callback only */
 	uint32_t        nrstate;
+	uint32_t        attempts;      /* deferred attempts journaled (spool_journal_defer) */
 };
 typedef int spool_queue_fn(void *arg, const struct spool_queue_ent *e);
 /* Walks the messages of this shard that are not done (after spool_open: the recovered ones and
@@ -177,6 +184,10 @@ struct spool_stats {
 	uint64_t messages_committed, bytes_committed, syncs, sync_ns_total;
 	uint64_t batches_max, commit_errors, torn_discarded, recovered;
 	uint32_t segments, queued;
+	/* Damaged ranges skipped at recovery (valid records after them were queued) and their
+	 * bytes; each is logged and kept for sluice-queue salvage. */
+	uint64_t damaged_ranges, damaged_bytes;
+	bool     no_segment;   /* start-up found no room for a new segment (full disk) */
 };
 void spool_get_stats(const struct spool *sp, struct spool_stats *st);
 
@@ -199,6 +210,8 @@ struct spool_entry {
 	int32_t      score_milli;
 	uint8_t      action;
 	uint64_t     defer_until;    /* unix seconds of the next attempt (journal DEFER), 0 if none */
+	uint32_t     attempts;       /* deferred attempts (spool_journal_defer), 0 if none */
+	char        *last_reply;     /* the last deferral's reply text, or NULL */
 };
 /* Frees the strings of an entry (spool_scan frees the entries it passes to fn after fn returns). */
 void spool_entry_free(struct spool_entry *e);

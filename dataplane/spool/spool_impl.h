@@ -39,14 +39,28 @@ void spool_journal_name(char out[32], uint32_t n);
 
 /* ---- Segment scanner (spool_scan.c) ---- */
 
+/* A damaged range of a segment: bytes that are not a valid record, with a valid record after
+ * them (so not a torn tail). hdr_ok: the first record's header was intact (its lengths were
+ * trusted, the payload failed its checksum); else the scanner searched forward for the next
+ * record whose header and payload validate. */
+struct spool_damage {
+	uint64_t off, len;
+	bool     hdr_ok;
+};
+#define SPOOL_DAMAGE_MAX 256   /* ranges remembered per scan; more are counted only */
+
 struct spool_segscan {
 	uint64_t file_size;
 	uint64_t good_end;     /* end of the last valid record (where appending could resume) */
 	uint64_t torn_bytes;   /* non-zero bytes after good_end that were not a valid record */
-	uint64_t corrupt_off;  /* first bad record in the middle (if corrupt or skipped) */
+	uint64_t corrupt_off;  /* first damaged range's offset (if skipped) */
+	bool     unresolved;   /* damage with only unsealed records after it (see valid_after) */
+	uint64_t unresolved_off;
 	uint32_t records;      /* valid records passed to fn */
-	uint32_t skipped;      /* bad records in the middle skipped by their trusted length */
-	bool     corrupt;      /* a bad header with a valid record after it: unusable segment */
+	uint32_t skipped;      /* damaged ranges in the middle, skipped (resynchronized) */
+	uint64_t damaged_bytes;                    /* their total length */
+	uint32_t ndamage;                          /* of them, remembered in damage[] */
+	struct spool_damage damage[SPOOL_DAMAGE_MAX];
 };
 
 /* Called for each valid record: payload = body || envelope, valid during the call. A non-zero
@@ -60,6 +74,20 @@ typedef int spool_segscan_fn(void *arg, const struct spool_record_info *info, ui
  */
 int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 		  spool_segscan_fn *fn, void *arg, struct spool_segscan *r);
+
+/* The same, searching past damage for records sealed with *key (spool_record.h); key NULL: no
+ * search (damage whose header is unreadable then ends the scan, with r->unresolved set when
+ * valid-looking records follow). */
+int spool_segscan_sealed(int fd, unsigned shard, uint32_t segno, bool measure_tail,
+			 const uint64_t *key, spool_segscan_fn *fn, void *arg,
+			 struct spool_segscan *r);
+
+/* The shard's seal key: the file <shard dir>/seal, 8 bytes of key and their XXH3-64 (both
+ * little-endian), written once by the first spool_open. spool_seal_load: 0, -ENOENT, -EBADMSG,
+ * -errno. */
+#define SPOOL_SEAL_FILE     "seal"
+#define SPOOL_SEAL_FILE_LEN 16
+int spool_seal_load(int dfd, uint64_t *key_r);
 
 typedef int spool_jscan_fn(void *arg, const struct spool_jrec *j);
 /* Walks a journal file's records (same torn-tail rule). r->records counts valid ones. */
@@ -92,6 +120,8 @@ struct spool_ient {
 	uint32_t          nrcpt;      /* from the record (0 until it is seen) */
 	uint32_t          rcap;       /* entries in rstate */
 	uint32_t          flags;      /* SPOOL_IF_* */
+	uint32_t          attempts;   /* delivery attempts that deferred (DEFER_INFO) */
+	char             *last_reply; /* the last deferral's reply text (malloc'd), or NULL */
 };
 
 struct spool_index {
@@ -133,6 +163,7 @@ struct spool_seg {
 	uint32_t nlive;               /* of those, not done */
 	uint32_t inflight;            /* batches (or streamed writes) using fd */
 	bool     sealed, spill, journal;
+	bool     pinned;              /* holds damage not yet copied aside: never reclaimed */
 };
 
 struct spool_msg {
@@ -226,6 +257,8 @@ struct spool {
 
 	uint64_t           free_bytes, free_checked_ns;
 	struct spool_stats st;
+	uint64_t           seal_key;   /* seals every record header written (spool_record.h) */
+	bool               have_seal;  /* else no record may be written (seal_ensure) */
 };
 
 #endif

@@ -81,6 +81,7 @@ void spool_index_del(struct spool_index *ix, spool_qid qid)
 	if (!e)
 		return;
 	free(e->rstate);
+	free(e->last_reply);
 	mask = ix->cap - 1;
 	i = (uint32_t)(e - ix->tab);
 	/* Backward shift: move later members of the probe run into the hole when their home slot
@@ -100,8 +101,10 @@ void spool_index_del(struct spool_index *ix, spool_qid qid)
 void spool_index_free(struct spool_index *ix)
 {
 	for (uint32_t k = 0; k < ix->cap; k++)
-		if (ix->tab[k].qid)
+		if (ix->tab[k].qid) {
 			free(ix->tab[k].rstate);
+			free(ix->tab[k].last_reply);
+		}
 	free(ix->tab);
 	memset(ix, 0, sizeof(*ix));
 }
@@ -137,6 +140,19 @@ int spool_index_apply(struct spool_ient *e, const struct spool_jrec *j)
 	case SPOOL_EV_RELEASE:     e->flags &= ~(uint32_t)SPOOL_IF_HELD; return 0;
 	case SPOOL_EV_DELETE:      e->flags |= SPOOL_IF_DONE | SPOOL_IF_DELETED; return 0;
 	case SPOOL_EV_DEFER:       e->defer_until = j->arg; return 0;
+	case SPOOL_JEV_DEFER_INFO: {
+		char *t = malloc(j->text_len + 1);
+
+		if (!t)
+			return -ENOMEM;
+		if (j->text_len)
+			memcpy(t, j->text, j->text_len);
+		t[j->text_len] = 0;
+		free(e->last_reply);
+		e->last_reply = t;
+		e->attempts = j->attempts;
+		return 0;
+	}
 	default:                   return -EINVAL;
 	}
 }
@@ -190,5 +206,21 @@ int spool_index_snapshot(const struct spool_ient *e, uint8_t **out, size_t *len,
 		err = snap_put(out, len, cap, SPOOL_EV_HOLD, e->qid, 0);
 	if (!err && e->defer_until)
 		err = snap_put(out, len, cap, SPOOL_EV_DEFER, e->qid, e->defer_until);
+	if (!err && (e->attempts || e->last_reply)) {
+		size_t tl = e->last_reply ? strlen(e->last_reply) : 0,
+		       need = spool_record_jtext_size(tl);
+
+		if (*len + need > *cap) {
+			size_t ncap = (*cap ? *cap : 64 * SPOOL_JREC_SIZE) * 2 + need;
+			uint8_t *n = realloc(*out, ncap);
+
+			if (!n)
+				return -ENOMEM;
+			*out = n;
+			*cap = ncap;
+		}
+		*len += spool_record_jtext_encode(*out + *len, e->qid, e->attempts,
+						  e->last_reply ? e->last_reply : "", tl);
+	}
 	return err;
 }

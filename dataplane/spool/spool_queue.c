@@ -22,6 +22,7 @@ static void ent_fill(const struct spool_ient *ie, struct spool_queue_ent *e)
 	e->nrcpt = ie->nrcpt;
 	e->rstate = ie->rstate;
 	e->nrstate = ie->rcap;
+	e->attempts = ie->attempts;
 }
 
 int spool_queue_each(struct spool *sp, spool_queue_fn *fn, void *arg)

@@ -44,6 +44,22 @@ void spool_record_hdr_encode(uint8_t out[SPOOL_RECORD_HDR_SIZE], spool_qid qid, 
 	put64(out + 56, XXH3_64bits(out, 56));
 }
 
+static uint64_t seal_of(const uint8_t *hdr, uint64_t key)
+{
+	return XXH3_64bits_withSeed(hdr, 48, key);
+}
+
+void spool_record_hdr_seal(uint8_t hdr[SPOOL_RECORD_HDR_SIZE], uint64_t key)
+{
+	put64(hdr + 48, seal_of(hdr, key));
+	put64(hdr + 56, XXH3_64bits(hdr, 56));
+}
+
+bool spool_record_seal_ok(const void *hdr, uint64_t key)
+{
+	return get64((const uint8_t *)hdr + 48) == seal_of(hdr, key);
+}
+
 int spool_record_hdr_decode(const void *p, size_t len, struct spool_record_info *info_r)
 {
 	const uint8_t *b = p;
@@ -66,6 +82,7 @@ int spool_record_hdr_decode(const void *p, size_t len, struct spool_record_info 
 	info_r->qid = get64(b + 24);
 	info_r->received_ns = get64(b + 32);
 	info_r->payload_sum = get64(b + 40);
+	info_r->seal = get64(b + 48);
 	if (info_r->body_len > SPOOL_RECORD_BODY_MAX || info_r->env_len > SPOOL_RECORD_ENV_MAX)
 		return -EBADMSG;
 	info_r->rec_len = spool_record_align(hsz + info_r->body_len + info_r->env_len);
@@ -320,7 +337,67 @@ int spool_record_jrec_decode(const void *p, size_t len, struct spool_jrec *j_r)
 	if (b[5] != SPOOL_JREC_VERSION || get64(b + 24) != XXH3_64bits(b, 24))
 		return -EBADMSG;
 	j_r->event = b[4];
+	j_r->text = NULL;
+	j_r->text_len = j_r->attempts = 0;
 	j_r->qid = get64(b + 8);
 	j_r->arg = get64(b + 16);
+	return 0;
+}
+
+/* ---- Deferral details (DEFER_INFO + text blocks) ---- */
+
+size_t spool_record_jtext_size(size_t text_len)
+{
+	if (text_len > SPOOL_JTEXT_MAX)
+		text_len = SPOOL_JTEXT_MAX;
+	return SPOOL_JREC_SIZE + (text_len + SPOOL_JREC_SIZE - 1) / SPOOL_JREC_SIZE *
+	       SPOOL_JREC_SIZE;
+}
+
+size_t spool_record_jtext_encode(uint8_t *out, spool_qid qid, uint32_t attempts,
+				 const char *text, size_t text_len)
+{
+	size_t total = spool_record_jtext_size(text_len);
+	uint8_t *t = out + SPOOL_JREC_SIZE;
+	struct spool_jrec j = { .event = SPOOL_JEV_DEFER_INFO, .qid = qid };
+
+	if (text_len > SPOOL_JTEXT_MAX)
+		text_len = SPOOL_JTEXT_MAX;
+	memset(t, 0, total - SPOOL_JREC_SIZE);
+	for (size_t i = 0; i < text_len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		t[i] = c >= 0x20 && c < 0x7f ? c : '?';
+	}
+	j.arg = (uint64_t)text_len | (uint64_t)(attempts > 0xffff ? 0xffff : attempts) << 16 |
+		(uint64_t)(uint32_t)XXH3_64bits(t, text_len) << 32;
+	spool_record_jrec_encode(out, &j);
+	return total;
+}
+
+size_t spool_record_jtext_blocks(const struct spool_jrec *j)
+{
+	size_t n = (size_t)(j->arg & 0xffff);
+
+	return (n + SPOOL_JREC_SIZE - 1) / SPOOL_JREC_SIZE * SPOOL_JREC_SIZE;
+}
+
+int spool_record_jtext_check(struct spool_jrec *j, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	size_t n = (size_t)(j->arg & 0xffff), blocks = spool_record_jtext_blocks(j);
+
+	if (n > SPOOL_JTEXT_MAX)
+		return -EBADMSG;
+	if (len < blocks)
+		return -EAGAIN;
+	for (size_t i = 0; i < n; i++)
+		if (b[i] < 0x20 || b[i] >= 0x7f)
+			return -EBADMSG;
+	if ((uint32_t)XXH3_64bits(b, n) != (uint32_t)(j->arg >> 32))
+		return -EBADMSG;
+	j->text = (const char *)b;
+	j->text_len = (uint32_t)n;
+	j->attempts = (uint32_t)((j->arg >> 16) & 0xffff);
 	return 0;
 }

@@ -18,8 +18,13 @@
  *    24   8  qid          shard | segment | offset/8: must match where the record lies
  *    32   8  received_ns  wall clock at end of data
  *    40   8  payload_sum  XXH3-64 of body || envelope
- *    48   8  reserved     0
+ *    48   8  seal         XXH3-64 of bytes 0..47 seeded with the shard's secret seal key (the
+ *                         file shard-N/seal), 0 in records written before seals existed
  *    56   8  hdr_sum      XXH3-64 of bytes 0..55
+ *
+ * The seal is what lets recovery search past a damaged record safely: a record found by
+ * searching (not reached by the lengths of the records before it) is taken only if its seal
+ * holds, and a message body, which a client wrote, cannot carry one without the key.
  *
  * then body_len bytes of body (canonical CR LF), env_len bytes of envelope, and zero padding to
  * the next multiple of 8. A record that starts with 64 zero bytes marks the end of the records
@@ -78,6 +83,7 @@ struct spool_record_info {
 	uint64_t received_ns;
 	uint64_t payload_sum;
 	uint64_t rec_len;   /* hdr_size + body + env, rounded up to 8 */
+	uint64_t seal;      /* bytes 48..55 as written */
 };
 
 static inline uint64_t spool_record_align(uint64_t n)
@@ -90,6 +96,11 @@ static inline uint64_t spool_record_align(uint64_t n)
 void spool_record_hdr_encode(uint8_t out[SPOOL_RECORD_HDR_SIZE], spool_qid qid, uint16_t flags,
 			     uint64_t body_len, uint32_t env_len, uint64_t received_ns,
 			     uint64_t payload_sum);
+/* Sets the seal of an encoded header (and its hdr_sum again) with the shard's key. */
+void spool_record_hdr_seal(uint8_t hdr[SPOOL_RECORD_HDR_SIZE], uint64_t key);
+/* Whether the 64 bytes of an encoded header carry the seal of key. */
+bool spool_record_seal_ok(const void *hdr, uint64_t key);
+
 /*
  * Checks the header in p[0..len). Returns 0 (info_r filled: its lengths can be trusted), -ENODATA
  * if the first 64 bytes are all zero (end of records), -EAGAIN if len < 64 and not all zero
@@ -154,14 +165,38 @@ int spool_record_message_id(const void *body, size_t len, struct slice *id_r);
 /* Internal journal events beside enum spool_event (never passed to spool_journal_append). */
 #define SPOOL_JEV_HIGHWATER 100   /* arg: the highest segment number ever used */
 
+/* The deferral details (after each DEFER): the attempt count and the last reply's text (the
+ * remote server's words, what mailq shows). One 32-byte record whose arg packs
+ * text_len u16 | attempts u16 | text_sum u32 (low 32 bits of XXH3-64 of the text), followed by
+ * text_len bytes of text in 32-byte blocks, zero padded. The text is printable ASCII only (the
+ * encoder replaces anything else by '?'), so a text block can never decode as a record: its byte
+ * 5 is never SPOOL_JREC_VERSION. */
+#define SPOOL_JEV_DEFER_INFO 101
+#define SPOOL_JTEXT_MAX      256
+
 struct spool_jrec {
-	uint8_t   event;
-	spool_qid qid;
-	uint64_t  arg;
+	uint8_t     event;
+	spool_qid   qid;
+	uint64_t    arg;
+	/* SPOOL_JEV_DEFER_INFO only, filled by the scanner: the checked text (not NUL-terminated,
+	 * valid during the callback) and the attempt count. */
+	const char *text;
+	uint32_t    text_len, attempts;
 };
 
 void spool_record_jrec_encode(uint8_t out[SPOOL_JREC_SIZE], const struct spool_jrec *j);
 /* 0, -ENODATA (all zero: end), -EAGAIN (fewer than 32 bytes, not all zero), -EBADMSG. */
 int spool_record_jrec_decode(const void *p, size_t len, struct spool_jrec *j_r);
+
+/* Encodes a DEFER_INFO record with its text (cut to SPOOL_JTEXT_MAX, made printable) into out,
+ * which has room for spool_record_jtext_size(len) bytes; returns the bytes written. */
+size_t spool_record_jtext_size(size_t text_len);
+size_t spool_record_jtext_encode(uint8_t *out, spool_qid qid, uint32_t attempts,
+				 const char *text, size_t text_len);
+/* For a decoded DEFER_INFO header j: the bytes of text blocks that follow it. */
+size_t spool_record_jtext_blocks(const struct spool_jrec *j);
+/* Checks the text blocks p[0..len) after the header j and fills j->text, text_len, attempts.
+ * 0, -EAGAIN (fewer bytes than the blocks), -EBADMSG (checksum, or a byte not printable). */
+int spool_record_jtext_check(struct spool_jrec *j, const void *p, size_t len);
 
 #endif

@@ -7,6 +7,12 @@
  * fails its checksum and, lying at the tail, is simply not there yet. A file that vanishes between
  * listing and opening (a reclaimed segment, a rolled journal) is skipped or the listing redone.
  * Reads go through a 1 MiB window so a segment of small records costs a few large preads.
+ *
+ * Damage: bytes in the middle of a segment that are not a valid record, with a valid record after
+ * them, are skipped and reported (struct spool_damage): by the record's own length when its header
+ * checksum holds, else up to the next 8-aligned offset where a header, its queue id (it must name
+ * that very offset) and the payload checksum all validate. Only bad bytes with nothing valid after
+ * them are a torn tail. So one bad byte costs one record, never the records after it.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -256,23 +262,57 @@ static int rec_at(struct rwin *w, unsigned shard, uint32_t segno, uint64_t off,
 	return 0;
 }
 
-/* The offset of the first valid record at an aligned offset from start on, or UINT64_MAX. */
-static uint64_t valid_after(struct rwin *w, unsigned shard, uint32_t segno, uint64_t start)
+/*
+ * The offset of the first valid record (header and payload checksums, a queue id naming this very
+ * place, and the seal of key) at an aligned offset from start on, or UINT64_MAX. A record that
+ * validates but for its seal (a message body can hold bytes that look like a record; so does a
+ * record written before seals existed) is not taken: *unsealed_r gets the first such offset
+ * (else UINT64_MAX). Without a key nothing is taken. Holes (the preallocated tail) are skipped
+ * with SEEK_DATA; data is searched a window at a time for the magic.
+ */
+static uint64_t valid_after(struct rwin *w, unsigned shard, uint32_t segno, uint64_t start,
+			    const uint64_t *key, uint64_t *unsealed_r)
 {
-	for (uint64_t o = spool_record_align(start); o + SPOOL_RECORD_HDR_SIZE <= w->fsize; o += 8) {
-		struct spool_record_info info;
-		const uint8_t *p;
-		size_t got;
-		int ioerr;
-		uint32_t magic;
+	uint64_t o = spool_record_align(start);
 
-		if (win_get(w, o, 4, &p, &got) < 0 || got < 4)
+	*unsealed_r = UINT64_MAX;
+	while (o + SPOOL_RECORD_HDR_SIZE <= w->fsize) {
+		const uint8_t *p;
+		size_t got, i;
+		off_t d = lseek(w->fd, (off_t)o, SEEK_DATA);
+
+		if (d < 0 && errno == ENXIO)
+			return UINT64_MAX;   /* only holes from here on */
+		if (d > 0 && (uint64_t)d > o)
+			o = spool_record_align((uint64_t)d);
+		if (o + SPOOL_RECORD_HDR_SIZE > w->fsize)
+			break;
+		if (win_get(w, o, w->fsize - o < w->cap ? w->fsize - o : w->cap, &p, &got) < 0 ||
+		    got < 4)
 			return UINT64_MAX;
-		memcpy(&magic, p, 4);
-		if (le32toh(magic) != SPOOL_RECORD_MAGIC)
-			continue;
-		if (rec_at(w, shard, segno, o, &info, &p, &ioerr) == 0)
-			return o;
+		for (i = 0; i + 4 <= got; i += 8) {
+			struct spool_record_info info;
+			const uint8_t *pl, *h;
+			size_t hg;
+			uint32_t magic;
+			int ioerr;
+
+			memcpy(&magic, p + i, 4);
+			if (le32toh(magic) != SPOOL_RECORD_MAGIC)
+				continue;
+			if (rec_at(w, shard, segno, o + i, &info, &pl, &ioerr) == 0 &&
+			    win_get(w, o + i, SPOOL_RECORD_HDR_SIZE, &h, &hg) == 0 &&
+			    hg == SPOOL_RECORD_HDR_SIZE) {
+				if (key && spool_record_seal_ok(h, *key))
+					return o + i;
+				if (*unsealed_r == UINT64_MAX)
+					*unsealed_r = o + i;
+			}
+			/* rec_at moved the window: look again from the next slot. */
+			i += 8;
+			break;
+		}
+		o += i;
 	}
 	return UINT64_MAX;
 }
@@ -333,11 +373,11 @@ static uint64_t nonzero_end(struct rwin *w, uint64_t from)
 	return end;
 }
 
-int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
-		  spool_segscan_fn *fn, void *arg, struct spool_segscan *r)
+int spool_segscan_sealed(int fd, unsigned shard, uint32_t segno, bool measure_tail,
+			 const uint64_t *key, spool_segscan_fn *fn, void *arg, struct spool_segscan *r)
 {
 	struct rwin w;
-	uint64_t off = 0, next_good = 0;
+	uint64_t off = 0, next_good = 0, unsealed = UINT64_MAX;
 	int rc, ioerr = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -347,14 +387,14 @@ int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 	while (off < w.fsize) {
 		struct spool_record_info info;
 		const uint8_t *payload = NULL;
+		uint64_t end;
+		bool hdr_ok = false;
 
 		rc = rec_at(&w, shard, segno, off, &info, &payload, &ioerr);
 		if (rc == -EIO && ioerr) {
 			rc = ioerr;
 			goto out;
 		}
-		if (rc == -ENODATA)
-			break;
 		if (rc == 0) {
 			r->records++;
 			if ((rc = fn(arg, &info, off, payload)) != 0)
@@ -363,24 +403,44 @@ int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 			r->good_end = off;
 			continue;
 		}
-		/* A bad record: torn (nothing valid after it) or corruption (something is). The last
+		/*
+		 * Not a valid record: the end (zeros), a torn tail (nothing valid after it), or
+		 * damage in the middle (a valid record follows). Damage is skipped: by the record's
+		 * own length when its header is intact and a valid record starts right there (the
+		 * lengths of a checksummed header reached through the records before it are the
+		 * writer's), else to the next offset where a sealed record validates. The last
 		 * search's answer is reused while it lies ahead, so a run of bad records costs one
-		 * pass over the file, not one each. */
-		if (next_good != UINT64_MAX && next_good <= off)
-			next_good = valid_after(&w, shard, segno, off + 8);
-		if (next_good == UINT64_MAX)
-			break;
-		if (!r->skipped && !r->corrupt)
-			r->corrupt_off = off;
-		if (rc == 1) {
-			r->skipped++;         /* its header is good: step over it */
-			off += info.rec_len;
-			continue;
+		 * pass over the file, not one each.
+		 */
+		if (rc == 1 && off + info.rec_len < w.fsize) {
+			struct spool_record_info ni;
+			const uint8_t *np;
+			int e2;
+
+			end = off + info.rec_len;
+			hdr_ok = rec_at(&w, shard, segno, end, &ni, &np, &e2) == 0;
 		}
-		r->corrupt = true;
-		r->corrupt_off = off;
-		rc = 0;
-		goto out;
+		if (!hdr_ok) {
+			if (next_good != UINT64_MAX && next_good <= off)
+				next_good = valid_after(&w, shard, segno, off + 8, key, &unsealed);
+			if (next_good == UINT64_MAX) {
+				/* Unsealed records after it: not a torn tail, but nothing we may
+				 * take. The caller keeps the bytes (and does not truncate). */
+				if (unsealed != UINT64_MAX && !r->unresolved) {
+					r->unresolved = true;
+					r->unresolved_off = off;
+				}
+				break;
+			}
+			end = next_good;
+		}
+		if (!r->skipped)
+			r->corrupt_off = off;
+		r->skipped++;
+		r->damaged_bytes += end - off;
+		if (r->ndamage < SPOOL_DAMAGE_MAX)
+			r->damage[r->ndamage++] = (struct spool_damage){ off, end - off, hdr_ok };
+		off = end;
 	}
 	rc = 0;
 	if (measure_tail)
@@ -388,6 +448,35 @@ int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
 out:
 	win_close(&w);
 	return rc;
+}
+
+int spool_segscan(int fd, unsigned shard, uint32_t segno, bool measure_tail,
+		  spool_segscan_fn *fn, void *arg, struct spool_segscan *r)
+{
+	return spool_segscan_sealed(fd, shard, segno, measure_tail, NULL, fn, arg, r);
+}
+
+/* ---- Seal keys ---- */
+
+int spool_seal_load(int dfd, uint64_t *key_r)
+{
+	uint8_t b[SPOOL_SEAL_FILE_LEN];
+	uint64_t k, sum;
+	ssize_t n;
+	int fd = openat(dfd, SPOOL_SEAL_FILE, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, b, sizeof(b), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(b))
+		return n < 0 ? -errno : -EBADMSG;
+	memcpy(&k, b, 8);
+	memcpy(&sum, b + 8, 8);
+	if (le64toh(sum) != XXH3_64bits(b, 8))
+		return -EBADMSG;
+	*key_r = le64toh(k);
+	return 0;
 }
 
 /* ---- Journals ---- */
@@ -409,9 +498,26 @@ int spool_jscan(int fd, spool_jscan_fn *fn, void *arg, struct spool_segscan *r)
 
 		if ((rc = win_get(&w, off, SPOOL_JREC_SIZE, &p, &got)) < 0)
 			goto out;
+		/* Zeros (-ENODATA) end the records only if nothing valid follows: a lost write in
+		 * the middle must not hide the events after it (an operator's delete, a DONE). */
 		rc = spool_record_jrec_decode(p, got, &j);
-		if (rc == -ENODATA)
-			break;
+		if (rc == 0 && j.event == SPOOL_JEV_DEFER_INFO) {
+			/* Text blocks follow (a bad one makes the record bad: the blocks are then
+			 * stepped over one by one, as they never decode). */
+			size_t blocks = spool_record_jtext_blocks(&j);
+
+			if ((rc = win_get(&w, off + SPOOL_JREC_SIZE, blocks, &p, &got)) < 0)
+				goto out;
+			rc = spool_record_jtext_check(&j, p, got) == 0 ? 0 : -EBADMSG;
+			if (rc == 0) {
+				r->records++;
+				if ((rc = fn(arg, &j)) != 0)
+					goto out;
+				off += SPOOL_JREC_SIZE + blocks;
+				r->good_end = off;
+				continue;
+			}
+		}
 		if (rc == 0) {
 			r->records++;
 			if ((rc = fn(arg, &j)) != 0)
@@ -428,6 +534,19 @@ int spool_jscan(int fd, spool_jscan_fn *fn, void *arg, struct spool_segscan *r)
 			     o += SPOOL_JREC_SIZE) {
 				struct spool_jrec j2;
 
+				/* The preallocated tail is holes: skip them (every 64 KiB). */
+				if (o == off + SPOOL_JREC_SIZE || (o & 0xffff) == 0) {
+					off_t d = lseek(w.fd, (off_t)o, SEEK_DATA);
+
+					if (d < 0 && errno == ENXIO)
+						break;
+					if (d > 0 && (uint64_t)d > o) {
+						o = ((uint64_t)d + SPOOL_JREC_SIZE - 1) /
+						    SPOOL_JREC_SIZE * SPOOL_JREC_SIZE;
+						if (o + SPOOL_JREC_SIZE > w.fsize)
+							break;
+					}
+				}
 				if (win_get(&w, o, SPOOL_JREC_SIZE, &p, &got) < 0)
 					break;
 				if (spool_record_jrec_decode(p, got, &j2) == 0) {
@@ -498,6 +617,7 @@ void spool_entry_free(struct spool_entry *e)
 	free(e->client_addr);
 	free(e->helo);
 	free(e->session_id);
+	free(e->last_reply);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -569,6 +689,9 @@ static int reader_rec(void *arg, const struct spool_record_info *info, uint64_t 
 		e.done = st->flags & SPOOL_IF_DONE;
 		e.held = (st->flags & SPOOL_IF_HELD) != 0;
 		e.defer_until = st->defer_until;
+		e.attempts = st->attempts;
+		if (st->last_reply)
+			e.last_reply = strdup(st->last_reply);   /* NULL on ENOMEM: shown as none */
 		spool_index_counts(st, &e.rcpt_done, &e.rcpt_failed);
 		if (st->rcap && e.nrcpt && (e.rcpt_state = calloc(e.nrcpt, 1)))
 			memcpy(e.rcpt_state, st->rstate, st->rcap < e.nrcpt ? st->rcap : e.nrcpt);
@@ -669,6 +792,8 @@ int spool_scan(const char *dir, spool_iter_fn *fn, void *arg)
 		return rc;
 	for (size_t s = 0; s < nshards && rc == 0; s++) {
 		struct reader rd = { .shard = shards[s], .fn = fn, .arg = arg };
+		uint64_t key = 0;
+		bool have_key;
 		char name[32];
 		uint32_t *segs = NULL;
 		size_t nsegs = 0;
@@ -681,6 +806,7 @@ int spool_scan(const char *dir, spool_iter_fn *fn, void *arg)
 		rc = reader_journals(sdfd, &rd);
 		if (rc == 0)
 			rc = spool_dir_list(sdfd, "seg-", ".dat", &segs, &nsegs);
+		have_key = spool_seal_load(sdfd, &key) == 0;
 		for (size_t i = 0; i < nsegs && rc == 0; i++) {
 			struct spool_segscan r;
 			char sn[32];
@@ -690,7 +816,8 @@ int spool_scan(const char *dir, spool_iter_fn *fn, void *arg)
 			fd = openat(sdfd, sn, O_RDONLY | O_CLOEXEC);
 			if (fd < 0)
 				continue;   /* reclaimed since the listing: its messages are done */
-			rc = spool_segscan(fd, shards[s], segs[i], false, reader_rec, &rd, &r);
+			rc = spool_segscan_sealed(fd, shards[s], segs[i], false,
+						  have_key ? &key : NULL, reader_rec, &rd, &r);
 			close(fd);
 			if (rd.ret)
 				rc = rd.ret;

@@ -10,6 +10,15 @@
  * Files are read in the order given (give SpamAssassin's .pre files first, as it reads them
  * first, so ifplugin blocks see the plugins they load). SET is the score set (0: no Bayes, no
  * network tests; the default). Exit status: 0 ok, 1 rule errors or a failed compile, 2 usage.
+ *
+ * What `check` (and `compile`) count as errors, each reported as FILE:LINE: error: ...: a line
+ * the parser refuses, a directive SpamAssassin does not know outside an if/ifplugin block (its
+ * lint says "failed to parse line"; a warning once a third-party plugin is loaded), a meta
+ * naming a rule defined nowhere in the files given (one defined only inside a skipped ifplugin
+ * block is fine: it reads 0, as in SpamAssassin without that plugin), and a pattern that is not
+ * one (bad delimiters or flags) or that has a PCRE2 syntax error. Warnings (FILE:LINE: warning:
+ * ...) do not change the exit status: an eval: Sluice does not implement, a pattern PCRE2 cannot
+ * take although Perl does (too large), a pattern neither Hyperscan nor PCRE2 runs.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,23 +28,272 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <ctype.h>
+#include <pcre2.h>
+
 #include "filter.h"
 #include "rules_compile.h"
+#include "rules_directives.h"
 #include "rules_parse.h"
+#include "sluice_build.h"
 
-static void rules_main_usage(void)
+static void rules_main_usage_to(FILE *f)
 {
-	fprintf(stderr,
+	fprintf(f,
 		"usage: sluice-rules check [-s SET] FILE...\n"
 		"       sluice-rules compile [-s SET] -o DIR FILE...\n"
 		"       sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE]\n"
-		"                         [--threshold SCORE] [--limit N]\n");
+		"                         [--threshold SCORE] [--limit N]\n"
+		"       sluice-rules --help | --version\n"
+		"check    parse and classify every rule; errors (FILE:LINE: error: ...) for a line\n"
+		"         that cannot be parsed, an unknown directive, a meta naming an undefined\n"
+		"         rule, a pattern that does not compile; warnings for what Sluice skips\n"
+		"compile  the same, then write the compiled rule-set directory DIR\n"
+		"test     score a labelled corpus with the data plane's scanner\n"
+		"SET is SpamAssassin's score set, 0..3 (default 0). Exit status: 0 ok, 1 errors,\n"
+		"2 usage.\n");
+}
+
+static void rules_main_usage(void)
+{
+	rules_main_usage_to(stderr);
 	exit(2);
+}
+
+/* --- check: what the parser lets through ------------------------------------------------ */
+
+struct rules_main_names {
+	char  **v;
+	size_t  n, cap;
+};
+
+static int rules_main_names_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool rules_main_names_has(const struct rules_main_names *nm, const char *name)
+{
+	return nm->n && bsearch(&name, nm->v, nm->n, sizeof(*nm->v), rules_main_names_cmp);
+}
+
+/* SpamAssassin 4.0's own plugins: their directives are in rules_directives.c. */
+static bool rules_main_core_plugin(const char *name)
+{
+	static const char *const core[] = {
+		"ASN", "AWL", "AccessDB", "AntiVirus", "AskDNS", "AuthRes", "AutoLearnThreshold",
+		"Bayes", "BodyEval", "BodyRuleBaseExtractor", "Check", "DCC", "DKIM", "DMARC",
+		"DNSEval", "DecodeShortURLs", "ExtractText", "FreeMail", "FromNameSpoof",
+		"HTMLEval", "HTTPSMismatch", "HashBL", "HeaderEval", "ImageInfo", "MIMEEval",
+		"MIMEHeader", "OLEVBMacro", "OneLineBodyRuleType", "P595Body", "PDFInfo",
+		"PhishTag", "Phishing", "Pyzor", "Razor2", "RelayCountry", "RelayEval",
+		"ReplaceTags", "ResourceLimits", "Reuse", "Rule2XSBody", "SPF", "Shortcircuit",
+		"SpamCop", "Test", "TextCat", "TxRep", "URIDNSBL", "URIDetail", "URIEval",
+		"URILocalBL", "VBounce", "WLBLEval", "WelcomeListSubject",
+	};
+	const char *s = strrchr(name, ':');
+
+	s = s ? s + 1 : name;
+	for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++)
+		if (!strcmp(s, core[i]))
+			return strncmp(name, "Mail::SpamAssassin::Plugin::", 28) == 0 || s == name;
+	return false;
+}
+
+/* A textual pass over the files: every rule name defined anywhere (active or skipped blocks),
+ * and the unknown directives outside if/ifplugin blocks: errors, or only warnings once a plugin
+ * that is not SpamAssassin's own is loaded (its directives are not known here). Returns the
+ * number of errors; *warns_r counts the warnings. */
+static unsigned rules_main_scan_files(int argc, char **argv, struct rules_main_names *nm,
+				      unsigned *warns_r)
+{
+	const char *foreign = NULL;   /* the first third-party plugin loaded */
+	char *foreign_buf = NULL;
+	/* Directives that define a rule name (the DNS ones through SpamAssassin's plugins). */
+	static const char *const defs[] = { "header", "mimeheader", "body", "rawbody", "uri",
+					    "full", "meta", "askdns", "uridnsbl", "uridnssub",
+					    "urirhsbl", "urirhssub", "urinsrhsbl", "urinsrhssub",
+					    "urifullnsrhsbl", "urifullnsrhssub" };
+	unsigned errs = 0;
+
+	for (int i = 0; i < argc; i++) {
+		FILE *f = fopen(argv[i], "r");
+		char *line = NULL;
+		size_t cap = 0;
+		unsigned lineno = 0, depth = 0;
+
+		if (!f)
+			continue;   /* the parser reports it */
+		while (getline(&line, &cap, f) > 0) {
+			char *w = line, *kw, *name;
+
+			lineno++;
+			while (*w == ' ' || *w == '\t')
+				w++;
+			if (*w == '#' || *w == '\n' || *w == '\r' || !*w)
+				continue;
+			kw = strtok(w, " \t\r\n");
+			if (!kw)
+				continue;
+			if (!strcmp(kw, "lang")) {   /* lang xx DIRECTIVE ... */
+				if (!strtok(NULL, " \t\r\n") || !(kw = strtok(NULL, " \t\r\n")))
+					continue;
+			}
+			for (char *c = kw; *c; c++)
+				if (*c == '-')
+					*c = '_';   /* as SpamAssassin's parser: a-b is a_b */
+			if (!strcmp(kw, "loadplugin") || !strcmp(kw, "tryplugin")) {
+				char *pl = strtok(NULL, " \t\r\n");
+
+				if (pl && !foreign && !rules_main_core_plugin(pl))
+					foreign = foreign_buf = strdup(pl);
+				continue;
+			}
+			if (!strcmp(kw, "if") || !strcmp(kw, "ifplugin") || !strncmp(kw, "if(", 3)) {
+				depth++;
+				continue;
+			}
+			if (!strcmp(kw, "endif")) {
+				if (depth)
+					depth--;
+				continue;
+			}
+			for (size_t k = 0; k < sizeof(defs) / sizeof(defs[0]); k++)
+				if (!strcmp(kw, defs[k]) && (name = strtok(NULL, " \t\r\n"))) {
+					if (nm->n == nm->cap) {
+						size_t nc = nm->cap ? nm->cap * 2 : 1024;
+						char **nv = realloc(nm->v, nc * sizeof(*nv));
+
+						if (!nv)
+							break;
+						nm->v = nv;
+						nm->cap = nc;
+					}
+					if ((nm->v[nm->n] = strdup(name)))
+						nm->n++;
+					break;
+				}
+			if (depth == 0 && strcmp(kw, "else") && !rules_directives_known(kw)) {
+				bool word = true;
+
+				for (const char *c = kw; *c; c++)
+					word &= islower((unsigned char)*c) || isdigit((unsigned char)*c) ||
+						*c == '_';
+				if (foreign && word) {
+					fprintf(stderr, "%s:%u: warning: unknown directive '%s' (ignored; "
+						"perhaps one of %s's)\n", argv[i], lineno, kw, foreign);
+					(*warns_r)++;
+					continue;
+				}
+				fprintf(stderr, "%s:%u: error: %s '%s': this line cannot be parsed\n",
+					argv[i], lineno, word ? "unknown directive" : "not a directive",
+					kw);
+				errs++;
+			}
+		}
+		free(line);
+		fclose(f);
+	}
+	if (nm->n)
+		qsort(nm->v, nm->n, sizeof(*nm->v), rules_main_names_cmp);
+	free(foreign_buf);
+	return errs;
+}
+
+/* Checks the metas' names and compiles every pattern with PCRE2. Returns the number of errors;
+ * *warns_r gets the warnings. */
+static unsigned rules_main_check_rules(const struct rules_set *rs,
+				       const struct rules_main_names *nm, unsigned *warns_r)
+{
+	unsigned errs = 0;
+
+	for (size_t i = 0; i < rs->nrules; i++) {
+		const struct rules_rule *r = &rs->rules[i];
+
+		if (r->def == RULES_DEF_META && r->meta) {
+			const char *p = r->meta;
+
+			while (*p) {
+				const char *st;
+				char name[256];
+				const struct rules_rule *d;
+
+				if (!isalpha((unsigned char)*p) && *p != '_') {
+					if (isdigit((unsigned char)*p))
+						while (isalnum((unsigned char)*p) || *p == '.')
+							p++;   /* a number (or a hex one) */
+					else
+						p++;
+					continue;
+				}
+				st = p;
+				while (isalnum((unsigned char)*p) || *p == '_')
+					p++;
+				if ((size_t)(p - st) >= sizeof(name))
+					continue;
+				memcpy(name, st, (size_t)(p - st));
+				name[p - st] = 0;
+				d = rules_parse_find(rs, name);
+				if ((d && d->def != RULES_DEF_NONE) || rules_main_names_has(nm, name))
+					continue;
+				fprintf(stderr, "%s:%u: error: meta %s: names %s, which no file defines\n",
+					r->file, r->line, r->name, name);
+				errs++;
+			}
+		}
+		if (r->def == RULES_DEF_REGEX && r->pattern) {
+			char *re = NULL, flags[16] = "";
+			uint32_t opt = 0;
+			int ec;
+			PCRE2_SIZE eo;
+			pcre2_code *pc;
+
+			if (rules_parse_delims(r->pattern, &re, flags) < 0) {
+				fprintf(stderr, "%s:%u: error: %s: not a pattern (want /re/flags or "
+					"m{re}flags): %.80s\n", r->file, r->line, r->name, r->pattern);
+				errs++;
+				continue;
+			}
+			for (const char *f = flags; *f; f++)
+				opt |= *f == 'i' ? PCRE2_CASELESS : *f == 'm' ? PCRE2_MULTILINE :
+				       *f == 's' ? PCRE2_DOTALL : *f == 'x' ? PCRE2_EXTENDED : 0;
+			pc = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, opt, &ec, &eo, NULL);
+			if (!pc) {
+				PCRE2_UCHAR msg[256];
+
+				pcre2_get_error_message(ec, msg, sizeof(msg));
+				/* Perl takes some that PCRE2 cannot (\C, huge repeats): those SpamAssassin
+				 * ships are only warned about; a syntax error is an error. */
+				if (ec == PCRE2_ERROR_MISSING_CLOSING_PARENTHESIS ||
+				    ec == PCRE2_ERROR_UNMATCHED_CLOSING_PARENTHESIS ||
+				    ec == PCRE2_ERROR_MISSING_SQUARE_BRACKET ||
+				    ec == PCRE2_ERROR_QUANTIFIER_OUT_OF_ORDER ||
+				    ec == PCRE2_ERROR_QUANTIFIER_INVALID ||
+				    ec == PCRE2_ERROR_END_BACKSLASH ||
+				    ec == PCRE2_ERROR_CLASS_RANGE_ORDER) {
+					fprintf(stderr, "%s:%u: error: %s: the pattern does not compile at "
+						"offset %zu: %s\n", r->file, r->line, r->name, (size_t)eo,
+						(const char *)msg);
+					errs++;
+				} else {
+					fprintf(stderr, "%s:%u: warning: %s: PCRE2 refuses the pattern at "
+						"offset %zu: %s\n", r->file, r->line, r->name, (size_t)eo,
+						(const char *)msg);
+					(*warns_r)++;
+				}
+			}
+			pcre2_code_free(pc);
+			free(re);
+		}
+	}
+	return errs;
 }
 
 static int rules_main_load(int argc, char **argv, struct rules_set **rs_r)
 {
+	struct rules_main_names nm = { 0 };
 	struct rules_set *rs;
+	unsigned extra, warns = 0;
 	int rc = rules_parse_new(&rs);
 
 	if (rc < 0)
@@ -57,10 +315,17 @@ static int rules_main_load(int argc, char **argv, struct rules_set **rs_r)
 		fprintf(stderr, "%s\n", rs->errs[i]);
 	if (rs->st.errors > rs->nerrs)
 		fprintf(stderr, "... %u more errors\n", rs->st.errors - rs->nerrs);
+	extra = rules_main_scan_files(argc, argv, &nm, &warns);
+	extra += rules_main_check_rules(rs, &nm, &warns);
+	for (size_t i = 0; i < nm.n; i++)
+		free(nm.v[i]);
+	free(nm.v);
+	rs->st.errors += extra;
 	printf("read %zu files, %u lines: %zu rules named; %u comment/blank lines, %u if/ifplugin "
-	       "blocks skipped (%u lines), %u other directives ignored, %u eval rules, %u errors\n",
+	       "blocks skipped (%u lines), %u other directives ignored, %u eval rules, %u errors, "
+	       "%u warnings\n",
 	       rs->nfiles, rs->st.lines, rs->nrules, rs->st.comments, rs->st.skipped_blocks,
-	       rs->st.skipped_lines, rs->st.ignored, rs->st.eval_rules, rs->st.errors);
+	       rs->st.skipped_lines, rs->st.ignored, rs->st.eval_rules, rs->st.errors, warns);
 	*rs_r = rs;
 	return 0;
 }
@@ -319,6 +584,15 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		rules_main_usage();
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		rules_main_usage_to(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("sluice-rules %s\n", SLUICE_VERSION);
+		return 0;
+	}
 	if (strcmp(argv[1], "check") == 0)
 		return rules_main_compile(argc - 1, argv + 1, true);
 	if (strcmp(argv[1], "compile") == 0)

@@ -77,7 +77,11 @@ static void raw_mode(const uint8_t *p, size_t len)
 	if (spool_record_message_id(c, len, &id) == 0)
 		CHECK(id.len > 0 && (const uint8_t *)id.p >= c && (const uint8_t *)id.p + id.len <= c + len);
 	for (size_t o = 0; o + SPOOL_JREC_SIZE <= len; o += SPOOL_JREC_SIZE)
-		(void)spool_record_jrec_decode(c + o, len - o, &j);
+		if (spool_record_jrec_decode(c + o, len - o, &j) == 0 &&
+		    spool_record_jtext_check(&j, c + o + SPOOL_JREC_SIZE,
+					     len - o - SPOOL_JREC_SIZE) == 0)
+			CHECK(j.text_len <= SPOOL_JTEXT_MAX &&
+			      (const uint8_t *)j.text + j.text_len <= c + len);
 	(void)spool_record_jrec_decode(c, len, &j);
 	free(c);
 }
@@ -114,6 +118,7 @@ static void scan_mode(const uint8_t *p, size_t len)
 	uint32_t nrec = 0;
 	uint8_t flips;
 	uint16_t cut;
+	const uint64_t key = 0x5eed5eed5eed5eedull;
 	bool damaged;
 	struct spool_segscan r;
 	struct scan_ctx s = { 0 };
@@ -141,6 +146,7 @@ static void scan_mode(const uint8_t *p, size_t len)
 		memcpy(file + flen + SPOOL_RECORD_HDR_SIZE, p + pos, bl + el);
 		spool_record_hdr_encode(file + flen, spool_qid_make(1, 7, flen), 0, bl, (uint32_t)el,
 					0, spool_record_payload_sum(p + pos, bl, p + pos + bl, el));
+		spool_record_hdr_seal(file + flen, key);
 		pos += bl + el;
 		flen += rl;
 		nrec++;
@@ -157,7 +163,16 @@ static void scan_mode(const uint8_t *p, size_t len)
 	CHECK(spool_segscan(fd, 1, 7, true, on_rec, &s, &r) == 0);
 	CHECK(r.good_end <= flen && s.seen == r.records);
 	if (!damaged)
-		CHECK(s.seen == nrec && !r.torn_bytes && !r.corrupt);
+		CHECK(s.seen == nrec && !r.torn_bytes && !r.skipped);
+	/* Again searching past damage for sealed records: never more than were written, and
+	 * every damaged range lies inside the file. */
+	memset(&s, 0, sizeof(s));
+	CHECK(spool_segscan_sealed(fd, 1, 7, true, &key, on_rec, &s, &r) == 0);
+	CHECK(r.good_end <= flen && s.seen == r.records && s.seen <= nrec);
+	for (uint32_t i = 0; i < r.ndamage; i++)
+		CHECK(r.damage[i].len > 0 && r.damage[i].off + r.damage[i].len <= flen);
+	if (!damaged)
+		CHECK(s.seen == nrec && !r.torn_bytes && !r.skipped);
 	/* The same bytes as a journal. */
 	memset(&s, 0, sizeof(s));
 	CHECK(spool_jscan(fd, on_jrec, &s, &r) == 0);

@@ -339,7 +339,7 @@ def test_queue_tools_on_running_node():
         got = sink.wait(2, 10)
         eq(len(got), 2, "the released one is delivered")
         r = n.queue("bounce", "0000000000000001")
-        eq((r.returncode, r.stdout.strip()), (0, "bounce: 0 messages"), "bounce of nothing")
+        eq((r.returncode, r.stdout.strip()), (1, "bounce: 0 messages"), "bounce of nothing")
         check(wait_for(lambda: queue_empty(n), 5), "spool empty")
         eq(n.stop(), 0, "clean stop")
         r = n.queue("flush")

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -597,8 +598,8 @@ static void write_file(const char *path, const uint8_t *p, size_t len)
 /* Three small messages in one segment; returns the pristine segment bytes (trimmed to the
  * records) and the journal's, and the third record's offset and lengths. */
 struct torn_fixture {
-	uint8_t   *seg, *jrn;
-	size_t     seg_len, jrn_len;
+	uint8_t   *seg, *jrn, *seal;
+	size_t     seg_len, jrn_len, seal_len;
 	char       jname[256];
 	uint32_t   segno;
 	uint64_t   off3, rec3, payload3;
@@ -636,6 +637,8 @@ static void torn_setup(struct env *e, struct torn_fixture *f)
 	closedir(d);
 	snprintf(path, sizeof(path), "%s/shard-3/%s", e->dir, f->jname);
 	f->jrn = read_file(path, &f->jrn_len);
+	snprintf(path, sizeof(path), "%s/shard-3/seal", e->dir);
+	f->seal = read_file(path, &f->seal_len);
 }
 
 /* Puts back the fixture's files (only them) with the segment changed by the caller. */
@@ -650,6 +653,8 @@ static void torn_restore(struct env *e, struct torn_fixture *f, const uint8_t *s
 	write_file(path, seg, len);
 	snprintf(path, sizeof(path), "%s/shard-3/%s", e->dir, f->jname);
 	write_file(path, f->jrn, f->jrn_len);
+	snprintf(path, sizeof(path), "%s/shard-3/seal", e->dir);
+	write_file(path, f->seal, f->seal_len);
 }
 
 static void torn_check(struct env *e, uint32_t want_recovered, bool want_torn)
@@ -712,6 +717,7 @@ static void test_torn_tail(void **state)
 	free(buf);
 	free(f.seg);
 	free(f.jrn);
+	free(f.seal);
 	env_free(e);
 }
 
@@ -748,7 +754,8 @@ static void test_corrupt_middle(void **state)
 	}
 	env_close(e);
 
-	/* A bad header in the middle: the segment is moved aside, the spool still opens. */
+	/* A bad header in the middle: resynchronized at the next valid record; the damaged
+	 * bytes are copied aside once, the segment is no longer moved away. */
 	memcpy(buf, f.seg, f.seg_len);
 	buf[off2 + 9] ^= 1;
 	torn_restore(e, &f, buf, f.seg_len);
@@ -757,15 +764,467 @@ static void test_corrupt_middle(void **state)
 		struct spool_stats st;
 
 		spool_get_stats(e->sp, &st);
-		assert_int_equal(st.recovered, 0);
+		assert_int_equal(st.recovered, 2);
+		assert_int_equal(st.damaged_ranges, 1);
+		assert_int_equal(st.damaged_bytes, SPOOL_QID_OFF(f.r[2].qid) - off2);
 	}
 	env_close(e);
 	seg_path(e, f.segno, path, sizeof(path));
 	strcat(path, ".corrupt");
-	assert_int_equal(access(path, F_OK), 0);
+	assert_int_not_equal(access(path, F_OK), 0);
+	{
+		char dpath[600];
+		size_t dlen;
+		uint8_t *d;
+
+		seg_path(e, f.segno, path, sizeof(path));
+		snprintf(dpath, sizeof(dpath), "%s.damaged-%016" PRIx64, path, off2);
+		d = read_file(dpath, &dlen);
+		assert_int_equal(dlen, SPOOL_QID_OFF(f.r[2].qid) - off2);
+		assert_memory_equal(d, buf + off2, dlen);
+		free(d);
+	}
 	free(buf);
 	free(f.seg);
 	free(f.jrn);
+	free(f.seal);
+	env_free(e);
+}
+
+/* A client's body that carries a well-formed record (right queue id for where it lands, both
+ * checksums) must not be taken when the real header before it is lost: searching past damage
+ * takes only sealed records. Without the seal key, nothing after the damage is queued and the
+ * segment is kept whole. */
+static void test_resync_ignores_forged_record(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ma = spec(40, 1), mc = spec(30, 3);
+	struct result ra, rb, rc;
+	struct spool_envelope ev, fev;
+	struct spool_msg *m;
+	struct slice frc = SLICE_LIT("victim@evil.test");
+	uint8_t body[1024], fenv[512], *seg;
+	size_t seg_len, fenv_len, k;
+	uint64_t offb, foff;
+	spool_qid fq;
+	uint32_t segno;
+	char path[600], spath[600];
+	struct seen *s;
+	struct spool_stats st;
+	struct spool_record_info info;
+
+	(void)state;
+	log_set_level((enum log_level)(LOG_ERROR + 1));
+	e->conf.segment_size = 64 * 1024;
+	env_open(e);
+	assert_int_equal(commit_msg(e, &ma, 0, &ra), 0);
+	drain(e);
+	segno = SPOOL_QID_SEG(ra.qid);
+	env_fill(&ev, &ma);
+	offb = SPOOL_QID_OFF(ra.qid) + spool_record_align(64 + ma.len + spool_record_env_size(&ev));
+	/* B: text, then a forged record aligned where it will lie in the segment, then text. */
+	memset(body, 'x', sizeof(body));
+	memcpy(body, "Subject: forged\r\n\r\n", 19);
+	k = 200;
+	while ((offb + 64 + k) % 8)
+		k++;
+	foff = offb + 64 + k;
+	fq = spool_qid_make(3, segno, foff);
+	memset(&fev, 0, sizeof(fev));
+	fev.mail_from = SLICE_LIT("evil@evil.test");
+	fev.nrcpt = 1;
+	fev.rcpts = &frc;
+	fenv_len = spool_record_env_encode(&fev, fenv);
+	memcpy(body + k + 64, "hi\r\n", 4);
+	memcpy(body + k + 64 + 4, fenv, fenv_len);
+	spool_record_hdr_encode(body + k, fq, 0, 4, (uint32_t)fenv_len, 1,
+				spool_record_payload_sum(body + k + 64, 4, fenv, fenv_len));
+	memset(body + k + spool_record_align(64 + 4 + fenv_len), 'y', 16);
+	assert_int_equal(spool_msg_begin(e->sp, &m), 0);
+	assert_int_equal(spool_msg_write(m, body, sizeof(body)), 0);
+	{
+		struct msgspec mb = spec(sizeof(body), 2);
+
+		env_fill(&ev, &mb);
+	}
+	memset(&rb, 0, sizeof(rb));
+	assert_int_equal(spool_msg_commit(m, &ev, done_cb, &rb), 0);
+	drain(e);
+	assert_int_equal(SPOOL_QID_OFF(rb.qid), offb);
+	assert_int_equal(commit_msg(e, &mc, 0, &rc), 0);
+	drain(e);
+	env_close(e);
+	seg_path(e, segno, path, sizeof(path));
+	seg = read_file(path, &seg_len);
+	assert_int_equal(spool_record_hdr_decode(seg + foff, 64, &info), 0);   /* well-formed */
+	assert_int_equal(info.qid, fq);
+	memset(seg + offb, 0, 64);   /* B's header lost */
+	write_file(path, seg, seg_len);
+	s = scan_all(e->dir);
+	assert_int_equal(s->n, 2);
+	assert_true(s->qid[0] == ra.qid && s->qid[1] == rc.qid);
+	free(s);
+	env_open(e);
+	spool_get_stats(e->sp, &st);
+	assert_int_equal(st.recovered, 2);
+	assert_int_equal(st.damaged_ranges, 1);
+	{
+		struct spool_queue_ent qe;
+
+		assert_int_equal(spool_queue_get(e->sp, fq, &qe), -ENOENT);
+		assert_int_equal(spool_queue_get(e->sp, rc.qid, &qe), 0);
+	}
+	env_close(e);
+	/* Without the key: nothing after the damage is taken, nothing is cut. */
+	write_file(path, seg, seg_len);
+	snprintf(spath, sizeof(spath), "%s/shard-3/seal", e->dir);
+	{
+		char dmg[700];
+
+		snprintf(dmg, sizeof(dmg), "%s.damaged-%016" PRIx64, path, offb);
+		unlink(dmg);
+	}
+	assert_int_equal(unlink(spath), 0);
+	s = scan_all(e->dir);
+	assert_int_equal(s->n, 1);
+	free(s);
+	env_open(e);
+	spool_get_stats(e->sp, &st);
+	assert_int_equal(st.recovered, 1);
+	assert_int_equal(st.damaged_ranges, 1);
+	env_close(e);
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(path, &sb), 0);
+		assert_true((size_t)sb.st_size >= seg_len);   /* kept whole */
+	}
+	log_set_level(LOG_INFO);
+	free(seg);
+	env_free(e);
+}
+
+/* Damage that cannot be copied aside (a full disk) pins its segment: never reclaimed, even with
+ * every record done, until a start that can copy it; then the segment goes as usual. */
+static void test_damage_pins_segment_on_full_disk(void **state)
+{
+	struct env *e = env_new();
+	struct torn_fixture f = { 0 };
+	char path[600], fill[600], dpath[700];
+	uint64_t off2;
+	uint8_t *buf;
+	int fd;
+
+	(void)state;
+	if (mount("tmpfs", e->dir, "tmpfs", 0, "size=2m") < 0) {
+		print_message("  (skipped: mount tmpfs refused: %s)\n", strerror(errno));
+		env_free(e);
+		skip();
+		return;
+	}
+	e->tmpfs = true;
+	log_set_level((enum log_level)(LOG_ERROR + 1));
+	torn_setup(e, &f);
+	off2 = SPOOL_QID_OFF(f.r[1].qid);
+	buf = malloc(f.seg_len);
+	memcpy(buf, f.seg, f.seg_len);
+	buf[off2 + 9] ^= 1;
+	torn_restore(e, &f, buf, f.seg_len);
+	seg_path(e, f.segno, path, sizeof(path));
+	snprintf(dpath, sizeof(dpath), "%s.damaged-%016" PRIx64, path, off2);
+	snprintf(fill, sizeof(fill), "%s/filler", e->dir);
+	fd = open(fill, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	{
+		static uint8_t blk[65536];
+
+		memset(blk, 1, sizeof(blk));
+		for (size_t sz = sizeof(blk); sz >= 512; sz /= 8)
+			while (write(fd, blk, sz) == (ssize_t)sz)
+				;
+	}
+	close(fd);
+	e->conf.segment_size = 64 << 20;
+	env_open(e);
+	assert_int_not_equal(access(dpath, F_OK), 0);   /* no room for the copy */
+	assert_int_equal(spool_journal_append(e->sp, f.r[0].qid, SPOOL_EV_DONE, 0), 0);
+	assert_int_equal(spool_journal_append(e->sp, f.r[2].qid, SPOOL_EV_DONE, 0), 0);
+	drain(e);
+	assert_int_equal(access(path, F_OK), 0);        /* all done, still kept */
+	env_close(e);
+	assert_int_equal(unlink(fill), 0);
+	e->conf.segment_size = 1 << 20;
+	env_open(e);
+	{
+		size_t dlen;
+		uint8_t *d = read_file(dpath, &dlen);
+
+		assert_int_equal(dlen, SPOOL_QID_OFF(f.r[2].qid) - off2);
+		assert_memory_equal(d, buf + off2, dlen);
+		free(d);
+	}
+	assert_int_not_equal(access(path, F_OK), 0);    /* copied: reclaimed */
+	env_close(e);
+	log_set_level(LOG_INFO);
+	free(buf);
+	free(f.seg);
+	free(f.jrn);
+	free(f.seal);
+	env_free(e);
+}
+
+/* One corrupt byte at each of many positions of the middle record of five: every other record
+ * is recovered exactly once (by the writer's recovery and by the reader), the middle one only
+ * when the byte fell in its padding (outside both checksums), and the damage is counted. */
+static void test_resync_every_byte(void **state)
+{
+	struct msgspec ms[5] = { spec(40, 1), spec(333, 2), spec(700, 3), spec(30, 4), spec(90, 5) };
+	struct env *e = env_new();
+	struct result r[5];
+	struct spool_record_info info;
+	uint8_t *seg, *buf;
+	size_t seg_len;
+	char path[1024], jname[256] = "", jpath[1300], spath[1100];
+	uint8_t *jrn, *seal;
+	size_t jrn_len, seal_len;
+	uint64_t off2, rec2, pay2;
+	uint32_t segno;
+	unsigned tried = 0;
+	DIR *d;
+	struct dirent *de;
+
+	(void)state;
+	e->tmpfs = mount("tmpfs", e->dir, "tmpfs", 0, "size=64m") == 0;
+	log_set_level((enum log_level)(LOG_ERROR + 1));   /* hundreds of damage reports */
+	e->conf.segment_size = 64 * 1024;
+	env_open(e);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(commit_msg(e, &ms[i], 0, &r[i]), 0);
+	drain(e);
+	env_close(e);
+	segno = SPOOL_QID_SEG(r[0].qid);
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(SPOOL_QID_SEG(r[i].qid), segno);
+	seg_path(e, segno, path, sizeof(path));
+	seg = read_file(path, &seg_len);
+	off2 = SPOOL_QID_OFF(r[2].qid);
+	assert_int_equal(spool_record_hdr_decode(seg + off2, 64, &info), 0);
+	rec2 = info.rec_len;
+	pay2 = 64 + info.body_len + info.env_len;
+	snprintf(path, sizeof(path), "%s/shard-3", e->dir);
+	d = opendir(path);
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, "journal-", 8))
+			snprintf(jname, sizeof(jname), "%s", de->d_name);
+	closedir(d);
+	snprintf(jpath, sizeof(jpath), "%s/shard-3/%s", e->dir, jname);
+	jrn = read_file(jpath, &jrn_len);
+	snprintf(spath, sizeof(spath), "%s/shard-3/seal", e->dir);
+	seal = read_file(spath, &seal_len);
+	buf = malloc(seg_len);
+	/* Every header byte, every 7th payload byte, every padding byte. */
+	for (uint64_t t = 0; t < rec2; t += t < 64 || t + 8 >= pay2 ? 1 : 7) {
+		struct seen *s;
+		struct spool_stats st;
+		unsigned want = t >= pay2 ? 5 : 4, got[5] = { 0 };
+
+		memcpy(buf, seg, seg_len);
+		buf[off2 + t] ^= (uint8_t)(0x01 << (t % 8));
+		snprintf(path, sizeof(path), "%s/shard-3", e->dir);
+		rm_rf(path);
+		assert_int_equal(mkdir(path, 0750), 0);
+		seg_path(e, segno, path, sizeof(path));
+		write_file(path, buf, seg_len);
+		write_file(jpath, jrn, jrn_len);
+		write_file(spath, seal, seal_len);
+		s = scan_all(e->dir);
+		assert_int_equal(s->n, want);
+		for (uint32_t k = 0; k < s->n; k++)
+			for (int i = 0; i < 5; i++)
+				got[i] += s->qid[k] == r[i].qid;
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(got[i], i == 2 ? (want == 5) : 1);
+		free(s);
+		env_open(e);
+		spool_get_stats(e->sp, &st);
+		assert_int_equal(st.recovered, want);
+		assert_int_equal(st.damaged_ranges, want == 5 ? 0 : 1);
+		assert_int_equal(st.torn_discarded, 0);
+		env_close(e);
+		for (int i = 0; i < 5; i++)
+			if (i != 2)
+				check_body(e->dir, r[i].qid, &ms[i]);
+		tried++;
+	}
+	print_message("  %u positions in a %" PRIu64 "-byte record\n", tried, rec2);
+	log_set_level(LOG_INFO);
+	free(buf);
+	free(seg);
+	free(jrn);
+	free(seal);
+	env_free(e);
+}
+
+/* The deferral details: attempt count and last reply text, through the reader, a reopen (replay)
+ * and a second reopen (the snapshot the first one wrote). */
+struct defer_seen {
+	spool_qid qid;
+	uint32_t  attempts;
+	char      reply[300];
+	uint64_t  defer_until;
+};
+
+static int defer_fn(void *arg, const struct spool_entry *en)
+{
+	struct defer_seen *d = arg;
+
+	if (en->qid == d->qid) {
+		d->attempts = en->attempts;
+		d->defer_until = en->defer_until;
+		snprintf(d->reply, sizeof(d->reply), "%s", en->last_reply ? en->last_reply : "(none)");
+	}
+	return 0;
+}
+
+/* The DEFER_INFO record alone: text made printable, a damaged text block refused, and a journal
+ * scan stepping over a damaged one to the records after it (text blocks never decode). */
+struct jcount {
+	unsigned n, info;
+	char     text[300];
+};
+
+static int jcount_fn(void *arg, const struct spool_jrec *j)
+{
+	struct jcount *c = arg;
+
+	c->n++;
+	if (j->event == SPOOL_JEV_DEFER_INFO) {
+		c->info++;
+		snprintf(c->text, sizeof(c->text), "%.*s", (int)j->text_len, j->text);
+	}
+	return 0;
+}
+
+static void test_jtext_record(void **state)
+{
+	uint8_t buf[4096];
+	struct spool_jrec a = { .event = SPOOL_EV_DEFER, .qid = 0x0300000100000008ull, .arg = 5 };
+	struct spool_jrec j;
+	struct spool_segscan r;
+	struct jcount c = { 0 };
+	size_t n, off;
+	int fd;
+
+	(void)state;
+	n = spool_record_jtext_encode(buf, a.qid, 7, "451 \x01\xff ok SLJR\x01\x00", 13);
+	assert_int_equal(n, spool_record_jtext_size(13));
+	assert_int_equal(n % SPOOL_JREC_SIZE, 0);
+	assert_int_equal(spool_record_jrec_decode(buf, n, &j), 0);
+	assert_int_equal(j.event, SPOOL_JEV_DEFER_INFO);
+	assert_int_equal(spool_record_jtext_check(&j, buf + 32, n - 32), 0);
+	assert_int_equal(j.attempts, 7);
+	assert_int_equal(j.text_len, 13);
+	assert_memory_equal(j.text, "451 ?? ok SLJR", 13);
+	/* No text block decodes as a record. */
+	for (size_t o = 32; o < n; o += 32)
+		assert_int_not_equal(spool_record_jrec_decode(buf + o, n - o, &j), 0);
+	assert_int_equal(spool_record_jrec_decode(buf, n, &j), 0);
+	assert_int_equal(spool_record_jtext_check(&j, buf + 32, 8), -EAGAIN);
+	buf[40] ^= 1;
+	assert_int_equal(spool_record_jtext_check(&j, buf + 32, n - 32), -EBADMSG);
+	buf[40] ^= 1;
+	/* A journal: DEFER | INFO (text damaged) | DEFER | INFO (good) | DEFER. */
+	off = 0;
+	spool_record_jrec_encode(buf + off, &a);
+	off += 32;
+	off += spool_record_jtext_encode(buf + off, a.qid, 1, "first try, a long text that spans "
+					 "two blocks of text", 52);
+	buf[off - 20] ^= 2;
+	spool_record_jrec_encode(buf + off, &a);
+	off += 32;
+	off += spool_record_jtext_encode(buf + off, a.qid, 2, "second", 6);
+	spool_record_jrec_encode(buf + off, &a);
+	off += 32;
+	fd = memfd_create("jrn", 0);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, off), (ssize_t)off);
+	assert_int_equal(spool_jscan(fd, jcount_fn, &c, &r), 0);
+	close(fd);
+	assert_int_equal(c.n, 4);
+	assert_int_equal(c.info, 1);
+	assert_string_equal(c.text, "second");
+	assert_true(r.skipped >= 1);
+	assert_int_equal(r.good_end, off);
+	/* A lost (zeroed) block in the middle hides nothing after it; zeros at the end do end it. */
+	memset(buf, 0, sizeof(buf));
+	spool_record_jrec_encode(buf, &a);
+	spool_record_jrec_encode(buf + 96, &a);
+	memset(&c, 0, sizeof(c));
+	fd = memfd_create("jrn", 0);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	assert_int_equal(spool_jscan(fd, jcount_fn, &c, &r), 0);
+	close(fd);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(r.good_end, 128);
+	assert_int_equal(r.skipped, 2);
+	assert_int_equal(r.torn_bytes, 0);
+}
+
+static void test_defer_info(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(100, 1);
+	struct result r;
+	char longtxt[400];
+
+	(void)state;
+	env_open(e);
+	assert_int_equal(commit_msg(e, &ms, 0, &r), 0);
+	drain(e);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(spool_journal_defer(e->sp, r.qid, 1000, 1, "451 first"), 0);
+	assert_int_equal(spool_journal_defer(e->sp, r.qid, 2000, 3,
+					     "451 4.3.0 Try again\r\nlater"), 0);
+	assert_int_equal(spool_journal_defer(e->sp, r.qid + 8, 1, 1, "x"), -ENOENT);
+	drain(e);
+	for (int round = 0; round < 3; round++) {
+		struct defer_seen d = { .qid = r.qid };
+		struct spool_queue_ent qe;
+
+		assert_int_equal(spool_scan(e->dir, defer_fn, &d), 0);
+		assert_int_equal(d.attempts, 3);
+		assert_int_equal(d.defer_until, 2000);
+		assert_string_equal(d.reply, "451 4.3.0 Try again??later");
+		if (round < 2) {
+			env_close(e);
+			env_open(e);
+			assert_int_equal(spool_queue_get(e->sp, r.qid, &qe), 0);
+			assert_int_equal(qe.attempts, 3);
+		}
+	}
+	/* Long text is cut; an empty one is kept as empty. */
+	memset(longtxt, 'z', sizeof(longtxt) - 1);
+	longtxt[sizeof(longtxt) - 1] = 0;
+	assert_int_equal(spool_journal_defer(e->sp, r.qid, 3000, 4, longtxt), 0);
+	drain(e);
+	{
+		struct defer_seen d = { .qid = r.qid };
+
+		assert_int_equal(spool_scan(e->dir, defer_fn, &d), 0);
+		assert_int_equal(d.attempts, 4);
+		assert_int_equal(strlen(d.reply), SPOOL_JTEXT_MAX);
+	}
+	assert_int_equal(spool_journal_defer(e->sp, r.qid, 4000, 5, NULL), 0);
+	drain(e);
+	env_close(e);
+	{
+		struct defer_seen d = { .qid = r.qid };
+
+		assert_int_equal(spool_scan(e->dir, defer_fn, &d), 0);
+		assert_int_equal(d.attempts, 5);
+		assert_string_equal(d.reply, "");
+	}
 	env_free(e);
 }
 
@@ -1292,6 +1751,85 @@ static void test_enospc(void **state)
 	env_free(e);
 }
 
+/* A spool on a full disk opens: no new segment, no new journal (the old one takes the records),
+ * new messages are refused, journal events still become durable and survive a reopen. */
+static void test_open_full_disk(void **state)
+{
+	struct env *e = env_new();
+	struct result r[3];
+	struct spool_stats st;
+	struct spool_msg *m;
+	char path[600];
+	int fd;
+
+	(void)state;
+	if (mount("tmpfs", e->dir, "tmpfs", 0, "size=4m") < 0) {
+		print_message("  (skipped: mount tmpfs refused: %s)\n", strerror(errno));
+		env_free(e);
+		skip();
+		return;
+	}
+	e->tmpfs = true;
+	log_set_level(LOG_ERROR);
+	e->conf.segment_size = 1 << 20;
+	e->conf.min_free_bytes = 1;
+	env_open(e);
+	for (int i = 0; i < 3; i++) {
+		struct msgspec ms = spec(2000, (unsigned)i);
+
+		assert_int_equal(commit_msg(e, &ms, 0, &r[i]), 0);
+	}
+	drain(e);
+	env_close(e);
+	/* Fill the disk to the last byte. */
+	snprintf(path, sizeof(path), "%s/filler", e->dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	{
+		static uint8_t blk[65536];
+
+		memset(blk, 1, sizeof(blk));
+		for (size_t sz = sizeof(blk); sz >= 512; sz /= 8)
+			while (write(fd, blk, sz) == (ssize_t)sz)
+				;
+	}
+	close(fd);
+	e->conf.segment_size = 64 << 20;
+	e->conf.min_free_bytes = 1 << 20;
+	env_open(e);
+	spool_get_stats(e->sp, &st);
+	assert_int_equal(st.recovered, 3);
+	assert_true(st.no_segment);
+	assert_int_equal(spool_msg_begin(e->sp, &m), -ENOSPC);
+	assert_int_equal(spool_journal_append(e->sp, r[1].qid, SPOOL_EV_DONE, 0), 0);
+	{
+		uint64_t want = spool_journal_seq(e->sp);
+
+		drain(e);
+		assert_true(spool_journal_durable_seq(e->sp) >= want);
+	}
+	env_close(e);
+	env_open(e);
+	spool_get_stats(e->sp, &st);
+	assert_int_equal(st.recovered, 2);
+	env_close(e);
+	/* Space back: a segment is taken again and mail is accepted. */
+	assert_int_equal(unlink(path), 0);
+	e->conf.segment_size = 1 << 20;
+	env_open(e);
+	{
+		struct msgspec ms = spec(100, 9);
+		struct result rr;
+
+		assert_int_equal(commit_msg(e, &ms, 0, &rr), 0);
+		drain(e);
+		assert_int_equal(rr.err, 0);
+	}
+	env_close(e);
+	log_set_level(LOG_INFO);
+	env_free(e);
+}
+
 /* ---- A spool left behind by a killed process ---- */
 
 static int run(const char *cmd, char *out, size_t outlen)
@@ -1474,6 +2012,11 @@ int main(void)
 		cmocka_unit_test(test_reopen_recovers),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_corrupt_middle),
+		cmocka_unit_test(test_resync_every_byte),
+		cmocka_unit_test(test_damage_pins_segment_on_full_disk),
+		cmocka_unit_test(test_resync_ignores_forged_record),
+		cmocka_unit_test(test_defer_info),
+		cmocka_unit_test(test_jtext_record),
 		cmocka_unit_test(test_spill),
 		cmocka_unit_test(test_spill_write_error),
 		cmocka_unit_test(test_journal_replay),
@@ -1483,6 +2026,7 @@ int main(void)
 		cmocka_unit_test(test_scan_during_writes),
 		cmocka_unit_test(test_write_error_fails_batch),
 		cmocka_unit_test(test_enospc),
+		cmocka_unit_test(test_open_full_disk),
 		cmocka_unit_test(test_killed_process_ids),
 		cmocka_unit_test(test_cost),
 	};
