@@ -443,7 +443,11 @@ static void node_drop_privileges(const struct node_config *conf)
 	/* First the pid file: in spool_dir (the default) it is given to the user with the rest, so
 	 * the node can remove it when it stops. */
 	r = pidfile_write(o->pid_file);
-	if (r < 0)
+	if (r == -ENOSPC || r == -EDQUOT)
+		/* A full spool disk must not stop the node (it delivers what it holds); the spool
+		 * lock, taken already, is what keeps a second node out. */
+		log_warn(r, "[node] pid_file %s: not written; starting without it", o->pid_file);
+	else if (r < 0)
 		fatal("[node] pid_file %s: %s", o->pid_file, strerror(-r));
 	if (geteuid() == 0 && o->user[0] != '\0') {
 		r = runas_chown_tree(conf->spool_dir, o->uid, o->gid, why, sizeof(why));

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #include <sys/un.h>
 
 #include "base/cfgval.h"
+#include "base/pidlock.h"
 #include "sluice_build.h"
 #include "spool_impl.h"
 
@@ -841,7 +843,7 @@ static int control_path(const char *dir, struct sockaddr_un *sa)
  * process), taking connections nobody reads. So a request no node acts on is sent, and any reply
  * means a node runs; the connection closing without one means none does; no answer within 5 s
  * counts as running (the safe side: salvage --reinject must never write beside a live node).
- * XXX: once the node holds a lock on the spool directory, test that instead.
+ * salvage_lock (below) is the real test; this one also catches a node too old to lock.
  */
 static bool node_running(const char *dir)
 {
@@ -1433,10 +1435,29 @@ static int cmd_salvage(const char *dir, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (reinject && node_running(dir)) {
-		fprintf(stderr, "%s: salvage --reinject writes into the spool: stop sluice-node "
-			"first (its control socket %s/control.sock answers)\n", prog, dir);
-		return 1;
+	if (reinject) {
+		/* The node's own lock (spool_dir/sluice-node.lock), held while we write, so that no
+		 * node starts on the spool meanwhile; released when the tool exits. */
+		char lock[PATH_MAX];
+		pid_t holder = 0;
+		int lfd;
+
+		snprintf(lock, sizeof(lock), "%s/sluice-node.lock", dir);
+		lfd = pidlock_acquire(lock, &holder);
+		if (lfd == -EWOULDBLOCK) {
+			fprintf(stderr, "%s: salvage --reinject writes into the spool: stop sluice-node "
+				"first (pid %ld holds %s)\n", prog, (long)holder, lock);
+			return 1;
+		}
+		if (lfd < 0) {
+			fprintf(stderr, "%s: %s: %s\n", prog, lock, strerror(-lfd));
+			return 1;
+		}
+		if (node_running(dir)) {
+			fprintf(stderr, "%s: salvage --reinject writes into the spool: stop sluice-node "
+				"first (its control socket %s/control.sock answers)\n", prog, dir);
+			return 1;
+		}
 	}
 	damaged_collect(dir, &dl);
 	if (!dl.n) {
