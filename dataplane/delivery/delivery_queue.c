@@ -896,9 +896,9 @@ static void load_queue(struct delivery_shard *ds)
 			held++;
 			msg_set_state(ds, m, DMSG_HELD);
 		} else if (it->defer_until > now_s) {
-			/* XXX: neither the attempt count nor "warned" is journaled: after a restart the
-			 * backoff starts over and a delay warning may go twice. */
-			m->attempts = 1;
+			/* The attempt count is journaled with each deferral, so the backoff goes on
+			 * where it was. XXX: "warned" is not: a delay warning may go twice. */
+			m->attempts = it->attempts ? it->attempts : 1;
 			m->next_ms = sh->now_ms + (it->defer_until - now_s) * 1000u;
 			msg_set_state(ds, m, DMSG_DEFERRED);
 		} else {

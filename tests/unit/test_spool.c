@@ -313,6 +313,22 @@ static void seg_path(const struct env *e, uint32_t segno, char *out, size_t len)
 
 /* ---- Record formats ---- */
 
+/* Fills the file system of dir to the last byte (a file "filler" in it, named into path). */
+static void fill_disk(const char *dir, char *path, size_t pathlen)
+{
+	static uint8_t blk[65536];
+	int fd;
+
+	snprintf(path, pathlen, "%s/filler", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	memset(blk, 1, sizeof(blk));
+	for (size_t sz = sizeof(blk); sz >= 512; sz /= 8)
+		while (write(fd, blk, sz) == (ssize_t)sz)
+			;
+	close(fd);
+}
+
 static void test_record_env_roundtrip(void **state)
 {
 	struct msgspec ms = spec(10, 5);
@@ -913,7 +929,6 @@ static void test_damage_pins_segment_on_full_disk(void **state)
 	char path[600], fill[600], dpath[700];
 	uint64_t off2;
 	uint8_t *buf;
-	int fd;
 
 	(void)state;
 	if (mount("tmpfs", e->dir, "tmpfs", 0, "size=2m") < 0) {
@@ -932,18 +947,7 @@ static void test_damage_pins_segment_on_full_disk(void **state)
 	torn_restore(e, &f, buf, f.seg_len);
 	seg_path(e, f.segno, path, sizeof(path));
 	snprintf(dpath, sizeof(dpath), "%s.damaged-%016" PRIx64, path, off2);
-	snprintf(fill, sizeof(fill), "%s/filler", e->dir);
-	fd = open(fill, O_WRONLY | O_CREAT, 0600);
-	assert_true(fd >= 0);
-	{
-		static uint8_t blk[65536];
-
-		memset(blk, 1, sizeof(blk));
-		for (size_t sz = sizeof(blk); sz >= 512; sz /= 8)
-			while (write(fd, blk, sz) == (ssize_t)sz)
-				;
-	}
-	close(fd);
+	fill_disk(e->dir, fill, sizeof(fill));
 	e->conf.segment_size = 64 << 20;
 	env_open(e);
 	assert_int_not_equal(access(dpath, F_OK), 0);   /* no room for the copy */
@@ -1760,7 +1764,6 @@ static void test_open_full_disk(void **state)
 	struct spool_stats st;
 	struct spool_msg *m;
 	char path[600];
-	int fd;
 
 	(void)state;
 	if (mount("tmpfs", e->dir, "tmpfs", 0, "size=4m") < 0) {
@@ -1782,18 +1785,7 @@ static void test_open_full_disk(void **state)
 	drain(e);
 	env_close(e);
 	/* Fill the disk to the last byte. */
-	snprintf(path, sizeof(path), "%s/filler", e->dir);
-	fd = open(path, O_WRONLY | O_CREAT, 0600);
-	assert_true(fd >= 0);
-	{
-		static uint8_t blk[65536];
-
-		memset(blk, 1, sizeof(blk));
-		for (size_t sz = sizeof(blk); sz >= 512; sz /= 8)
-			while (write(fd, blk, sz) == (ssize_t)sz)
-				;
-	}
-	close(fd);
+	fill_disk(e->dir, path, sizeof(path));
 	e->conf.segment_size = 64 << 20;
 	e->conf.min_free_bytes = 1 << 20;
 	env_open(e);
