@@ -830,6 +830,7 @@ struct load_item {
 	spool_qid qid;
 	bool      held;
 	uint64_t  defer_until;
+	uint32_t  attempts;      /* journaled with each deferral */
 	uint8_t  *rstate;
 	uint32_t  nrstate;
 };
@@ -854,7 +855,8 @@ static int load_collect(void *arg, const struct spool_queue_ent *e)
 		l->cap = cap;
 	}
 	it = &l->v[l->n++];
-	*it = (struct load_item){ .qid = e->qid, .held = e->held, .defer_until = e->defer_until };
+	*it = (struct load_item){ .qid = e->qid, .held = e->held, .defer_until = e->defer_until,
+				  .attempts = e->attempts };
 	if (e->rstate && e->nrstate && (it->rstate = malloc(e->nrstate))) {
 		memcpy(it->rstate, e->rstate, e->nrstate);
 		it->nrstate = e->nrstate;

@@ -90,6 +90,11 @@ def test_deferred_list_shows_last_reply_attempts_next_retry():
         after = attempts_of(n.queue("list").stdout)
         check(after and after[0] >= before[0] and "Greylisted" in after[2],
               "after a restart: %r" % (after,))
+        # Delivery goes on counting from the journal (its backoff does not start over).
+        dest = Deferrer(port=dest.port)
+        check(wait_for(lambda: (attempts_of(n.queue("list").stdout) or (0,))[0] > before[0], 20),
+              "retried after the restart")
+        eq(attempts_of(n.queue("list").stdout)[0], before[0] + 1, "the next attempt's number")
     finally:
         n.cleanup()
         dest.stop()
