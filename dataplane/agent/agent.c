@@ -101,14 +101,17 @@ static void agent_log_flush(void)
 	agent_log.len = 0;
 }
 
+/* arg: the shard the event came from, whose tag the line carries (it happened there). */
 static void agent_write_event(void *arg, const struct shard_event *ev)
 {
+	const struct shard *sh = arg;
 	uint64_t sec = ev->wall_ms / 1000;
+	char tag[16];
 	int n;
 
-	(void)arg;
+	snprintf(tag, sizeof(tag), "shard %u", sh->id);
 	/* syslog: one datagram per event (the receiver stamps the time); stderr when it is gone. */
-	if (log_output_is_syslog() && log_syslog_line(LOG_INFO, "agent", ev->text, ev->len) != -ENOTCONN)
+	if (log_output_is_syslog() && log_syslog_line(LOG_INFO, tag, ev->text, ev->len) != -ENOTCONN)
 		return;
 	if (sizeof(agent_log.buf) - agent_log.len < SHARD_EVENT_MAX + 128)
 		agent_log_flush();
@@ -121,8 +124,8 @@ static void agent_write_event(void *arg, const struct shard_event *ev)
 		agent_log.sec = sec;
 	}
 	n = snprintf(agent_log.buf + agent_log.len, sizeof(agent_log.buf) - agent_log.len,
-		     "%s.%03uZ sluice-node[agent] info: %.*s\n", agent_log.prefix,
-		     (unsigned)(ev->wall_ms % 1000), (int)ev->len, ev->text);
+		     "%s.%03uZ sluice-node[%s] info: %.*s\n", agent_log.prefix,
+		     (unsigned)(ev->wall_ms % 1000), tag, (int)ev->len, ev->text);
 	if (n > 0)
 		agent_log.len += (size_t)n < sizeof(agent_log.buf) - agent_log.len ?
 				 (size_t)n : sizeof(agent_log.buf) - agent_log.len - 1;
@@ -132,7 +135,7 @@ static void agent_drain_events(struct shard *shards, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		if (!atomic_load(&shards[i].exited) || shards[i].events.slots != NULL)
-			shard_event_drain(&shards[i], agent_write_event, NULL, 4096);
+			shard_event_drain(&shards[i], agent_write_event, &shards[i], 4096);
 	agent_log_flush();
 }
 
@@ -378,7 +381,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	}
 	for (unsigned i = 0; i < nshards; i++) {
 		shard_join(&shards[i]);
-		shard_event_drain(&shards[i], agent_write_event, NULL, SIZE_MAX);
+		shard_event_drain(&shards[i], agent_write_event, &shards[i], SIZE_MAX);
 		shard_release(&shards[i]);
 	}
 	agent_log_flush();

@@ -27,6 +27,7 @@ REJECT = re.compile(
     r"(?: (?P<enh>[245]\.\d{1,3}\.\d{1,3}))? (?P<text>.*?); helo=<(?P<helo>[^>]*)>"
     r" from=<(?P<from>[^>]*)> to=<(?P<to>[^>]*)>(?P<tail>.*)$")
 ACCEPT = re.compile(
+    r"sluice-node\[(?P<tag>[^\]]+)\] info: "
     r"(?P<sid>\S+): accept: qid=(?P<qid>[0-9A-F]{16}) from (?P<ip>\[[^\]]+\]|[0-9.]+):"
     r"(?P<port>\d+) to (?P<listen>\S+) \((?P<role>primary|fallback) MX\): helo=<(?P<helo>[^>]*)>"
     r" tls=(?P<tls>\S+) from=<(?P<from>[^>]*)> nrcpt=(?P<nrcpt>\d+) size=(?P<size>\d+)"
@@ -334,6 +335,7 @@ def test_accepted_line_plain_and_tls():
         eq(a["score"], "0.0", "score, one decimal")
         eq(a["tests"], "none", "no rules hit")
         check(re.fullmatch(r"[0-9A-F]{10}", a["sid"]), "session id")
+        eq(a["tag"], "shard %d" % int(a["qid"][:2], 16), "tagged with the shard it happened on")
     eq(plain["listen"], listen_of(n, n.primary), "listener")
     eq(plain["role"], "primary", "role")
     eq(plain["helo"], "plain.client.test", "helo")
