@@ -41,6 +41,20 @@ static int smtp_rcpt_add(struct smtp_txn *t, struct slice addr)
 	return 0;
 }
 
+/* Whether addr is a recipient already (the domain compared without case). Linear: used only for
+ * the postmaster rewrite, so a client cannot make it quadratic. */
+static bool smtp_rcpt_has(const struct smtp_txn *t, struct slice addr)
+{
+	const char *at = memchr(addr.p, '@', addr.len);
+	size_t local = at ? (size_t)(at - addr.p) : addr.len;
+
+	for (uint32_t i = 0; i < t->nrcpt; i++)
+		if (t->rcpts[i].len == addr.len && memcmp(t->rcpts[i].p, addr.p, local) == 0 &&
+		    strncasecmp(t->rcpts[i].p + local, addr.p + local, addr.len - local) == 0)
+			return true;
+	return false;
+}
+
 /* Whether the local part routes further: '%' or '!' anywhere (quoted or not), '@' inside
  * quotes (an unquoted local part cannot hold one: the parser ends it there). */
 static bool smtp_rcpt_is_routed(struct slice local)
@@ -107,6 +121,11 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 		/* Its destination is not taking mail fast enough: spool no more for it. */
 		smtp_reply(s, 451, "4.3.1", "<%.*s>: Error: queue for this domain is full, try again "
 			   "later", (int)ra.path.addr.len, ra.path.addr.p);
+		return;
+	}
+	if (ra.postmaster && smtp_rcpt_has(t, ra.path.addr)) {
+		/* <postmaster> and postmaster@ours (or <postmaster> twice) are one recipient. */
+		smtp_reply(s, 250, "2.1.5", "Ok");
 		return;
 	}
 	if (smtp_rcpt_add(t, ra.path.addr) < 0) {

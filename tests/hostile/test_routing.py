@@ -123,7 +123,7 @@ def test_bare_postmaster_delivered_to_configured_address():
         r.close()
         got = sink.wait(1)
         eq(len(got), 1, "delivered")
-        eq(got[0][1], ["hostmaster@open.test"] * 3, "to the configured postmaster")
+        eq(got[0][1], ["hostmaster@open.test"], "to the configured postmaster, once")
         check(b"Subject: to the postmaster" in got[0][2], "the message")
         serves(n)
     finally:
