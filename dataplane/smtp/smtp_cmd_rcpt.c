@@ -124,7 +124,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 		return;
 	}
 	if (ra.postmaster && smtp_rcpt_has(t, ra.path.addr)) {
-		/* <postmaster> and postmaster@ours (or <postmaster> twice) are one recipient. */
+		/* <postmaster> twice, or after the address it stands for, is one recipient. */
 		smtp_reply(s, 250, "2.1.5", "Ok");
 		return;
 	}
