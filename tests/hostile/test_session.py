@@ -203,6 +203,29 @@ def test_pipelined_vrfy_then_message():
     still_serving(n)
 
 
+def test_pipelined_inside_tls():
+    """The same back-pressure inside TLS: 5,000 VRFY and a message pipelined after the handshake
+    (the replies pass 32 KiB, so the session stops and resumes with TLS holding the input)."""
+    n = node()
+    r = to_starttls(n)
+    r.starttls()
+    mid = "tls-vrfy-%d@hostile.test" % os.getpid()
+    payload = (b"EHLO hostile.test\r\n" + b"VRFY postmaster\r\n" * 5000 +
+               b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<r@example.test>\r\nDATA\r\n" +
+               ("Message-ID: <%s>\r\n\r\nhi\r\n.\r\nQUIT\r\n" % mid).encode())
+    r.s.sendall(payload)
+    codes = []
+    while len(codes) < 5006:
+        code, _ = r.reply()
+        codes.append(code)
+    eq(codes[0], 250, "EHLO")
+    check(all(c == 252 for c in codes[1:5001]), "VRFY replies out of order")
+    eq(codes[5001:], [250, 250, 354, 250, 221], "the transaction after the VRFYs")
+    check(mid in n.queue_ids(), "the message is not in the spool")
+    r.close()
+    still_serving(n)
+
+
 def test_pipelined_noop_rset_10000():
     n = node()
     payload = b"EHLO hostile.test\r\n" + b"NOOP\r\nRSET\r\n" * 5000 + b"QUIT\r\n"
