@@ -814,7 +814,7 @@ static void test_corrupt_middle(void **state)
 static void test_resync_ignores_forged_record(void **state)
 {
 	struct env *e = env_new();
-	struct msgspec ma = spec(40, 1), mc = spec(30, 3);
+	struct msgspec ma = spec(40, 1), mb, mc = spec(30, 3);
 	struct result ra, rb, rc;
 	struct spool_envelope ev, fev;
 	struct spool_msg *m;
@@ -858,11 +858,8 @@ static void test_resync_ignores_forged_record(void **state)
 	memset(body + k + spool_record_align(64 + 4 + fenv_len), 'y', 16);
 	assert_int_equal(spool_msg_begin(e->sp, &m), 0);
 	assert_int_equal(spool_msg_write(m, body, sizeof(body)), 0);
-	{
-		struct msgspec mb = spec(sizeof(body), 2);
-
-		env_fill(&ev, &mb);
-	}
+	mb = spec(sizeof(body), 2);    /* ev points into it until the commit */
+	env_fill(&ev, &mb);
 	memset(&rb, 0, sizeof(rb));
 	assert_int_equal(spool_msg_commit(m, &ev, done_cb, &rb), 0);
 	drain(e);
