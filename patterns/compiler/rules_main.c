@@ -326,6 +326,7 @@ static int rules_main_load(int argc, char **argv, struct rules_set **rs_r)
 	       "%u warnings\n",
 	       rs->nfiles, rs->st.lines, rs->nrules, rs->st.comments, rs->st.skipped_blocks,
 	       rs->st.skipped_lines, rs->st.ignored, rs->st.eval_rules, rs->st.errors, warns);
+	rules_parse_report_skipped(rs, stdout);
 	*rs_r = rs;
 	return 0;
 }

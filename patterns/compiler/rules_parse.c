@@ -5,9 +5,10 @@
  * leading and trailing blanks are dropped, "\#" stands for '#'. Conditionals: "ifplugin X" is
  * true when X was loaded by loadplugin/tryplugin earlier (so pass the .pre files first, as
  * SpamAssassin reads them first); "if EXPR" understands version comparisons, plugin(X),
- * can(...) (true for Mail::SpamAssassin::Conf::feature_*, which every 4.0 has; false for
- * others) and has(...) (false), joined by && || ! and parentheses; anything else is false.
- * False blocks are skipped and counted.
+ * can(Package::sub) (as the installed SpamAssassin answers it: the package loaded and the sub in
+ * its module, see rules_parse_perl_can) and has(...) (false), joined by && || ! and
+ * parentheses; anything else is false. False blocks are skipped, counted, and recorded with the
+ * rules they would have defined (rules_parse_report_skipped: the compile report names them).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -101,6 +102,13 @@ void rules_parse_free(struct rules_set **rsp)
 	for (size_t i = 0; i < rs->nplugins; i++)
 		free(rs->plugins[i]);
 	free(rs->plugins);
+	for (size_t i = 0; i < rs->nskips; i++) {
+		for (size_t j = 0; j < rs->skips[i].nrules; j++)
+			free(rs->skips[i].rules[j]);
+		free(rs->skips[i].rules);
+		free(rs->skips[i].cond);
+	}
+	free(rs->skips);
 	rules_parse_free_kv(rs->tags, rs->ntags);
 	rules_parse_free_kv(rs->pre, rs->npre);
 	rules_parse_free_kv(rs->post, rs->npost);
@@ -367,6 +375,72 @@ static void rules_parse_cond_ws(struct rules_parse_cond *c)
 
 static double rules_parse_cond_or(struct rules_parse_cond *c);
 
+static const char *rules_parse_plugin_short(const char *name);
+
+/*
+ * can(Package::sub) as the installed SpamAssassin answers it: Perl's UNIVERSAL::can, true when
+ * the package is loaded and defines the sub. A plugin's package is loaded when a .pre file
+ * loaded it; whether it defines the sub (has_check_body_length, feature_bug6558_free, ...) is
+ * read from its module in RULES_PARSE_PERL_LIB, so rules guarded by a method that this version
+ * of SpamAssassin has are loaded, and those guarded by a newer one are not. Without the module
+ * files (SpamAssassin not installed), Conf's feature_* and a loaded plugin's has_* are taken as
+ * present, which is what every 4.0 has.
+ */
+static bool rules_parse_perl_can(const struct rules_set *rs, const char *arg)
+{
+	static const char sa[] = "Mail::SpamAssassin::";
+	const char *sub = NULL, *plugin_pfx = "Mail::SpamAssassin::Plugin::";
+	char path[512], line[512];
+	size_t pkglen, n;
+	bool found = false;
+	FILE *f;
+
+	if (strncmp(arg, sa, sizeof(sa) - 1) != 0)
+		return false;
+	for (const char *q = arg; *q; q++) {
+		if (!isalnum((unsigned char)*q) && *q != '_' && *q != ':')
+			return false;     /* only package::name: never a path */
+		if (q[0] == ':' && q[1] == ':')
+			sub = q + 2;
+	}
+	if (sub == NULL || *sub == '\0')
+		return false;
+	pkglen = (size_t)(sub - 2 - arg);
+	if (strncmp(arg, plugin_pfx, strlen(plugin_pfx)) == 0) {
+		char name[128];
+		size_t nl = pkglen - strlen(plugin_pfx);
+
+		if (nl == 0 || nl >= sizeof(name) || memchr(arg + strlen(plugin_pfx), ':', nl))
+			return false;
+		memcpy(name, arg + strlen(plugin_pfx), nl);
+		name[nl] = '\0';
+		if (!rules_parse_has_plugin(rs, name))
+			return false;     /* not loaded: Perl's can() is false */
+	}
+	n = (size_t)snprintf(path, sizeof(path), "%s/", RULES_PARSE_PERL_LIB);
+	for (size_t i = 0; i < pkglen && n < sizeof(path) - 4; i++)
+		if (arg[i] == ':') {
+			path[n++] = '/';
+			i++;
+		} else {
+			path[n++] = arg[i];
+		}
+	snprintf(path + n, sizeof(path) - n, ".pm");
+	f = fopen(path, "r");
+	if (f == NULL)
+		return strncmp(arg, "Mail::SpamAssassin::Conf::feature_", 34) == 0 ||
+		       strncmp(sub, "has_", 4) == 0;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		size_t sl = strlen(sub);
+
+		found = strncmp(line, "sub ", 4) == 0 && strncmp(line + 4, sub, sl) == 0 &&
+			(line[4 + sl] == ' ' || line[4 + sl] == '{' || line[4 + sl] == '\n' ||
+			 line[4 + sl] == '\t' || line[4 + sl] == ';' || line[4 + sl] == '(');
+	}
+	fclose(f);
+	return found;
+}
+
 /* term: ( expr ) | ! term | version | plugin(X) | can(X) | has(X) | number */
 static double rules_parse_cond_term(struct rules_parse_cond *c)
 {
@@ -426,7 +500,7 @@ static double rules_parse_cond_term(struct rules_parse_cond *c)
 		if (word[0] == 'p')
 			return rules_parse_has_plugin(c->rs, arg);
 		if (word[0] == 'c')
-			return strncmp(arg, "Mail::SpamAssassin::Conf::feature_", 34) == 0;
+			return rules_parse_perl_can(c->rs, arg);
 		return 0;
 	}
 	c->bad = true;
@@ -748,12 +822,86 @@ static int rules_parse_line(struct rules_set *rs, char *s, const char *file, uns
 	return 0;
 }
 
+/* A block whose condition is false: recorded with its condition for the compile report. */
+static int rules_parse_skip_begin(struct rules_set *rs, const char *file, unsigned line,
+				  const char *cond)
+{
+	struct rules_skip *k;
+
+	if (rs->nskips == rs->capskips) {
+		size_t cap = rs->capskips ? rs->capskips * 2 : 32;
+		struct rules_skip *v = realloc(rs->skips, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rs->skips = v;
+		rs->capskips = cap;
+	}
+	k = &rs->skips[rs->nskips];
+	*k = (struct rules_skip){ .file = file, .line = line, .cond = strdup(cond) };
+	if (!k->cond)
+		return -ENOMEM;
+	rs->nskips++;
+	return 0;
+}
+
+/* A line inside a skipped block: the name of the rule it would have defined, if it is one. */
+static int rules_parse_skip_rule(struct rules_set *rs, const char *w)
+{
+	static const char *const defs[] = { "header", "body", "rawbody", "uri", "full", "meta",
+					    "mimeheader", "askdns", "uridnsbl", "urirhssub",
+					    "urirhsbl", "hashbl_email", NULL };
+	struct rules_skip *k = rs->nskips ? &rs->skips[rs->nskips - 1] : NULL;
+	const char *name;
+	size_t kl, nl;
+	char *copy;
+
+	if (!k)
+		return 0;
+	for (size_t i = 0; defs[i]; i++) {
+		kl = strlen(defs[i]);
+		if (strncmp(w, defs[i], kl) != 0 || (w[kl] != ' ' && w[kl] != '\t'))
+			continue;
+		name = w + kl;
+		while (*name == ' ' || *name == '\t')
+			name++;
+		nl = strcspn(name, " \t");
+		if (nl == 0)
+			return 0;
+		for (size_t j = 0; j < k->nrules; j++)
+			if (strlen(k->rules[j]) == nl && !strncmp(k->rules[j], name, nl))
+				return 0;
+		copy = strndup(name, nl);
+		if (!copy || rules_parse_strv_add(&k->rules, &k->nrules, copy) < 0) {
+			free(copy);
+			return -ENOMEM;
+		}
+		free(copy);
+		return 0;
+	}
+	return 0;
+}
+
+void rules_parse_report_skipped(const struct rules_set *rs, FILE *f)
+{
+	for (size_t i = 0; i < rs->nskips; i++) {
+		const struct rules_skip *k = &rs->skips[i];
+
+		fprintf(f, "skipped: %s:%u: %s:", k->file, k->line, k->cond);
+		if (!k->nrules)
+			fprintf(f, " (no rules)");
+		for (size_t j = 0; j < k->nrules; j++)
+			fprintf(f, " %s", k->rules[j]);
+		fputc('\n', f);
+	}
+}
+
 int rules_parse_text(struct rules_set *rs, const char *file, const char *text, size_t len)
 {
 	/* The state of if/ifplugin nesting: for each level, whether the block is active. */
 	bool active[RULES_PARSE_MAX_NEST + 1];
 	bool taken[RULES_PARSE_MAX_NEST + 1];
-	unsigned depth = 0;
+	unsigned depth = 0, skip_depth = 0;   /* the level whose block is being skipped, or 0 */
 	unsigned lineno = 0;
 	const char *p = text, *end = text + len;
 	char *buf = malloc(RULES_PARSE_MAX_LINE + 1);
@@ -823,8 +971,12 @@ int rules_parse_text(struct rules_set *rs, const char *file, const char *text, s
 			depth++;
 			active[depth] = on && rules_parse_has_plugin(rs, rules_parse_plugin_short(pl));
 			taken[depth] = active[depth];
-			if (on && !active[depth])
+			if (on && !active[depth]) {
 				rs->st.skipped_blocks++;
+				skip_depth = depth;
+				if (rules_parse_skip_begin(rs, file, lineno, w) < 0)
+					rc = -ENOMEM;
+			}
 			continue;
 		}
 		if (!strncmp(w, "if", 2) && (w[2] == ' ' || w[2] == '\t' || w[2] == '(')) {
@@ -835,8 +987,12 @@ int rules_parse_text(struct rules_set *rs, const char *file, const char *text, s
 			depth++;
 			active[depth] = on && rules_parse_if(rs, w + 2);
 			taken[depth] = active[depth];
-			if (on && !active[depth])
+			if (on && !active[depth]) {
 				rs->st.skipped_blocks++;
+				skip_depth = depth;
+				if (rules_parse_skip_begin(rs, file, lineno, w) < 0)
+					rc = -ENOMEM;
+			}
 			continue;
 		}
 		if (!strcmp(w, "else")) {
@@ -845,18 +1001,29 @@ int rules_parse_text(struct rules_set *rs, const char *file, const char *text, s
 				continue;
 			}
 			active[depth] = active[depth - 1] && !taken[depth];
+			if (active[depth - 1] && !active[depth] && skip_depth == 0) {
+				/* the else of a block that was taken: its own lines are skipped */
+				rs->st.skipped_blocks++;
+				skip_depth = depth;
+				if (rules_parse_skip_begin(rs, file, lineno, "else") < 0)
+					rc = -ENOMEM;
+			} else if (active[depth] && skip_depth == depth) {
+				skip_depth = 0;
+			}
 			taken[depth] = true;
 			continue;
 		}
 		if (!strcmp(w, "endif")) {
 			if (depth == 0)
 				rules_parse_err(rs, file, lineno, "endif without if");
-			else
-				depth--;
+			else if (depth-- == skip_depth)
+				skip_depth = 0;
 			continue;
 		}
 		if (!on) {
 			rs->st.skipped_lines++;
+			if (rules_parse_skip_rule(rs, w) < 0)
+				rc = -ENOMEM;
 			continue;
 		}
 		if (!strncmp(w, "lang", 4) && (w[4] == ' ' || w[4] == '\t')) {

@@ -16,6 +16,7 @@
 #define SLUICE_PATTERNS_RULES_PARSE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,15 @@ struct rules_parse_stats {
 	unsigned errors;
 };
 
+/* A block skipped because its condition was false, and the rules it would have defined. */
+struct rules_skip {
+	const char *file;           /* interned */
+	unsigned    line;
+	char       *cond;           /* "ifplugin ...", "if ...", "else" */
+	char      **rules;
+	size_t      nrules;
+};
+
 struct rules_set {
 	struct rules_rule *rules;
 	size_t             nrules, cap;
@@ -86,7 +96,12 @@ struct rules_set {
 	size_t             nfreemail;
 	char             **files;       /* interned file names */
 	size_t             nfiles;
+	struct rules_skip *skips;       /* false if/ifplugin blocks, in order */
+	size_t             nskips, capskips;
 };
+
+/* Where SpamAssassin's Perl modules are, to answer "if can(...)" as it would. */
+#define RULES_PARSE_PERL_LIB "/usr/share/perl5"
 
 struct rules_kv {
 	char *k, *v;
@@ -108,6 +123,9 @@ int rules_parse_finish(struct rules_set *rs);
 
 /* The rule named name, or NULL. */
 struct rules_rule *rules_parse_find(const struct rules_set *rs, const char *name);
+
+/* One line per skipped block: "skipped: FILE:LINE: CONDITION: RULE ..." (the compile report). */
+void rules_parse_report_skipped(const struct rules_set *rs, FILE *f);
 
 /* XXH64 of everything read so far. */
 uint64_t rules_parse_hash(const struct rules_set *rs);

@@ -158,6 +158,64 @@ static void test_rules_check_set(struct rules_set *rs)
 	assert_int_equal(rs->st.errors, 0);
 }
 
+/* "if can(...)" as the installed SpamAssassin answers it (UNIVERSAL::can: the package loaded
+ * and the sub defined in its module), and the report of every skipped block with its rules. */
+static void test_rules_parse_can_and_skipped(void **state)
+{
+	static const char text[] =
+		"loadplugin Mail::SpamAssassin::Plugin::MIMEEval\n"
+		"ifplugin Mail::SpamAssassin::Plugin::MIMEEval\n"
+		"  if can(Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal)\n"
+		"    body CAN_HAS eval:check_for_ascii_text_illegal()\n"
+		"  endif\n"
+		"  if can(Mail::SpamAssassin::Plugin::MIMEEval::has_no_such_method_at_all)\n"
+		"    body CAN_NOT /x/\n"
+		"  endif\n"
+		"endif\n"
+		"if can(Mail::SpamAssassin::Plugin::NotLoaded::has_check_x)\n"
+		"  header NOT_LOADED Subject =~ /x/\n"
+		"  meta NOT_LOADED_META NOT_LOADED\n"
+		"endif\n"
+		"if can(Mail::SpamAssassin::Conf::feature_bug6558_free)\n"
+		"  body FEATURE /y/\n"
+		"else\n"
+		"  body NO_FEATURE /z/\n"
+		"endif\n"
+		"if can(../../etc/passwd::x)\n"
+		"  body PATH /p/\n"
+		"endif\n";
+	bool have_sa = access(RULES_PARSE_PERL_LIB "/Mail/SpamAssassin/Plugin/MIMEEval.pm", R_OK) == 0;
+	struct rules_set *rs;
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(rules_parse_new(&rs), 0);
+	assert_int_equal(rules_parse_text(rs, "c.cf", text, strlen(text)), 0);
+	assert_int_equal(rules_parse_finish(rs), 0);
+	assert_non_null(rules_parse_find(rs, "CAN_HAS"));
+	assert_non_null(rules_parse_find(rs, "FEATURE"));
+	assert_null(rules_parse_find(rs, "NO_FEATURE"));
+	assert_null(rules_parse_find(rs, "NOT_LOADED"));
+	assert_null(rules_parse_find(rs, "PATH"));
+	if (have_sa)     /* without the modules a loaded plugin's has_* is taken as present */
+		assert_null(rules_parse_find(rs, "CAN_NOT"));
+	f = open_memstream(&out, &outlen);
+	assert_non_null(f);
+	rules_parse_report_skipped(rs, f);
+	fclose(f);
+	assert_non_null(strstr(out, "skipped: c.cf:10: if can(Mail::SpamAssassin::Plugin::NotLoaded"
+				   "::has_check_x): NOT_LOADED NOT_LOADED_META\n"));
+	assert_non_null(strstr(out, "skipped: c.cf:16: else: NO_FEATURE\n"));
+	assert_non_null(strstr(out, "skipped: c.cf:19: if can(../../etc/passwd::x): PATH\n"));
+	if (have_sa)
+		assert_non_null(strstr(out, "c.cf:6: if can(Mail::SpamAssassin::Plugin::MIMEEval::"
+					   "has_no_such_method_at_all): CAN_NOT\n"));
+	free(out);
+	rules_parse_free(&rs);
+}
+
 static void test_rules_parse_whole(void **state)
 {
 	struct rules_set *rs;
@@ -468,6 +526,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules_parse_whole),
+		cmocka_unit_test(test_rules_parse_can_and_skipped),
 		cmocka_unit_test(test_rules_parse_lines),
 		cmocka_unit_test(test_rules_parse_random),
 		cmocka_unit_test(test_rules_parse_errors),
