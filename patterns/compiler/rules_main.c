@@ -35,6 +35,7 @@
 #include "rules_compile.h"
 #include "rules_directives.h"
 #include "rules_parse.h"
+#include "rules_update.h"
 #include "sluice_build.h"
 
 static void rules_main_usage_to(FILE *f)
@@ -44,12 +45,17 @@ static void rules_main_usage_to(FILE *f)
 		"       sluice-rules compile [-s SET] -o DIR FILE...\n"
 		"       sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE]\n"
 		"                         [--threshold SCORE] [--limit N]\n"
+		"       sluice-rules update -o DIR [--reload PIDFILE] [--state DIR] [--rules DIR]\n"
+		"                           [--site DIR] [--add FILE]... [-s SET]\n"
 		"       sluice-rules --help | --version\n"
 		"check    parse and classify every rule; errors (FILE:LINE: error: ...) for a line\n"
 		"         that cannot be parsed, an unknown directive, a meta naming an undefined\n"
 		"         rule, a pattern that does not compile; warnings for what Sluice skips\n"
 		"compile  the same, then write the compiled rule-set directory DIR\n"
 		"test     score a labelled corpus with the data plane's scanner\n"
+		"update   compile SpamAssassin's rules as it loads them now (sa-update's, else the\n"
+		"         distribution's, with the site's .pre and .cf) into DIR, beside the old\n"
+		"         ones, and SIGHUP the node whose pid file is given\n"
 		"SET is SpamAssassin's score set, 0..3 (default 0). Exit status: 0 ok, 1 errors,\n"
 		"2 usage.\n");
 }
@@ -598,6 +604,8 @@ int main(int argc, char **argv)
 		return rules_main_compile(argc - 1, argv + 1, true);
 	if (strcmp(argv[1], "compile") == 0)
 		return rules_main_compile(argc - 1, argv + 1, false);
+	if (strcmp(argv[1], "update") == 0)
+		return rules_update_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "test") == 0)
 		return rules_main_test(argc - 1, argv + 1);
 	rules_main_usage();

@@ -896,6 +896,41 @@ void rules_parse_report_skipped(const struct rules_set *rs, FILE *f)
 	}
 }
 
+/* "include FILE" (how sa-update's channel files name their rule files): FILE relative to the
+ * including file's directory, parsed in place, at most RULES_PARSE_MAX_INCLUDE deep. */
+static int rules_parse_include(struct rules_set *rs, const char *file, unsigned line,
+			       const char *arg)
+{
+	char path[4096];
+	const char *slash;
+	int r;
+
+	while (*arg == ' ' || *arg == '\t')
+		arg++;
+	if (!*arg) {
+		rules_parse_err(rs, file, line, "include: expected a file name");
+		return 0;
+	}
+	if (rs->include_depth >= RULES_PARSE_MAX_INCLUDE) {
+		rules_parse_err(rs, file, line, "include: nested more than %d deep",
+				RULES_PARSE_MAX_INCLUDE);
+		return 0;
+	}
+	slash = strrchr(file, '/');
+	if (arg[0] == '/' || slash == NULL)
+		snprintf(path, sizeof(path), "%s", arg);
+	else
+		snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - file), file, arg);
+	rs->include_depth++;
+	r = rules_parse_file(rs, path);
+	rs->include_depth--;
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		rules_parse_err(rs, file, line, "include %s: %s", path, strerror(-r));
+	return 0;
+}
+
 int rules_parse_text(struct rules_set *rs, const char *file, const char *text, size_t len)
 {
 	/* The state of if/ifplugin nesting: for each level, whether the block is active. */
@@ -1028,6 +1063,10 @@ int rules_parse_text(struct rules_set *rs, const char *file, const char *text, s
 		}
 		if (!strncmp(w, "lang", 4) && (w[4] == ' ' || w[4] == '\t')) {
 			rs->st.ignored++;  /* translations only */
+			continue;
+		}
+		if (!strncmp(w, "include", 7) && (w[7] == ' ' || w[7] == '\t')) {
+			rc = rules_parse_include(rs, file, lineno, w + 8);
 			continue;
 		}
 		rc = rules_parse_line(rs, w, file, lineno);

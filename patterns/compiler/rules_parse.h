@@ -98,7 +98,10 @@ struct rules_set {
 	size_t             nfiles;
 	struct rules_skip *skips;       /* false if/ifplugin blocks, in order */
 	size_t             nskips, capskips;
+	unsigned           include_depth;
 };
+
+#define RULES_PARSE_MAX_INCLUDE 8
 
 /* Where SpamAssassin's Perl modules are, to answer "if can(...)" as it would. */
 #define RULES_PARSE_PERL_LIB "/usr/share/perl5"

@@ -1,0 +1,247 @@
+/*
+ * rules_update.c - `sluice-rules update`: recompiles SpamAssassin's rule set as SpamAssassin
+ * itself would load it now (after `sa-update`, or after a package upgrade), writes the new
+ * databases beside the old ones, and tells a running node to reload.
+ *
+ *   sluice-rules update -o DIR [--reload PIDFILE] [--state DIR] [--rules DIR] [--site DIR]
+ *                       [--add FILE]... [-s SET]
+ *
+ * The files, in SpamAssassin's order (Mail::SpamAssassin::read_pre/read_cf):
+ *   1. the site's .pre files (--site, default /etc/spamassassin), sorted by name;
+ *   2. the rules: the newest version directory of sa-update's state (--state, default
+ *      /var/lib/spamassassin: VERSION/CHANNEL.cf, which `include`s the files in CHANNEL/) when there is
+ *      one, else the distribution's rules (--rules, default /usr/share/spamassassin): its .pre
+ *      files, then its .cf files, sorted;
+ *   3. the site's .cf files (local.cf and the rest), sorted;
+ *   4. the add-on files (--add: Sluice's own set, the .cf files of patterns/rules/), last, so
+ *      that they only add to SpamAssassin's rules.
+ * Then `sluice-rules compile -o DIR` runs on that list (the same process image, as a child):
+ * the compile writes DIR.new and swaps it in, so a failed compile leaves DIR as it was. With
+ * --reload, the node whose pid file is given gets SIGHUP once the new DIR is in place; its
+ * reload loads and checks it, and keeps its old rules if it refuses them.
+ *
+ * Exit status: 0, 1 (compile failed or the node could not be signalled), 2 usage.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rules_update.h"
+
+#define RULES_UPDATE_MAX_FILES 4096
+
+struct rules_update_list {
+	char  *v[RULES_UPDATE_MAX_FILES];
+	size_t n;
+};
+
+static int rules_update_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds dir's regular files ending in suffix, sorted by name. Returns how many, or -errno. */
+static int rules_update_add_dir(struct rules_update_list *l, const char *dir, const char *suffix)
+{
+	size_t sl = strlen(suffix), first = l->n;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		size_t nl = strlen(de->d_name);
+		char path[4096];
+		struct stat st;
+
+		if (nl <= sl || strcmp(de->d_name + nl - sl, suffix) != 0 || de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (l->n == RULES_UPDATE_MAX_FILES) {
+			closedir(d);
+			return -E2BIG;
+		}
+		l->v[l->n] = strdup(path);
+		if (l->v[l->n] == NULL) {
+			closedir(d);
+			return -ENOMEM;
+		}
+		l->n++;
+	}
+	closedir(d);
+	qsort(l->v + first, l->n - first, sizeof(l->v[0]), rules_update_strcmp);
+	return (int)(l->n - first);
+}
+
+/* The newest sa-update version directory under state ("4.000001", ...) holding a .cf file, into
+ * out; false when there is none. */
+static bool rules_update_state_dir(const char *state, char *out, size_t outlen)
+{
+	struct dirent *de;
+	double best = -1;
+	DIR *d = opendir(state);
+
+	if (d == NULL)
+		return false;
+	while ((de = readdir(d)) != NULL) {
+		char path[4096], *end;
+		double v = strtod(de->d_name, &end);
+		struct rules_update_list probe = { .n = 0 };
+		int n;
+
+		if (end == de->d_name || *end != '\0' || v <= best)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", state, de->d_name);
+		n = rules_update_add_dir(&probe, path, ".cf");
+		for (size_t i = 0; i < probe.n; i++)
+			free(probe.v[i]);
+		if (n > 0) {
+			best = v;
+			snprintf(out, outlen, "%s", path);
+		}
+	}
+	closedir(d);
+	return best >= 0;
+}
+
+static void rules_update_usage(void)
+{
+	fprintf(stderr, "usage: sluice-rules update -o DIR [--reload PIDFILE] [--state DIR] "
+			"[--rules DIR] [--site DIR] [--add FILE]... [-s SET]\n");
+	exit(2);
+}
+
+int rules_update_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reload", required_argument, NULL, 'r' },
+		{ "state", required_argument, NULL, 'S' },
+		{ "rules", required_argument, NULL, 'R' },
+		{ "site", required_argument, NULL, 'T' },
+		{ "add", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL, *pidfile = NULL, *state = "/var/lib/spamassassin";
+	const char *rules = "/usr/share/spamassassin", *site = "/etc/spamassassin", *set = NULL;
+	const char *adds[64];
+	size_t nadd = 0;
+	struct rules_update_list l = { .n = 0 };
+	char statedir[4096], self[4096];
+	char **args;
+	size_t na = 0;
+	pid_t child;
+	int c, status, rc = 0;
+	ssize_t sn;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:s:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 's': set = optarg; break;
+		case 'r': pidfile = optarg; break;
+		case 'S': state = optarg; break;
+		case 'R': rules = optarg; break;
+		case 'T': site = optarg; break;
+		case 'a':
+			if (nadd == sizeof(adds) / sizeof(adds[0]))
+				rules_update_usage();
+			adds[nadd++] = optarg;
+			break;
+		default: rules_update_usage();
+		}
+	}
+	if (out == NULL || optind != argc)
+		rules_update_usage();
+
+	(void)rules_update_add_dir(&l, site, ".pre");     /* a site without .pre files is fine */
+	if (rules_update_state_dir(state, statedir, sizeof(statedir))) {
+		printf("rules: %s (sa-update)\n", statedir);
+		(void)rules_update_add_dir(&l, statedir, ".pre");
+		if (rules_update_add_dir(&l, statedir, ".cf") <= 0)
+			rc = 1;
+	} else {
+		int n;
+
+		printf("rules: %s (no sa-update rules under %s)\n", rules, state);
+		(void)rules_update_add_dir(&l, rules, ".pre");
+		n = rules_update_add_dir(&l, rules, ".cf");
+		if (n <= 0) {
+			fprintf(stderr, "sluice-rules: update: no rule files in %s: %s\n", rules,
+				n < 0 ? strerror(-n) : "none");
+			rc = 1;
+		}
+	}
+	(void)rules_update_add_dir(&l, site, ".cf");
+	for (size_t i = 0; i < nadd && l.n < RULES_UPDATE_MAX_FILES; i++)
+		l.v[l.n++] = strdup(adds[i]);
+	if (rc != 0)
+		goto done;
+
+	/* sluice-rules compile [-s SET] -o DIR FILE... in a child: the compiler as it is. */
+	sn = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (sn < 0) {
+		fprintf(stderr, "sluice-rules: update: /proc/self/exe: %s\n", strerror(errno));
+		rc = 1;
+		goto done;
+	}
+	self[sn] = '\0';
+	args = calloc(l.n + 8, sizeof(*args));
+	if (args == NULL) {
+		rc = 1;
+		goto done;
+	}
+	args[na++] = "sluice-rules";
+	args[na++] = "compile";
+	if (set != NULL) {
+		args[na++] = "-s";
+		args[na++] = (char *)set;
+	}
+	args[na++] = "-o";
+	args[na++] = (char *)out;
+	for (size_t i = 0; i < l.n; i++)
+		args[na++] = l.v[i];
+	args[na] = NULL;
+	fflush(stdout);
+	child = fork();
+	if (child == 0) {
+		execv(self, args);
+		_exit(127);
+	}
+	free(args);
+	if (child < 0 || waitpid(child, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "sluice-rules: update: the compile failed; %s is as it was\n", out);
+		rc = 1;
+		goto done;
+	}
+	if (pidfile != NULL) {
+		FILE *f = fopen(pidfile, "r");
+		long pid = 0;
+
+		if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+			fprintf(stderr, "sluice-rules: update: %s: no pid to signal\n", pidfile);
+			rc = 1;
+		} else if (kill((pid_t)pid, SIGHUP) < 0) {
+			fprintf(stderr, "sluice-rules: update: SIGHUP to %ld: %s\n", pid, strerror(errno));
+			rc = 1;
+		} else {
+			printf("reload: SIGHUP sent to sluice-node (pid %ld)\n", pid);
+		}
+		if (f != NULL)
+			fclose(f);
+	}
+done:
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i]);
+	return rc;
+}
