@@ -1092,6 +1092,11 @@ int rules_parse_file(struct rules_set *rs, const char *path)
 		close(fd);
 		return rc;
 	}
+	if (!S_ISREG(st.st_mode) || st.st_size > RULES_PARSE_MAX_FILE) {
+		/* a rule file is text of a sane size: never a device, a FIFO or /proc/kcore */
+		close(fd);
+		return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+	}
 	text = malloc((size_t)st.st_size + 1);
 	if (!text) {
 		close(fd);

@@ -102,6 +102,7 @@ struct rules_set {
 };
 
 #define RULES_PARSE_MAX_INCLUDE 8
+#define RULES_PARSE_MAX_FILE    (64 << 20)   /* bytes of one rule file */
 
 /* Where SpamAssassin's Perl modules are, to answer "if can(...)" as it would. */
 #define RULES_PARSE_PERL_LIB "/usr/share/perl5"
@@ -118,7 +119,8 @@ void rules_parse_free(struct rules_set **rs);
  * goes on; returns 0, or -ENOMEM. */
 int rules_parse_text(struct rules_set *rs, const char *file, const char *text, size_t len);
 
-/* Reads and parses a file: 0, -errno from open/read, or -ENOMEM. */
+/* Reads and parses a file: 0, -errno from open/read, -EINVAL (not a regular file), -EFBIG (more
+ * than RULES_PARSE_MAX_FILE), or -ENOMEM. */
 int rules_parse_file(struct rules_set *rs, const char *path);
 
 /* After the last file: applies ReplaceTags. Returns 0 or -ENOMEM. */
