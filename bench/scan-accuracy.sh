@@ -184,6 +184,11 @@ for tar in tars:
         summary("SpamAssassin 4 (spamd -L)", sa)
     summary("Sluice, SpamAssassin's rules", sl)
     summary("Sluice, patterns/rules", own)
+    for name, f in (("SA rules", "sluice-sa-test.txt"), ("patterns/rules", "sluice-own-test.txt")):
+        if os.path.exists(os.path.join(d, f)):
+            for line in open(os.path.join(d, f)):
+                if line.startswith("PCRE2 runs"):
+                    print(f"  Sluice, {name}: {line.strip()}")
     both = [p for p in sl if p in sa and sa[p][1] is not None and sl[p][1] is not None]
     if not both:
         continue
