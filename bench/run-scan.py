@@ -20,6 +20,11 @@ trees from /proc; the clients spamc/rspamc are not counted), messages/s per core
 on the subset (spam caught / ham misjudged: sluice at its threshold 5, spamd at its threshold 5,
 rspamd's action "add header" or "reject" counts as spam).
 
+The hostile case (sluice only, after the rounds): messages crafted to make one rule slow (long
+runs of one character that backtracking rules love, an endless header line, a form of blanks
+for __FILL_THIS_FORM_*, see hostile_messages) scanned by `sluice-rules test`: their CPU per
+message beside the corpus's, their PCRE2 runs and how many a cap stopped (filter_shard.c).
+
 Writes OUT/scan.json, OUT/scan.md, OUT/scan-*.png; prints the summary.
   bench/run-scan.py --build /tmp/build-bench [--limit 300] [--rounds 3] [--db DIR]
                     [--scanners sluice,spamd,rspamd]
@@ -97,6 +102,7 @@ def main():
                               if x.endswith(".cf")), check=True, capture_output=True)
 
     skipped = {}
+    hostile = None
     spamd = rspamd = dns = None
     runs = []
     try:
@@ -158,6 +164,8 @@ def main():
                       f"{x['cpu_ms_per_msg'] or 0:8.2f} ms CPU/msg  ok {x['ok']}  spam caught "
                       f"{acc.get('spam_caught', '?')}/{acc.get('spam', '?')} ham misjudged "
                       f"{acc.get('ham_misjudged', '?')}/{acc.get('ham', '?')}", flush=True)
+        if "sluice" in want:
+            hostile = run_hostile(a, rules, db)
     finally:
         if spamd is not None:
             stop_spamd(spamd)
@@ -165,7 +173,54 @@ def main():
             rspamd.stop()
         if dns is not None:
             dns.stop()
-    return report(a, db, runs, skipped)
+    return report(a, db, runs, skipped, hostile)
+
+
+def hostile_messages(n):
+    """(name, bytes) of messages crafted against backtracking rules, each body about n bytes."""
+    def msg(name, body, subject="hostile case"):
+        return (name, (f"From: crafted <a@example.net>\r\nTo: b@example.org\r\n"
+                       f"Subject: {subject}\r\nDate: Tue, 1 Dec 2026 12:00:00 +0000\r\n"
+                       f"Message-ID: <{name}@example.net>\r\n\r\n{body}\r\n").encode())
+    return [
+        msg("x-run", "x" * n),
+        msg("x-run-y", "x" * n + "y"),
+        msg("words-spaces", "a " * (n // 2)),
+        msg("blank-runs", " \t" * (n // 2)),
+        msg("digits", "1" * n),
+        msg("equals", "=" * n),
+        msg("dots", "." * n),
+        msg("form-blanks", "Name: ________ Password: ________ Account: ________\r\n" * (n // 56)),
+        msg("uri-labels", "http://" + "x." * (n // 2) + "com/"),
+        msg("html-tags", "<html><body>" + "<a href=\"x\"><b>" * (n // 16) + "</body></html>"),
+        msg("long-subject", "short body", subject="x" * min(n, 16000)),
+    ]
+
+
+def run_hostile(a, rules, db):
+    """Scans the hostile case with sluice; its CPU per message, PCRE2 runs and capped runs."""
+    hdir = os.path.join(a.out, "hostile")
+    os.makedirs(os.path.join(hdir, "ham"), exist_ok=True)
+    lines = ["label\tpath\tbytes\tsha256"]
+    for name, data in hostile_messages(60000):
+        with open(os.path.join(hdir, "ham", name + ".eml"), "wb") as f:
+            f.write(data)
+        lines.append(f"ham\tham/{name}.eml\t{len(data)}\t-")
+    with open(os.path.join(hdir, "MANIFEST.tsv"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run([rules, "test", "--db", db, "--corpus", hdir], capture_output=True,
+                       text=True, timeout=1200)
+    out = {"rc": r.returncode, "messages": len(lines) - 1}
+    m = re.search(r"mean (\d+) us, p50 (\d+) us, p99 (\d+) us, max (\d+) us", r.stdout)
+    if m:
+        out.update(cpu_us_mean=int(m.group(1)), cpu_us_max=int(m.group(4)))
+    m = re.search(r"PCRE2 runs \(confirmations and evals\): (\d+), [\d.]+ per message; .*: (\d+)",
+                  r.stdout)
+    if m:
+        out.update(pcre2_runs=int(m.group(1)), pcre2_capped=int(m.group(2)))
+    out["capped_by"] = sorted(set(re.findall(r"\(first ([^)]*)\)", r.stderr)))
+    print(f"hostile: {out}", flush=True)
+    return out
 
 
 def leg(rnd, name, ok, wall, cpu, rc, err, acc=None):
@@ -279,7 +334,7 @@ def feed_spamd(a, paths):
         return dict(zip(paths, ex.map(one, paths)))
 
 
-def report(a, db, runs, skipped):
+def report(a, db, runs, skipped, hostile=None):
     med = lambda xs: statistics.median(xs) if xs else None
     names = [n for n in ("sluice", "spamd", "rspamd") if any(r["server"] == n for r in runs)]
     summary = {}
@@ -308,7 +363,8 @@ def report(a, db, runs, skipped):
     repro = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     doc = {"scenario": "scan", "when": datetime.datetime.now().isoformat(timespec="seconds"),
            "cpus": os.cpu_count(), "args": vars(a), "db": db, "reproduce": repro, "runs": runs,
-           "summary": summary, "ratios": ratios, "skipped": skipped}
+           "summary": summary, "ratios": ratios, "skipped": skipped,
+           "hostile": hostile}
     with open(os.path.join(a.out, "scan.json"), "w") as f:
         json.dump(doc, f, indent=1)
     f2 = lambda x, nd=1: "n/a" if x is None else f"{x:,.{nd}f}"
@@ -330,6 +386,12 @@ def report(a, db, runs, skipped):
     if ratios:
         md += ["", "| ratio | value |", "|---|---:|"]
         md += [f"| {k} | {f2(v, 2)} |" for k, v in ratios.items()]
+    if hostile and "cpu_us_mean" in hostile:
+        md.append(f"\nHostile case (sluice, {hostile['messages']} crafted messages of about 60 KB): "
+                  f"CPU per message mean {hostile['cpu_us_mean']} us, max {hostile['cpu_us_max']} "
+                  f"us; PCRE2 runs {hostile.get('pcre2_runs', 'n/a')}, stopped by a cap "
+                  f"{hostile.get('pcre2_capped', 'n/a')}"
+                  + (f" ({', '.join(hostile['capped_by'])})" if hostile["capped_by"] else ""))
     if skipped:
         md.append("\nNot run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     md.append("\nsluice runs on one core, and its figures include its start-up and rule-set load; "

@@ -49,6 +49,8 @@ struct filter_verdict {
 	bool     anomalies;        /* the MIME parser reported something odd */
 	uint32_t anomaly_mask;     /* bit per enum mime_anomaly */
 	uint64_t ruleset_hash;     /* which rule set gave this verdict */
+	uint32_t pcre_capped;      /* PCRE2 runs stopped by a cap (counted as no match) */
+	char     capped_rule[64];  /* the first rule so stopped, "" if none */
 };
 
 /* What the session knows about the message besides its bytes (the EnvelopeFrom pseudo-header
@@ -83,6 +85,9 @@ void filter_shard_free(struct filter_shard **fs);
  * scratch so it serves both. Returns 0, or -ENOMEM with the old db still in place. */
 int  filter_shard_set_db(struct filter_shard *fs, struct filter_db *db);
 struct filter_db *filter_shard_db(const struct filter_shard *fs);
+/* The shard's PCRE2 runs (confirmations and evals) and those stopped by the match, depth or
+ * JIT-stack cap since the shard began. */
+void filter_shard_pcre_stats(const struct filter_shard *fs, uint64_t *calls_r, uint64_t *capped_r);
 
 /* --- per message (filter_msg.c) ---------------------------------------------------------- */
 

@@ -659,7 +659,7 @@ static bool filter_eval_from_domains_differ(const struct filter_msg *fm)
 	return strcasecmp(a, b) != 0;
 }
 
-static bool filter_eval_freemail_in(const struct filter_msg *fm, const struct filter_rule *ru,
+static bool filter_eval_freemail_in(struct filter_msg *fm, const struct filter_rule *ru,
 				    const char *hdr)
 {
 	char addr[256];
@@ -668,13 +668,13 @@ static bool filter_eval_freemail_in(const struct filter_msg *fm, const struct fi
 
 	if (strcasecmp(hdr, "EnvelopeFrom") == 0)
 		return filter_eval_envfrom(fm, addr, sizeof(addr)) && filter_eval_is_freemail(fm->db, addr) &&
-		       (!ru->eval_re || pcre2_match(ru->eval_re, (PCRE2_SPTR)addr, strlen(addr), 0, 0,
-						    fm->fs->md, fm->fs->mctx) >= 0);
+		       (!ru->eval_re || filter_shard_match(fm, (uint32_t)(ru - fm->db->rules), ru->eval_re,
+							   (PCRE2_SPTR)addr, strlen(addr), 0) >= 0);
 	for (unsigned i = 0; (v = filter_eval_hdr(fm, hdr, i, false, &n)) != NULL; i++) {
 		if (!filter_eval_addr(v, n, addr, sizeof(addr)) || !filter_eval_is_freemail(fm->db, addr))
 			continue;
-		if (ru->eval_re && pcre2_match(ru->eval_re, (PCRE2_SPTR)addr, strlen(addr), 0, 0,
-					       fm->fs->md, fm->fs->mctx) < 0)
+		if (ru->eval_re && filter_shard_match(fm, (uint32_t)(ru - fm->db->rules), ru->eval_re,
+						      (PCRE2_SPTR)addr, strlen(addr), 0) < 0)
 			continue;
 		return true;
 	}
@@ -682,7 +682,7 @@ static bool filter_eval_freemail_in(const struct filter_msg *fm, const struct fi
 }
 
 /* all_from_addrs: Resent-From if any, else From and the envelope-sender headers. */
-static bool filter_eval_freemail_from(const struct filter_msg *fm, const struct filter_rule *ru)
+static bool filter_eval_freemail_from(struct filter_msg *fm, const struct filter_rule *ru)
 {
 	static const char *const hdrs[] = { "from", "envelope-sender", "resent-sender",
 					    "x-envelope-from", "EnvelopeFrom" };
@@ -1083,7 +1083,7 @@ static bool filter_eval_rcvd_removed(const struct filter_msg *fm, const char *rc
 
 /* HeaderEval::check_for_forged_yahoo_received_headers: a yahoo.com From address, and no
  * Received field or relay of Yahoo's own. */
-static bool filter_eval_forged_yahoo(const struct filter_msg *fm, const struct filter_rule *ru)
+static bool filter_eval_forged_yahoo(struct filter_msg *fm, const struct filter_rule *ru)
 {
 	char from[256], rcvd[8192];
 	const char *rd;
@@ -1119,10 +1119,11 @@ static bool filter_eval_forged_yahoo(const struct filter_msg *fm, const struct f
 		if (e && e - (rd + 6) > 10 && strncasecmp(e - 10, ".yahoo.com", 10) == 0)
 			return false;
 	}
-	if (pcre2_match(ru->eval_re, (PCRE2_SPTR)rcvd, rn, 0, 0, fm->fs->md, fm->fs->mctx) >= 0)
+	if (filter_shard_match(fm, (uint32_t)(ru - fm->db->rules), ru->eval_re, (PCRE2_SPTR)rcvd, rn, 0) >= 0)
 		return false;
 	if (fl > 16 && strcasecmp(from + fl - 16, "@reply.yahoo.com") == 0 &&
-	    pcre2_match(ru->eval_re2, (PCRE2_SPTR)rcvd, rn, 0, 0, fm->fs->md, fm->fs->mctx) >= 0)
+	    filter_shard_match(fm, (uint32_t)(ru - fm->db->rules), ru->eval_re2, (PCRE2_SPTR)rcvd, rn,
+			       0) >= 0)
 		return false;
 	return true;
 }

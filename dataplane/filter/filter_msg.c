@@ -16,6 +16,7 @@
  * parts; blank lines split paragraphs, every other run of white space is one space.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -330,8 +331,7 @@ static int filter_msg_on_hdr_match(unsigned int id, unsigned long long from,
 		return 0;
 	ru = &fm->db->rules[id];
 	if (ru->kind == RULES_KIND_PREFILTER) {
-		int rc = pcre2_match(ru->pcre, (PCRE2_SPTR)fm->val, fm->vlen, 0, 0, fm->fs->md,
-				     fm->fs->mctx);
+		int rc = filter_shard_match(fm, id, ru->pcre, (PCRE2_SPTR)fm->val, fm->vlen, 0);
 
 		if (rc < 0)
 			return 0;
@@ -364,8 +364,7 @@ static void filter_msg_targets(struct filter_msg *fm, uint32_t from, uint32_t to
 				hit = present;
 			} else {
 				if (ru->kind == RULES_KIND_PCRE && present &&
-				    pcre2_match(ru->pcre, (PCRE2_SPTR)(fm->val ? fm->val : ""), fm->vlen, 0, 0,
-						fm->fs->md, fm->fs->mctx) >= 0)
+				    filter_shard_match(fm, id, ru->pcre, (PCRE2_SPTR)fm->val, fm->vlen, 0) >= 0)
 					filter_bit_set(fm->cand, id);
 				m = present ? filter_bit(fm->cand, id) : (ru->flags & RULES_RF_ABSENT_HIT) != 0;
 				hit = (ru->flags & RULES_RF_NEGATE) ? !m : m;
@@ -664,6 +663,8 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 	fm->env_from_len = 0;
 	fm->anomaly_mask = 0;
 	fm->ended = fm->oom = false;
+	fm->pcre_capped = 0;
+	fm->capped_rule = UINT32_MAX;
 	fm->n_html = fm->n_text = 0;
 	fm->atok_len = 0;
 	fm->atok_over = false;
@@ -717,8 +718,7 @@ static void filter_msg_confirm(struct filter_msg *fm)
 		const struct filter_rule *ru = &db->rules[db->pcre_only[k]];
 		const struct filter_text *t = &fm->txt[ru->cls];
 
-		if (pcre2_match(ru->pcre, t->p ? t->p : (PCRE2_SPTR)"", t->len, 0, 0, fm->fs->md,
-				fm->fs->mctx) >= 0)
+		if (filter_shard_match(fm, db->pcre_only[k], ru->pcre, t->p, t->len, 0) >= 0)
 			filter_bit_set(fm->hits, db->pcre_only[k]);
 	}
 
@@ -737,8 +737,7 @@ static void filter_msg_confirm(struct filter_msg *fm)
 			if (ru->kind != RULES_KIND_PREFILTER || !ru->pcre || ru->cls >= RULES_CLASS_NSCAN)
 				continue;
 			t = &fm->txt[ru->cls];
-			if (pcre2_match(ru->pcre, t->p ? t->p : (PCRE2_SPTR)"", t->len, 0, 0, fm->fs->md,
-					fm->fs->mctx) < 0)
+			if (filter_shard_match(fm, id, ru->pcre, t->p, t->len, 0) < 0)
 				continue;
 			filter_bit_set(fm->hits, id);
 			if (ru->flags & RULES_RF_MULTIPLE) {
@@ -749,8 +748,8 @@ static void filter_msg_confirm(struct filter_msg *fm)
 				while (n < max) {
 					PCRE2_SIZE start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
 
-					if (start > t->len || pcre2_match(ru->pcre, t->p, t->len, start, 0,
-									fm->fs->md, fm->fs->mctx) < 0)
+					if (start > t->len ||
+					    filter_shard_match(fm, id, ru->pcre, t->p, t->len, start) < 0)
 						break;
 					n++;
 				}
@@ -837,6 +836,9 @@ void filter_msg_end(struct filter_msg *fm, struct filter_verdict *v)
 	v->hits[off] = '\0';
 	v->anomaly_mask = fm->anomaly_mask;
 	v->anomalies = fm->anomaly_mask != 0;
+	v->pcre_capped = fm->pcre_capped;
+	if (fm->pcre_capped && fm->capped_rule < db->nrules)
+		snprintf(v->capped_rule, sizeof(v->capped_rule), "%s", db->rules[fm->capped_rule].name);
 }
 
 void filter_msg_free(struct filter_msg **fmp)

@@ -4,9 +4,17 @@
  *
  * Shard thread only. A reload grows the scratch (hs_alloc_scratch keeps it usable for the
  * databases it already served), so messages begun with the old rule set finish with it.
+ *
+ * Every PCRE2 run goes through filter_shard_match, under three caps so that a message crafted
+ * against one backtracking rule costs a bounded amount of work: a match limit
+ * (FILTER_SHARD_MATCH_LIMIT steps, which the JIT honours too), a depth limit (the interpreter's
+ * nesting, for a pattern the JIT could not compile) and the JIT stack (FILTER_SHARD_JIT_STACK).
+ * A run stopped by a cap is counted, per shard and per message, and is no match.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "filter_types.h"
 
@@ -27,7 +35,8 @@ int filter_shard_new(struct filter_shard **fs_r, struct filter_db *db)
 	}
 	pcre2_jit_stack_assign(fs->mctx, NULL, fs->jit);
 	/* bounded work for a confirmation, whatever the pattern (catastrophic backtracking) */
-	pcre2_set_match_limit(fs->mctx, 1000000);
+	pcre2_set_match_limit(fs->mctx, FILTER_SHARD_MATCH_LIMIT);
+	pcre2_set_depth_limit(fs->mctx, FILTER_SHARD_DEPTH_LIMIT);
 	fs->db = filter_db_ref(db);
 	*fs_r = fs;
 	return 0;
@@ -63,4 +72,33 @@ int filter_shard_set_db(struct filter_shard *fs, struct filter_db *db)
 struct filter_db *filter_shard_db(const struct filter_shard *fs)
 {
 	return fs->db;
+}
+
+int filter_shard_match(struct filter_msg *fm, uint32_t id, const pcre2_code *re, PCRE2_SPTR subj,
+		       PCRE2_SIZE len, PCRE2_SIZE start)
+{
+	struct filter_shard *fs = fm->fs;
+	int rc = pcre2_match(re, subj ? subj : (PCRE2_SPTR)"", len, start, 0, fs->md, fs->mctx);
+
+	fs->pcre_calls++;
+	switch (rc) {
+	case PCRE2_ERROR_MATCHLIMIT:
+	case PCRE2_ERROR_DEPTHLIMIT:
+	case PCRE2_ERROR_HEAPLIMIT:
+	case PCRE2_ERROR_JIT_STACKLIMIT:
+		/* No match: the rule is scored only on a match PCRE2 proved, and a text crafted
+		 * to be slow must not be able to turn a rule on (or, for a negated one, off). */
+		fs->pcre_capped++;
+		if (fm->pcre_capped++ == 0)
+			fm->capped_rule = id;
+		return PCRE2_ERROR_NOMATCH;
+	default:
+		return rc;
+	}
+}
+
+void filter_shard_pcre_stats(const struct filter_shard *fs, uint64_t *calls_r, uint64_t *capped_r)
+{
+	*calls_r = fs->pcre_calls;
+	*capped_r = fs->pcre_capped;
 }

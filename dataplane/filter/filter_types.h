@@ -183,6 +183,9 @@ struct filter_msg {
 	bool                 ct_seen, ct_html, ct_text, ct_multi;
 	struct filter_html_tags html;
 	bool                 ended, oom;
+	/* PCRE2 runs stopped by the shard's caps (filter_shard_match), the first such rule */
+	uint32_t             pcre_capped;
+	uint32_t             capped_rule;
 };
 
 struct filter_shard {
@@ -193,7 +196,23 @@ struct filter_shard {
 	pcre2_jit_stack      *jit;
 	struct filter_msg    *free_list;    /* ended messages kept for reuse */
 	unsigned              nfree;
+	/* every pcre2_match of a confirmation or an eval, and those stopped by the match, depth
+	 * or JIT-stack cap (counted as no match: filter_shard_match) */
+	uint64_t              pcre_calls;
+	uint64_t              pcre_capped;
 };
+
+/* The caps of one PCRE2 run: the match limit bounds backtracking steps (the JIT honours it
+ * too), the depth limit the interpreter's nesting, the JIT stack the JIT's. */
+#define FILTER_SHARD_MATCH_LIMIT 1000000u
+#define FILTER_SHARD_DEPTH_LIMIT 50000u
+
+/* filter_shard.c: pcre2_match with the shard's match data and caps, for rule id of fm's rule
+ * set (or UINT32_MAX for none). Returns pcre2_match's result; a run stopped by a cap is counted
+ * (shard and message) and returned as PCRE2_ERROR_NOMATCH: a rule is only scored on a match
+ * PCRE2 proved, and a crafted text must not turn a rule on. */
+int filter_shard_match(struct filter_msg *fm, uint32_t id, const pcre2_code *re, PCRE2_SPTR subj,
+		       PCRE2_SIZE len, PCRE2_SIZE start);
 
 /* filter_db.c: does the shard's scratch serve db? (allocates/grows it) */
 int filter_db_scratch(struct filter_db *db, hs_scratch_t **scratch);

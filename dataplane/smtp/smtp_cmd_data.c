@@ -250,6 +250,9 @@ static enum policy_action smtp_decide(struct smtp_session *s)
 		filter_msg_free(&t->fm);
 		t->score_milli = v.score_milli;
 		snprintf(t->rules_hit, sizeof(t->rules_hit), "%s", v.hits);
+		if (v.pcre_capped)   /* the message was crafted, or a rule backtracks badly */
+			log_info("%s: filter: %u PCRE2 runs stopped by a cap (first %s), counted as no match",
+				 s->id, v.pcre_capped, v.capped_rule);
 	}
 	at = memchr(t->rcpts[0].p, '@', t->rcpts[0].len);
 	if (at != NULL) {

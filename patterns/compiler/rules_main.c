@@ -562,6 +562,9 @@ static int rules_main_test(int argc, char **argv)
 		tn += !spam && !said;
 		if (rf)
 			fprintf(rf, "%s\t%s\t%.3f\t%s\n", label, path, score, v.hits);
+		if (v.pcre_capped)
+			fprintf(stderr, "sluice-rules: %s: %u PCRE2 runs stopped by a cap (first %s), "
+				"counted as no match\n", path, v.pcre_capped, v.capped_rule);
 		if (limit > 0)
 			limit--;
 	}
@@ -580,6 +583,14 @@ static int rules_main_test(int argc, char **argv)
 		       "max %.0f us; %.1f MB/s; wall %.2f s\n",
 		       1e6 * total_cpu / (double)nlat, 1e6 * lat[nlat / 2], 1e6 * lat[nlat * 99 / 100],
 		       1e6 * lat[nlat - 1], total_cpu > 0 ? (double)bytes / total_cpu / 1e6 : 0, total_wall);
+	}
+	{
+		uint64_t calls, capped;
+
+		filter_shard_pcre_stats(fs, &calls, &capped);
+		printf("PCRE2 runs (confirmations and evals): %llu, %.1f per message; stopped by a cap "
+		       "(match limit, depth limit, JIT stack): %llu\n", (unsigned long long)calls,
+		       nlat ? (double)calls / (double)nlat : 0, (unsigned long long)capped);
 	}
 	free(lat);
 	filter_shard_free(&fs);

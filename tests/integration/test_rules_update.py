@@ -37,14 +37,13 @@ def update(work, *extra):
 def tests_hit(n, word):
     """Sends a message with word in its body; returns the tests= of its accepted line."""
     mid = "upd-%s-%d@test" % (word, time.time_ns())
+    pat = re.compile(r"accept: .* tests=(\S+) to=<r@example.test>")
+    before = len(pat.findall(n.read_log()))      # counted before the message is sent
     st.send(n.primary, "a@sender.test", ["r@example.test"],
             "Message-ID: <%s>\r\nSubject: update\r\n\r\nhello %s\r\n" % (mid, word))
-    pat = re.compile(r"accept: .* tests=(\S+) to=<r@example.test>")
-    before = len(pat.findall(n.read_log()))
-    got = st.wait_for(lambda: len(pat.findall(n.read_log())) > before or
-                      pat.findall(n.read_log())[before:], 10)
+    check(st.wait_for(lambda: len(pat.findall(n.read_log())) > before, 10),
+          "no accepted line:\n" + n.read_log()[-1500:])
     hits = pat.findall(n.read_log())
-    check(got and hits, "no accepted line:\n" + n.read_log()[-1500:])
     return hits[-1].split(",")
 
 

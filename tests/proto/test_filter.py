@@ -167,6 +167,32 @@ def test_rules_swapped_on_reload_without_dropping_connections():
         n.cleanup()
 
 
+def test_backtracking_rule_capped_and_logged():
+    # A message crafted against a backtracking confirmation: the cap stops PCRE2, the rule
+    # counts as no match (the message is not refused), and the node says so once, at info.
+    rules = compile_rules(os.path.join(WORK, "rules-cap"),
+                          extra="body SL_TEST_BACKTRACK /(?:x+x+)+y(?=z)/\n"
+                                "score SL_TEST_BACKTRACK 50\n")
+    n = Node(tls=False, conf={"node": {"rules_dir": rules},
+                              "policy": {"reject_score": "20"}}).start()
+    try:
+        eq(send(n.primary, "f-bt-ok@test", HAM.replace("Shall we", "xxyz: shall we"),
+                sender="alice@example.org")[0], 550, "the rule matches a plain text")
+        crafted = HAM.replace("Shall we", ("x" * 60 + "y!\r\n") * 10 + "shall we")
+        eq(send(n.primary, "f-bt-crafted@test", crafted, sender="alice@example.org")[0], 250,
+           "a capped confirmation is no match")
+        deadline = time.time() + 5
+        while "stopped by a cap" not in n.read_log() and time.time() < deadline:
+            time.sleep(0.05)
+        lines = [x for x in n.read_log().splitlines() if "stopped by a cap" in x]
+        eq(len(lines), 1, "one log line for the crafted message: %r" % lines)
+        check("first SL_TEST_BACKTRACK" in lines[0] and " info" in lines[0],
+              "it names the rule, at info: %r" % lines)
+    finally:
+        n.stop()
+        n.cleanup()
+
+
 if __name__ == "__main__":
     try:
         rc = run_suite("filter", globals(), sys.argv[1:])

@@ -2,7 +2,7 @@
  * test_filter.c - the scanner (dataplane/filter): a small rule set compiled here with the
  * compiler library, loaded, and messages scanned fed whole, one byte at a time and at random
  * splits, which must all give the same verdict; hot reload; refusal of damaged or foreign
- * databases; the X-Spam-Status value.
+ * databases; the X-Spam-Status value; the PCRE2 caps against a message crafted to backtrack.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -621,6 +621,69 @@ static void test_filter_many_hits(void **state)
 	free(text);
 }
 
+/* Bad input: a body crafted against a backtracking confirmation (the Hyperscan prefilter of
+ * (x+x+)+y fires, PCRE2 then backtracks exponentially on the lookahead) is stopped by the
+ * shard's cap. It costs a bounded multiple of a normal message in PCRE2 runs (each run itself
+ * bounded by the match limit), the cap counter moves, and the rule counts as no match. */
+static void test_filter_pcre_cap(void **state)
+{
+	static const char rules[] =
+		"body   T_BACKTRACK  /(?:x+x+)+y(?=z)/\n"
+		"score  T_BACKTRACK  1.0\n"
+		"header T_HDR_BT     Subject =~ /(?:a+a+)+b(?=c)/\n"
+		"score  T_HDR_BT     1.0\n"
+		"body   T_PLAIN      /\\bhello\\b/\n"
+		"score  T_PLAIN      0.1\n";
+	char dir[64], err[256], crafted[4096];
+	struct filter_db *db = NULL;
+	struct filter_shard *fs = NULL;
+	struct filter_verdict v;
+	uint64_t c0, k0, c1, k1, c2, k2, c3, k3;
+	size_t n;
+
+	assert_int_equal(test_filter_compile(rules, dir), 0);
+	assert_int_equal(filter_db_load(dir, &db, err, sizeof(err)), 0);
+	assert_int_equal(filter_shard_new(&fs, db), 0);
+
+	/* a normal message: the confirmations run and match, nothing is capped */
+	filter_shard_pcre_stats(fs, &c0, &k0);
+	test_filter_scan(fs, "Subject: aabc\n\nhello xxyz\n", TF_WHOLE, 0, &v);
+	filter_shard_pcre_stats(fs, &c1, &k1);
+	assert_non_null(strstr(v.hits, "T_BACKTRACK"));
+	assert_non_null(strstr(v.hits, "T_HDR_BT"));
+	assert_int_equal(v.pcre_capped, 0);
+	assert_string_equal(v.capped_rule, "");
+	assert_true(c1 > c0);
+	assert_true(k1 == k0);
+
+	/* crafted: 60 x then y, no z; the same in the Subject with a/b */
+	n = (size_t)snprintf(crafted, sizeof(crafted), "Subject: ");
+	memset(crafted + n, 'a', 60);
+	n += 60;
+	n += (size_t)snprintf(crafted + n, sizeof(crafted) - n, "b!\n\nhello ");
+	for (int line = 0; line < 20; line++) {
+		memset(crafted + n, 'x', 60);
+		n += 60;
+		n += (size_t)snprintf(crafted + n, sizeof(crafted) - n, "y!\n");
+	}
+	crafted[n] = '\0';
+	for (int how = TF_WHOLE; how <= TF_RANDOM; how++) {
+		filter_shard_pcre_stats(fs, &c2, &k2);
+		test_filter_scan(fs, crafted, (enum test_filter_split)how, 7, &v);
+		filter_shard_pcre_stats(fs, &c3, &k3);
+		assert_string_equal(v.hits, "T_PLAIN");   /* capped: no match, not a hit */
+		assert_int_equal(v.pcre_capped, 2);        /* one per rule: no retry after a cap */
+		assert_true(strcmp(v.capped_rule, "T_BACKTRACK") == 0 ||
+			    strcmp(v.capped_rule, "T_HDR_BT") == 0);
+		assert_int_equal(k3 - k2, 2);
+		/* bounded: at most 20x the normal message's PCRE2 runs */
+		assert_true(c3 - c2 <= 20 * (c1 - c0));
+	}
+	filter_shard_free(&fs);
+	filter_db_unref(&db);
+	test_filter_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -629,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_filter_refuse),
 		cmocka_unit_test(test_filter_status),
 		cmocka_unit_test(test_filter_many_hits),
+		cmocka_unit_test(test_filter_pcre_cap),
 	};
 
 	return cmocka_run_group_tests(tests, test_filter_setup, test_filter_teardown);
