@@ -4,6 +4,9 @@
  * XXX: the named character references known are HTML 4's Latin-1 set and the common
  * punctuation ones (about 130 of HTML's 2,231); an unknown name is kept as text, which is what
  * body rules written against SpamAssassin's renderer expect for rare names anyway.
+ * XXX: where SpamAssassin's renderer differs and this one does not follow (yet): text that its
+ * font checks find invisible does not trim the space before a white space tag; xmp, plaintext
+ * and textarea contents are parsed as markup (HTML::Parser reads them as literal text).
  */
 #include "mime_html.h"
 
@@ -131,13 +134,42 @@ static inline void out_byte(struct mime_html *h, uint8_t c)
 	h->out[h->on++] = c;
 }
 
+/*
+ * The text follows SpamAssassin's HTML.pm (display_text): the text between two pieces of markup
+ * is one element, its white space runs made one space; a white space element (a tag of
+ * ws_tags, start or end) trims the trailing space of the text element just before it, and the
+ * text element just after it loses its leading space. Only the space at the end of the last
+ * text element can still be trimmed (sp_trail); one of an earlier element is kept (sp_commit).
+ */
+static void elem_begin(struct mime_html *h)
+{
+	if (h->in_elem)
+		return;
+	h->in_elem = true;
+	if (h->sp_trail) {
+		h->sp_commit = true;
+		h->sp_trail = false;
+	}
+	h->lead_trim = h->prev == MIME_HTML_PREV_WS;
+	h->prev = MIME_HTML_PREV_TEXT;
+}
+
+/* A white space run of text. */
+static void put_ws(struct mime_html *h)
+{
+	elem_begin(h);
+	if (!h->lead_trim)
+		h->sp_trail = true;
+}
+
 /* Visible text: a pending white space run becomes one space first. */
 static void put_text(struct mime_html *h, const uint8_t *p, size_t n)
 {
-	if (h->ws_pending && !h->at_bol)
+	elem_begin(h);
+	if (h->sp_commit || h->sp_trail)
 		out_byte(h, ' ');
-	h->ws_pending = false;
-	h->at_bol = false;
+	h->sp_commit = h->sp_trail = false;
+	h->lead_trim = false;
 	while (n) {
 		size_t k;
 
@@ -153,21 +185,33 @@ static void put_text(struct mime_html *h, const uint8_t *p, size_t n)
 	}
 }
 
-static void put_nl(struct mime_html *h)
+/* Markup begins: the text element before it, if any, is complete. */
+static void elem_end(struct mime_html *h)
 {
-	if (!h->at_bol) {
-		out_byte(h, '\n');
-		h->at_bol = true;
-	}
-	h->ws_pending = false;
+	h->in_elem = false;
+}
+
+/* A white space element: "\n", " " or "\n\n". */
+static void put_ws_elem(struct mime_html *h, const char *s)
+{
+	if (h->prev == MIME_HTML_PREV_TEXT)
+		h->sp_trail = false;
+	if (h->sp_commit || h->sp_trail)
+		out_byte(h, ' ');
+	h->sp_commit = h->sp_trail = false;
+	for (; *s; s++)
+		out_byte(h, (uint8_t)*s);
+	h->prev = MIME_HTML_PREV_WS;
+	h->in_elem = false;
 }
 
 static void put_cp(struct mime_html *h, uint32_t cp)
 {
 	uint8_t u[4];
 
-	if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0xa0) {
-		h->ws_pending = true;
+	if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == '\f' || cp == '\v' ||
+	    cp == 0xa0) {
+		put_ws(h);
 		return;
 	}
 	put_text(h, u, mime_charset_put_utf8(cp, u));
@@ -191,20 +235,25 @@ static int tag_in(const char *name, const char *const *list)
 	return 0;
 }
 
-static const char *const block_tags[] = {
-	"address", "article", "aside", "blockquote", "br", "center", "dd", "div", "dl", "dt",
-	"fieldset", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-	"hr", "li", "main", "nav", "ol", "option", "p", "pre", "section", "table", "tbody",
-	"textarea", "tfoot", "thead", "title", "tr", "ul", NULL,
+/* HTML.pm's html_whitespace(), for start and end tags alike */
+static const char *const ws_nl_tags[] = { "br", "div", NULL };
+static const char *const ws_sp_tags[] = {
+	"dd", "dt", "embed", "h1", "h2", "h3", "h4", "h5", "h6", "li", "td", "th", NULL,
+};
+static const char *const ws_para_tags[] = {
+	"blockquote", "hr", "listing", "p", "plaintext", "pre", "title", "xmp", NULL,
 };
 
 static void tag_end(struct mime_html *h)
 {
 	h->name[h->namelen] = 0;
-	if (h->namelen <= 10 && tag_in(h->name, block_tags)) {
-		put_nl(h);
-	} else if (strcmp(h->name, "td") == 0 || strcmp(h->name, "th") == 0) {
-		h->ws_pending = true;
+	if (h->namelen <= 10) {
+		if (tag_in(h->name, ws_nl_tags))
+			put_ws_elem(h, "\n");
+		else if (tag_in(h->name, ws_sp_tags))
+			put_ws_elem(h, " ");
+		else if (tag_in(h->name, ws_para_tags))
+			put_ws_elem(h, "\n\n");
 	}
 	h->st = H_TEXT;
 	if (!h->closing && !h->selfclose &&
@@ -281,7 +330,7 @@ void mime_html_init(struct mime_html *h, mime_html_text_fn *text, mime_html_uri_
 	h->uri = uri;
 	h->arg = arg;
 	h->st = H_TEXT;
-	h->at_bol = true;
+	h->prev = MIME_HTML_PREV_NONE;
 }
 
 void mime_html_feed(struct mime_html *h, const uint8_t *p, size_t n)
@@ -308,7 +357,7 @@ void mime_html_feed(struct mime_html *h, const uint8_t *p, size_t n)
 				h->st = H_ENT;
 				h->entlen = 0;
 			} else {
-				h->ws_pending = true;
+				put_ws(h);
 			}
 			i++;
 			continue;
@@ -334,6 +383,7 @@ void mime_html_feed(struct mime_html *h, const uint8_t *p, size_t n)
 			continue;  /* c is read again as text unless it was the ';' */
 		case H_LT:
 			if (is_alpha(c)) {
+				elem_end(h);
 				h->st = H_NAME;
 				h->closing = h->selfclose = false;
 				h->namelen = 0;
@@ -341,9 +391,11 @@ void mime_html_feed(struct mime_html *h, const uint8_t *p, size_t n)
 				h->st = H_ENDLT;
 				i++;
 			} else if (c == '!') {
+				elem_end(h);
 				h->st = H_BANG;
 				i++;
 			} else if (c == '?') {
+				elem_end(h);
 				h->st = H_BOGUS;
 				i++;
 			} else {
@@ -352,6 +404,7 @@ void mime_html_feed(struct mime_html *h, const uint8_t *p, size_t n)
 			}
 			continue;
 		case H_ENDLT:
+			elem_end(h);
 			if (is_alpha(c)) {
 				h->st = H_NAME;
 				h->closing = true;
@@ -547,5 +600,8 @@ void mime_html_end(struct mime_html *h)
 	else if (h->st == H_LT)
 		put_text(h, (const uint8_t *)"<", 1);
 	h->st = H_TEXT;
+	if (h->sp_commit || h->sp_trail)
+		out_byte(h, ' ');
+	h->sp_commit = h->sp_trail = false;
 	out_flush(h);
 }
