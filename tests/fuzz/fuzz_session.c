@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -132,6 +133,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	int fd;
 
 	(void)argc; (void)argv;
+	/* SSL_write and SSL_shutdown write to a socket the server may have closed: without this a
+	 * SIGPIPE would end the fuzzer silently. */
+	signal(SIGPIPE, SIG_IGN);
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp");
 	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem "
