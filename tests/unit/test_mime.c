@@ -158,16 +158,11 @@ static uint64_t rng(void)
 
 enum split { SPLIT_WHOLE, SPLIT_BYTE, SPLIT_RANDOM };
 
-/* Parses msg with p (reset first) and returns the transcript (caller frees). */
-static char *run(struct mime_parser *p, struct ts *t, const uint8_t *msg, size_t n,
-		 enum split how)
+/* Feeds msg to p (reset first) whole, a byte at a time or at random splits, then ends it. */
+static void feed(struct mime_parser *p, const uint8_t *msg, size_t n, enum split how)
 {
 	size_t i = 0;
 
-	t->n = 0;
-	t->text_bytes = t->raw_bytes = 0;
-	if (t->s)
-		t->s[0] = 0;
 	mime_parser_reset(p);
 	while (i < n) {
 		size_t k = n - i;
@@ -182,6 +177,17 @@ static char *run(struct mime_parser *p, struct ts *t, const uint8_t *msg, size_t
 		i += k;
 	}
 	mime_parser_end(p);
+}
+
+/* Parses msg with p (reset first) and returns the transcript (caller frees). */
+static char *run(struct mime_parser *p, struct ts *t, const uint8_t *msg, size_t n,
+		 enum split how)
+{
+	t->n = 0;
+	t->text_bytes = t->raw_bytes = 0;
+	if (t->s)
+		t->s[0] = 0;
+	feed(p, msg, n, how);
 	return strdup(t->s ? t->s : "");
 }
 
@@ -1307,25 +1313,10 @@ static void sa_normalize(char *s)
 static void html_render(struct mime_parser *p, struct html_text *t, const uint8_t *m, size_t n,
 			enum split how)
 {
-	size_t i = 0;
-
 	t->n = 0;
 	if (t->s)
 		t->s[0] = 0;
-	mime_parser_reset(p);
-	while (i < n) {
-		size_t k = n - i;
-
-		if (how == SPLIT_BYTE)
-			k = 1;
-		else if (how == SPLIT_RANDOM)
-			k = 1 + (size_t)(rng() % (rng() % 4 == 0 ? 4096 : 64));
-		if (k > n - i)
-			k = n - i;
-		mime_parser_feed(p, m + i, k);
-		i += k;
-	}
-	mime_parser_end(p);
+	feed(p, m, n, how);
 	if (!t->s)
 		html_cb_text(t, (const uint8_t *)"", 0);
 	sa_normalize(t->s);
