@@ -381,23 +381,35 @@ static void smtp_session_timer_fire(struct timer *t)
 	smtp_session_close_after_reply(s);
 }
 
+/* The client's address as text (into ip, INET6_ADDRSTRLEN bytes; "?" if not IP) and its port. */
+static uint16_t smtp_session_peer(const struct sockaddr_storage *peer, char *ip, size_t iplen)
+{
+	snprintf(ip, iplen, "?");
+	if (peer->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
+
+		inet_ntop(AF_INET, &a->sin_addr, ip, (socklen_t)iplen);
+		return ntohs(a->sin_port);
+	}
+	if (peer->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, (socklen_t)iplen);
+		return ntohs(a->sin6_port);
+	}
+	return 0;
+}
+
 /* Refusals before any session exists (a blocked source, the per-IP limit, a full pool): one
  * write on a fresh socket, whose send buffer is empty, so it cannot block. */
 static void smtp_session_refuse(struct shard *sh, struct shard_listener *l, int fd,
 				const struct sockaddr_storage *peer, unsigned code, const char *enh,
 				const char *text)
 {
-	char ip[INET6_ADDRSTRLEN] = "?", line[256];
-	uint16_t port = 0;
+	char ip[INET6_ADDRSTRLEN], line[256];
+	uint16_t port = smtp_session_peer(peer, ip, sizeof(ip));
 	int n;
 
-	if (peer->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in *)peer)->sin_port);
-	} else if (peer->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
-	}
 	smtp_log_reject_connect(sh, ip, port, &sh->conf->listen[l->index], code, enh, text);
 	n = snprintf(line, sizeof(line), "%u %s %s\r\n", code, enh, text);
 	if (n > 0)
@@ -442,19 +454,12 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	s->sh = sh;
 	s->fd = fd;
 	s->iplimit_key = ipkey;
-	s->client_port = ntohs(peer->ss_family == AF_INET ? ((const struct sockaddr_in *)peer)->sin_port
-			       : ((const struct sockaddr_in6 *)peer)->sin6_port);
+	s->client_port = smtp_session_peer(peer, s->client_addr, sizeof(s->client_addr));
 	s->listener = (uint16_t)l->index;
 	s->role = lc->role;
 	s->started_ms = sh->now_ms;
 	s->deadline_ms = sh->now_ms + conf->limits.session_ms;
 	snprintf(s->id, sizeof(s->id), "%02X%08X", sh->id & 0xff, ++smtp_session_serial);
-	if (peer->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, s->client_addr,
-			  sizeof(s->client_addr));
-	else
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, s->client_addr,
-			  sizeof(s->client_addr));
 	smtp_line_init(&s->line);
 	timer_init(&s->timer, smtp_session_timer_fire);
 	s->next = sh->session_list;
