@@ -140,10 +140,21 @@ static unsigned smtp_header_account(struct smtp_session *s, const uint8_t *p, si
 	return 0;
 }
 
-/* The refusal of a message past a header limit, at its end. */
-static void smtp_header_refuse_reply(struct smtp_session *s)
+/* A message past a limit: the rest of its body is read to the end, but nothing is kept. */
+static void smtp_body_drop(struct smtp_txn *t)
 {
-	if (s->txn->hdr_refuse == 554)
+	spool_msg_abort(&t->msg);
+	if (t->fm != NULL)
+		filter_msg_free(&t->fm);
+}
+
+/* The refusal of a message past the size or a header limit (too_big or hdr_refuse), at its
+ * end or at its BDAT chunk. */
+static void smtp_body_limit_reply(struct smtp_session *s)
+{
+	if (s->txn->too_big)
+		smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
+	else if (s->txn->hdr_refuse == 554)
 		smtp_reply(s, 554, "5.6.0", "Error: too many header fields (at most %u)",
 			   s->sh->conf->limits.header_count);
 	else
@@ -160,20 +171,14 @@ static void smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t len
 		unsigned refuse = smtp_header_account(s, p, len);
 
 		if (refuse != 0) {
-			/* Keep reading to the end of data, but keep nothing. */
 			t->hdr_refuse = (uint16_t)refuse;
-			spool_msg_abort(&t->msg);
-			if (t->fm != NULL)
-				filter_msg_free(&t->fm);
+			smtp_body_drop(t);
 			return;
 		}
 	}
 	if (t->dec.out_bytes > s->sh->conf->limits.message_size) {
-		/* Keep reading to the end of data, but keep nothing. */
 		t->too_big = true;
-		spool_msg_abort(&t->msg);
-		if (t->fm != NULL)
-			filter_msg_free(&t->fm);
+		smtp_body_drop(t);
 		return;
 	}
 	int r = spool_msg_write(t->msg, p, len);
@@ -232,6 +237,17 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 	smtp_session_resume(s);
 }
 
+/* The domain of a recipient: after its last '@' (a quoted local part, "a@b"@ours, may hold one
+ * when allow_routing lets it in). Empty without one. */
+static struct slice smtp_rcpt_domain(struct slice rcpt)
+{
+	const char *at = memrchr(rcpt.p, '@', rcpt.len);
+
+	if (at == NULL)
+		return (struct slice){ 0 };
+	return (struct slice){ at + 1, rcpt.len - (size_t)(at + 1 - rcpt.p) };
+}
+
 /* The verdict and what it means for this message (content filtering issue: policy per domain and
  * per MX role). XXX: a message for several domains with different policies takes the first
  * recipient's domain policy; splitting it per policy is left to the policy work. */
@@ -242,8 +258,6 @@ static enum policy_action smtp_decide(struct smtp_session *s)
 	const struct domain_conf *d;
 	const struct policy *pol = c->default_policy;
 	struct filter_verdict v = { 0 };
-	struct slice rd = { 0 };
-	const char *at;
 
 	if (t->fm != NULL) {
 		filter_msg_end(t->fm, &v);
@@ -254,12 +268,7 @@ static enum policy_action smtp_decide(struct smtp_session *s)
 			log_info("%s: filter: %u PCRE2 runs stopped by a cap (first %s), counted as no match",
 				 s->id, v.pcre_capped, v.capped_rule);
 	}
-	at = memchr(t->rcpts[0].p, '@', t->rcpts[0].len);
-	if (at != NULL) {
-		rd.p = at + 1;
-		rd.len = t->rcpts[0].len - (size_t)(at + 1 - t->rcpts[0].p);
-	}
-	d = node_config_domain(c, rd);
+	d = node_config_domain(c, smtp_rcpt_domain(t->rcpts[0]));
 	if (d != NULL && d->policy != NULL)
 		pol = d->policy;
 	return policy_decide(pol, s->role, t->mail_from, s->client_addr, t->score_milli);
@@ -272,18 +281,11 @@ static bool smtp_long_lines_refused(const struct smtp_session *s)
 	const struct node_config *c = s->sh->conf;
 	const struct smtp_txn *t = s->txn;
 
-	for (uint32_t i = 0; i < t->nrcpt; i++) {
-		const char *at = memchr(t->rcpts[i].p, '@', t->rcpts[i].len);
-		struct slice rd = { 0 };
-
-		if (at != NULL) {
-			rd.p = at + 1;
-			rd.len = t->rcpts[i].len - (size_t)(at + 1 - t->rcpts[i].p);
-		}
-		if (delivery_long_lines_for(&c->delivery, node_config_domain(c, rd)) ==
+	for (uint32_t i = 0; i < t->nrcpt; i++)
+		if (delivery_long_lines_for(&c->delivery,
+					    node_config_domain(c, smtp_rcpt_domain(t->rcpts[i]))) ==
 		    DELIVERY_LONG_LINES_REFUSE)
 			return true;
-	}
 	return false;
 }
 
@@ -297,12 +299,8 @@ static void smtp_end_of_data(struct smtp_session *s)
 	int r;
 
 	s->log_stage = "END-OF-DATA";    /* the reject line's stage (smtp_log.h) */
-	if (t->too_big) {
-		smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
-		goto done;
-	}
-	if (t->hdr_refuse) {
-		smtp_header_refuse_reply(s);
+	if (t->too_big || t->hdr_refuse) {
+		smtp_body_limit_reply(s);
 		goto done;
 	}
 	if (t->msg == NULL) {
@@ -470,10 +468,7 @@ static void smtp_bdat_chunk_done(struct smtp_session *s)
 	smtp_enter_state(s, SMTP_ST_RCPT);
 	if (t->too_big || t->hdr_refuse) {
 		/* Tell the client now; the transaction is over (RFC 3030 §2: a 5xx ends it). */
-		if (t->too_big)
-			smtp_reply(s, 552, "5.3.4", "Error: message size exceeds fixed limit");
-		else
-			smtp_header_refuse_reply(s);
+		smtp_body_limit_reply(s);
 		smtp_txn_reset(s);
 		smtp_enter_state(s, SMTP_ST_READY);
 		return;

@@ -45,7 +45,7 @@ static int smtp_rcpt_add(struct smtp_txn *t, struct slice addr)
  * the postmaster rewrite, so a client cannot make it quadratic. */
 static bool smtp_rcpt_has(const struct smtp_txn *t, struct slice addr)
 {
-	const char *at = memchr(addr.p, '@', addr.len);
+	const char *at = memrchr(addr.p, '@', addr.len);
 	size_t local = at ? (size_t)(at - addr.p) : addr.len;
 
 	for (uint32_t i = 0; i < t->nrcpt; i++)

@@ -94,6 +94,27 @@ def test_allow_routing_per_domain_relays_unchanged():
         sink.cleanup()
 
 
+def test_quoted_at_recipient_gets_its_own_domains_keys():
+    """A quoted local part holding '@' ("u@other.test"@open.test, let in by allow_routing) is
+    open.test's recipient for every per-domain key too, not a domain named after its first '@':
+    open.test refuses long lines, so the message is refused at the end of data."""
+    sink = Sink().start()
+    n = relay(sink, domains_extra={"open.test": {"allow_routing": "yes", "long_lines": "refuse"}})
+    try:
+        r = greeted(n)
+        eq(r.cmd('RCPT TO:<"u@other.test"@open.test>')[0], 250, "RCPT")
+        eq(r.cmd("DATA")[0], 354, "DATA")
+        code, lines = r.cmd("Subject: long\r\n\r\n" + "x" * 1200 + "\r\n.")
+        eq(code, 554, "open.test's long_lines = refuse: %r" % lines)
+        check("5.6.0" in lines[0], lines[0])
+        r.close()
+        serves(n)
+    finally:
+        n.stop()
+        n.cleanup()
+        sink.cleanup()
+
+
 def test_allow_routing_policy_default_and_domain_override():
     sink = Sink().start()
     n = relay(sink, policy={"allow_routing": "yes"},
