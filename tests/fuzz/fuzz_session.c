@@ -62,8 +62,8 @@ static int fuzz_shard_start(struct shard *sh)
 		.shard_id = sh->id,
 		.segment_size = c->spool.segment_size,
 		.spill_bytes = c->spool.spill_size,
-		.min_free_bytes = 0,
-		.commit_delay_us = 0,
+		.min_free_bytes = c->spool.min_free,          /* 0 in the fuzzer's file */
+		.commit_delay_us = c->spool.commit_delay_us,  /* 0: every message syncs at once */
 	};
 	int r;
 
