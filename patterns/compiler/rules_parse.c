@@ -868,10 +868,7 @@ static int rules_parse_skip_rule(struct rules_set *rs, const char *w)
 		nl = strcspn(name, " \t");
 		if (nl == 0)
 			return 0;
-		for (size_t j = 0; j < k->nrules; j++)
-			if (strlen(k->rules[j]) == nl && !strncmp(k->rules[j], name, nl))
-				return 0;
-		copy = strndup(name, nl);
+		copy = strndup(name, nl);   /* strv_add copies it, once per name */
 		if (!copy || rules_parse_strv_add(&k->rules, &k->nrules, copy) < 0) {
 			free(copy);
 			return -ENOMEM;
