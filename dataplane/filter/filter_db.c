@@ -225,6 +225,16 @@ static int filter_db_strcmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Is id one of the eval ids this build implements (a rule set from a newer compiler may name
+ * one it does not)? */
+static bool filter_db_eval_known(uint32_t id)
+{
+	return (id >= 1 && id < RULES_EVAL_CORE_END) ||
+	       (id >= RULES_EVAL_MIME_FIRST && id < RULES_EVAL_MIME_END) ||
+	       (id >= RULES_EVAL_HTML_FIRST && id < RULES_EVAL_HTML_END) ||
+	       (id >= RULES_EVAL_HDR_FIRST && id < RULES_EVAL_HDR_END);
+}
+
 static int filter_db_load_meta(struct filter_db *db, const uint8_t *data, size_t len,
 			       char *err, size_t errlen)
 {
@@ -306,7 +316,7 @@ static int filter_db_load_meta(struct filter_db *db, const uint8_t *data, size_t
 		}
 		if (kind == RULES_KIND_EVAL) {
 			ru->eval = popts;
-			if (popts < 1 || popts > RULES_EVAL_MAX || filter_eval_prepare(db, ru, (const char *)r.p, plen) < 0) {
+			if (!filter_db_eval_known(popts) || filter_eval_prepare(db, ru, (const char *)r.p, plen) < 0) {
 				filter_db_errf(err, errlen, "rules.meta: rule %s: bad eval", ru->name);
 				return -EINVAL;
 			}

@@ -146,6 +146,12 @@ int filter_eval_prepare(struct filter_db *db, struct filter_rule *ru, const char
 		return -EINVAL;
 	memcpy(buf, args, len);
 	buf[len] = '\0';
+	if (ru->eval >= RULES_EVAL_HDR_FIRST)
+		return filter_eval_header_prepare(db, ru, args, len);
+	if (ru->eval >= RULES_EVAL_HTML_FIRST)
+		return filter_eval_htmlx_prepare(db, ru, args, len);
+	if (ru->eval >= RULES_EVAL_MIME_FIRST)
+		return filter_eval_mime_prepare(db, ru, args, len);
 	if (ru->eval == RULES_EVAL_HTML_TAG_EXISTS || ru->eval == RULES_EVAL_HTML_TAG_BALANCE) {
 		filter_eval_prepare_tag(db, ru, p);
 		return 0;
@@ -1235,6 +1241,12 @@ void filter_eval_run(struct filter_msg *fm)
 			hit = filter_eval_env_hdr_from_match(fm);
 			break;
 		default:
+			if (ru->eval >= RULES_EVAL_HDR_FIRST)
+				hit = filter_eval_header_test(fm, ru);
+			else if (ru->eval >= RULES_EVAL_HTML_FIRST)
+				hit = filter_eval_htmlx_test(fm, ru);
+			else if (ru->eval >= RULES_EVAL_MIME_FIRST)
+				hit = filter_eval_mime_test(fm, ru);
 			break;
 		}
 		if (hit)

@@ -673,6 +673,9 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 	fm->n_trusted = fm->n_untrusted = 0;
 	fm->ct_seen = fm->ct_html = fm->ct_text = fm->ct_multi = false;
 	memset(&fm->html, 0, sizeof(fm->html));
+	filter_eval_mime_begin(fm);
+	filter_eval_htmlx_begin(fm);
+	filter_eval_header_begin(fm);
 	for (unsigned c = 0; c < RULES_CLASS_NSCAN; c++) {
 		fm->txt[c].len = 0;
 		fm->st[c] = NULL;

@@ -12,6 +12,9 @@
 #include <stdatomic.h>
 
 #include "filter.h"
+#include "filter_eval_header.h"
+#include "filter_eval_htmlx.h"
+#include "filter_eval_mime.h"
 #include "../../patterns/compiler/rules_format.h"
 
 /* Header targets whose value is not one header's. */
@@ -182,6 +185,10 @@ struct filter_msg {
 	unsigned             n_html, n_text;
 	bool                 ct_seen, ct_html, ct_text, ct_multi;
 	struct filter_html_tags html;
+	/* the eval blocks' own state (filter_eval_mime.c, _htmlx.c, _header.c) */
+	struct filter_eval_mime_state   ev_mime;
+	struct filter_eval_htmlx_state  ev_htmlx;
+	struct filter_eval_header_state ev_header;
 	bool                 ended, oom;
 	/* PCRE2 runs stopped by the shard's caps (filter_shard_match), the first such rule */
 	uint32_t             pcre_capped;

@@ -117,12 +117,50 @@ static int rules_compile_target(struct rules_compile_ctx *c, const char *name, u
 	return 0;
 }
 
+struct rules_compile_eval_name { const char *fn, *args; uint32_t id; };
+
+/* The id of fn(args) in table (n entries), or 0. An entry with args matches only that
+ * argument text (blanks around it aside), or text beginning with it when it ends in '*'. */
+static uint32_t rules_compile_eval_find(const struct rules_compile_eval_name *table, size_t n,
+					const char *fn, size_t fl, const char *args, size_t al)
+{
+	uint32_t id = 0;
+
+	while (al && (*args == ' ' || *args == '\t'))
+		args++, al--;
+	while (al && (args[al - 1] == ' ' || args[al - 1] == '\t'))
+		al--;
+	for (size_t i = 0; i < n; i++) {
+		const struct rules_compile_eval_name *e = &table[i];
+
+		if (!e->fn || strlen(e->fn) != fl || strncmp(fn, e->fn, fl) != 0)
+			continue;
+		if (!e->args && !id)
+			id = e->id;
+		if (e->args) {
+			size_t el = strlen(e->args);
+			bool prefix = el && e->args[el - 1] == '*';
+
+			if (prefix ? al >= el - 1 && strncmp(args, e->args, el - 1) == 0 :
+				     el == al && strncmp(args, e->args, al) == 0)
+				return e->id;   /* an entry for these arguments wins over a generic one */
+		}
+	}
+	return id;
+}
+
 /* Is "function(args)" one of the evals the filter implements? Sets *id_r and a copy of args. */
 static bool rules_compile_eval_id(const char *call, uint32_t *id_r, char **args_r)
 {
-	static const struct { const char *fn; uint32_t id; } table[] = RULES_EVAL_TABLE;
+	static const struct rules_compile_eval_name core[] = RULES_EVAL_TABLE,
+		mime[] = RULES_EVAL_TABLE_MIME, html[] = RULES_EVAL_TABLE_HTML,
+		hdr[] = RULES_EVAL_TABLE_HDR;
+	static const struct { const struct rules_compile_eval_name *t; size_t n; } tables[] = {
+		{ core, sizeof(core) / sizeof(core[0]) }, { mime, sizeof(mime) / sizeof(mime[0]) },
+		{ html, sizeof(html) / sizeof(html[0]) }, { hdr, sizeof(hdr) / sizeof(hdr[0]) },
+	};
 	const char *open = call ? strchr(call, '(') : NULL, *close;
-	size_t fl;
+	size_t fl, al;
 
 	if (!open)
 		return false;
@@ -132,41 +170,10 @@ static bool rules_compile_eval_id(const char *call, uint32_t *id_r, char **args_
 	fl = (size_t)(open - call);
 	while (fl && (call[fl - 1] == ' ' || call[fl - 1] == '\t'))
 		fl--;
+	al = (size_t)(close - open - 1);
 	*id_r = 0;
-	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (strlen(table[i].fn) == fl && strncmp(call, table[i].fn, fl) == 0)
-			*id_r = table[i].id;
-	/* html_test('html') is HTML_MESSAGE; html_test's other tests are not implemented */
-	if (fl == 9 && strncmp(call, "html_test", 9) == 0) {
-		const char *a = open + 1;
-
-		while (*a == ' ')
-			a++;
-		if (strncmp(a, "'html'", 6) == 0 || strncmp(a, "\"html\"", 6) == 0)
-			*id_r = RULES_EVAL_HTML_MESSAGE;
-	}
-	/* html_range: only the 'length' result is computed (filter_eval.c) */
-	if (fl == 10 && strncmp(call, "html_range", 10) == 0) {
-		const char *a = open + 1;
-
-		while (*a == ' ')
-			a++;
-		if (strncmp(a, "'length'", 8) == 0 || strncmp(a, "\"length\"", 8) == 0)
-			*id_r = RULES_EVAL_HTML_LENGTH;
-	}
-	/* html_text_match: the three matches SpamAssassin's rules make (filter_eval.c) */
-	if (fl == 15 && strncmp(call, "html_text_match", 15) == 0) {
-		static const struct { const char *args; uint32_t id; } tm[] = {
-			{ "'anchor', '<img>'", RULES_EVAL_HTML_LINK_IMAGE },
-			{ "'comment', '<!.*?>'", RULES_EVAL_HTML_COMMENT },
-			{ "'comment', '<!-- saved from url=\\(\\d{4}\\)'", RULES_EVAL_HTML_COMMENT_SAVED },
-		};
-		size_t al = (size_t)(close - open - 1);
-
-		for (size_t i = 0; i < sizeof(tm) / sizeof(tm[0]); i++)
-			if (strlen(tm[i].args) == al && strncmp(open + 1, tm[i].args, al) == 0)
-				*id_r = tm[i].id;
-	}
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && !*id_r; t++)
+		*id_r = rules_compile_eval_find(tables[t].t, tables[t].n, call, fl, open + 1, al);
 	if (!*id_r)
 		return false;
 	*args_r = strndup(open + 1, (size_t)(close - open - 1));

@@ -108,28 +108,56 @@ enum rules_eval {
 	RULES_EVAL_HTML_LINK_IMAGE,    /* html_text_match('anchor', '<img>'): an img inside an a */
 	RULES_EVAL_HTML_COMMENT,       /* html_text_match('comment', '<!.*?>') */
 	RULES_EVAL_HTML_COMMENT_SAVED, /* html_text_match('comment', '<!-- saved from url=...') */
-	RULES_EVAL_MAX = RULES_EVAL_HTML_COMMENT_SAVED,
+	RULES_EVAL_CORE_END,
+	/* Further evals come in blocks of ids by plugin family, each block implemented in its own
+	 * file of dataplane/filter/ and named in its own table below; a block's ids stay below the
+	 * next block's first. */
+	RULES_EVAL_MIME_FIRST = 64,    /* filter_eval_mime.c: MIMEEval, BodyEval, ImageInfo */
+	RULES_EVAL_MIME_END,
+	RULES_EVAL_HTML_FIRST = 128,   /* filter_eval_htmlx.c: the rest of HTMLEval, URI tests */
+	RULES_EVAL_HTML_END,
+	RULES_EVAL_HDR_FIRST = 192,    /* filter_eval_header.c: the rest of HeaderEval, RelayEval */
+	RULES_EVAL_HDR_END,
+	RULES_EVAL_MAX = 255,
 };
 
+/* name, argument text (NULL: any; exact, or a prefix when it ends in '*'), id */
 #define RULES_EVAL_TABLE { \
-	{ "check_outlook_message_id", RULES_EVAL_OUTLOOK_MSGID }, \
-	{ "check_for_shifted_date", RULES_EVAL_SHIFTED_DATE }, \
-	{ "subject_is_all_caps", RULES_EVAL_SUBJ_ALL_CAPS }, \
-	{ "check_for_missing_to_header", RULES_EVAL_MISSING_TO }, \
-	{ "check_for_mime_html_only", RULES_EVAL_MIME_HTML_ONLY }, \
-	{ "check_for_mime_html", RULES_EVAL_MIME_HTML_MOSTLY }, \
-	{ "check_all_trusted", RULES_EVAL_ALL_TRUSTED }, \
-	{ "check_no_relays", RULES_EVAL_NO_RELAYS }, \
-	{ "check_freemail_from", RULES_EVAL_FREEMAIL_FROM }, \
-	{ "check_freemail_header", RULES_EVAL_FREEMAIL_HEADER }, \
-	{ "helo_ip_mismatch", RULES_EVAL_HELO_IP_MISMATCH }, \
-	{ "check_for_no_rdns_dotcom_helo", RULES_EVAL_NO_RDNS_DOTCOM_HELO }, \
-	{ "check_equal_from_domains", RULES_EVAL_EQUAL_FROM_DOMAINS }, \
-	{ "html_tag_exists", RULES_EVAL_HTML_TAG_EXISTS }, \
-	{ "html_tag_balance", RULES_EVAL_HTML_TAG_BALANCE }, \
-	{ "check_for_matching_env_and_hdr_from", RULES_EVAL_ENV_HDR_FROM_MATCH }, \
-	{ "html_image_only", RULES_EVAL_HTML_IMAGE_ONLY }, \
-	{ "check_for_forged_yahoo_received_headers", RULES_EVAL_FORGED_YAHOO }, \
+	{ "check_outlook_message_id", NULL, RULES_EVAL_OUTLOOK_MSGID }, \
+	{ "check_for_shifted_date", NULL, RULES_EVAL_SHIFTED_DATE }, \
+	{ "subject_is_all_caps", NULL, RULES_EVAL_SUBJ_ALL_CAPS }, \
+	{ "check_for_missing_to_header", NULL, RULES_EVAL_MISSING_TO }, \
+	{ "check_for_mime_html_only", NULL, RULES_EVAL_MIME_HTML_ONLY }, \
+	{ "check_for_mime_html", NULL, RULES_EVAL_MIME_HTML_MOSTLY }, \
+	{ "check_all_trusted", NULL, RULES_EVAL_ALL_TRUSTED }, \
+	{ "check_no_relays", NULL, RULES_EVAL_NO_RELAYS }, \
+	{ "check_freemail_from", NULL, RULES_EVAL_FREEMAIL_FROM }, \
+	{ "check_freemail_header", NULL, RULES_EVAL_FREEMAIL_HEADER }, \
+	{ "helo_ip_mismatch", NULL, RULES_EVAL_HELO_IP_MISMATCH }, \
+	{ "check_for_no_rdns_dotcom_helo", NULL, RULES_EVAL_NO_RDNS_DOTCOM_HELO }, \
+	{ "check_equal_from_domains", NULL, RULES_EVAL_EQUAL_FROM_DOMAINS }, \
+	{ "html_tag_exists", NULL, RULES_EVAL_HTML_TAG_EXISTS }, \
+	{ "html_tag_balance", NULL, RULES_EVAL_HTML_TAG_BALANCE }, \
+	{ "check_for_matching_env_and_hdr_from", NULL, RULES_EVAL_ENV_HDR_FROM_MATCH }, \
+	{ "html_image_only", NULL, RULES_EVAL_HTML_IMAGE_ONLY }, \
+	{ "check_for_forged_yahoo_received_headers", NULL, RULES_EVAL_FORGED_YAHOO }, \
+	/* html_test('html') is HTML_MESSAGE; html_range's 'length'; html_text_match's three */ \
+	{ "html_test", "'html'", RULES_EVAL_HTML_MESSAGE }, \
+	{ "html_test", "\"html\"", RULES_EVAL_HTML_MESSAGE }, \
+	{ "html_range", "'length'*", RULES_EVAL_HTML_LENGTH }, \
+	{ "html_range", "\"length\"*", RULES_EVAL_HTML_LENGTH }, \
+	{ "html_text_match", "'anchor', '<img>'", RULES_EVAL_HTML_LINK_IMAGE }, \
+	{ "html_text_match", "'comment', '<!.*?>'", RULES_EVAL_HTML_COMMENT }, \
+	{ "html_text_match", "'comment', '<!-- saved from url=\\(\\d{4}\\)'", RULES_EVAL_HTML_COMMENT_SAVED }, \
+}
+#define RULES_EVAL_TABLE_MIME { \
+	{ NULL, NULL, 0 }, \
+}
+#define RULES_EVAL_TABLE_HTML { \
+	{ NULL, NULL, 0 }, \
+}
+#define RULES_EVAL_TABLE_HDR { \
+	{ NULL, NULL, 0 }, \
 }
 
 /* Rule flags. */
