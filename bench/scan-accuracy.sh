@@ -51,11 +51,11 @@ EOF
 SADB=$WORK/db-spamassassin
 # the cache key: the rule text and the compiler that read it
 SAHASH=$(cat "$SITE"/*.pre /usr/share/spamassassin/*.cf "$SITE"/*.cf "$RULES_BIN" | sha256sum | cut -c1-16)
-if [ "$(cat "$SADB/.source" 2>/dev/null)" != "$SAHASH" ]; then
+if [ "$(cat "$SADB/SOURCE" 2>/dev/null)" != "$SAHASH" ]; then
 	rm -rf "$SADB"
 	/usr/bin/time -f "compile: %e s wall, %M KiB max RSS" \
 		"$RULES_BIN" compile -o "$SADB" "$SITE"/*.pre /usr/share/spamassassin/*.cf "$SITE"/*.cf
-	echo "$SAHASH" > "$SADB/.source"
+	echo "$SAHASH" > "$SADB/SOURCE"
 fi
 OWNDB=$WORK/db-sluice
 rm -rf "$OWNDB"
@@ -112,6 +112,12 @@ for TAR in "$@"; do
 	# --- 2. Sluice with SpamAssassin's rules ---------------------------------------------------
 	"$RULES_BIN" test --db "$SADB" --corpus "$MANIFEST" --results "$D/sluice-sa-results.tsv" \
 		> "$D/sluice-sa-test.txt"
+
+	# per message, the rules that fired in one engine only (sluice-rules diff; exit 1 = differ)
+	if [ -f "$D/sa-results.tsv" ]; then
+		"$RULES_BIN" diff "$D/sa-results.tsv" "$D/sluice-sa-results.tsv" > "$D/diff-spamd-sluice.txt" || true
+		echo "per-message differences: $D/diff-spamd-sluice.txt"
+	fi
 
 	# --- 3. Sluice with its own rule set -------------------------------------------------------
 	"$RULES_BIN" test --db "$OWNDB" --corpus "$MANIFEST" --results "$D/sluice-own-results.tsv" \

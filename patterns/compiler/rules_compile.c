@@ -524,7 +524,10 @@ static void rules_compile_rmdir(const char *dir)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/%s.tmp", dir, RULES_META_FILE);
 	unlink(p);
-	snprintf(p, sizeof(p), "%s/.source", dir);   /* bench/scan-accuracy.sh's cache key */
+	snprintf(p, sizeof(p), "%s/SOURCE", dir);   /* what went in: sluice-rules update's and
+						      * bench/scan-accuracy.sh's cache key */
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/SOURCE.tmp", dir);
 	unlink(p);
 	rmdir(dir);
 }
@@ -774,13 +777,83 @@ static int rules_compile_meta_file(struct rules_compile_ctx *c, const char *dir)
 	return rc;
 }
 
+/* The evals Sluice does not run, by why: the groups of later work (network tests, Bayes, SPF,
+ * DKIM and the like, the user's lists), and what is simply not implemented yet. By the eval's
+ * function name (SpamAssassin's plugins name them consistently). */
+static const char *rules_compile_eval_group(const char *call)
+{
+	static const struct { const char *prefix, *group; } groups[] = {
+		{ "check_rbl", "network: DNS block lists" },
+		{ "check_dns_sender", "network: DNS block lists" },
+		{ "check_uridnsbl", "network: URI block lists" },
+		{ "check_uri_host_listed", "network: URI block lists" },
+		{ "check_hashbl", "network: URI block lists" },
+		{ "check_razor", "network: Razor, Pyzor, DCC" },
+		{ "check_pyzor", "network: Razor, Pyzor, DCC" },
+		{ "check_dcc", "network: Razor, Pyzor, DCC" },
+		{ "short_url", "network: Razor, Pyzor, DCC" },
+		{ "check_bayes", "Bayes" },
+		{ "check_for_spf", "SPF" },
+		{ "check_for_def_spf", "SPF" },
+		{ "check_dkim", "DKIM, ARC, DMARC" },
+		{ "check_for_dkim", "DKIM, ARC, DMARC" },
+		{ "check_for_def_dkim", "DKIM, ARC, DMARC" },
+		{ "check_arc", "DKIM, ARC, DMARC" },
+		{ "check_dmarc", "DKIM, ARC, DMARC" },
+		{ "check_from_in", "user lists (welcome/block lists, auto welcome list)" },
+		{ "check_to_in", "user lists (welcome/block lists, auto welcome list)" },
+		{ "check_uri_host_in", "user lists (welcome/block lists, auto welcome list)" },
+		{ "check_subject_in", "user lists (welcome/block lists, auto welcome list)" },
+		{ "check_welcomelist_bounce", "user lists (welcome/block lists, auto welcome list)" },
+		{ "check_whitelist_bounce", "user lists (welcome/block lists, auto welcome list)" },
+		{ "check_access_database", "user lists (welcome/block lists, auto welcome list)" },
+		{ "check_senders_reputation", "user lists (welcome/block lists, auto welcome list)" },
+		{ "check_shortcircuit", "user lists (welcome/block lists, auto welcome list)" },
+	};
+
+	for (size_t i = 0; call && i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (strncmp(call, groups[i].prefix, strlen(groups[i].prefix)) == 0)
+			return groups[i].group;
+	return NULL;
+}
+
+/* "unsupported eval:" lines, one per group, the not-implemented ones last. */
+static void rules_compile_report_evals(const struct rules_compile_ctx *c, FILE *f)
+{
+	static const char *const order[] = {
+		"network: DNS block lists", "network: URI block lists", "network: Razor, Pyzor, DCC",
+		"Bayes", "SPF", "DKIM, ARC, DMARC",
+		"user lists (welcome/block lists, auto welcome list)", NULL,
+	};
+
+	for (size_t g = 0; g < sizeof(order) / sizeof(order[0]); g++) {
+		unsigned n = 0;
+
+		for (size_t i = 0; i < c->n; i++) {
+			const struct rules_rule *r = c->cr[i].r;
+			const char *grp;
+
+			if (r->def != RULES_DEF_EVAL || c->cr[i].include)
+				continue;
+			grp = rules_compile_eval_group(r->pattern);
+			if (order[g] ? grp == NULL || strcmp(grp, order[g]) != 0 : grp != NULL)
+				continue;
+			if (n++ == 0)
+				fprintf(f, "unsupported eval: %s: rules:",
+					order[g] ? order[g] : "not implemented yet");
+			fprintf(f, " %s", r->name);
+		}
+		if (n)
+			fprintf(f, " (%u)\n", n);
+	}
+}
+
 int rules_compile_dir(struct rules_set *rs, const char *outdir, const struct rules_compile_opts *o,
 		      struct rules_compile_stats *st, char *err, size_t errlen)
 {
 	struct rules_compile_ctx c = { .rs = rs, .n = rs->nrules, .st = st, .o = o };
 	char tmpdir[4096], olddir[4096];
 	int rc = 0;
-	bool first_eval = true;
 
 	memset(st, 0, sizeof(*st));
 	if (o->score_set > 3) {
@@ -800,17 +873,11 @@ int rules_compile_dir(struct rules_set *rs, const char *outdir, const struct rul
 	for (size_t i = 0; i < c.n && rc == 0; i++) {
 		c.cr[i].r = &rs->rules[i];
 		rc = rules_compile_one(&c, &c.cr[i]);
-		if (rc == 0 && rs->rules[i].def == RULES_DEF_EVAL && !c.cr[i].include && o->report) {
-			if (first_eval)
-				fprintf(o->report, "unsupported eval: rules:");
-			first_eval = false;
-			fprintf(o->report, " %s", rs->rules[i].name);
-		}
 	}
-	if (!first_eval && o->report)
-		fprintf(o->report, "\n");
 	if (rc < 0)
 		goto out;
+	if (o->report)
+		rules_compile_report_evals(&c, o->report);
 	/* output order: the rules that scan first, in file order, then the metas, each after
 	 * what it reads */
 	for (size_t i = 0; i < c.n; i++)

@@ -4,9 +4,12 @@
  *   sluice-rules check   [-s SET] FILE...            parse, classify every rule, report
  *   sluice-rules compile [-s SET] -o DIR FILE...     write a compiled rule-set directory
  *   sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE] [--threshold X]
- *                     [--limit N]                    score a labelled corpus with the data
+ *                     [--limit N] [--mail-from ADDR [--helo NAME]]
+ *                                                    score a labelled corpus with the data
  *                                                    plane's scanner, print the confusion
  *                                                    matrix and per-message timing
+ *   sluice-rules diff A.tsv B.tsv                    per message, the rules one engine fired
+ *                                                    and the other did not (rules_diff.c)
  * Files are read in the order given (give SpamAssassin's .pre files first, as it reads them
  * first, so ifplugin blocks see the plugins they load). SET is the score set (0: no Bayes, no
  * network tests; the default). Exit status: 0 ok, 1 rule errors or a failed compile, 2 usage.
@@ -33,6 +36,7 @@
 
 #include "filter.h"
 #include "rules_compile.h"
+#include "rules_diff.h"
 #include "rules_directives.h"
 #include "rules_parse.h"
 #include "rules_update.h"
@@ -44,9 +48,11 @@ static void rules_main_usage_to(FILE *f)
 		"usage: sluice-rules check [-s SET] FILE...\n"
 		"       sluice-rules compile [-s SET] -o DIR FILE...\n"
 		"       sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE]\n"
-		"                         [--threshold SCORE] [--limit N]\n"
+		"                         [--threshold SCORE] [--limit N] [--mail-from ADDR [--helo NAME]]\n"
 		"       sluice-rules update -o DIR [--reload PIDFILE] [--state DIR] [--rules DIR]\n"
 		"                           [--site DIR] [--add FILE]... [-s SET]\n"
+		"       sluice-rules diff [--threshold SCORE] [--top N] [--subrules] [--summary]\n"
+		"                         A.tsv B.tsv\n"
 		"       sluice-rules --help | --version\n"
 		"check    parse and classify every rule; errors (FILE:LINE: error: ...) for a line\n"
 		"         that cannot be parsed, an unknown directive, a meta naming an undefined\n"
@@ -56,6 +62,8 @@ static void rules_main_usage_to(FILE *f)
 		"update   compile SpamAssassin's rules as it loads them now (sa-update's, else the\n"
 		"         distribution's, with the site's .pre and .cf) into DIR, beside the old\n"
 		"         ones, and SIGHUP the node whose pid file is given\n"
+		"diff     two engines' results on one corpus (test --results, or spamd's): per\n"
+		"         message the rules that fired in one only, and the verdicts that differ\n"
 		"SET is SpamAssassin's score set, 0..3 (default 0). Exit status: 0 ok, 1 errors,\n"
 		"2 usage.\n");
 }
@@ -448,9 +456,12 @@ static int rules_main_test(int argc, char **argv)
 		{ "results", required_argument, NULL, 'r' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "limit", required_argument, NULL, 'l' },
+		{ "mail-from", required_argument, NULL, 'f' },
+		{ "helo", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dbdir = NULL, *corpus = NULL, *results = NULL;
+	const char *mail_from = NULL, *helo = NULL;
 	double threshold = -1e9;
 	long limit = -1;
 	char manifest[4096], base[4096], err[512], line[8192];
@@ -470,6 +481,8 @@ static int rules_main_test(int argc, char **argv)
 		case 'r': results = optarg; break;
 		case 't': threshold = atof(optarg); break;
 		case 'l': limit = atol(optarg); break;
+		case 'f': mail_from = optarg; break;
+		case 'H': helo = optarg; break;
 		default: rules_main_usage();
 		}
 	}
@@ -536,6 +549,15 @@ static int rules_main_test(int argc, char **argv)
 			free(msg);
 			errs++;
 			continue;
+		}
+		if (mail_from != NULL) {
+			/* the envelope a node's session hands the scanner (smtp_cmd_data.c) */
+			struct filter_envelope fe = {
+				.mail_from = { mail_from, strlen(mail_from) },
+				.helo = { helo ? helo : "", helo ? strlen(helo) : 0 },
+			};
+
+			filter_msg_set_envelope(fm, &fe);
 		}
 		filter_msg_feed(fm, msg, clen);
 		filter_msg_end(fm, &v);
@@ -619,6 +641,8 @@ int main(int argc, char **argv)
 		return rules_update_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "test") == 0)
 		return rules_main_test(argc - 1, argv + 1);
+	if (strcmp(argv[1], "diff") == 0)
+		return rules_diff_main(argc - 1, argv + 1);
 	rules_main_usage();
 	return 2;
 }

@@ -4,7 +4,7 @@
  * databases beside the old ones, and tells a running node to reload.
  *
  *   sluice-rules update -o DIR [--reload PIDFILE] [--state DIR] [--rules DIR] [--site DIR]
- *                       [--add FILE]... [-s SET]
+ *                       [--add FILE]... [-s SET] [--if-changed]
  *
  * The files, in SpamAssassin's order (Mail::SpamAssassin::read_pre/read_cf):
  *   1. the site's .pre files (--site, default /etc/spamassassin), sorted by name;
@@ -20,6 +20,12 @@
  * --reload, the node whose pid file is given gets SIGHUP once the new DIR is in place; its
  * reload loads and checks it, and keeps its old rules if it refuses them.
  *
+ * A compile that succeeds leaves DIR/SOURCE: a hash of what went into it (the files in order,
+ * their text, every file under sa-update's version directory, which the channel files include,
+ * the score set and the sluice-rules executable itself). With --if-changed, nothing is done
+ * (no compile, no reload) when DIR/SOURCE already holds that hash: the node's unit runs it at
+ * every start, and the daily timer after sa-update.
+ *
  * Exit status: 0, 1 (compile failed or the node could not be signalled), 2 usage.
  */
 #include <dirent.h>
@@ -33,6 +39,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "rules_update.h"
 
@@ -114,10 +121,114 @@ static bool rules_update_state_dir(const char *state, char *out, size_t outlen)
 	return best >= 0;
 }
 
+/* Adds path's bytes to h; -errno when it cannot be read. */
+static int rules_update_hash_file(XXH3_state_t *h, const char *path)
+{
+	char buf[65536];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL)
+		return -errno;
+	(void)XXH3_128bits_update(h, path, strlen(path) + 1);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		(void)XXH3_128bits_update(h, buf, n);
+	fclose(f);
+	return 0;
+}
+
+/* Adds every regular file under dir (sorted, recursively: sa-update's channel directories). */
+static int rules_update_hash_tree(XXH3_state_t *h, const char *dir, int depth)
+{
+	struct dirent **de;
+	int n = scandir(dir, &de, NULL, alphasort), r = 0;
+
+	if (n < 0)
+		return -errno;
+	for (int i = 0; i < n; i++) {
+		char path[4096];
+		struct stat st;
+
+		if (r == 0 && de[i]->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, de[i]->d_name);
+			if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && depth < 4)
+				r = rules_update_hash_tree(h, path, depth + 1);
+			else if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+				r = rules_update_hash_file(h, path);
+		}
+		free(de[i]);
+	}
+	free(de);
+	return r;
+}
+
+/* The source hash of this update, as 32 hex digits into out[33]. */
+static int rules_update_source(const struct rules_update_list *l, const char *statedir, const char *set,
+			       const char *self, char out[33])
+{
+	XXH3_state_t *h = XXH3_createState();
+	XXH128_hash_t d;
+	int r;
+
+	if (h == NULL)
+		return -ENOMEM;
+	(void)XXH3_128bits_reset(h);
+	(void)XXH3_128bits_update(h, set ? set : "0", strlen(set ? set : "0") + 1);
+	r = rules_update_hash_file(h, self);
+	for (size_t i = 0; r == 0 && i < l->n; i++)
+		r = rules_update_hash_file(h, l->v[i]);
+	if (r == 0 && statedir != NULL)
+		r = rules_update_hash_tree(h, statedir, 0);
+	d = XXH3_128bits_digest(h);
+	XXH3_freeState(h);
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)d.high64, (unsigned long long)d.low64);
+	return r;
+}
+
+/* Does dir/SOURCE hold src? */
+static bool rules_update_same_source(const char *dir, const char *src)
+{
+	char path[4096], have[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/SOURCE", dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	if (fgets(have, sizeof(have), f) == NULL)
+		have[0] = '\0';
+	fclose(f);
+	have[strcspn(have, "\n")] = '\0';
+	return strcmp(have, src) == 0;
+}
+
+/* Writes dir/SOURCE (through a temporary file and rename). */
+static int rules_update_write_source(const char *dir, const char *src)
+{
+	char path[4096], tmp[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/SOURCE", dir);
+	snprintf(tmp, sizeof(tmp), "%s/SOURCE.tmp", dir);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "%s\n", src);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		int e = errno;
+
+		fclose(f);
+		unlink(tmp);
+		return -e;
+	}
+	fclose(f);
+	return rename(tmp, path) < 0 ? -errno : 0;
+}
+
 static void rules_update_usage(void)
 {
 	fprintf(stderr, "usage: sluice-rules update -o DIR [--reload PIDFILE] [--state DIR] "
-			"[--rules DIR] [--site DIR] [--add FILE]... [-s SET]\n");
+			"[--rules DIR] [--site DIR] [--add FILE]... [-s SET] [--if-changed]\n");
 	exit(2);
 }
 
@@ -129,6 +240,7 @@ int rules_update_main(int argc, char **argv)
 		{ "rules", required_argument, NULL, 'R' },
 		{ "site", required_argument, NULL, 'T' },
 		{ "add", required_argument, NULL, 'a' },
+		{ "if-changed", no_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *out = NULL, *pidfile = NULL, *state = "/var/lib/spamassassin";
@@ -136,7 +248,8 @@ int rules_update_main(int argc, char **argv)
 	const char *adds[64];
 	size_t nadd = 0;
 	struct rules_update_list l = { .n = 0 };
-	char statedir[4096], self[4096];
+	char statedir[4096], self[4096], src[33];
+	bool have_state, if_changed = false;
 	char **args;
 	size_t na = 0;
 	pid_t child;
@@ -152,6 +265,7 @@ int rules_update_main(int argc, char **argv)
 		case 'S': state = optarg; break;
 		case 'R': rules = optarg; break;
 		case 'T': site = optarg; break;
+		case 'i': if_changed = true; break;
 		case 'a':
 			if (nadd == sizeof(adds) / sizeof(adds[0]))
 				rules_update_usage();
@@ -164,7 +278,8 @@ int rules_update_main(int argc, char **argv)
 		rules_update_usage();
 
 	(void)rules_update_add_dir(&l, site, ".pre");     /* a site without .pre files is fine */
-	if (rules_update_state_dir(state, statedir, sizeof(statedir))) {
+	have_state = rules_update_state_dir(state, statedir, sizeof(statedir));
+	if (have_state) {
 		printf("rules: %s (sa-update)\n", statedir);
 		(void)rules_update_add_dir(&l, statedir, ".pre");
 		if (rules_update_add_dir(&l, statedir, ".cf") <= 0)
@@ -195,6 +310,15 @@ int rules_update_main(int argc, char **argv)
 		goto done;
 	}
 	self[sn] = '\0';
+	if (rules_update_source(&l, have_state ? statedir : NULL, set, self, src) < 0) {
+		fprintf(stderr, "sluice-rules: update: cannot read the rule files: %s\n", strerror(errno));
+		rc = 1;
+		goto done;
+	}
+	if (if_changed && rules_update_same_source(out, src)) {
+		printf("rules: unchanged, %s is up to date (source %s)\n", out, src);
+		goto done;
+	}
 	args = calloc(l.n + 8, sizeof(*args));
 	if (args == NULL) {
 		rc = 1;
@@ -224,6 +348,8 @@ int rules_update_main(int argc, char **argv)
 		rc = 1;
 		goto done;
 	}
+	if (rules_update_write_source(out, src) < 0)   /* only costs a recompile next time */
+		fprintf(stderr, "sluice-rules: update: %s/SOURCE: %s\n", out, strerror(errno));
 	if (pidfile != NULL) {
 		FILE *f = fopen(pidfile, "r");
 		long pid = 0;

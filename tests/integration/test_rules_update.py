@@ -100,6 +100,47 @@ def test_update_compiles_swaps_and_reloads():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_update_if_changed():
+    """--if-changed compiles only when a rule file, sa-update's tree or the compiler changed,
+    and then neither recompiles nor signals."""
+    work = tempfile.mkdtemp(prefix="sluice-upd-")
+    try:
+        write(os.path.join(work, "usr", "10_dist.cf"), "body DIST_RULE /distword/\n")
+        r = update(work, "--if-changed")
+        eq(r.returncode, 0, "first: " + r.stdout + r.stderr)
+        check("unchanged" not in r.stdout, "the first run compiles: " + r.stdout)
+        src = open(os.path.join(work, "db", "SOURCE")).read().strip()
+        check(re.fullmatch(r"[0-9a-f]{32}", src) is not None, "SOURCE holds a hash: " + src)
+        meta = os.path.join(work, "db", "rules.meta")
+        mtime = os.stat(meta).st_mtime_ns
+        # unchanged: no compile, and no reload either (a pid file that names nobody is not read)
+        r = update(work, "--if-changed", "--reload", os.path.join(work, "no-such.pid"))
+        eq(r.returncode, 0, "unchanged: " + r.stdout + r.stderr)
+        check("unchanged" in r.stdout, r.stdout)
+        eq(os.stat(meta).st_mtime_ns, mtime, "the databases were not rewritten")
+        # a rule file changes: compiled again
+        write(os.path.join(work, "usr", "10_dist.cf"), "body DIST_RULE /distword2/\n")
+        r = update(work, "--if-changed")
+        eq(r.returncode, 0, "changed: " + r.stdout + r.stderr)
+        check("unchanged" not in r.stdout, r.stdout)
+        check(open(os.path.join(work, "db", "SOURCE")).read().strip() != src, "new hash")
+        # sa-update writes a tree under its state dir: an included file counts too
+        write(os.path.join(work, "var", "4.000001", "ch.cf"), "include ch/20.cf\n")
+        write(os.path.join(work, "var", "4.000001", "ch", "20.cf"), "body NEW_RULE /newword/\n")
+        r = update(work, "--if-changed")
+        check("unchanged" not in r.stdout, "sa-update's rules: " + r.stdout)
+        src = open(os.path.join(work, "db", "SOURCE")).read().strip()
+        write(os.path.join(work, "var", "4.000001", "ch", "20.cf"), "body NEW_RULE /newword3/\n")
+        r = update(work, "--if-changed")
+        check("unchanged" not in r.stdout, "an included file changed: " + r.stdout)
+        check(open(os.path.join(work, "db", "SOURCE")).read().strip() != src, "new hash: " + r.stdout + r.stderr)
+        # without --if-changed it always compiles
+        r = update(work)
+        check("unchanged" not in r.stdout, r.stdout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_update_usage_and_missing_rules():
     work = tempfile.mkdtemp(prefix="sluice-upd-")
     try:
