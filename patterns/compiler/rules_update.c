@@ -18,7 +18,8 @@
  * Then `sluice-rules compile -o DIR` runs on that list (the same process image, as a child):
  * the compile writes DIR.new and swaps it in, so a failed compile leaves DIR as it was. With
  * --reload, the node whose pid file is given gets SIGHUP once the new DIR is in place; its
- * reload loads and checks it, and keeps its old rules if it refuses them.
+ * reload loads and checks it, and keeps its old rules if it refuses them. No pid file means no
+ * node is running: nothing to signal, not an error (it loads DIR when it starts).
  *
  * A compile that succeeds leaves DIR/SOURCE: a hash of what went into it (the files in order,
  * their text, every file under sa-update's version directory, which the channel files include,
@@ -354,7 +355,10 @@ int rules_update_main(int argc, char **argv)
 		FILE *f = fopen(pidfile, "r");
 		long pid = 0;
 
-		if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+		if (f == NULL && errno == ENOENT) {
+			/* no node running: it loads the new rules when it starts */
+			printf("reload: no %s: no node running, nothing to reload\n", pidfile);
+		} else if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
 			fprintf(stderr, "sluice-rules: update: %s: no pid to signal\n", pidfile);
 			rc = 1;
 		} else if (kill((pid_t)pid, SIGHUP) < 0) {

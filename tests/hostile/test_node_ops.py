@@ -386,16 +386,21 @@ def test_unprivileged_start_with_a_capability_drops_it():
 
 # ---- systemd and the manual page -------------------------------------------------------
 
-def unit_for_build(dirname):
-    """The unit with the build tree's paths, and a MANPATH in which man:sluice-node(8) exists."""
-    with open(UNIT) as f:
+def unit_for_build(dirname, name="sluice-node.service"):
+    """The unit with the build tree's paths, and a MANPATH in which man:sluice-node(8) and
+    man:sluice-rules(1) exist."""
+    with open(os.path.join(ROOT, "dataplane", name)) as f:
         text = f.read()
+    text = text.replace("@bindir@/sluice-rules", os.path.join(BUILD, "patterns", "sluice-rules"))
     text = text.replace("@bindir@", os.path.join(BUILD, "dataplane")).replace("@sysconfdir@", "/etc")
-    path = os.path.join(dirname, "sluice-node.service")
+    path = os.path.join(dirname, name)
     with open(path, "w") as f:
         f.write(text)
     os.makedirs(os.path.join(dirname, "man", "man8"), exist_ok=True)
+    os.makedirs(os.path.join(dirname, "man", "man1"), exist_ok=True)
     shutil.copy(MANPAGE, os.path.join(dirname, "man", "man8", "sluice-node.8"))
+    shutil.copy(os.path.join(ROOT, "patterns", "compiler", "sluice-rules.1"),
+                os.path.join(dirname, "man", "man1", "sluice-rules.1"))
     return path, dict(os.environ, MANPATH=os.path.join(dirname, "man"))
 
 
@@ -423,6 +428,15 @@ def test_systemd_unit():
         r = run(["systemd-analyze", "security", "--offline=yes", path], env=env)
         m = re.search(r"Overall exposure level for sluice-node.service: ([0-9.]+)", r.stdout)
         check(m and float(m.group(1)) <= 2.5, "exposure: %s" % (m and m.group(1)))
+        check("ExecStartPre=+" in open(path).read() and "--if-changed" in open(path).read(),
+              "the node's start compiles the rules first when they changed")
+        # the daily recompile after sa-update, and its timer
+        upath, env = unit_for_build(d, "sluice-rules-update.service")
+        shutil.copy(os.path.join(ROOT, "dataplane", "sluice-rules-update.timer"), d)
+        r = run(["systemd-analyze", "verify", upath, os.path.join(d, "sluice-rules-update.timer")],
+                env=env)
+        eq(r.returncode, 0, "systemd-analyze verify (rules update): " + r.stdout + r.stderr)
+        eq((r.stdout + r.stderr).strip(), "", "no warnings (rules update)")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
