@@ -291,6 +291,10 @@ static int filter_db_load_meta(struct filter_db *db, const uint8_t *data, size_t
 		filter_db_take(&r, &ru->flags, 2);
 		filter_db_take(&r, &ru->score_milli, 4);
 		ru->target = filter_db_u32(&r);
+		if (cls == RULES_CLASS_HEADER) {
+			ru->maxhits = (uint8_t)(ru->target >> 24);
+			ru->target &= 0xffffffu;
+		}
 		ru->name = filter_db_str(&r);
 		ru->describe = filter_db_str(&r);
 		popts = filter_db_u32(&r);

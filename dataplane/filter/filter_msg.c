@@ -340,6 +340,22 @@ static int filter_msg_on_hdr_match(unsigned int id, unsigned long long from,
 	return 0;
 }
 
+/* tflags multiple on a header rule that hit: its matches in the value, counted like Perl's
+ * m//g up to its maxhits (255 without), added to what other header fields of the target (each
+ * MIME part's) gave, for the metas that compare the count. */
+static void filter_msg_hdr_count(struct filter_msg *fm, uint32_t id, const struct filter_rule *ru)
+{
+	unsigned n = fm->cnt[id], max = ru->maxhits ? ru->maxhits : 255;
+	PCRE2_SIZE start = 0, *ov = pcre2_get_ovector_pointer(fm->fs->md);
+
+	while (n < max && start <= fm->vlen &&
+	       filter_shard_match(fm, id, ru->pcre, (PCRE2_SPTR)fm->val, fm->vlen, start) >= 0) {
+		n++;
+		start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+	}
+	fm->cnt[id] = (uint8_t)(n ? n : 1);
+}
+
 /* Scans header fields [from, to) for every target of the kind (message or MIME part). */
 static void filter_msg_targets(struct filter_msg *fm, uint32_t from, uint32_t to, bool mime)
 {
@@ -375,6 +391,9 @@ static void filter_msg_targets(struct filter_msg *fm, uint32_t from, uint32_t to
 			fm->cand[id >> 6] &= ~(1ull << (id & 63));
 			if (hit)
 				filter_bit_set(fm->hits, id);
+			if (hit && present && (ru->flags & RULES_RF_MULTIPLE) && ru->pcre &&
+			    !(ru->flags & RULES_RF_NEGATE))
+				filter_msg_hdr_count(fm, id, ru);
 		}
 	}
 }

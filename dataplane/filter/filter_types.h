@@ -59,6 +59,7 @@ struct filter_rule {
 	pcre2_code *eval_re;        /* freemail evals: what the address must also match;
 				     * forged Yahoo: the Received forms Yahoo writes */
 	pcre2_code *eval_re2;       /* forged Yahoo: Yahoo's bulk mailer */
+	uint8_t     maxhits;        /* header rules, tflags multiple: the count's cap, 0: 255 */
 };
 
 #define FILTER_HTML_TAGS    16u   /* distinct tag names the evals may ask about */

@@ -319,9 +319,10 @@ static int rules_compile_one(struct rules_compile_ctx *c, struct rules_compile_r
 		return 0;
 	}
 	rules_compile_classify(c, x);
-	/* tflags multiple in a streamed class: Hyperscan finds the first match, PCRE2 counts them
-	 * at the end (up to maxhits), so such a rule runs as a prefilter */
-	if ((x->flags & RULES_RF_MULTIPLE) && r->cls != RULES_CLASS_HEADER && x->kind == RULES_KIND_HS) {
+	/* tflags multiple: Hyperscan finds the first match, PCRE2 counts them (up to maxhits; a
+	 * header rule in its header's value, a streamed class's at the end), so such a rule runs
+	 * as a prefilter */
+	if ((x->flags & RULES_RF_MULTIPLE) && x->kind == RULES_KIND_HS) {
 		pcre2_code *pc = rules_compile_pcre(&x->rx);
 		bool e = false;
 
@@ -740,7 +741,8 @@ static int rules_compile_meta_file(struct rules_compile_ctx *c, const char *dir)
 		struct rules_compile_rule *x = &c->cr[c->order[i]];
 		uint8_t cls = x->cls, kind = x->kind;
 		uint16_t flags = x->flags;
-		uint32_t target = x->cls == RULES_CLASS_HEADER ? x->target : x->maxhits;
+		uint32_t cap = x->maxhits < 255 ? x->maxhits : 255;
+		uint32_t target = x->cls == RULES_CLASS_HEADER ? x->target | cap << 24 : x->maxhits;
 
 		rules_compile_put(&b, &cls, 1);
 		rules_compile_put(&b, &kind, 1);

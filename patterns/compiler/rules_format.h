@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RULES_FORMAT_MAGIC    "SLUICERS"  /* 8 bytes, no NUL */
-#define RULES_FORMAT_VERSION  1u
+#define RULES_FORMAT_VERSION  2u
 
 /* Rule classes; the value is also the index of the class's file. */
 enum rules_class {
@@ -165,12 +165,12 @@ enum rules_eval {
 #define RULES_RF_SUBRULE     0x02u  /* __NAME: not scored, not reported */
 #define RULES_RF_ABSENT_HIT  0x04u  /* header rule: its pattern matches the if-unset value */
 #define RULES_RF_NICE        0x08u  /* tflags nice */
-#define RULES_RF_MULTIPLE    0x10u  /* tflags multiple: metas see the match count (streamed
-					    * classes; header rules count once, XXX) */
+#define RULES_RF_MULTIPLE    0x10u  /* tflags multiple: metas see the match count */
 #define RULES_RF_NOSUBJECT   0x20u  /* tflags nosubject: body rule skips the Subject line */
 
-/* rule record: u8 cls, u8 kind, u16 flags, i32 score_milli, u32 target (header rules; for a
- * tflags multiple rule of another class its maxhits, 0 for no limit; else 0),
+/* rule record: u8 cls, u8 kind, u16 flags, i32 score_milli, u32 target (header rules: the
+ * target in the low 24 bits, a tflags multiple rule's maxhits (0: none, at most 255) in the
+ * high 8; for a tflags multiple rule of another class its maxhits, 0 for no limit; else 0),
  * str name, str describe, u32 pcre_flags (PCRE2 compile options), u32 len + pcre source
  * (prefilter rules; eval rules: enum rules_eval and the argument text; else 0), u32 ninstr +
  * ninstr x struct rules_meta_instr (meta rules). */

@@ -111,7 +111,13 @@ static const char test_filter_rules[] =
 	"body    CMT_SAVED    eval:html_text_match('comment', '<!-- saved from url=\\(\\d{4}\\)')\n"
 	"score   CMT_SAVED    1.01\n"
 	"header  RELAY_BANG   X-Spam-Relays-Untrusted =~ /^\\[ ip=203\\.0\\.113\\.9 rdns=host\\.example helo=!198\\.51\\.100\\.3! /\n"
-	"score   RELAY_BANG   1.03\n";
+	"score   RELAY_BANG   1.03\n"
+	"header  __HDR_LC     ALL =~ /\\n(?:x-one|x-two|x-three|x-four):/sm\n"  /* counted per match */
+	"tflags  __HDR_LC     multiple maxhits=3\n"
+	"meta    MANY_HDR_LC  __HDR_LC > 1\n"
+	"score   MANY_HDR_LC  1.07\n"
+	"meta    LC_PAST_MAX  __HDR_LC > 3\n"                        /* maxhits caps the count */
+	"score   LC_PAST_MAX  1.09\n";
 
 static const char test_filter_rules2[] =
 	"body    ONLY_V2      /viagra/i\n"
@@ -436,6 +442,27 @@ static const struct test_filter_case test_filter_cases[] = {
 		"hi\n",
 		"DATE_NODIGIT,MISSING_MID,RELAY_BANG",
 		700 + 200 + 1030,
+	},
+	{
+		"a header rule with tflags multiple counts its matches, up to maxhits",
+		"Subject: hi\n"
+		"x-one: 1\n"
+		"x-two: 2\n"
+		"x-three: 3\n"
+		"x-four: 4\n"
+		"\n"
+		"some body text\n",
+		"DATE_NODIGIT,MANY_HDR_LC,MISSING_MID",
+		700 + 1070 + 200,
+	},
+	{
+		"one match of a header rule with tflags multiple",
+		"Subject: hi\n"
+		"x-one: 1\n"
+		"\n"
+		"some body text\n",
+		"DATE_NODIGIT,MISSING_MID",
+		700 + 200,
 	},
 	{
 		"two characters of text",
