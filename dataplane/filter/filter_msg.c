@@ -406,6 +406,7 @@ static void filter_msg_subject(struct filter_msg *fm)
 					fm->hdrs[i].dec_len);
 			break;
 		}
+	fm->body_subj_end = fm->txt[RULES_CLASS_BODY].len + fm->blen;
 	filter_msg_body_break(fm);
 }
 
@@ -685,6 +686,7 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 	fm->pcre_capped = 0;
 	fm->capped_rule = UINT32_MAX;
 	fm->n_html = fm->n_text = 0;
+	fm->body_subj_end = 0;
 	fm->atok_len = 0;
 	fm->atok_over = false;
 	fm->relays_t_len = fm->relays_u_len = 0;
@@ -731,6 +733,16 @@ void filter_msg_feed(struct filter_msg *fm, const uint8_t *p, size_t len)
 #endif
 }
 
+/* Where a confirmation starts in its class's text: after the Subject line for a body rule
+ * with tflags nosubject, else at 0. */
+static PCRE2_SIZE filter_msg_start(const struct filter_msg *fm, const struct filter_rule *ru)
+{
+	if (!(ru->flags & RULES_RF_NOSUBJECT) || ru->cls != RULES_CLASS_BODY)
+		return 0;
+	return fm->body_subj_end < fm->txt[RULES_CLASS_BODY].len ? fm->body_subj_end :
+								    fm->txt[RULES_CLASS_BODY].len;
+}
+
 static void filter_msg_confirm(struct filter_msg *fm)
 {
 	struct filter_db *db = fm->db;
@@ -740,7 +752,7 @@ static void filter_msg_confirm(struct filter_msg *fm)
 		const struct filter_rule *ru = &db->rules[db->pcre_only[k]];
 		const struct filter_text *t = &fm->txt[ru->cls];
 
-		if (filter_shard_match(fm, db->pcre_only[k], ru->pcre, t->p, t->len, 0) >= 0)
+		if (filter_shard_match(fm, db->pcre_only[k], ru->pcre, t->p, t->len, filter_msg_start(fm, ru)) >= 0)
 			filter_bit_set(fm->hits, db->pcre_only[k]);
 	}
 
@@ -759,7 +771,7 @@ static void filter_msg_confirm(struct filter_msg *fm)
 			if (ru->kind != RULES_KIND_PREFILTER || !ru->pcre || ru->cls >= RULES_CLASS_NSCAN)
 				continue;
 			t = &fm->txt[ru->cls];
-			if (filter_shard_match(fm, id, ru->pcre, t->p, t->len, 0) < 0)
+			if (filter_shard_match(fm, id, ru->pcre, t->p, t->len, filter_msg_start(fm, ru)) < 0)
 				continue;
 			filter_bit_set(fm->hits, id);
 			if (ru->flags & RULES_RF_MULTIPLE) {

@@ -178,6 +178,7 @@ struct filter_msg {
 	unsigned             nl;
 	bool                 ws, para;
 	struct filter_text   txt[RULES_CLASS_NSCAN];
+	size_t               body_subj_end;  /* body text: where the Subject line ends */
 	char                 env_from[256];
 	size_t               env_from_len;
 	bool                 has_env;

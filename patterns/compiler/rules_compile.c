@@ -332,6 +332,18 @@ static int rules_compile_one(struct rules_compile_ctx *c, struct rules_compile_r
 		}
 		pcre2_code_free(pc);
 	}
+	/* tflags nosubject: the body text without its first line, the Subject; Hyperscan cannot
+	 * tell where a match starts, so PCRE2 confirms from the end of the Subject line */
+	if ((x->flags & RULES_RF_NOSUBJECT) && r->cls == RULES_CLASS_BODY && x->kind == RULES_KIND_HS) {
+		pcre2_code *pc = rules_compile_pcre(&x->rx);
+		bool e = false;
+
+		if (pc && rules_compile_hs_ok(x->rx.hs, x->rx.hs_flags | HS_FLAG_PREFILTER, &e)) {
+			x->kind = RULES_KIND_PREFILTER;
+			x->rx.hs_flags |= HS_FLAG_PREFILTER;
+		}
+		pcre2_code_free(pc);
+	}
 	if (x->flags & RULES_RF_MULTIPLE) {
 		const char *mh = r->tflags ? strstr(r->tflags, "maxhits=") : NULL;
 

@@ -117,7 +117,11 @@ static const char test_filter_rules[] =
 	"meta    MANY_HDR_LC  __HDR_LC > 1\n"
 	"score   MANY_HDR_LC  1.07\n"
 	"meta    LC_PAST_MAX  __HDR_LC > 3\n"                        /* maxhits caps the count */
-	"score   LC_PAST_MAX  1.09\n";
+	"score   LC_PAST_MAX  1.09\n"
+	"body    __NONEMPTY   /\\S/\n"                         /* the Subject does not count */
+	"tflags  __NONEMPTY   nosubject\n"
+	"meta    NO_BODY_TEXT !__NONEMPTY\n"
+	"score   NO_BODY_TEXT 1.13\n";
 
 static const char test_filter_rules2[] =
 	"body    ONLY_V2      /viagra/i\n"
@@ -325,8 +329,8 @@ static const struct test_filter_case test_filter_cases[] = {
 		"Content-Type: text/html\n"
 		"\n"
 		"<html><IMG src=\"cid:part1\"/></html>\n",
-		"DATE_NODIGIT,HTML_ONLY,IMG_ONLY_S,MISSING_MID,SHORT_BODY",
-		700 + 190 + 610 + 200 + 370,
+		"DATE_NODIGIT,HTML_ONLY,IMG_ONLY_S,MISSING_MID,NO_BODY_TEXT,SHORT_BODY",
+		700 + 190 + 610 + 200 + 1130 + 370,
 	},
 	{
 		"envelope sender matches From",
@@ -420,8 +424,8 @@ static const struct test_filter_case test_filter_cases[] = {
 		"\n"
 		"<!-- saved from url=(0022)http://x.example/ -->\n"
 		"<html><a href=\"http://x.example/\"><img src=\"cid:1\"></a></html>\n",
-		"CMT,CMT_SAVED,DATE_NODIGIT,HTML_LEN_L,HTML_ONLY,LINK_IMG,MISSING_MID,SHORT_BODY",
-		970 + 1010 + 700 + 670 + 190 + 890 + 200 + 370,
+		"CMT,CMT_SAVED,DATE_NODIGIT,HTML_LEN_L,HTML_ONLY,LINK_IMG,MISSING_MID,NO_BODY_TEXT,SHORT_BODY",
+		970 + 1010 + 700 + 670 + 190 + 890 + 200 + 1130 + 370,
 	},
 	{
 		"a multi-line comment, an image outside the link",
@@ -463,6 +467,16 @@ static const struct test_filter_case test_filter_cases[] = {
 		"some body text\n",
 		"DATE_NODIGIT,MISSING_MID",
 		700 + 200,
+	},
+	{
+		"a Subject and no body: tflags nosubject skips the Subject line",
+		"Subject: only a subject here\n"
+		"Message-Id: <a@b>\n"
+		"Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
+		"\n"
+		" \n",
+		"NO_BODY_TEXT",                 /* __NONSPACE counts the Subject's characters */
+		1130,
 	},
 	{
 		"two characters of text",
