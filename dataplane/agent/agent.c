@@ -9,6 +9,7 @@
  * The control socket, <spool_dir>/control.sock (mode 0600: root's, or the node user's), takes one
  * request line and gives one reply line (sluice-queue speaks it):
  *     flush|hold|release|delete|bounce all|QID|domain D   ->   "ok N" | "error REASON"
+ *     counters   ->   "ok N" and N lines: the live counters (agent_stats.c)
  * A request for a QID goes to the shard that owns it (the qid's top 8 bits), others to every
  * shard, as a struct delivery_ctl_msg: only a shard writes its journal. The reply waits until
  * every shard has answered (the request's counters are atomics the shards update).
@@ -30,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "agent/agent_stats.h"
 #include "base/log.h"
 #include "delivery/delivery.h"
 #include "shard/shard_event.h"
@@ -216,6 +218,40 @@ static void agent_ctl_reply(int fd, const char *fmt, unsigned long long n, const
 	close(fd);
 }
 
+/* "counters": "ok N" and N lines of the live counters (agent_stats.c), then close. */
+static void agent_ctl_counters(int fd, const struct shard *shards, unsigned n, bool stopping)
+{
+	char *text = NULL, head[32];
+	size_t len = 0, off = 0;
+	unsigned lines = 0;
+
+	if (stopping) {
+		agent_ctl_reply(fd, NULL, 0, "the node is stopping");
+		return;
+	}
+	if (agent_stats_text(shards, n, &text, &len, &lines) < 0) {
+		agent_ctl_reply(fd, NULL, 0, "out of memory");
+		return;
+	}
+	{
+		struct timeval tv = { .tv_sec = 1 };
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	snprintf(head, sizeof(head), "ok %u\n", lines);
+	(void)!write(fd, head, strlen(head));
+	while (off < len) {
+		/* a client that stops reading gets cut off by the send timeout, not the agent stuck */
+		ssize_t w = write(fd, text + off, len - off);
+
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	free(text);
+	close(fd);
+}
+
 /* Reads one request and posts it; the reply goes out once every shard answered. */
 static void agent_ctl_accept(struct io_uring *ring, int lfd, struct shard *shards, unsigned n,
 			     bool stopping, struct agent_ctl **pending)
@@ -241,6 +277,10 @@ static void agent_ctl_accept(struct io_uring *ring, int lfd, struct shard *shard
 		}
 		line[got] = '\0';
 		line[strcspn(line, "\r\n")] = '\0';
+		if (strcmp(line, "counters") == 0) {
+			agent_ctl_counters(fd, shards, n, stopping);
+			continue;
+		}
 		if (sscanf(line, "%31s %299s %299s", verb, arg1, arg2) < 2 ||
 		    (op = delivery_ctl_op_parse(verb)) < 0) {
 			agent_ctl_reply(fd, NULL, 0, "bad request (want: OP all|QID|domain D)");

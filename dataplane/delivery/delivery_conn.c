@@ -71,6 +71,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/counter.h"
 #include "base/log.h"
 #include "base/tls.h"
 #include "delivery/delivery_impl.h"
@@ -1196,7 +1197,7 @@ static void conn_on_recv(struct dconn *cn, const struct io_uring_cqe *cqe)
 		return;   /* the reaper frees it */
 	}
 	if (res == -ENOBUFS && !has_buf) {
-		sh->ctr.recv_nobufs++;
+		ctr_inc(&sh->ctr.recv_nobufs);
 		cn->recv_retry = true;
 		timer_arm(&sh->timers, &cn->timer, 1);
 		return;

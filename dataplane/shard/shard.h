@@ -65,8 +65,12 @@ struct shard_msg {
 	shard_msg_fn *fn;
 };
 
-/* Per-shard counters: plain integers written only by the shard; readers in other threads accept
- * torn-free but slightly stale values (aligned 64-bit loads). */
+/* Per-shard counters, written only by the shard (base/counter.h: ctr_inc, ctr_add) and read by
+ * the agent while the node runs (ctr_read; `sluice-queue stats` sums them). Array sizes are
+ * fixed here so shard/ needs no other module's enums; each names its index below. */
+#define SHARD_CTR_STATES   16   /* bit index of enum smtp_state */
+#define SHARD_CTR_ACTIONS  8    /* enum policy_action */
+#define SHARD_CTR_TLS_VERS 4    /* TLS 1.0, 1.1, 1.2, 1.3 */
 struct shard_counters {
 	uint64_t conn_accepted, conn_refused_pool, conn_refused_ip, conn_closed;
 	uint64_t conn_by_role[2];
@@ -74,6 +78,10 @@ struct shard_counters {
 	uint64_t cmd_count[32], cmd_errors, proto_errors, tls_handshakes, tls_failures;
 	uint64_t timeouts, recv_nobufs, events_dropped;
 	uint64_t conn_refused_block, early_talkers;   /* ip_block at connect; talked before 220 */
+	uint64_t sessions_in_state[SHARD_CTR_STATES];   /* gauge: sessions in each state now */
+	uint64_t msg_by_action[SHARD_CTR_ACTIONS][2];   /* at the end of data, by MX role */
+	uint64_t replies_4xx, replies_5xx;              /* every refusal (the reject log lines) */
+	uint64_t tls_by_version[SHARD_CTR_TLS_VERS];    /* completed inbound handshakes */
 };
 
 /*

@@ -5,6 +5,7 @@
  */
 #include "shard/shard_event.h"
 
+#include "base/counter.h"
 #include "base/clock.h"
 
 #include <stdarg.h>
@@ -25,7 +26,7 @@ void shard_event(struct shard *sh, const char *fmt, ...)
 	if (shard_event_slots == NULL) {
 		shard_event_slots = calloc(sh->events.mask + 1, sizeof(*shard_event_slots));
 		if (shard_event_slots == NULL) {
-			sh->ctr.events_dropped++;
+			ctr_inc(&sh->ctr.events_dropped);
 			return;
 		}
 	}
@@ -37,7 +38,7 @@ void shard_event(struct shard *sh, const char *fmt, ...)
 	ev->len = (unsigned short)(n < 0 ? 0 : (size_t)n >= sizeof(ev->text) ? sizeof(ev->text) - 1 : (size_t)n);
 	/* The ring position and the slot index move together, so a full ring means a busy slot. */
 	if (!spsc_push(&sh->events, ev))
-		sh->ctr.events_dropped++;
+		ctr_inc(&sh->ctr.events_dropped);
 }
 
 size_t shard_event_drain(struct shard *sh, void (*fn)(void *arg, const struct shard_event *ev),

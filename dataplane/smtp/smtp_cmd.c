@@ -4,6 +4,7 @@
  */
 #include "smtp/smtp_cmd.h"
 
+#include "base/counter.h"
 #include "base/log.h"
 #include "smtp/smtp_log.h"
 #include "smtp/smtp_reply.h"
@@ -50,13 +51,13 @@ static void smtp_cmd_run(struct smtp_session *s, enum smtp_verb verb, struct sli
 	if (verb == SMTP_VERB_HTTP) {
 		/* A web client or a proxy pointed at us: no SMTP will follow (Postfix does the same). */
 		/* Logged as the reject of stage HTTP, like every refusal. */
-		sh->ctr.proto_errors++;
+		ctr_inc(&sh->ctr.proto_errors);
 		smtp_reply(s, 421, "4.7.0", "%s Error: this is an SMTP server", sh->conf->hostname);
 		smtp_session_close_after_reply(s);
 		return;
 	}
 	if (verb == SMTP_VERB_UNKNOWN || cmd->exec == NULL) {
-		sh->ctr.proto_errors++;
+		ctr_inc(&sh->ctr.proto_errors);
 		smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
 		smtp_session_error(s);
 		return;
@@ -101,7 +102,7 @@ void smtp_cmd_dispatch(struct smtp_session *s, struct slice line)
 	struct slice arg;
 	enum smtp_verb verb = smtp_parse_verb(line, &arg);
 
-	s->sh->ctr.cmd_count[verb < 32 ? verb : 0]++;
+	ctr_inc(&s->sh->ctr.cmd_count[verb < 32 ? verb : 0]);
 	s->log_cmd_seen = true;
 	s->log_stage = smtp_cmds[verb].name ? smtp_cmds[verb].name : smtp_verb_name(verb);
 	s->log_arg = verb == SMTP_VERB_MAIL || verb == SMTP_VERB_RCPT ? smtp_log_path_arg(arg) : arg;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/counter.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "filter/filter.h"
@@ -203,8 +204,9 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 	s->inflight--;
 	if (err == 0) {
 		spool_qid_format(qid, q);
-		sh->ctr.msg_accepted_by_role[s->role & 1]++;
-		sh->ctr.bytes_accepted += t->dec.out_bytes;
+		ctr_inc(&sh->ctr.msg_accepted_by_role[s->role & 1]);
+		ctr_inc(&sh->ctr.msg_by_action[t->action % SHARD_CTR_ACTIONS][s->role & 1]);
+		ctr_add(&sh->ctr.bytes_accepted, t->dec.out_bytes);
 		smtp_log_accepted(s, q);
 		{
 			/* Durable: the relay queue takes it (it copies what it keeps). */
@@ -226,7 +228,7 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", q);
 	} else {
 		log_warn(err, "%s: message not stored", s->id);
-		sh->ctr.msg_tempfailed++;
+		ctr_inc(&sh->ctr.msg_tempfailed);
 		s->log_stage = "END-OF-DATA";
 		smtp_body_fail_reply(s, err);
 		s->log_stage = NULL;
@@ -316,14 +318,16 @@ static void smtp_end_of_data(struct smtp_session *s)
 	}
 	act = smtp_decide(s);
 	t->action = (uint8_t)act;
+	if (act == POLICY_REJECT || act == POLICY_TEMPFAIL)
+		ctr_inc(&sh->ctr.msg_by_action[act % SHARD_CTR_ACTIONS][s->role & 1]);
 	if (act == POLICY_REJECT) {
-		sh->ctr.msg_rejected++;
+		ctr_inc(&sh->ctr.msg_rejected);
 		/* The reply's reject line carries the score, the action and the rules. */
 		smtp_reply(s, 550, "5.7.1", "Error: message content rejected");
 		goto done;
 	}
 	if (act == POLICY_TEMPFAIL) {
-		sh->ctr.msg_tempfailed++;
+		ctr_inc(&sh->ctr.msg_tempfailed);
 		smtp_reply(s, 451, "4.7.1", "Error: try again later");
 		goto done;
 	}
@@ -407,7 +411,7 @@ void smtp_cmd_bdat(struct smtp_session *s, struct slice arg)
 	if (smtp_parse_bdat_arg(arg, &size, &last) != SMTP_ARG_OK) {
 		/* Without a size we cannot find where the chunk ends: nothing more can be read. */
 		smtp_reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
-		s->sh->ctr.proto_errors++;
+		ctr_inc(&s->sh->ctr.proto_errors);
 		smtp_session_close_after_reply(s);
 		return;
 	}

@@ -4,6 +4,8 @@
  */
 #include "smtp/smtp_reply.h"
 
+#include "base/counter.h"
+
 #include <stdio.h>
 
 #include "smtp/smtp_limits.h"
@@ -27,8 +29,10 @@ void smtp_vreply(struct smtp_session *s, unsigned code, const char *enh, int las
 	n += m;
 	if ((size_t)n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
-	if (code >= 400 && last && !s->closing)
+	if (code >= 400 && last && !s->closing) {
+		ctr_inc(code >= 500 ? &s->sh->ctr.replies_5xx : &s->sh->ctr.replies_4xx);
 		smtp_log_reject(s, code, enh, line + text, (size_t)(n - text));
+	}
 	line[n++] = '\r';
 	line[n++] = '\n';
 	smtp_session_out(s, line, (size_t)n);

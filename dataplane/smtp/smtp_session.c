@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/counter.h"
 #include "base/log.h"
 #include "base/tls.h"
 #include "filter/filter.h"
@@ -225,6 +226,9 @@ void smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 	/* Sessions in the middle of a body will commit soon: the group commit waits for them
 	 * (main.c), like PostgreSQL's commit_delay with commit_siblings. */
 	s->sh->bodies_in_flight += (int)is_body - (int)was_body;
+	if (s->state != 0)
+		ctr_dec(&s->sh->ctr.sessions_in_state[__builtin_ctz(s->state) % SHARD_CTR_STATES]);
+	ctr_inc(&s->sh->ctr.sessions_in_state[__builtin_ctz(st) % SHARD_CTR_STATES]);
 	s->state = st;
 }
 
@@ -271,8 +275,10 @@ static void smtp_session_reap(struct shard *sh, struct shard_deferred *d)
 	free(s->helo);
 	iplimit_release(s->iplimit_key);
 	smtp_enter_state(s, SMTP_ST_CLOSING);   /* keeps bodies_in_flight right */
+	ctr_dec(&sh->ctr.sessions_in_state[__builtin_ctz(SMTP_ST_CLOSING)]);
+	s->state = 0;
 	smtp_session_unlink(s);
-	sh->ctr.conn_closed++;
+	ctr_inc(&sh->ctr.conn_closed);
 	pool_put(&sh->sessions, s);
 }
 
@@ -310,7 +316,7 @@ void smtp_session_abort(struct smtp_session *s, const char *why)
 
 bool smtp_session_error(struct smtp_session *s)
 {
-	s->sh->ctr.cmd_errors++;
+	ctr_inc(&s->sh->ctr.cmd_errors);
 	if (++s->errors < s->sh->conf->limits.errors)
 		return false;
 	smtp_reply(s, 421, "4.7.0", "%s Error: too many errors", s->sh->conf->hostname);
@@ -363,7 +369,7 @@ static void smtp_session_timer_fire(struct timer *t)
 		smtp_session_greet(s);
 		return;
 	}
-	s->sh->ctr.timeouts++;
+	ctr_inc(&s->sh->ctr.timeouts);
 	if (s->commit_pending) {        /* never cut a session whose message is being written */
 		timer_arm(&s->sh->timers, &s->timer, 1000);
 		return;
@@ -431,20 +437,20 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	/* The node's own block list first: a blocked source costs no session and no banner. */
 	pc = policy_connect_check(conf->default_policy, (const struct sockaddr *)peer);
 	if (pc == POLICY_CONNECT_BLOCK) {
-		sh->ctr.conn_refused_block++;
+		ctr_inc(&sh->ctr.conn_refused_block);
 		smtp_session_refuse(sh, l, fd, peer, 554, "5.7.1",
 				    "Error: access denied for your address");
 		return;
 	}
 	if (!iplimit_acquire(peer, conf->limits.conn_per_ip, &ipkey)) {
-		sh->ctr.conn_refused_ip++;
+		ctr_inc(&sh->ctr.conn_refused_ip);
 		smtp_session_refuse(sh, l, fd, peer, 421, "4.7.0",
 				    "Error: too many connections from your address");
 		return;
 	}
 	s = pool_get(&sh->sessions);
 	if (s == NULL) {
-		sh->ctr.conn_refused_pool++;
+		ctr_inc(&sh->ctr.conn_refused_pool);
 		iplimit_release(ipkey);
 		smtp_session_refuse(sh, l, fd, peer, 421, "4.3.2",
 				    "Error: too many sessions, try again later");
@@ -466,8 +472,8 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	if (s->next != NULL)
 		s->next->prev = s;
 	sh->session_list = s;
-	sh->ctr.conn_accepted++;
-	sh->ctr.conn_by_role[s->role & 1]++;
+	ctr_inc(&sh->ctr.conn_accepted);
+	ctr_inc(&sh->ctr.conn_by_role[s->role & 1]);
 	log_debug("%s: connect from %s to %s (%s MX)", s->id, s->client_addr, lc->address,
 		  listen_role_name(s->role));
 	smtp_enter_state(s, SMTP_ST_INIT);
@@ -550,7 +556,7 @@ static size_t smtp_session_run(struct smtp_session *s, const uint8_t *p, size_t 
 			off += used;
 			if (s->line.overflow && s->line.discarded > SMTP_LINE_DISCARD_MAX) {
 				/* A "line" that never ends: not SMTP; do not read it forever. */
-				s->sh->ctr.proto_errors++;
+				ctr_inc(&s->sh->ctr.proto_errors);
 				smtp_reply(s, 500, "5.5.2", "Error: line too long");
 				smtp_session_close_after_reply(s);
 			}
@@ -561,13 +567,13 @@ static size_t smtp_session_run(struct smtp_session *s, const uint8_t *p, size_t 
 			break;
 		case SMTP_PARSE_TOOLONG:
 			off += used;
-			s->sh->ctr.proto_errors++;
+			ctr_inc(&s->sh->ctr.proto_errors);
 			smtp_reply(s, 500, "5.5.2", "Error: line too long");
 			smtp_session_error(s);
 			break;
 		case SMTP_PARSE_BAD:
 			off += used;
-			s->sh->ctr.proto_errors++;
+			ctr_inc(&s->sh->ctr.proto_errors);
 			smtp_reply(s, 500, "5.5.2", "Error: bad character (bare CR or NUL) in command");
 			smtp_session_error(s);
 			break;
@@ -637,14 +643,20 @@ static void smtp_session_run_tls(struct smtp_session *s)
 				return;
 			char why[256];
 
-			sh->ctr.tls_failures++;
+			ctr_inc(&sh->ctr.tls_failures);
 			tls_errors(why, sizeof(why));
 			log_info("%s: TLS handshake failed from %s: %s", s->id, s->client_addr, why);
 			/* The alert, if OpenSSL made one, then close; the caller still holds s. */
 			smtp_session_close_after_reply(s);
 			return;
 		}
-		sh->ctr.tls_handshakes++;
+		ctr_inc(&sh->ctr.tls_handshakes);
+		{
+			int v = SSL_version(s->ssl);   /* TLS1_VERSION 0x301 .. TLS1_3_VERSION 0x304 */
+
+			if (v >= TLS1_VERSION && v <= TLS1_3_VERSION)
+				ctr_inc(&sh->ctr.tls_by_version[v - TLS1_VERSION]);
+		}
 		s->tls_active = true;
 		/* RFC 3207 §4.2: forget everything learnt before TLS; the client starts over. */
 		free(s->helo);
@@ -712,7 +724,7 @@ static void smtp_session_early_talker(struct smtp_session *s, const uint8_t *p, 
 	for (size_t i = 0; i < len && n + 4 < sizeof(shown); i++)
 		shown[n++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '.';
 	shown[n] = '\0';
-	s->sh->ctr.early_talkers++;
+	ctr_inc(&s->sh->ctr.early_talkers);
 	s->greet_pending = false;
 	log_info("%s: early talker from %s: %zu bytes %llu ms before the greeting: \"%s\"", s->id,
 		 s->client_addr, len, (unsigned long long)(s->sh->now_ms - s->started_ms), shown);
@@ -741,7 +753,7 @@ static void smtp_session_on_recv(struct smtp_session *s, const struct io_uring_c
 	if (!has_buf) {
 		if (res == -ENOBUFS) {
 			/* Every provided buffer is in use: try again on the next tick. */
-			sh->ctr.recv_nobufs++;
+			ctr_inc(&sh->ctr.recv_nobufs);
 			s->recv_retry = true;
 			timer_arm(&sh->timers, &s->timer, 1);
 			return;

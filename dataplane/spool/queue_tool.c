@@ -72,7 +72,8 @@ static void usage(FILE *f)
 		"                         messages per recipient (or sender) domain and age, as\n"
 		"                         Postfix's qshape (minutes)\n"
 		"  ids                    one line per queued message: qid<TAB>message-id\n"
-		"  stats                  counts per shard, damaged ranges\n"
+		"  stats [--shards]       counts per shard, damaged ranges; and the running node's\n"
+		"                         live counters (summed, or --shards: per shard)\n"
 		"  salvage [--reinject]   damaged spool ranges; --reinject (node stopped) queues\n"
 		"                         again those whose envelope survived\n"
 		"QID is 16 hex digits; - reads queue ids from standard input.\n"
@@ -774,7 +775,9 @@ static int damaged_collect(const char *dir, struct damaged_list *l)
 	return 0;
 }
 
-static int cmd_stats(const char *dir)
+static void stats_live(const char *dir, bool per_shard);
+
+static int cmd_stats(const char *dir, bool per_shard)
 {
 	struct shard_stats *st = calloc(256, sizeof(*st));
 	struct damaged_list dl = { 0 };
@@ -820,6 +823,7 @@ static int cmd_stats(const char *dir)
 	       tb, dl.n, dbytes);
 	free(dl.v);
 	free(st);
+	stats_live(dir, per_shard);
 	return 0;
 }
 
@@ -915,6 +919,126 @@ static int control_send(const char *dir, const char *cmd, const char *line, uint
 	}
 	fprintf(stderr, "%s: %s: %s\n", prog, cmd, got ? reply : "no reply from the node");
 	return 1;
+}
+
+/* One counter sample of the node's "counters" reply, summed over shards. */
+struct stats_sample {
+	char               key[256];   /* name{labels} without the shard label */
+	unsigned long long v;
+	double             d;          /* a _sum, which is not an integer */
+	bool               is_double;
+};
+
+/* "name{shard="N",rest} value" -> key "name{rest}" (or "name"). */
+static void stats_key(const char *line, size_t len, char *key, size_t keylen)
+{
+	const char *brace = memchr(line, '{', len), *sp = memchr(line, ' ', len);
+	const char *close = brace ? memchr(brace, '}', len - (size_t)(brace - line)) : NULL;
+
+	if (!brace || !close || !sp || sp < close) {
+		snprintf(key, keylen, "%.*s", (int)(sp ? sp - line : (ptrdiff_t)len), line);
+		return;
+	}
+	const char *rest = brace + 1;
+
+	if (strncmp(rest, "shard=\"", 7) == 0) {
+		rest = memchr(rest + 7, '"', (size_t)(close - rest - 7));
+		rest = rest ? rest + 1 : close;
+		if (*rest == ',')
+			rest++;
+	}
+	if (rest >= close)
+		snprintf(key, keylen, "%.*s", (int)(brace - line), line);
+	else
+		snprintf(key, keylen, "%.*s{%.*s}", (int)(brace - line), line, (int)(close - rest), rest);
+}
+
+/* The running node's live counters ("counters" on the control socket): summed over the shards,
+ * or as sent (per shard). Says so, and returns, when no node answers. */
+static void stats_live(const char *dir, bool per_shard)
+{
+	struct sockaddr_un sa;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	struct stats_sample *smp = NULL;
+	size_t nsmp = 0, capsmp = 0;
+	ssize_t n;
+	int fd;
+
+	if (control_path(dir, &sa) < 0)
+		return;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write(fd, "counters\n", 9) != 9) {
+		printf("live counters: no node running on %s\n", dir);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	for (;;) {
+		if (len + 65536 > cap) {
+			char *nb = realloc(buf, cap = (len + 65536) * 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!buf || len < 3 || strncmp(buf, "ok ", 3) != 0) {
+		printf("live counters: %.*s\n", buf && len ? (int)strcspn(buf, "\n") : 16,
+		       buf && len ? buf : "no reply from the node");
+		free(buf);
+		return;
+	}
+	buf[len] = '\0';
+	printf("live counters of the running node%s:\n", per_shard ? ", per shard" : " (all shards)");
+	for (char *line = strchr(buf, '\n'); line && *++line; line = strchr(line, '\n')) {
+		size_t ll = strcspn(line, "\n");
+		const char *val = memrchr(line, ' ', ll);
+		char key[256];
+		size_t k;
+
+		if (*line == '#' || !val)
+			continue;
+		if (per_shard) {
+			printf("  %.*s\n", (int)ll, line);
+			continue;
+		}
+		stats_key(line, ll, key, sizeof(key));
+		for (k = 0; k < nsmp && strcmp(smp[k].key, key) != 0; k++)
+			;
+		if (k == nsmp) {
+			if (nsmp == capsmp) {
+				struct stats_sample *ns = realloc(smp, (capsmp = capsmp ? capsmp * 2 : 128) *
+									   sizeof(*ns));
+				if (!ns)
+					break;
+				smp = ns;
+			}
+			memset(&smp[nsmp], 0, sizeof(smp[nsmp]));
+			snprintf(smp[nsmp].key, sizeof(smp[nsmp].key), "%s", key);
+			nsmp++;
+		}
+		if (memchr(val, '.', ll - (size_t)(val - line))) {
+			smp[k].is_double = true;
+			smp[k].d += strtod(val + 1, NULL);
+		} else {
+			smp[k].v += strtoull(val + 1, NULL, 10);
+		}
+	}
+	for (size_t k = 0; k < nsmp; k++) {
+		if (smp[k].is_double)
+			printf("  %s %.6f\n", smp[k].key, smp[k].d + (double)smp[k].v);
+		else
+			printf("  %s %llu\n", smp[k].key, smp[k].v);
+	}
+	free(smp);
+	free(buf);
 }
 
 /* Sends "<op> <target>" for each op of ops (requeue: release, then flush); the message counts
@@ -1590,13 +1714,15 @@ int main(int argc, char **argv)
 		return cmd_shape(dir, argc, argv);
 	if (!strcmp(cmd, "salvage"))
 		return cmd_salvage(dir, argc, argv);
+	if (!strcmp(cmd, "stats") && argc == 1 && !strcmp(argv[0], "--shards"))
+		return cmd_stats(dir, true);
 	if (!strcmp(cmd, "ids") || !strcmp(cmd, "stats")) {
 		if (argc) {
 			fprintf(stderr, "%s: %s takes no arguments\n", prog, cmd);
 			return 2;
 		}
 		if (!strcmp(cmd, "stats"))
-			return cmd_stats(dir);
+			return cmd_stats(dir, false);
 		rc = spool_scan(dir, ids_one, NULL);
 		return rc < 0 ? die_err(rc, "scan", dir) : 0;
 	}

@@ -43,6 +43,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base/counter.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "spool_impl.h"
@@ -95,7 +96,7 @@ static void seg_link(struct spool *sp, struct spool_seg *seg)
 	seg->prev = sp->segs.prev;
 	sp->segs.prev->next = seg;
 	sp->segs.prev = seg;
-	sp->st.segments++;
+	ctr_inc(&sp->st.segments);
 }
 
 static void seg_unlink_list(struct spool *sp, struct spool_seg *seg)
@@ -105,7 +106,7 @@ static void seg_unlink_list(struct spool *sp, struct spool_seg *seg)
 	seg->prev->next = seg->next;
 	seg->next->prev = seg->prev;
 	seg->next = seg->prev = NULL;
-	sp->st.segments--;
+	ctr_dec(&sp->st.segments);
 }
 
 /* Removes the file and every index entry of a segment, and frees it. */
@@ -508,7 +509,7 @@ int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, u
 	jpend_add(sp, j.event, qid, arg);
 	seg = e->seg;
 	if (!was_done && (e->flags & SPOOL_IF_DONE)) {
-		sp->st.queued--;
+		ctr_dec(&sp->st.queued);
 		if (seg && seg->nlive)
 			seg->nlive--;
 		if (seg)
@@ -1097,6 +1098,18 @@ bool spool_busy(const struct spool *sp)
 	       sp->spare_state == SPOOL_SPARE_PREPARING;
 }
 
+/* A group commit's latency: the total, and its histogram bucket. */
+static void spool_note_commit(struct spool *sp, uint64_t ns)
+{
+	static const uint64_t bounds_us[] = SPOOL_COMMIT_BUCKETS_US;
+	unsigned k = 0;
+
+	while (k < sizeof(bounds_us) / sizeof(bounds_us[0]) && ns > bounds_us[k] * 1000)
+		k++;
+	ctr_add(&sp->st.sync_ns_total, ns);
+	ctr_inc(&sp->st.commit_hist[k]);
+}
+
 static void batch_finish(struct spool *sp, struct spool_batch *b)
 {
 	int err = b->err;
@@ -1105,7 +1118,7 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 
 	if (b == sp->batch) {
 		sp->batch = NULL;
-		sp->st.sync_ns_total += clock_mono_ns() - b->start_ns;
+		spool_note_commit(sp, clock_mono_ns() - b->start_ns);
 	} else {
 		sp->nfailing--;
 	}
@@ -1114,7 +1127,7 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 	for (uint32_t i = 0; i < b->nsegs; i++)
 		b->segs[i]->inflight--;
 	if (err) {
-		sp->st.commit_errors += nb;
+		ctr_add(&sp->st.commit_errors, nb);
 		for (m = b->msgs; m; m = m->next) {
 			if (m->seg) {
 				m->seg->nrec--;
@@ -1155,12 +1168,11 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 					  sp->dir);
 				m->seg->nlive--;
 			}
-			sp->st.queued++;
-			sp->st.messages_committed++;
-			sp->st.bytes_committed += m->size;
+			ctr_inc(&sp->st.queued);
+			ctr_inc(&sp->st.messages_committed);
+			ctr_add(&sp->st.bytes_committed, m->size);
 		}
-		if (nb > sp->st.batches_max)
-			sp->st.batches_max = nb;
+		ctr_max(&sp->st.batches_max, nb);
 		if (b->jlen && b->jseq > sp->jseq_durable)
 			sp->jseq_durable = b->jseq;
 	}
@@ -1220,7 +1232,7 @@ void spool_handle_cqe(struct spool *sp, const struct io_uring_cqe *cqe)
 		if (res < 0)
 			batch_err(b, res);
 		else
-			sp->st.syncs++;
+			ctr_inc(&sp->st.syncs);
 		if (--b->outstanding == 0)
 			batch_finish(sp, b);
 		break;
@@ -1259,7 +1271,15 @@ void spool_handle_cqe(struct spool *sp, const struct io_uring_cqe *cqe)
 
 void spool_get_stats(const struct spool *sp, struct spool_stats *st)
 {
-	*st = sp->st;
+	const uint64_t *from = (const uint64_t *)&sp->st;
+	uint64_t *to = (uint64_t *)st;
+
+	/* every counter is a uint64_t before the flag */
+	_Static_assert(offsetof(struct spool_stats, no_segment) % sizeof(uint64_t) == 0,
+		       "spool_stats: counters first");
+	for (size_t i = 0; i < offsetof(struct spool_stats, no_segment) / sizeof(uint64_t); i++)
+		to[i] = ctr_read(&from[i]);
+	st->no_segment = __atomic_load_n(&sp->st.no_segment, __ATOMIC_RELAXED);
 }
 
 /* ---- Open and recovery ---- */
@@ -1405,8 +1425,8 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 		if (damage_keep(sp, fd, name, &r.damage[i]) < 0)
 			pinned = true;
 	if (r.skipped) {
-		sp->st.damaged_ranges += r.skipped;
-		sp->st.damaged_bytes += r.damaged_bytes;
+		ctr_add(&sp->st.damaged_ranges, r.skipped);
+		ctr_add(&sp->st.damaged_bytes, r.damaged_bytes);
 		if (r.skipped > r.ndamage) {
 			pinned = true;   /* ranges past those we could name: keep it all */
 			log_error(-EBADMSG, "spool: %s/%s: %u damaged ranges (%" PRIu64 " bytes); "
@@ -1418,8 +1438,8 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 		/* Records follow the damage but carry no seal we know (written before seals, or
 		 * under a lost key): not queued, and nothing is cut or reclaimed. */
 		pinned = true;
-		sp->st.damaged_ranges++;
-		sp->st.damaged_bytes += r.file_size - r.unresolved_off;
+		ctr_inc(&sp->st.damaged_ranges);
+		ctr_add(&sp->st.damaged_bytes, r.file_size - r.unresolved_off);
 		log_error(-EBADMSG, "spool: %s/%s: damaged record at offset %" PRIu64 "; the records "
 			  "after it carry no seal this spool knows, so they are not queued; the "
 			  "segment is kept as it is for an operator", sp->dir, name,
@@ -1427,7 +1447,7 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 	} else if (r.torn_bytes) {
 		log_warn(0, "spool: %s/%s: torn write at the tail: discarded %" PRIu64 " bytes after "
 			 "offset %" PRIu64, sp->dir, name, r.torn_bytes, r.good_end);
-		sp->st.torn_discarded++;
+		ctr_inc(&sp->st.torn_discarded);
 	}
 	/* Sealed for good: drop the torn tail and the unused preallocation. */
 	if (!r.unresolved && r.file_size > r.good_end && ftruncate(fd, (off_t)r.good_end) < 0) {
@@ -1589,7 +1609,7 @@ static int recover(struct spool *sp)
 			log_warn(0, "spool: %s/%s: torn write at the tail: discarded %" PRIu64
 				 " bytes after offset %" PRIu64, sp->dir, name, r.torn_bytes,
 				 r.good_end);
-			sp->st.torn_discarded++;
+			ctr_inc(&sp->st.torn_discarded);
 		}
 		if (nums[i] >= sp->next_jno)
 			sp->next_jno = nums[i] + 1;
@@ -1609,13 +1629,13 @@ static int recover(struct spool *sp)
 		if (e->flags & SPOOL_IF_DONE)
 			e->seg->nlive--;
 		else
-			sp->st.queued++;
+			ctr_inc(&sp->st.queued);
 	}
 	for (seg = sp->segs.next; seg != &sp->segs; seg = next) {
 		next = seg->next;
 		seg_settle(sp, seg);
 	}
-	sp->st.recovered = sp->st.queued;
+	__atomic_store_n(&sp->st.recovered, sp->st.queued, __ATOMIC_RELAXED);
 	sp->next_segno = highest + 1 > SPOOL_SEG_MAX ? 1 : highest + 1;
 	if (!sp->next_jno)
 		sp->next_jno = 1;
@@ -1647,7 +1667,7 @@ static int recover(struct spool *sp)
 			log_warn(-errno, "spool: %s/%s: unlink old journal", sp->dir, name);
 	}
 	if (sp->st.recovered || sp->st.torn_discarded || sp->st.damaged_ranges)
-		log_info("spool: %s: recovered %u queued messages in %u segments (%" PRIu64
+		log_info("spool: %s: recovered %" PRIu64 " queued messages in %" PRIu64 " segments (%" PRIu64
 			 " torn tails discarded, %" PRIu64 " damaged ranges skipped, %" PRIu64
 			 " bytes)", sp->dir, sp->st.queued, sp->st.segments - (sp->cur ? 1 : 0),
 			 sp->st.torn_discarded, sp->st.damaged_ranges, sp->st.damaged_bytes);

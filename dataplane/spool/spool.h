@@ -180,15 +180,24 @@ struct spool_queue_msg {
 int spool_queue_read(struct spool *sp, spool_qid qid, struct spool_queue_msg *m_r);
 void spool_queue_msg_free(struct spool_queue_msg *m);
 
+/* Upper bounds of the group commit latency histogram (begin of the batch to its last fsync),
+ * in microseconds; a last bucket takes the rest. */
+#define SPOOL_COMMIT_BUCKETS_US { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, \
+				  250000, 1000000 }
+#define SPOOL_COMMIT_NBUCKETS 13
+/* Written by the spool's shard only (base/counter.h), read by any thread with spool_get_stats
+ * while the node runs. */
 struct spool_stats {
 	uint64_t messages_committed, bytes_committed, syncs, sync_ns_total;
 	uint64_t batches_max, commit_errors, torn_discarded, recovered;
-	uint32_t segments, queued;
+	uint64_t segments, queued;
+	uint64_t commit_hist[SPOOL_COMMIT_NBUCKETS];   /* batches per latency bucket */
 	/* Damaged ranges skipped at recovery (valid records after them were queued) and their
 	 * bytes; each is logged and kept for sluice-queue salvage. */
 	uint64_t damaged_ranges, damaged_bytes;
 	bool     no_segment;   /* start-up found no room for a new segment (full disk) */
 };
+/* A copy, field by field (any thread). */
 void spool_get_stats(const struct spool *sp, struct spool_stats *st);
 
 /* ---- For the queue tool and recovery (read-only, any process) ---- */

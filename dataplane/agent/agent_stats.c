@@ -1,0 +1,232 @@
+/*
+ * agent_stats.c - the node's live counters, read while it runs: each shard's struct
+ * shard_counters and its spool's counters (written by the shard alone, read here with relaxed
+ * loads: base/counter.h), written per shard in Prometheus' text exposition format (the metrics
+ * endpoint of a later issue serves the same text). `sluice-queue stats` asks for them on the
+ * control socket ("counters") and prints them.
+ *
+ * Agent thread. Only while the shards run (the agent stops answering before they stop).
+ */
+#include "agent/agent_stats.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/counter.h"
+#include "policy/policy.h"
+#include "smtp/smtp_session.h"
+#include "spool/spool.h"
+
+struct agent_stats_buf {
+	char  *p;
+	size_t len, cap;
+	bool   oom;
+};
+
+static void asb_printf(struct agent_stats_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->p && (size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t ncap = b->cap ? b->cap * 2 : 16384;
+		char *np;
+
+		while (ncap - b->len <= (size_t)n)
+			ncap *= 2;
+		np = realloc(b->p, ncap);
+		if (np == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+}
+
+static void asb_head(struct agent_stats_buf *b, const char *name, const char *type, const char *help)
+{
+	asb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample: name{shard="N"[,extra]} value. */
+static void asb_sample(struct agent_stats_buf *b, const char *name, unsigned shard, const char *extra,
+		       uint64_t v)
+{
+	asb_printf(b, "%s{shard=\"%u\"%s%s} %llu\n", name, shard, extra && *extra ? "," : "",
+		   extra ? extra : "", (unsigned long long)v);
+}
+
+static const char *const agent_stats_roles[2] = { "primary", "fallback" };
+
+static void agent_stats_smtp(struct agent_stats_buf *b, const struct shard *shards, unsigned n)
+{
+	static const char *const tls_vers[SHARD_CTR_TLS_VERS] = { "TLSv1", "TLSv1.1", "TLSv1.2",
+								    "TLSv1.3" };
+	char lab[96];
+
+	asb_head(b, "sluice_connections_total", "counter", "SMTP connections accepted, by MX role");
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned r = 0; r < 2; r++) {
+			snprintf(lab, sizeof(lab), "role=\"%s\"", agent_stats_roles[r]);
+			asb_sample(b, "sluice_connections_total", i, lab,
+				   ctr_read(&shards[i].ctr.conn_by_role[r]));
+		}
+	asb_head(b, "sluice_connections_refused_total", "counter",
+		 "connections refused before a session, by reason");
+	for (unsigned i = 0; i < n; i++) {
+		asb_sample(b, "sluice_connections_refused_total", i, "reason=\"max_sessions\"",
+			   ctr_read(&shards[i].ctr.conn_refused_pool));
+		asb_sample(b, "sluice_connections_refused_total", i, "reason=\"connections_per_ip\"",
+			   ctr_read(&shards[i].ctr.conn_refused_ip));
+		asb_sample(b, "sluice_connections_refused_total", i, "reason=\"ip_block\"",
+			   ctr_read(&shards[i].ctr.conn_refused_block));
+	}
+	asb_head(b, "sluice_connections_closed_total", "counter", "SMTP sessions ended");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_connections_closed_total", i, NULL, ctr_read(&shards[i].ctr.conn_closed));
+	asb_head(b, "sluice_sessions", "gauge", "SMTP sessions open now, by state");
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned st = 0; st < SHARD_CTR_STATES; st++) {
+			const char *name = smtp_state_name(1u << st);
+
+			if (strcmp(name, "?") == 0)
+				continue;
+			snprintf(lab, sizeof(lab), "state=\"%s\"", name);
+			asb_sample(b, "sluice_sessions", i, lab, ctr_read(&shards[i].ctr.sessions_in_state[st]));
+		}
+	asb_head(b, "sluice_messages_total", "counter",
+		 "messages at the end of data, by the policy's action and MX role");
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned a = 0; a < POLICY_ACTION_COUNT && a < SHARD_CTR_ACTIONS; a++)
+			for (unsigned r = 0; r < 2; r++) {
+				snprintf(lab, sizeof(lab), "action=\"%s\",role=\"%s\"",
+					 policy_action_name((enum policy_action)a), agent_stats_roles[r]);
+				asb_sample(b, "sluice_messages_total", i, lab,
+					   ctr_read(&shards[i].ctr.msg_by_action[a][r]));
+			}
+	asb_head(b, "sluice_received_bytes_total", "counter", "bytes of the messages accepted");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_received_bytes_total", i, NULL, ctr_read(&shards[i].ctr.bytes_accepted));
+	asb_head(b, "sluice_refusals_total", "counter", "4xx and 5xx replies (each is a reject log line)");
+	for (unsigned i = 0; i < n; i++) {
+		asb_sample(b, "sluice_refusals_total", i, "class=\"4xx\"", ctr_read(&shards[i].ctr.replies_4xx));
+		asb_sample(b, "sluice_refusals_total", i, "class=\"5xx\"", ctr_read(&shards[i].ctr.replies_5xx));
+	}
+	asb_head(b, "sluice_tls_handshakes_total", "counter", "inbound STARTTLS handshakes completed, by version");
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned v = 0; v < SHARD_CTR_TLS_VERS; v++) {
+			snprintf(lab, sizeof(lab), "version=\"%s\"", tls_vers[v]);
+			asb_sample(b, "sluice_tls_handshakes_total", i, lab,
+				   ctr_read(&shards[i].ctr.tls_by_version[v]));
+		}
+	asb_head(b, "sluice_tls_failures_total", "counter", "inbound TLS handshakes that failed");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_tls_failures_total", i, NULL, ctr_read(&shards[i].ctr.tls_failures));
+	asb_head(b, "sluice_protocol_errors_total", "counter",
+		 "SMTP commands refused as unknown, malformed or out of sequence");
+	for (unsigned i = 0; i < n; i++) {
+		asb_sample(b, "sluice_protocol_errors_total", i, "kind=\"syntax\"",
+			   ctr_read(&shards[i].ctr.proto_errors));
+		asb_sample(b, "sluice_protocol_errors_total", i, "kind=\"client\"",
+			   ctr_read(&shards[i].ctr.cmd_errors));
+	}
+	asb_head(b, "sluice_timeouts_total", "counter", "sessions closed by a timeout");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_timeouts_total", i, NULL, ctr_read(&shards[i].ctr.timeouts));
+	asb_head(b, "sluice_early_talkers_total", "counter", "clients that talked before the greeting");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_early_talkers_total", i, NULL, ctr_read(&shards[i].ctr.early_talkers));
+	asb_head(b, "sluice_log_events_dropped_total", "counter", "log lines the event ring had no room for");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_log_events_dropped_total", i, NULL, ctr_read(&shards[i].ctr.events_dropped));
+}
+
+static void agent_stats_spool(struct agent_stats_buf *b, const struct shard *shards, unsigned n)
+{
+	static const uint64_t bounds_us[] = SPOOL_COMMIT_BUCKETS_US;
+	struct spool_stats *st = calloc(n ? n : 1, sizeof(*st));
+	char lab[64];
+
+	if (st == NULL) {
+		b->oom = true;
+		return;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (shards[i].spool != NULL && !atomic_load(&shards[i].exited))
+			spool_get_stats(shards[i].spool, &st[i]);
+	asb_head(b, "sluice_spool_messages_committed_total", "counter", "messages made durable (fsynced)");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_spool_messages_committed_total", i, NULL, st[i].messages_committed);
+	asb_head(b, "sluice_spool_committed_bytes_total", "counter", "bytes made durable");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_spool_committed_bytes_total", i, NULL, st[i].bytes_committed);
+	asb_head(b, "sluice_spool_fsyncs_total", "counter", "fsync and fdatasync calls of group commits");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_spool_fsyncs_total", i, NULL, st[i].syncs);
+	asb_head(b, "sluice_spool_commit_errors_total", "counter", "messages whose commit failed (451 to the client)");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_spool_commit_errors_total", i, NULL, st[i].commit_errors);
+	asb_head(b, "sluice_spool_commit_seconds", "histogram",
+		 "group commit latency, from the batch's first message to its last fsync");
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t cum = 0;
+
+		for (unsigned k = 0; k < SPOOL_COMMIT_NBUCKETS; k++) {
+			cum += st[i].commit_hist[k];
+			if (k < sizeof(bounds_us) / sizeof(bounds_us[0]))
+				snprintf(lab, sizeof(lab), "le=\"%g\"", (double)bounds_us[k] / 1e6);
+			else
+				snprintf(lab, sizeof(lab), "le=\"+Inf\"");
+			asb_sample(b, "sluice_spool_commit_seconds_bucket", i, lab, cum);
+		}
+		asb_printf(b, "sluice_spool_commit_seconds_sum{shard=\"%u\"} %.9f\n", i,
+			   (double)st[i].sync_ns_total / 1e9);
+		asb_sample(b, "sluice_spool_commit_seconds_count", i, NULL, cum);
+	}
+	asb_head(b, "sluice_spool_queued_messages", "gauge", "messages in the spool not yet done");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_spool_queued_messages", i, NULL, st[i].queued);
+	asb_head(b, "sluice_spool_segments", "gauge", "spool segment files");
+	for (unsigned i = 0; i < n; i++)
+		asb_sample(b, "sluice_spool_segments", i, NULL, st[i].segments);
+	free(st);
+}
+
+int agent_stats_text(const struct shard *shards, unsigned n, char **text_r, size_t *len_r,
+		     unsigned *lines_r)
+{
+	struct agent_stats_buf b = { 0 };
+
+	agent_stats_smtp(&b, shards, n);
+	agent_stats_spool(&b, shards, n);
+	if (b.oom) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	*text_r = b.p;
+	*len_r = b.len;
+	*lines_r = 0;
+	for (size_t i = 0; i < b.len; i++)
+		*lines_r += b.p[i] == '\n';
+	return 0;
+}
