@@ -40,11 +40,13 @@
 #define AGENT_UD_SIGNAL  1
 #define AGENT_UD_CONTROL 2
 
-/* A control request waiting for the shards' answers. */
+/* A control request waiting for the shards' answers: an operator command, or "counters"
+ * (depth set: the queue per domain each shard computes). */
 struct agent_ctl {
-	struct agent_ctl       *next;
-	int                     fd;
-	struct delivery_ctl_req req;
+	struct agent_ctl          *next;
+	int                        fd;
+	struct delivery_ctl_req    req;
+	struct delivery_depth_req *depth;
 };
 
 struct agent_reload_msg {
@@ -218,38 +220,71 @@ static void agent_ctl_reply(int fd, const char *fmt, unsigned long long n, const
 	close(fd);
 }
 
-/* "counters": "ok N" and N lines of the live counters (agent_stats.c), then close. */
-static void agent_ctl_counters(int fd, const struct shard *shards, unsigned n, bool stopping)
+/* "counters": posts the queue-per-domain request to every shard; the reply waits for them. */
+static void agent_ctl_counters_start(struct io_uring *ring, int fd, struct shard *shards, unsigned n,
+				     struct agent_ctl **pending)
+{
+	struct agent_ctl *ac = calloc(1, sizeof(*ac));
+	struct delivery_depth_req *dr = calloc(1, sizeof(*dr));
+
+	if (ac == NULL || dr == NULL || (dr->parts = calloc(n ? n : 1, sizeof(*dr->parts))) == NULL) {
+		free(ac);
+		free(dr);
+		agent_ctl_reply(fd, NULL, 0, "out of memory");
+		return;
+	}
+	ac->fd = fd;
+	ac->depth = dr;
+	atomic_init(&ac->req.remaining, 0);
+	atomic_init(&dr->remaining, n);
+	for (unsigned i = 0; i < n; i++) {
+		struct delivery_depth_msg *m = delivery_depth_msg_new(dr, i);
+
+		if (m == NULL || shard_post(ring, &shards[i], &m->base) < 0) {
+			free(m);
+			atomic_fetch_sub(&dr->remaining, 1);
+		}
+	}
+	ac->next = *pending;
+	*pending = ac;
+}
+
+/* "ok N" and N lines of the live counters (agent_stats.c), then close. */
+static void agent_ctl_counters_reply(struct agent_ctl *ac, const struct shard *shards, unsigned n)
 {
 	char *text = NULL, head[32];
 	size_t len = 0, off = 0;
 	unsigned lines = 0;
+	struct timeval tv = { .tv_sec = 1 };
 
-	if (stopping) {
-		agent_ctl_reply(fd, NULL, 0, "the node is stopping");
+	if (agent_stats_text(shards, n, ac->depth->parts, &text, &len, &lines) < 0) {
+		agent_ctl_reply(ac->fd, NULL, 0, "out of memory");
 		return;
 	}
-	if (agent_stats_text(shards, n, &text, &len, &lines) < 0) {
-		agent_ctl_reply(fd, NULL, 0, "out of memory");
-		return;
-	}
-	{
-		struct timeval tv = { .tv_sec = 1 };
-
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
+	/* a client that stops reading is cut off by the send timeout, the agent not stuck */
+	setsockopt(ac->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	snprintf(head, sizeof(head), "ok %u\n", lines);
-	(void)!write(fd, head, strlen(head));
+	(void)!write(ac->fd, head, strlen(head));
 	while (off < len) {
-		/* a client that stops reading gets cut off by the send timeout, not the agent stuck */
-		ssize_t w = write(fd, text + off, len - off);
+		ssize_t w = write(ac->fd, text + off, len - off);
 
 		if (w <= 0)
 			break;
 		off += (size_t)w;
 	}
 	free(text);
-	close(fd);
+	close(ac->fd);
+}
+
+static void agent_ctl_free(struct agent_ctl *ac, unsigned n)
+{
+	if (ac->depth != NULL) {
+		for (unsigned i = 0; i < n; i++)
+			free(ac->depth->parts[i].v);
+		free(ac->depth->parts);
+		free(ac->depth);
+	}
+	free(ac);
 }
 
 /* Reads one request and posts it; the reply goes out once every shard answered. */
@@ -278,7 +313,10 @@ static void agent_ctl_accept(struct io_uring *ring, int lfd, struct shard *shard
 		line[got] = '\0';
 		line[strcspn(line, "\r\n")] = '\0';
 		if (strcmp(line, "counters") == 0) {
-			agent_ctl_counters(fd, shards, n, stopping);
+			if (stopping)
+				agent_ctl_reply(fd, NULL, 0, "the node is stopping");
+			else
+				agent_ctl_counters_start(ring, fd, shards, n, pending);
 			continue;
 		}
 		if (sscanf(line, "%31s %299s %299s", verb, arg1, arg2) < 2 ||
@@ -322,23 +360,28 @@ static void agent_ctl_accept(struct io_uring *ring, int lfd, struct shard *shard
 	}
 }
 
-static void agent_ctl_finish(struct agent_ctl **pending, bool all)
+static void agent_ctl_finish(struct agent_ctl **pending, bool all, const struct shard *shards,
+			     unsigned n)
 {
 	for (struct agent_ctl **pp = pending; *pp; ) {
 		struct agent_ctl *ac = *pp;
+		bool answered = atomic_load(&ac->req.remaining) == 0 &&
+				(ac->depth == NULL || atomic_load(&ac->depth->remaining) == 0);
 
-		if (atomic_load(&ac->req.remaining) != 0 && !all) {
+		if (!answered && !all) {
 			pp = &ac->next;
 			continue;
 		}
-		if (atomic_load(&ac->req.remaining) == 0)
+		if (answered && ac->depth != NULL)
+			agent_ctl_counters_reply(ac, shards, n);
+		else if (answered)
 			agent_ctl_reply(ac->fd, "ok %llu\n",
 					(unsigned long long)atomic_load(&ac->req.count), NULL);
 		else
 			agent_ctl_reply(ac->fd, NULL, 0, "the node stopped");
 		*pp = ac->next;
-		if (atomic_load(&ac->req.remaining) == 0)
-			free(ac);
+		if (answered)
+			agent_ctl_free(ac, n);
 		/* else: a shard may still touch req: leaked on purpose at exit (XXX) */
 	}
 }
@@ -413,7 +456,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 			}
 		}
 		agent_drain_events(shards, nshards);
-		agent_ctl_finish(&pending, false);
+		agent_ctl_finish(&pending, false, shards, nshards);
 		for (unsigned i = 0; i < nshards; i++)
 			exited += atomic_load(&shards[i].exited);
 		if (exited == nshards)
@@ -428,7 +471,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	if (log_dropped() != 0)
 		log_warn(0, "%llu log lines dropped: the syslog receiver had no room for them",
 			 (unsigned long long)log_dropped());
-	agent_ctl_finish(&pending, true);
+	agent_ctl_finish(&pending, true, shards, nshards);
 	if (lfd >= 0)
 		close(lfd);   /* the file stays; the next start replaces it */
 	io_uring_queue_exit(&ring);

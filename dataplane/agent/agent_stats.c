@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/counter.h"
+#include "delivery/delivery.h"
 #include "policy/policy.h"
 #include "smtp/smtp_session.h"
 #include "spool/spool.h"
@@ -212,13 +214,144 @@ static void agent_stats_spool(struct agent_stats_buf *b, const struct shard *sha
 	free(st);
 }
 
-int agent_stats_text(const struct shard *shards, unsigned n, char **text_r, size_t *len_r,
-		     unsigned *lines_r)
+static void agent_stats_delivery(struct agent_stats_buf *b, const struct shard *shards, unsigned n)
+{
+	asb_head(b, "sluice_delivery_recipients_total", "counter",
+		 "recipient delivery attempts by result (sent, bounced, deferred, expired)");
+	for (unsigned i = 0; i < n; i++) {
+		struct delivery_counters dc;
+
+		delivery_get_counters(&shards[i], &dc);
+		asb_sample(b, "sluice_delivery_recipients_total", i, "result=\"sent\"", dc.rcpt_sent);
+		asb_sample(b, "sluice_delivery_recipients_total", i, "result=\"bounced\"", dc.rcpt_bounced);
+		asb_sample(b, "sluice_delivery_recipients_total", i, "result=\"deferred\"", dc.rcpt_deferred);
+		asb_sample(b, "sluice_delivery_recipients_total", i, "result=\"expired\"", dc.rcpt_expired);
+	}
+	asb_head(b, "sluice_delivery_deferrals_total", "counter", "messages put back for a retry");
+	for (unsigned i = 0; i < n; i++) {
+		struct delivery_counters dc;
+
+		delivery_get_counters(&shards[i], &dc);
+		asb_sample(b, "sluice_delivery_deferrals_total", i, NULL, dc.msg_deferred);
+	}
+	asb_head(b, "sluice_delivery_dsn_total", "counter", "delivery status notifications made");
+	for (unsigned i = 0; i < n; i++) {
+		struct delivery_counters dc;
+
+		delivery_get_counters(&shards[i], &dc);
+		asb_sample(b, "sluice_delivery_dsn_total", i, NULL, dc.dsn);
+	}
+	asb_head(b, "sluice_delivery_connections_total", "counter", "outbound SMTP connections opened");
+	for (unsigned i = 0; i < n; i++) {
+		struct delivery_counters dc;
+
+		delivery_get_counters(&shards[i], &dc);
+		asb_sample(b, "sluice_delivery_connections_total", i, NULL, dc.connections);
+	}
+}
+
+/* A label value as the exposition format writes it: \ " and newline escaped. */
+static const char *label_escape(const char *v, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; *v && o + 3 < outlen; v++) {
+		if (*v == '\\' || *v == '"' || *v == '\n') {
+			out[o++] = '\\';
+			out[o++] = *v == '\n' ? 'n' : *v;
+		} else {
+			out[o++] = *v;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int depth_by_domain(const void *a, const void *b)
+{
+	return strcmp(((const struct delivery_domain_depth *)a)->domain,
+		      ((const struct delivery_domain_depth *)b)->domain);
+}
+
+static int depth_by_messages(const void *a, const void *b)
+{
+	const struct delivery_domain_depth *x = a, *y = b;
+
+	if (x->messages != y->messages)
+		return x->messages > y->messages ? -1 : 1;
+	return strcmp(x->domain, y->domain);
+}
+
+/* The queue per recipient domain, summed over shards: the largest AGENT_STATS_DOMAINS, then
+ * "other" for the rest (a bounded label set however many domains a node serves). */
+static void agent_stats_domains(struct agent_stats_buf *b, const struct delivery_depth_part *parts,
+				unsigned n)
+{
+	struct delivery_domain_depth *all, other = { .domain = "other" };
+	size_t total = 0, m = 0;
+	uint64_t now = clock_wall_ns();
+
+	for (unsigned i = 0; parts && i < n; i++)
+		total += parts[i].n;
+	all = malloc((total ? total : 1) * sizeof(*all));
+	if (all == NULL) {
+		b->oom = true;
+		return;
+	}
+	for (unsigned i = 0; parts && i < n; i++)
+		if (parts[i].n)
+			memcpy(all + m, parts[i].v, parts[i].n * sizeof(*all)), m += parts[i].n;
+	if (m)
+		qsort(all, m, sizeof(*all), depth_by_domain);
+	total = 0;
+	for (size_t k = 0; k < m; k++) {
+		if (total && strcmp(all[total - 1].domain, all[k].domain) == 0) {
+			all[total - 1].messages += all[k].messages;
+			if (all[k].oldest_ns < all[total - 1].oldest_ns)
+				all[total - 1].oldest_ns = all[k].oldest_ns;
+			continue;
+		}
+		all[total++] = all[k];
+	}
+	if (total)
+		qsort(all, total, sizeof(*all), depth_by_messages);
+	for (size_t k = AGENT_STATS_DOMAINS; k < total; k++) {
+		other.messages += all[k].messages;
+		if (other.oldest_ns == 0 || all[k].oldest_ns < other.oldest_ns)
+			other.oldest_ns = all[k].oldest_ns;
+	}
+	asb_head(b, "sluice_queue_messages", "gauge",
+		 "queued messages per recipient domain (the largest, then other)");
+	for (size_t k = 0; k < total && k < AGENT_STATS_DOMAINS; k++) {
+		char esc[520];
+
+		asb_printf(b, "sluice_queue_messages{domain=\"%s\"} %llu\n",
+			   label_escape(all[k].domain, esc, sizeof(esc)), (unsigned long long)all[k].messages);
+	}
+	if (total > AGENT_STATS_DOMAINS)
+		asb_printf(b, "sluice_queue_messages{domain=\"other\"} %llu\n",
+			   (unsigned long long)other.messages);
+	asb_head(b, "sluice_queue_oldest_seconds", "gauge", "age of the oldest queued message per domain");
+	for (size_t k = 0; k < total && k < AGENT_STATS_DOMAINS + 1; k++) {
+		const struct delivery_domain_depth *e = k < AGENT_STATS_DOMAINS ? &all[k] : &other;
+		char esc[520];
+
+		asb_printf(b, "sluice_queue_oldest_seconds{domain=\"%s\"} %.3f\n",
+			   label_escape(e->domain, esc, sizeof(esc)),
+			   e->oldest_ns && now > e->oldest_ns ? (double)(now - e->oldest_ns) / 1e9 : 0.0);
+	}
+	free(all);
+}
+
+int agent_stats_text(const struct shard *shards, unsigned n, const struct delivery_depth_part *depth,
+		     char **text_r, size_t *len_r, unsigned *lines_r)
 {
 	struct agent_stats_buf b = { 0 };
 
 	agent_stats_smtp(&b, shards, n);
 	agent_stats_spool(&b, shards, n);
+	agent_stats_delivery(&b, shards, n);
+	agent_stats_domains(&b, depth, n);
 	if (b.oom) {
 		free(b.p);
 		return -ENOMEM;

@@ -64,6 +64,42 @@ void delivery_enqueue(struct shard *sh, spool_qid qid, const struct spool_envelo
 /* Whether this shard holds its share of the domain's spool_quota already (RCPT: 451 4.3.1). */
 bool delivery_domain_over_quota(struct shard *sh, const struct domain_conf *d);
 
+/* ---- Live counters (written by the shard, read by the agent while it runs) ---- */
+
+struct delivery_counters {
+	uint64_t rcpt_sent, rcpt_bounced, rcpt_deferred, rcpt_expired;  /* per recipient attempt */
+	uint64_t msg_deferred;        /* messages put back for a retry */
+	uint64_t dsn;                 /* DSNs made (bounces, delay warnings) */
+	uint64_t connections;         /* outbound connections opened */
+};
+/* A copy of the shard's delivery counters (all zero before delivery_shard_start). Any thread,
+ * while the shard runs. */
+void delivery_get_counters(const struct shard *sh, struct delivery_counters *out);
+
+/* The queue per recipient domain, for the agent's "counters": each shard walks its messages
+ * when the agent's message reaches it and fills its part; the agent merges the parts once
+ * remaining is 0. A message counts once per domain it still has a recipient in (held ones
+ * too: quarantine); oldest is its arrival (wall ns). */
+struct delivery_domain_depth {
+	char     domain[256];
+	uint64_t messages, oldest_ns;
+};
+struct delivery_depth_part {
+	struct delivery_domain_depth *v;   /* malloc'ed by the shard, freed by the agent */
+	size_t                        n;
+};
+struct delivery_depth_req {
+	_Atomic unsigned            remaining;
+	struct delivery_depth_part *parts;   /* one per shard */
+};
+struct delivery_depth_msg {
+	struct shard_msg           base;
+	struct delivery_depth_req *req;
+	unsigned                   idx;      /* the shard's part */
+};
+/* Builds the message (base.fn set). NULL on ENOMEM. */
+struct delivery_depth_msg *delivery_depth_msg_new(struct delivery_depth_req *req, unsigned idx);
+
 /* ---- Operator commands (the agent's control socket) ---- */
 
 enum delivery_ctl_op {

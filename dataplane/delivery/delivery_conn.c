@@ -879,7 +879,7 @@ static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d)
 	d->conns = cn;
 	d->nconn++;
 	ds->nconns++;
-	ds->n_conn++;
+	ctr_inc(&ds->ctr.connections);
 	log_debug("delivery: connecting to %s:%u (%u connections)", d->host, d->port, d->nconn);
 	s4 = (struct sockaddr_in *)&cn->sa;
 	s6 = (struct sockaddr_in6 *)&cn->sa;

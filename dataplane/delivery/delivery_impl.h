@@ -112,7 +112,7 @@ struct delivery_shard {
 	uint32_t                    rr;
 	struct dquota              *quota[DELIVERY_QUOTA_HASH];
 
-	uint64_t                    n_delivered, n_failed, n_deferred, n_dsn, n_conn;
+	struct delivery_counters    ctr;         /* base/counter.h: read by the agent */
 	/* Closed connections not yet freed, and destinations to wake: both handled at the next
 	 * delivery_conn_turn (see delivery_conn.c's lifetime rule). */
 	struct dconn               *dead;
@@ -125,6 +125,8 @@ static inline struct delivery_shard *delivery_of(struct shard *sh)
 }
 
 uint64_t delivery_rand(struct delivery_shard *ds);
+/* The domain of a recipient address: after its last '@' ("" without one). */
+struct slice delivery_addr_domain(const char *addr);
 
 /* Queue side (delivery_queue.c). */
 void delivery_job_done(struct djob *j);

@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "base/counter.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "delivery/delivery_dsn.h"
@@ -77,7 +78,7 @@ static void msg_set_state(struct delivery_shard *ds, struct dmsg *m, enum dmsg_s
 
 /* ---- quota ---- */
 
-static struct slice addr_domain(const char *addr)
+struct slice delivery_addr_domain(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 
@@ -118,12 +119,12 @@ static void quota_account(struct delivery_shard *ds, struct dmsg *m, int sign)
 		return;
 	m->quota_counted = sign > 0;
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
-		struct slice d = addr_domain(m->rcpt[i].addr);
+		struct slice d = delivery_addr_domain(m->rcpt[i].addr);
 		struct dquota *q;
 		bool seen = false;
 
 		for (uint32_t k = 0; k < i && !seen; k++) {
-			struct slice e = addr_domain(m->rcpt[k].addr);
+			struct slice e = delivery_addr_domain(m->rcpt[k].addr);
 
 			seen = e.len == d.len && strncasecmp(e.p, d.p, d.len) == 0;
 		}
@@ -320,7 +321,7 @@ static void dsn_committed(void *arg, spool_qid qid, int err)
 			.body_type = 1,
 		};
 
-		ds->n_dsn++;
+		ctr_inc(&ds->ctr.dsn);
 		delivery_enqueue(ds->sh, qid, &env, dc->size);
 	} else {
 		/* XXX: the DSN is lost with the disk error; the original still ends. */
@@ -559,6 +560,7 @@ static void msg_attempt_end(struct delivery_shard *ds, struct dmsg *m)
 				snprintf(why, sizeof(why), "delivery time expired%s%.256s",
 					 r->diag ? ": " : "", r->diag ? r->diag : "");
 				rcpt_fail_local(m, i, "4.4.7", why);
+				ctr_inc(&ds->ctr.rcpt_expired);
 				spool_qid_format(m->qid, q);
 				shard_event(ds->sh, "%s: to=<%s> relay=none status=expired (%s)", q,
 					    r->addr, why);
@@ -589,7 +591,7 @@ static void msg_attempt_end(struct delivery_shard *ds, struct dmsg *m)
 		if (r < 0 && r != -ENOENT)
 			log_warn(r, "delivery: journal event %d for a message", (int)SPOOL_EV_DEFER);
 	}
-	ds->n_deferred++;
+	ctr_inc(&ds->ctr.msg_deferred);
 	m->next_ms = ds->sh->now_ms + (plan.next_ms > now_wall ? plan.next_ms - now_wall : 0);
 	msg_set_state(ds, m, op == DELIVERY_CTL_HOLD + 1 ? DMSG_HELD : DMSG_DEFERRED);
 	if (op == DELIVERY_CTL_HOLD + 1)
@@ -618,16 +620,17 @@ void delivery_job_done(struct djob *j)
 		if (res->status == DELIVERY_RCPT_OK) {
 			r->state = SPOOL_RCPT_DONE;
 			journal(ds, m, SPOOL_EV_RCPT_DONE, j->ridx[k]);
-			ds->n_delivered++;
+			ctr_inc(&ds->ctr.rcpt_sent);
 			shard_event(ds->sh, "%s: to=<%s> relay=%s status=sent (%s)", qid, r->addr,
 				    j->mta[0] ? j->mta : "none", res->diag);
 		} else if (res->status == DELIVERY_RCPT_FAIL) {
 			r->state = SPOOL_RCPT_FAILED;
 			r->dsn_due = true;
-			ds->n_failed++;
+			ctr_inc(&ds->ctr.rcpt_bounced);
 			shard_event(ds->sh, "%s: to=<%s> relay=%s status=bounced (%s)", qid, r->addr,
 				    j->mta[0] ? j->mta : "none", res->diag);
 		} else {
+			ctr_inc(&ds->ctr.rcpt_deferred);
 			shard_event(ds->sh, "%s: to=<%s> relay=%s status=deferred (%s)", qid, r->addr,
 				    j->mta[0] ? j->mta : "none", res->diag);
 		}
@@ -644,7 +647,7 @@ void delivery_job_done(struct djob *j)
 
 static bool same_domain(const char *a, const char *b)
 {
-	struct slice x = addr_domain(a), y = addr_domain(b);
+	struct slice x = delivery_addr_domain(a), y = delivery_addr_domain(b);
 
 	return x.len == y.len && strncasecmp(x.p, y.p, x.len) == 0;
 }
@@ -652,7 +655,7 @@ static bool same_domain(const char *a, const char *b)
 static struct djob *job_new(struct delivery_shard *ds, struct dmsg *m, uint32_t first)
 {
 	const struct node_config *c = ds->sh->conf;
-	struct slice dom = addr_domain(m->rcpt[first].addr);
+	struct slice dom = delivery_addr_domain(m->rcpt[first].addr);
 	const struct domain_conf *dc = node_config_domain(c, dom);
 	struct djob *j = calloc(1, sizeof(*j));
 	unsigned n = 0;
@@ -939,7 +942,7 @@ int delivery_shard_start(struct shard *sh)
 		log_warn(r, "shard %u: delivery: no DNS resolver (MX routes will defer)", sh->id);
 		ds->dns = NULL;
 	}
-	sh->delivery = ds;
+	__atomic_store_n(&sh->delivery, ds, __ATOMIC_RELEASE);   /* the agent reads its counters */
 	timer_init(&ds->retry_timer, retry_scan);
 	timer_arm(&sh->timers, &ds->retry_timer, DELIVERY_SCAN_MS);
 	load_queue(ds);
@@ -985,9 +988,9 @@ void delivery_shard_finish(struct shard *sh)
 		return;
 	log_info("shard %u: delivery: %llu recipients delivered, %llu bounced, %llu deferrals, "
 		 "%llu DSNs, %llu connections; %u messages left queued", sh->id,
-		 (unsigned long long)ds->n_delivered, (unsigned long long)ds->n_failed,
-		 (unsigned long long)ds->n_deferred, (unsigned long long)ds->n_dsn,
-		 (unsigned long long)ds->n_conn, ds->nmsgs);
+		 (unsigned long long)ds->ctr.rcpt_sent, (unsigned long long)ds->ctr.rcpt_bounced,
+		 (unsigned long long)ds->ctr.msg_deferred, (unsigned long long)ds->ctr.dsn,
+		 (unsigned long long)ds->ctr.connections, ds->nmsgs);
 	timer_cancel(&sh->timers, &ds->retry_timer);
 	delivery_conn_free_all(ds);
 	if (ds->dns) {
@@ -1039,7 +1042,7 @@ static bool ctl_match(const struct dmsg *m, const struct delivery_ctl_msg *c)
 	if (c->domain[0] == '\0')
 		return true;
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
-		struct slice d = addr_domain(m->rcpt[i].addr);
+		struct slice d = delivery_addr_domain(m->rcpt[i].addr);
 
 		if (m->rcpt[i].state == SPOOL_RCPT_QUEUED && d.len == strlen(c->domain) &&
 		    strncasecmp(d.p, c->domain, d.len) == 0)

@@ -2,7 +2,8 @@
 """Live counters (issue 15, item 5): what the shards count is readable while the node runs
 (`sluice-queue stats`, through the control socket's "counters"), summed over shards or per shard,
 and equals what the test did: connections by MX role, sessions open by state right now, messages
-by action and role, refusals by class, TLS handshakes by version, spool commits."""
+by action and role, refusals by class, TLS handshakes by version, spool commits, delivery
+attempts, and the queue per recipient domain."""
 import os
 import re
 import smtplib
@@ -70,6 +71,13 @@ def test_counters_follow_the_traffic():
         eq(c.get('sluice_spool_commit_seconds_count'), c.get('sluice_spool_commit_seconds_bucket{le="+Inf"}'),
            "the histogram's count is its last bucket")
         check(c.get('sluice_spool_commit_seconds_sum', 0) > 0, "commit time was measured")
+        # the queue per domain: every message waits for example.test's route (a closed port)
+        eq(c.get('sluice_queue_messages{domain="example.test"}'), 5.0, "queued for example.test")
+        check(c.get('sluice_queue_oldest_seconds{domain="example.test"}', -1) >= 0, "its age")
+        check(st.wait_for(lambda: counters(n)[0].get('sluice_delivery_deferrals_total', 0) >= 1, 15),
+              "delivery counts its deferrals:\n" + counters(n)[1])
+        check(counters(n)[0].get('sluice_delivery_recipients_total{result="deferred"}', 0) >= 1,
+              "deferred recipient attempts")
         # per shard: the same totals, split
         r = subprocess.run([st.QUEUE, "-d", n.spool, "stats", "--shards"], capture_output=True, text=True)
         per = re.findall(r'sluice_connections_total\{shard="(\d+)",role="primary"\} (\d+)', r.stdout)
@@ -78,6 +86,25 @@ def test_counters_follow_the_traffic():
         idle.quit()
         check(st.wait_for(lambda: counters(n)[0].get('sluice_sessions{state="READY"}') == 0.0, 5),
               "the gauge goes back to 0")
+        eq(n.stop(), 0, "clean stop")
+    finally:
+        n.cleanup()
+
+
+def test_queue_per_domain_is_bounded():
+    """25 domains: the 20 with most mail by name, the other 5 summed as "other"."""
+    doms = ["d%02d.test" % i for i in range(25)]
+    n = st.Node(domains=doms, conf={"node": {"shards": "1"}}).start()
+    try:
+        for i, d in enumerate(doms):
+            for _ in range(1 if i else 3):   # d00 gets 3: the largest
+                st.send(n.primary, "a@sender.test", ["r@" + d], "Subject: q\r\n\r\nhi\r\n")
+        c, text = counters(n)
+        q = {k: v for k, v in c.items() if k.startswith("sluice_queue_messages{")}
+        eq(len(q), 21, "20 domains and other\n" + text)
+        eq(q.get('sluice_queue_messages{domain="d00.test"}'), 3.0, "the largest")
+        eq(q.get('sluice_queue_messages{domain="other"}'), 5.0, "the rest, summed")
+        eq(sum(q.values()), 27.0, "every message counted once")
         eq(n.stop(), 0, "clean stop")
     finally:
         n.cleanup()
