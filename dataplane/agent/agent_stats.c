@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,54 @@ static void asb_sample(struct agent_stats_buf *b, const char *name, unsigned sha
 
 static const char *const agent_stats_roles[2] = { "primary", "fallback" };
 
+/* A family of scalar counters: entries with help start a family, those after it without help
+ * are more label sets of it; off is where each shard's value sits from its base. */
+struct agent_stats_field {
+	const char *name, *labels, *help;
+	size_t      off;
+};
+
+/* Writes each family: # HELP, then its label sets shard by shard. base(i) is shard i's struct. */
+static void asb_fields(struct agent_stats_buf *b, const struct agent_stats_field *fs, size_t nf,
+		       const void *const *bases, unsigned n)
+{
+	for (size_t k = 0; k < nf; k++) {
+		size_t last = k;
+
+		if (fs[k].help == NULL)
+			continue;
+		while (last + 1 < nf && fs[last + 1].help == NULL)
+			last++;
+		asb_head(b, fs[k].name, "counter", fs[k].help);
+		for (unsigned i = 0; i < n; i++)
+			for (size_t f = k; f <= last; f++)
+				asb_sample(b, fs[f].name, i, fs[f].labels,
+					   ctr_read((const uint64_t *)((const char *)bases[i] + fs[f].off)));
+	}
+}
+
+#define SC(f) offsetof(struct shard_counters, f)
+static const struct agent_stats_field agent_stats_shard_fields[] = {
+	{ "sluice_connections_refused_total", "reason=\"max_sessions\"",
+	  "connections refused before a session, by reason", SC(conn_refused_pool) },
+	{ "sluice_connections_refused_total", "reason=\"connections_per_ip\"", NULL, SC(conn_refused_ip) },
+	{ "sluice_connections_refused_total", "reason=\"ip_block\"", NULL, SC(conn_refused_block) },
+	{ "sluice_connections_closed_total", NULL, "SMTP sessions ended", SC(conn_closed) },
+	{ "sluice_received_bytes_total", NULL, "bytes of the messages accepted", SC(bytes_accepted) },
+	{ "sluice_refusals_total", "class=\"4xx\"", "4xx and 5xx replies (each is a reject log line)",
+	  SC(replies_4xx) },
+	{ "sluice_refusals_total", "class=\"5xx\"", NULL, SC(replies_5xx) },
+	{ "sluice_tls_failures_total", NULL, "inbound TLS handshakes that failed", SC(tls_failures) },
+	{ "sluice_protocol_errors_total", "kind=\"syntax\"",
+	  "SMTP commands refused as unknown, malformed or out of sequence", SC(proto_errors) },
+	{ "sluice_protocol_errors_total", "kind=\"client\"", NULL, SC(cmd_errors) },
+	{ "sluice_timeouts_total", NULL, "sessions closed by a timeout", SC(timeouts) },
+	{ "sluice_early_talkers_total", NULL, "clients that talked before the greeting", SC(early_talkers) },
+	{ "sluice_log_events_dropped_total", NULL, "log lines the event ring had no room for",
+	  SC(events_dropped) },
+};
+#undef SC
+
 static void agent_stats_smtp(struct agent_stats_buf *b, const struct shard *shards, unsigned n)
 {
 	static const char *const tls_vers[SHARD_CTR_TLS_VERS] = { "TLSv1", "TLSv1.1", "TLSv1.2",
@@ -93,19 +142,6 @@ static void agent_stats_smtp(struct agent_stats_buf *b, const struct shard *shar
 			asb_sample(b, "sluice_connections_total", i, lab,
 				   ctr_read(&shards[i].ctr.conn_by_role[r]));
 		}
-	asb_head(b, "sluice_connections_refused_total", "counter",
-		 "connections refused before a session, by reason");
-	for (unsigned i = 0; i < n; i++) {
-		asb_sample(b, "sluice_connections_refused_total", i, "reason=\"max_sessions\"",
-			   ctr_read(&shards[i].ctr.conn_refused_pool));
-		asb_sample(b, "sluice_connections_refused_total", i, "reason=\"connections_per_ip\"",
-			   ctr_read(&shards[i].ctr.conn_refused_ip));
-		asb_sample(b, "sluice_connections_refused_total", i, "reason=\"ip_block\"",
-			   ctr_read(&shards[i].ctr.conn_refused_block));
-	}
-	asb_head(b, "sluice_connections_closed_total", "counter", "SMTP sessions ended");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_connections_closed_total", i, NULL, ctr_read(&shards[i].ctr.conn_closed));
 	asb_head(b, "sluice_sessions", "gauge", "SMTP sessions open now, by state");
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned st = 0; st < SHARD_CTR_STATES; st++) {
@@ -126,14 +162,6 @@ static void agent_stats_smtp(struct agent_stats_buf *b, const struct shard *shar
 				asb_sample(b, "sluice_messages_total", i, lab,
 					   ctr_read(&shards[i].ctr.msg_by_action[a][r]));
 			}
-	asb_head(b, "sluice_received_bytes_total", "counter", "bytes of the messages accepted");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_received_bytes_total", i, NULL, ctr_read(&shards[i].ctr.bytes_accepted));
-	asb_head(b, "sluice_refusals_total", "counter", "4xx and 5xx replies (each is a reject log line)");
-	for (unsigned i = 0; i < n; i++) {
-		asb_sample(b, "sluice_refusals_total", i, "class=\"4xx\"", ctr_read(&shards[i].ctr.replies_4xx));
-		asb_sample(b, "sluice_refusals_total", i, "class=\"5xx\"", ctr_read(&shards[i].ctr.replies_5xx));
-	}
 	asb_head(b, "sluice_tls_handshakes_total", "counter", "inbound STARTTLS handshakes completed, by version");
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned v = 0; v < SHARD_CTR_TLS_VERS; v++) {
@@ -141,26 +169,19 @@ static void agent_stats_smtp(struct agent_stats_buf *b, const struct shard *shar
 			asb_sample(b, "sluice_tls_handshakes_total", i, lab,
 				   ctr_read(&shards[i].ctr.tls_by_version[v]));
 		}
-	asb_head(b, "sluice_tls_failures_total", "counter", "inbound TLS handshakes that failed");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_tls_failures_total", i, NULL, ctr_read(&shards[i].ctr.tls_failures));
-	asb_head(b, "sluice_protocol_errors_total", "counter",
-		 "SMTP commands refused as unknown, malformed or out of sequence");
-	for (unsigned i = 0; i < n; i++) {
-		asb_sample(b, "sluice_protocol_errors_total", i, "kind=\"syntax\"",
-			   ctr_read(&shards[i].ctr.proto_errors));
-		asb_sample(b, "sluice_protocol_errors_total", i, "kind=\"client\"",
-			   ctr_read(&shards[i].ctr.cmd_errors));
+	{
+		const void **bases = malloc((n ? n : 1) * sizeof(*bases));
+
+		if (bases == NULL) {
+			b->oom = true;
+			return;
+		}
+		for (unsigned i = 0; i < n; i++)
+			bases[i] = &shards[i].ctr;
+		asb_fields(b, agent_stats_shard_fields,
+			   sizeof(agent_stats_shard_fields) / sizeof(agent_stats_shard_fields[0]), bases, n);
+		free(bases);
 	}
-	asb_head(b, "sluice_timeouts_total", "counter", "sessions closed by a timeout");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_timeouts_total", i, NULL, ctr_read(&shards[i].ctr.timeouts));
-	asb_head(b, "sluice_early_talkers_total", "counter", "clients that talked before the greeting");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_early_talkers_total", i, NULL, ctr_read(&shards[i].ctr.early_talkers));
-	asb_head(b, "sluice_log_events_dropped_total", "counter", "log lines the event ring had no room for");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_log_events_dropped_total", i, NULL, ctr_read(&shards[i].ctr.events_dropped));
 }
 
 static void agent_stats_spool(struct agent_stats_buf *b, const struct shard *shards, unsigned n)
@@ -216,38 +237,35 @@ static void agent_stats_spool(struct agent_stats_buf *b, const struct shard *sha
 
 static void agent_stats_delivery(struct agent_stats_buf *b, const struct shard *shards, unsigned n)
 {
-	asb_head(b, "sluice_delivery_recipients_total", "counter",
-		 "recipient delivery attempts by result (sent, bounced, deferred, expired)");
-	for (unsigned i = 0; i < n; i++) {
-		struct delivery_counters dc;
+#define DC(f) offsetof(struct delivery_counters, f)
+	static const struct agent_stats_field fields[] = {
+		{ "sluice_delivery_recipients_total", "result=\"sent\"",
+		  "recipient delivery attempts by result (sent, bounced, deferred, expired)", DC(rcpt_sent) },
+		{ "sluice_delivery_recipients_total", "result=\"bounced\"", NULL, DC(rcpt_bounced) },
+		{ "sluice_delivery_recipients_total", "result=\"deferred\"", NULL, DC(rcpt_deferred) },
+		{ "sluice_delivery_recipients_total", "result=\"expired\"", NULL, DC(rcpt_expired) },
+		{ "sluice_delivery_deferrals_total", NULL, "messages put back for a retry", DC(msg_deferred) },
+		{ "sluice_delivery_dsn_total", NULL, "delivery status notifications made", DC(dsn) },
+		{ "sluice_delivery_connections_total", NULL, "outbound SMTP connections opened",
+		  DC(connections) },
+	};
+#undef DC
+	struct delivery_counters *dc = calloc(n ? n : 1, sizeof(*dc));
+	const void **bases = calloc(n ? n : 1, sizeof(*bases));
 
-		delivery_get_counters(&shards[i], &dc);
-		asb_sample(b, "sluice_delivery_recipients_total", i, "result=\"sent\"", dc.rcpt_sent);
-		asb_sample(b, "sluice_delivery_recipients_total", i, "result=\"bounced\"", dc.rcpt_bounced);
-		asb_sample(b, "sluice_delivery_recipients_total", i, "result=\"deferred\"", dc.rcpt_deferred);
-		asb_sample(b, "sluice_delivery_recipients_total", i, "result=\"expired\"", dc.rcpt_expired);
+	if (dc == NULL || bases == NULL) {
+		free(dc);
+		free(bases);
+		b->oom = true;
+		return;
 	}
-	asb_head(b, "sluice_delivery_deferrals_total", "counter", "messages put back for a retry");
 	for (unsigned i = 0; i < n; i++) {
-		struct delivery_counters dc;
-
-		delivery_get_counters(&shards[i], &dc);
-		asb_sample(b, "sluice_delivery_deferrals_total", i, NULL, dc.msg_deferred);
+		delivery_get_counters(&shards[i], &dc[i]);
+		bases[i] = &dc[i];
 	}
-	asb_head(b, "sluice_delivery_dsn_total", "counter", "delivery status notifications made");
-	for (unsigned i = 0; i < n; i++) {
-		struct delivery_counters dc;
-
-		delivery_get_counters(&shards[i], &dc);
-		asb_sample(b, "sluice_delivery_dsn_total", i, NULL, dc.dsn);
-	}
-	asb_head(b, "sluice_delivery_connections_total", "counter", "outbound SMTP connections opened");
-	for (unsigned i = 0; i < n; i++) {
-		struct delivery_counters dc;
-
-		delivery_get_counters(&shards[i], &dc);
-		asb_sample(b, "sluice_delivery_connections_total", i, NULL, dc.connections);
-	}
+	asb_fields(b, fields, sizeof(fields) / sizeof(fields[0]), bases, n);
+	free(bases);
+	free(dc);
 }
 
 /* A label value as the exposition format writes it: \ " and newline escaped. */

@@ -320,21 +320,11 @@ static int rules_compile_one(struct rules_compile_ctx *c, struct rules_compile_r
 	}
 	rules_compile_classify(c, x);
 	/* tflags multiple: Hyperscan finds the first match, PCRE2 counts them (up to maxhits; a
-	 * header rule in its header's value, a streamed class's at the end), so such a rule runs
-	 * as a prefilter */
-	if ((x->flags & RULES_RF_MULTIPLE) && x->kind == RULES_KIND_HS) {
-		pcre2_code *pc = rules_compile_pcre(&x->rx);
-		bool e = false;
-
-		if (pc && rules_compile_hs_ok(x->rx.hs, x->rx.hs_flags | HS_FLAG_PREFILTER, &e)) {
-			x->kind = RULES_KIND_PREFILTER;
-			x->rx.hs_flags |= HS_FLAG_PREFILTER;
-		}
-		pcre2_code_free(pc);
-	}
-	/* tflags nosubject: the body text without its first line, the Subject; Hyperscan cannot
-	 * tell where a match starts, so PCRE2 confirms from the end of the Subject line */
-	if ((x->flags & RULES_RF_NOSUBJECT) && r->cls == RULES_CLASS_BODY && x->kind == RULES_KIND_HS) {
+	 * header rule in its header's value, a streamed class's at the end). tflags nosubject: the
+	 * body text without its first line, the Subject; Hyperscan cannot tell where a match
+	 * starts, so PCRE2 confirms from the end of the Subject line. Both run as prefilters. */
+	if (x->kind == RULES_KIND_HS && ((x->flags & RULES_RF_MULTIPLE) ||
+	    ((x->flags & RULES_RF_NOSUBJECT) && r->cls == RULES_CLASS_BODY))) {
 		pcre2_code *pc = rules_compile_pcre(&x->rx);
 		bool e = false;
 
