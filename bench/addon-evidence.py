@@ -57,12 +57,85 @@ def addon_scores():
     return sc
 
 
+def compile_db(rules_bin, db, site, adds):
+    cmd = [rules_bin, "update", "-o", db, "--site", site, "--if-changed"]
+    for p in adds:
+        cmd += ["--add", p]
+    sh(cmd)
+
+
+def score_sets(a, rules_bin, dbs):
+    """{set: {db name: results}} over both dev corpora."""
+    out = {}
+    for tar in ("sa-dev", "sa-hardham-dev"):
+        d = os.path.join(a.work, tar)
+        if not os.path.exists(os.path.join(d, "MANIFEST.tsv")):
+            os.makedirs(d, exist_ok=True)
+            with tarfile.open(os.path.join(a.corpus_dir, tar + ".tar.gz")) as tf:
+                tf.extractall(d)
+        out[tar] = {}
+        for name, db in dbs.items():
+            res = os.path.join(d, "results-%s.tsv" % name)
+            sh([rules_bin, "test", "--db", db, "--corpus", os.path.join(d, "MANIFEST.tsv"),
+                "--results", res])
+            out[tar][name] = results(res)
+    return out
+
+
+def totals(r):
+    spam = [v for v in r.values() if v[0] == "spam"]
+    ham = [v for v in r.values() if v[0] == "ham"]
+    caught = sum(1 for v in spam if v[1] >= THR)
+    fp = sum(1 for v in ham if v[1] >= THR)
+    return (caught, len(spam), fp, len(ham))
+
+
+def fmt_totals(t):
+    caught, ns, fp, nh = t
+    return ("%.1f%% (%d/%d)" % (100.0 * caught / ns, caught, ns) if ns else "-",
+            "%.2f%% (%d/%d)" % (100.0 * fp / nh, fp, nh) if nh else "-")
+
+
+def rule_effects(res, scores, dropped):
+    """rule -> {set: counts} for the scored add-on rules still in, from the sa+addon results."""
+    per_rule = {}
+    for rule, s in scores.items():
+        if rule in dropped:
+            continue
+        per_rule[rule] = {}
+        for tar, byname in res.items():
+            # where the rule's own score flips the verdict: a spam caught (gain) or lost
+            # (loss), a ham misjudged (fp) or saved (saved; a negative score's work)
+            st = {"spam": 0, "ham": 0, "gain": 0, "loss": 0, "fp": 0, "saved": 0}
+            for label, total, fired in byname["sa+addon"].values():
+                if rule not in fired:
+                    continue
+                st[label] += 1
+                with_it, without = total >= THR, total - s >= THR
+                if with_it != without:
+                    if label == "spam":
+                        st["gain" if with_it else "loss"] += 1
+                    else:
+                        st["fp" if with_it else "saved"] += 1
+            per_rule[rule][tar] = st
+    return per_rule
+
+
+def verdict(sets):
+    harm = sum(x["fp"] + x["loss"] for x in sets.values())
+    good = sum(x["gain"] + x["saved"] for x in sets.values())
+    return "harmful" if harm else "earns" if good else "neutral"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--work", default="/tmp/addon-evidence")
     ap.add_argument("--corpus-dir", default=os.path.join(SRC, "..", "shared", "corpus"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--prune", action="store_true",
+                    help="drop the harmful rules (score 0 in an overlay), score again, until none "
+                         "is harmful; then drop the neutral ones and report the set that is left")
     a = ap.parse_args()
     rules_bin = os.path.join(a.build, "patterns", "sluice-rules")
     os.makedirs(a.work, exist_ok=True)
@@ -74,63 +147,70 @@ def main():
     with open(os.path.join(site, "local.cf"), "a") as f:
         f.write("\n# added by bench/addon-evidence.py\nuse_bayes 0\nbayes_auto_learn 0\n")
     addon = sorted(glob.glob(os.path.join(SRC, "patterns", "rules", "*.cf")))
+    overlay = os.path.join(a.work, "zz_dropped.cf")
     dbs = {"sa": os.path.join(a.work, "db-sa"), "sa+addon": os.path.join(a.work, "db-sa-addon")}
-    for name, db in dbs.items():
-        cmd = [rules_bin, "update", "-o", db, "--site", site, "--if-changed"]
-        for p in addon if name == "sa+addon" else []:
-            cmd += ["--add", p]
-        print("compiling %s ..." % name, flush=True)
-        sh(cmd)
     scores = addon_scores()
-    report = []
-    per_rule = {r: {} for r in scores}
-    for tar in ("sa-dev", "sa-hardham-dev"):
-        d = os.path.join(a.work, tar)
-        if not os.path.exists(os.path.join(d, "MANIFEST.tsv")):
-            os.makedirs(d, exist_ok=True)
-            with tarfile.open(os.path.join(a.corpus_dir, tar + ".tar.gz")) as tf:
-                tf.extractall(d)
-        res = {}
-        for name, db in dbs.items():
-            out = os.path.join(d, "results-%s.tsv" % name)
-            sh([rules_bin, "test", "--db", db, "--corpus", os.path.join(d, "MANIFEST.tsv"),
-                "--results", out])
-            res[name] = results(out)
-        for name in dbs:
-            r = res[name]
-            spam = [v for v in r.values() if v[0] == "spam"]
-            ham = [v for v in r.values() if v[0] == "ham"]
-            caught = sum(1 for v in spam if v[1] >= THR)
-            fp = sum(1 for v in ham if v[1] >= THR)
-            report.append("| %s | %s | %s | %s |" % (
-                tar, name,
-                "%.1f%% (%d/%d)" % (100.0 * caught / len(spam), caught, len(spam)) if spam else "-",
-                "%.2f%% (%d/%d)" % (100.0 * fp / len(ham), fp, len(ham)) if ham else "-"))
-        for rule, s in scores.items():
-            st = {"spam": 0, "ham": 0, "gain": 0, "fp": 0}
-            for label, total, fired in res["sa+addon"].values():
-                if rule not in fired:
-                    continue
-                st[label] += 1
-                if total >= THR and total - s < THR:
-                    st["gain" if label == "spam" else "fp"] += 1
-            per_rule[rule][tar] = st
+    dropped, first, phase = set(), None, "harmful"
+    print("compiling SpamAssassin's rules ...", flush=True)
+    compile_db(rules_bin, dbs["sa"], site, [])
+    for _ in range(8):
+        with open(overlay, "w") as f:
+            f.write("# rules dropped by bench/addon-evidence.py --prune\n")
+            for r in sorted(dropped):
+                f.write("score %s 0\n" % r)
+        print("compiling with the add-on set (%d rules dropped) ..." % len(dropped), flush=True)
+        compile_db(rules_bin, dbs["sa+addon"], site, addon + [overlay])
+        res = score_sets(a, rules_bin, dbs)
+        eff = rule_effects(res, scores, dropped)
+        if first is None:
+            first = (res, eff)
+        if not a.prune:
+            break
+        harmful = {r for r, sets in eff.items() if verdict(sets) == "harmful"}
+        if harmful:              # their absence changes the others' effect: score again
+            dropped |= harmful
+            continue
+        if phase == "harmful":   # then the rules that change no verdict go too, once
+            phase = "neutral"
+            neutral = {r for r, sets in eff.items() if verdict(sets) == "neutral"}
+            if neutral:
+                dropped |= neutral
+                continue
+        break
+    res0, eff0 = first
     lines = ["# Sluice's add-on rules on top of SpamAssassin's (threshold %.1f)" % THR, "",
-             "| dev set | rules | spam caught | ham misjudged |", "|---|---|---:|---:|"] + report
-    lines += ["", "Per rule: fires on spam/ham; spam caught only with it / ham misjudged only with it",
-              "", "| rule | score | sa-dev | sa-hardham-dev | verdict |", "|---|---:|---|---|---|"]
-    verdicts = {}
+             "| dev set | rules | spam caught | ham misjudged |", "|---|---|---:|---:|"]
+    for tar, b in res0.items():
+        for name in ("sa", "sa+addon"):
+            c, f = fmt_totals(totals(b[name]))
+            lines.append("| %s | %s | %s | %s |" % (tar, "SpamAssassin's" if name == "sa" else
+                                                     "SpamAssassin's + the whole add-on set", c, f))
+    if a.prune:
+        for tar, b in res.items():
+            c, f = fmt_totals(totals(b["sa+addon"]))
+            lines.append("| %s | SpamAssassin's + the rules kept (%d of %d) | %s | %s |" % (
+                tar, len(scores) - len(dropped), len(scores), c, f))
+    lines += ["", "Per rule, with the whole add-on set: fires on spam/ham; spam caught because of its "
+              "score (net), ham misjudged because of it (net; negative: saved); harmful: loses a "
+              "spam or misjudges a ham on a set", "",
+              "| rule | score | sa-dev | sa-hardham-dev | verdict | kept |", "|---|---:|---|---|---|---|"]
+    cell = lambda x: "%d/%d; %+d spam, %+d FP" % (  # noqa: E731
+        x["spam"], x["ham"], x["gain"] - x["loss"], x["fp"] - x["saved"])
+    counts = {}
     for rule in sorted(scores):
-        sets = per_rule[rule]
-        fp = sum(x["fp"] for x in sets.values())
-        gain = sum(x["gain"] for x in sets.values())
-        v = "harmful" if fp else "earns" if gain else "neutral"
-        verdicts[rule] = v
-        cell = lambda x: "%d/%d; +%d / %d FP" % (x["spam"], x["ham"], x["gain"], x["fp"])  # noqa: E731
-        lines.append("| %s | %.2f | %s | %s | %s |" % (rule, scores[rule], cell(sets["sa-dev"]),
-                                                        cell(sets["sa-hardham-dev"]), v))
-    lines += ["", "earns %d, neutral %d, harmful %d" % tuple(
-        sum(1 for v in verdicts.values() if v == k) for k in ("earns", "neutral", "harmful"))]
+        sets = eff0[rule]
+        v = verdict(sets)
+        counts[v] = counts.get(v, 0) + 1
+        lines.append("| %s | %.2f | %s | %s | %s | %s |" % (
+            rule, scores[rule], cell(sets["sa-dev"]), cell(sets["sa-hardham-dev"]), v,
+            "no" if rule in dropped else "yes"))
+    lines += ["", "with the whole set: earns %d, neutral %d, harmful %d" % (
+        counts.get("earns", 0), counts.get("neutral", 0), counts.get("harmful", 0))]
+    if a.prune:
+        lines += ["kept: %s" % " ".join(sorted(set(scores) - dropped)),
+                  "dropped: %s" % " ".join(sorted(dropped))]
+        with open(os.path.join(a.work, "dropped.txt"), "w") as f:
+            f.write("\n".join(sorted(dropped)) + "\n")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
