@@ -228,6 +228,8 @@ int filter_eval_prepare(struct filter_db *db, struct filter_rule *ru, const char
 	}
 	if (ru->eval != RULES_EVAL_SHIFTED_DATE)
 		return 0;
+	if (filter_eval_header_init(db) < 0)   /* its date parser */
+		return -ENOMEM;
 	/* '-6', '-3' or 'undef' */
 	for (int k = 0; k < 2; k++) {
 		char *e;
@@ -383,56 +385,6 @@ static bool filter_eval_rcvd_date(const char *v, size_t n, int64_t *t_r)
 static bool filter_eval_has(const char *v, size_t n, const char *lit)
 {
 	return memmem(v, n, lit, strlen(lit)) != NULL;
-}
-
-/* HeaderEval::_check_date_diff: Date (or Resent-Date) minus the Received times, the one
- * closest to zero; 0 when either is missing. */
-static double filter_eval_date_diff(const struct filter_msg *fm)
-{
-	const char *names[] = { "resent-date", "date" };
-	int64_t date = 0, t, best = 0;
-	bool have_date = false, have = false;
-	unsigned nr = filter_eval_count(fm, "received"), first = 0;
-	int64_t times[64];
-	unsigned nt = 0;
-	size_t n;
-	const char *v;
-
-	for (unsigned k = 0; k < 2 && !have_date; k++)
-		for (unsigned i = 0; !have_date && (v = filter_eval_hdr(fm, names[k], i, false, &n)); i++)
-			have_date = n && filter_eval_date(v, n, &date);
-	if (!have_date || !nr)
-		return 0;
-	/* the local hops a fetchmail set-up adds are not the message's path */
-	v = filter_eval_hdr(fm, "received", 0, false, &n);
-	if (v && ((filter_eval_has(v, n, "from localhost ") || (filter_eval_has(v, n, "from ") &&
-	     filter_eval_has(v, n, "127.0.0.1"))) || (filter_eval_has(v, n, "qmail ") &&
-	     filter_eval_has(v, n, "invoked by uid")))) {
-		const char *v2 = nr > 1 ? filter_eval_hdr(fm, "received", 1, false, &n) : NULL;
-
-		if (v2 && filter_eval_has(v2, n, "by localhost with ") && filter_eval_has(v2, n, "(fetchmail-"))
-			first = 2;
-		else
-			first = 0;
-	}
-	for (unsigned i = first; i < nr && nt < 64; i++) {
-		v = filter_eval_hdr(fm, "received", i, false, &n);
-		if (v && filter_eval_rcvd_date(v, n, &t))
-			times[nt++] = t;
-	}
-	if (!nt)
-		return 0;
-	if (nt > 1 && date - times[nt - 1] == 0)
-		nt--;
-	for (unsigned i = 0; i < nt; i++) {
-		int64_t d = date - times[i];
-
-		if (!have || llabs(d) < llabs(best)) {
-			best = d;
-			have = true;
-		}
-	}
-	return (double)best;
 }
 
 /* HeaderEval::check_outlook_message_id: Outlook's Message-Id carries a timestamp that must
@@ -613,6 +565,9 @@ bool filter_eval_envfrom(const struct filter_msg *fm, char *out, size_t outlen)
 		out[fm->env_from_len] = '\0';
 		return true;
 	}
+	/* SpamAssassin's first source: the envelope-from the last untrusted relay recorded */
+	if (filter_eval_header_relay_envfrom(fm, out, outlen))
+		return true;
 	v = filter_eval_hdr(fm, "x-sender", 0, false, &n);
 	if (v && memchr(v, '@', n))
 		for (unsigned i = 0; (v = filter_eval_hdr(fm, "received", i, false, &n)) != NULL; i++)
@@ -1168,7 +1123,7 @@ void filter_eval_run(struct filter_msg *fm)
 			break;
 		case RULES_EVAL_SHIFTED_DATE:
 			if (!have_diff) {
-				diff = filter_eval_date_diff(fm);
+				diff = filter_eval_header_date_diff(fm);
 				have_diff = true;
 			}
 			hit = (ru->eval_arg[0] == FILTER_EVAL_UNDEF || diff >= 3600 * ru->eval_arg[0]) &&

@@ -93,6 +93,7 @@ struct filter_relay {
 	unsigned char ip[4];
 	char rdns[FILTER_RELAY_TOKEN], helo[FILTER_RELAY_TOKEN], by[FILTER_RELAY_TOKEN];
 	char auth[16];
+	char envfrom[FILTER_RELAY_TOKEN];   /* "(envelope-from <a@b>)", "return-path: a@b" */
 	bool looked;      /* the MTA's form shows it looks names up ("(rdns [ip])"), unlike
 			   * qmail's "from unknown (ip)" */
 };
@@ -123,6 +124,39 @@ static void filter_relay_auth(const char *v, const char *e, char *out, size_t ou
 			}
 		p = w;
 	}
+}
+
+/* Received.pm's envelope sender of a hand-over: /(?:return-path:? |envelope-(?:sender|from)[ =])
+ * (\S+)\b/i after "from ", the word up to its last word character, without the '<' and '>'
+ * around it, the characters Received.pm strips made '!'. */
+static void filter_relay_envfrom(const char *from, const char *e, char *out, size_t outlen)
+{
+	static const char *const keys[] = { "return-path: ", "return-path ", "envelope-sender ",
+					    "envelope-sender=", "envelope-from ", "envelope-from=" };
+	const char *best = NULL, *w = from, *we;
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const char *p = filter_relay_find(from, e, keys[k]);
+
+		if (p && (!best || p < best)) {
+			best = p;
+			w = p + strlen(keys[k]);
+		}
+	}
+	if (!best)
+		return;
+	we = w;
+	while (we < e && !isspace((unsigned char)*we))
+		we++;
+	while (we > w && !(isalnum((unsigned char)we[-1]) || we[-1] == '_'))
+		we--;           /* \b: back to the last word character */
+	while (w < we && (*w == '<' || isspace((unsigned char)*w)))
+		w++;
+	for (; w < we && n + 1 < outlen; w++)
+		out[n++] = strchr("#[]()<>|", *w) ? '!' : *w;
+	out[n] = '\0';
 }
 
 /* One Received field; false when it is not a relay we can read. */
@@ -189,6 +223,7 @@ static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *
 	if (!ipp)
 		return false;
 	filter_relay_auth(v, e, r->auth, sizeof(r->auth));
+	filter_relay_envfrom(from, e, r->envfrom, sizeof(r->envfrom));
 	/* HELO: "(HELO x)" (qmail), "helo=x" (Exim), else the first word after "from"; web
 	 * mail (SquirrelMail, NaSMail) names no HELO */
 	if (filter_relay_find(from, by, " (SquirrelMail authenticated user ") ||
@@ -262,9 +297,9 @@ static void filter_relay_put(char *buf, size_t cap, size_t *len, const struct fi
 	if (*len >= cap)
 		return;
 	n = snprintf(buf + *len, cap - *len,
-		     "%s[ ip=%u.%u.%u.%u rdns=%s helo=%s by=%s ident= envfrom= intl=%d id= auth=%s msa=0 ]",
+		     "%s[ ip=%u.%u.%u.%u rdns=%s helo=%s by=%s ident= envfrom=%s intl=%d id= auth=%s msa=0 ]",
 		     *len ? " " : "", r->ip[0], r->ip[1], r->ip[2], r->ip[3], r->rdns, r->helo, r->by,
-		     intl ? 1 : 0, r->auth);
+		     r->envfrom, intl ? 1 : 0, r->auth);
 	if (n < 0 || (size_t)n >= cap - *len) {
 		buf[*len] = '\0';   /* keep only whole relays */
 		*len = cap;
@@ -281,19 +316,23 @@ void filter_relay_build(struct filter_msg *fm)
 	fm->relays_t[0] = fm->relays_u[0] = '\0';
 	fm->n_trusted = fm->n_untrusted = 0;
 	fm->relays_u_nordns = 0;
+	fm->ev_header.rcvd_trusted = 0;
 	for (uint32_t i = 0; i < fm->ntop; i++) {
 		const struct filter_hdr *h = &fm->hdrs[i];
 		struct filter_relay r;
 
 		if (h->name_len != 8 || strncasecmp(fm->arena + h->name_off, "received", 8) != 0)
 			continue;
-		if (!filter_relay_parse(fm->arena + h->dec_off, h->dec_len, &r))
+		if (!filter_relay_parse(fm->arena + h->dec_off, h->dec_len, &r)) {
+			fm->ev_header.rcvd_trusted += trusting;   /* Received.pm counts it too */
 			continue;
+		}
 		/* Received.pm infers trust without trusted_networks: private addresses, and
 		 * authenticated hand-overs */
 		if (trusting && (filter_relay_private(r.ip) || r.auth[0])) {
 			filter_relay_put(fm->relays_t, sizeof(fm->relays_t), &tl, &r, true);
 			fm->n_trusted++;
+			fm->ev_header.rcvd_trusted++;
 		} else {
 			trusting = false;
 			filter_relay_put(fm->relays_u, sizeof(fm->relays_u), &ul, &r, false);
