@@ -11,7 +11,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,13 +498,13 @@ static bool filter_eval_is_freemail(const struct filter_db *db, const char *addr
 {
 	const char *at = strrchr(addr, '@'), *dom;
 
-	if (!at || !at[1])
+	if (!at || !at[1] || filter_eval_header_fm_welcome(addr))
 		return false;
 	dom = at + 1;
 	if (bsearch(&dom, db->fm_exact, db->nfm_exact, sizeof(char *), filter_eval_strcmp))
 		return true;
 	for (uint32_t i = 0; i < db->nfm_wild; i++)
-		if (fnmatch(db->fm_wild[i], dom, 0) == 0)
+		if (filter_eval_header_glob(db->fm_wild[i], dom))
 			return true;
 	return false;
 }
@@ -513,8 +512,25 @@ static bool filter_eval_is_freemail(const struct filter_db *db, const char *addr
 /* The first address of a field value (":addr"), lower-cased, into out. */
 static bool filter_eval_addr(const char *v, size_t n, char *out, size_t outlen)
 {
-	const char *e = v + n, *lt = memchr(v, '<', n), *a, *ae;
+	const char *e = v + n, *lt, *a, *ae;
 	size_t k = 0;
+	bool q = false;
+
+	/* a list: the first address only ("a@b, "Name" <c@d>" is a@b) */
+	for (size_t i = 0, angle = 0; i < n; i++) {
+		if (v[i] == '"')
+			q = !q;
+		else if (!q && v[i] == '<')
+			angle++;
+		else if (!q && v[i] == '>' && angle)
+			angle--;
+		else if (!q && !angle && v[i] == ',') {
+			e = v + i;
+			break;
+		}
+	}
+	n = (size_t)(e - v);
+	lt = memchr(v, '<', n);
 
 	if (lt) {
 		a = lt + 1;
@@ -569,23 +585,25 @@ bool filter_eval_envfrom(const struct filter_msg *fm, char *out, size_t outlen)
 	if (filter_eval_header_relay_envfrom(fm, out, outlen))
 		return true;
 	v = filter_eval_hdr(fm, "x-sender", 0, false, &n);
-	if (v && memchr(v, '@', n))
+	if (v && filter_eval_addr(v, n, out, outlen) && out[0] != '@' && strchr(out, '@')[1])
 		for (unsigned i = 0; (v = filter_eval_hdr(fm, "received", i, false, &n)) != NULL; i++)
 			if (filter_eval_has(v, n, "(fetchmail"))
 				return false;
 	for (size_t k = 0; k < sizeof(hdrs) / sizeof(hdrs[0]); k++) {
-		uint32_t at = filter_eval_index(fm, hdrs[k]);
+		bool below = false;
 
-		if (at == UINT32_MAX)
-			continue;
-		if (first_rcvd != UINT32_MAX && first_rcvd < at) {
-			if (k == 0)
-				return false;   /* X-Envelope-From below a Received: not ours to trust */
-			continue;
-		}
 		v = filter_eval_hdr(fm, hdrs[k], 0, false, &n);
-		return v && filter_eval_addr(v, n, out, outlen);
+		if (!v || !filter_eval_addr(v, n, out, outlen))
+			continue;
+		/* any such field below a Received (/^Received:.*?^Name:/sm over ALL) */
+		for (uint32_t i = first_rcvd; first_rcvd != UINT32_MAX && i < fm->ntop; i++)
+			below |= filter_eval_is(fm, &fm->hdrs[i], hdrs[k]);
+		if (!below)
+			return true;
+		if (k == 0)
+			return false;   /* X-Envelope-From below a Received: not ours to trust */
 	}
+	out[0] = '\0';
 	return false;
 }
 

@@ -11,7 +11,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +38,7 @@ enum hdr_re {
 	RE_GM_1, RE_GM_2, RE_GM_3,
 	RE_AOL, RE_AOL_X1, RE_AOL_X2,
 	RE_RATWARE_MID,
-	RE_FM_WELCOME, RE_FM_BULK,
+	RE_FM_BULK,
 	RE_RCVD_DATE, RE_D_1, RE_D_2, RE_D_3, RE_D_TIME, RE_D_NUMTZ, RE_D_TZ,
 	RE_N
 };
@@ -74,10 +73,6 @@ static const struct { const char *re; uint32_t opts; } hdr_res[RE_N] = {
 	[RE_AOL_X1] = { "\\/AOL-\\d+\\.\\d+\\.\\d+\\)", 0 },
 	[RE_AOL_X2] = { "ESMTP id (?:RELAY|MAILRELAY|MAILIN)", 0 },
 	[RE_RATWARE_MID] = { "<[A-Z]{28}\\.([^>]+?)>", 0 },
-	[RE_FM_WELCOME] = { "^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master"
-			    "|undisclosed.*|request-[a-f0-9]{16}|bounced?-"
-			    "|[a-f0-9]{8}(?:\\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})"
-			    "|.+=.+=.+)\\@", PCRE2_CASELESS },
 	[RE_FM_BULK] = { "(?:^(?:post|host|domain)master|^double-bounce|^(?:sentto|owner|return|(?:gr)?bounced?)-.+"
 			 "|-(?:request|bounces?|admin|owner)|\\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)\\@",
 			 PCRE2_CASELESS },
@@ -403,6 +398,63 @@ static bool hdr_ends_word(const char *s, const char *suffix)
 
 /* --- FreeMail --------------------------------------------------------------------------- */
 
+bool filter_eval_header_glob(const char *pat, const char *dom)
+{
+	for (; *pat; pat++, dom++) {
+		if (*pat == '*') {
+			/* [^.]*: the shortest run first, never across a dot */
+			for (const char *d = dom;; d++) {
+				if (filter_eval_header_glob(pat + 1, d))
+					return true;
+				if (!*d || *d == '.')
+					return false;
+			}
+		}
+		if (!*dom || (*pat != '?' && *pat != *dom))
+			return false;
+	}
+	return !*dom;
+}
+
+static bool hdr_hexrun(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]) && !((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f'))
+			return false;
+	return true;
+}
+
+bool filter_eval_header_fm_welcome(const char *addr)
+{
+	static const char *const exact[] = { "abuse", "support", "sales", "info", "helpdesk", "contact",
+					     "kontakt", "postmaster", "hostmaster", "domainmaster" };
+	const char *at = strrchr(addr, '@');
+	size_t l = at ? (size_t)(at - addr) : 0;
+	unsigned eq = 0;
+
+	if (!at)
+		return false;
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (strlen(exact[i]) == l && strncasecmp(addr, exact[i], l) == 0)
+			return true;
+	if (strncasecmp(addr, "undisclosed", 11) == 0 && l >= 11)
+		return true;
+	if (l == 24 && strncasecmp(addr, "request-", 8) == 0 && hdr_hexrun(addr + 8, 16))
+		return true;
+	if (strncasecmp(addr, "bounce-", 7) == 0 || strncasecmp(addr, "bounced-", 8) == 0)
+		return true;
+	if ((l == 17 && hdr_hexrun(addr, 8) && addr[8] == '.' && hdr_hexrun(addr + 9, 8)) ||
+	    (l == 36 && hdr_hexrun(addr, 8) && addr[8] == '-' && hdr_hexrun(addr + 9, 4) && addr[13] == '-' &&
+	     hdr_hexrun(addr + 14, 4) && addr[18] == '-' && hdr_hexrun(addr + 19, 4) && addr[23] == '-' &&
+	     hdr_hexrun(addr + 24, 12)))
+		return true;
+	/* .+=.+=.+ */
+	for (size_t i = 1; i + 1 < l; i++)
+		if (addr[i] == '=' && ++eq == 2)
+			return addr[i + 1] != '@' && i + 1 < l;
+	return false;
+}
+
 static int hdr_strcmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -422,8 +474,8 @@ static bool hdr_is_freemail(struct filter_msg *fm, const char *addr)
 	if (bsearch(&dom, db->fm_exact, db->nfm_exact, sizeof(char *), hdr_strcmp))
 		listed = true;
 	for (uint32_t i = 0; !listed && i < db->nfm_wild; i++)
-		listed = fnmatch(db->fm_wild[i], dom, 0) == 0;
-	return listed && !hdr_match(fm, NULL, RE_FM_WELCOME, addr, strlen(addr));
+		listed = filter_eval_header_glob(db->fm_wild[i], dom);
+	return listed && !filter_eval_header_fm_welcome(addr);
 }
 
 static bool hdr_local_char(uint8_t c)

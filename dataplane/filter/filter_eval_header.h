@@ -61,6 +61,10 @@ double filter_eval_header_date_diff(struct filter_msg *fm);
 /* ALL-UNTRUSTED / ALL-EXTERNAL: the index of the first header field they hold among the
  * message's (from the first untrusted relay's Received on), or ntop when none. */
 uint32_t filter_eval_header_untrusted_from(const struct filter_msg *fm);
+/* A freemail_domains wildcard as FreeMail reads it: '*' is [^.]*, '?' any one byte. */
+bool filter_eval_header_glob(const char *pat, const char *dom);
+/* FreeMail's default welcomelist: abuse@, postmaster@, bounce-..., list forwards (a=b=c@). */
+bool filter_eval_header_fm_welcome(const char *addr);
 /* The envelope-from the relay SpamAssassin takes it from recorded (the last untrusted's,
  * else the first trusted's "envfrom="), lower-cased into out; false if none. */
 bool filter_eval_header_relay_envfrom(const struct filter_msg *fm, char *out, size_t outlen);
