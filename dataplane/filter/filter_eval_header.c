@@ -1199,8 +1199,21 @@ static bool hdr_ratware_efrom(struct filter_msg *fm)
 		if (p[-1] == '.' && ++dots == 2)
 			break;
 	d = p;
-	if (!strchr(d, '.'))
-		return false;
+	/* is_domain_valid: a TLD of letters that is delegated (RFC 2606's are not) */
+	{
+		static const char *const reserved[] = { "example", "test", "invalid", "localhost", "local",
+						       "localdomain", "lan", "home", "internal" };
+		const char *tld = strrchr(d, '.');
+
+		if (!tld || tld == d || strlen(tld + 1) < 2)
+			return false;
+		for (const char *c = tld + 1; *c; c++)
+			if (!isalpha((unsigned char)*c))
+				return false;
+		for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+			if (strcasecmp(tld + 1, reserved[i]) == 0)
+				return false;
+	}
 	dl = strlen(d);
 	ul = strlen(to);
 	for (p = env; (p = strcasestr(p, d)) != NULL; p++) {
