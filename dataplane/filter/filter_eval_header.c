@@ -1533,6 +1533,92 @@ bool filter_eval_header_relay_envfrom(const struct filter_msg *fm, char *out, si
 	return false;
 }
 
+/* RelayEval::hostname_to_domain, lower-cased, in place */
+static void hdr_host_domain(char *h)
+{
+	char *last = strrchr(h, '.'), *p;
+	size_t n = 0, labels = 1;
+	bool alpha = false;
+
+	for (p = h; *p; p++) {
+		*p = (char)tolower((unsigned char)*p);
+		alpha |= isalpha((unsigned char)*p) != 0;
+		labels += *p == '.';
+	}
+	if (!alpha || labels < 2)
+		return;
+	/* the last label of 3 or more (non-blank) characters, or ie, fr, de: two labels; else three */
+	{
+		const char *t = last + 1;
+		bool keep2 = strlen(t) >= 3 || strstr(t, "ie") || strstr(t, "fr") || strstr(t, "de");
+		size_t want = keep2 ? 2 : labels > 2 ? 3 : labels;
+
+		for (p = h + strlen(h); p > h; p--)
+			if (p[-1] == '.' && ++n == want)
+				break;
+		memmove(h, p, strlen(p) + 1);
+	}
+}
+
+/* /^\w+(?:[\w.-]+\.)+\w+$/ */
+static bool hdr_hostlike(const char *s)
+{
+	const char *lastdot = strrchr(s, '.');
+
+	if (!lastdot || !s[0] || !(isalnum((unsigned char)s[0]) || s[0] == '_') || !lastdot[1])
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-'))
+			return false;
+	for (const char *p = lastdot + 1; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '_'))
+			return false;
+	/* \w+ then at least one more character before the last dot */
+	return lastdot - s >= 2;
+}
+
+static void hdr_relay_field(const char *s, const char *e, const char *key, char *out, size_t outlen)
+{
+	const char *p = memmem(s, (size_t)(e - s), key, strlen(key));
+	size_t n = 0;
+
+	if (p)
+		for (p += strlen(key); p < e && *p != ' ' && n + 1 < outlen; p++)
+			out[n++] = *p;
+	out[n] = '\0';
+}
+
+/* RelayEval::check_for_forged_received_trail: more than one untrusted relay whose "by" is not
+ * the domain the next newer relay found for its client */
+static bool hdr_forged_trail(const struct filter_msg *fm)
+{
+	const char *p = fm->relays_u, *e = fm->relays_u + fm->relays_u_len;
+	char prev[128] = "", by[128], rdns[128], ip[48];
+	bool have_prev = false;
+	unsigned mismatch = 0;
+
+	while (p < e) {
+		const char *open = memchr(p, '[', (size_t)(e - p)), *close;
+
+		if (!open || !(close = memchr(open, ']', (size_t)(e - open))))
+			break;
+		hdr_relay_field(open, close, " by=", by, sizeof(by));
+		hdr_relay_field(open, close, " rdns=", rdns, sizeof(rdns));
+		hdr_relay_field(open, close, " ip=", ip, sizeof(ip));
+		hdr_host_domain(by);
+		hdr_host_domain(rdns);
+		p = close + 1;
+		if (hdr_hostlike(by) && have_prev && hdr_hostlike(prev) && strcmp(by, prev) != 0 &&
+		    !(strcmp(by, "msn.com") == 0 && strcmp(prev, "hotmail.com") == 0))
+			mismatch++;
+		/* localhost through 127.0.0.1 is no claim */
+		have_prev = !((strcmp(rdns, "localhost") == 0 || strcmp(rdns, "localhost.localdomain") == 0) &&
+			      strcmp(ip, "127.0.0.1") == 0);
+		strcpy(prev, rdns);
+	}
+	return mismatch > 1;
+}
+
 /* --- the tests -------------------------------------------------------------------------- */
 
 bool filter_eval_header_test(struct filter_msg *fm, const struct filter_rule *ru)
@@ -1580,6 +1666,8 @@ bool filter_eval_header_test(struct filter_msg *fm, const struct filter_rule *ru
 		return hdr_ratware_name_id(fm, ru);
 	case RULES_EVAL_HDR_RATWARE_EFROM:
 		return hdr_ratware_efrom(fm);
+	case RULES_EVAL_HDR_FORGED_TRAIL:
+		return hdr_forged_trail(fm);
 	default:
 		return false;
 	}

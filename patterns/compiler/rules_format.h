@@ -134,6 +134,7 @@ enum rules_eval {
 	RULES_EVAL_HDR_RCVD_REMOVER,       /* gated_through_received_hdr_remover() */
 	RULES_EVAL_HDR_RATWARE_NAME_ID,    /* check_ratware_name_id() */
 	RULES_EVAL_HDR_RATWARE_EFROM,      /* check_ratware_envelope_from() */
+	RULES_EVAL_HDR_FORGED_TRAIL,       /* check_for_forged_received_trail() (RelayEval) */
 	RULES_EVAL_HDR_END,
 	RULES_EVAL_MAX = 255,
 };
@@ -192,6 +193,7 @@ enum rules_eval {
 	{ "gated_through_received_hdr_remover", NULL, RULES_EVAL_HDR_RCVD_REMOVER }, \
 	{ "check_ratware_name_id", NULL, RULES_EVAL_HDR_RATWARE_NAME_ID }, \
 	{ "check_ratware_envelope_from", NULL, RULES_EVAL_HDR_RATWARE_EFROM }, \
+	{ "check_for_forged_received_trail", NULL, RULES_EVAL_HDR_FORGED_TRAIL }, \
 }
 
 /* Rule flags. */
