@@ -159,6 +159,20 @@ static void filter_relay_envfrom(const char *from, const char *e, char *out, siz
 	out[n] = '\0';
 }
 
+/* Received.pm's qmail line: " with (.* )?(SMTP|QMQP)(?! id )" after "by". */
+static bool filter_relay_qmail_proto(const char *by, const char *e)
+{
+	const char *w = filter_relay_find(by, e, " with ");
+
+	if (!w)
+		return false;
+	for (const char *p = w + 5; p + 5 <= e; p++)
+		if (p[0] == ' ' && (memcmp(p + 1, "SMTP", 4) == 0 || memcmp(p + 1, "QMQP", 4) == 0) &&
+		    !(e - (p + 5) >= 4 && memcmp(p + 5, " id ", 4) == 0))
+			return true;
+	return false;
+}
+
 /* One Received field; false when it is not a relay we can read. */
 static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *r)
 {
@@ -237,9 +251,11 @@ static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *
 		filter_relay_word(from, by, r->helo, sizeof(r->helo));
 	/* reverse DNS name */
 	if (filter_relay_find(from, by, "(HELO ")) {
-		r->looked = false;   /* qmail looks nothing up itself */
-		/* qmail: "from RDNS (HELO x) (ip)" */
+		/* qmail: "from RDNS (HELO x) (ip)": qmail-smtpd's own line (" with SMTP" or QMQP)
+		 * has the name tcpserver found, "unknown" when none was passed on: no look-up
+		 * seen; Received.pm takes other protocols ("with asmtp") for an MTA that looked */
 		filter_relay_token(from, by, r->rdns, sizeof(r->rdns));
+		r->looked = !filter_relay_qmail_proto(by, e) || strcasecmp(r->rdns, "unknown") != 0;
 	} else if (ipp > from + 1 && ipp[-1] == '[' && ipp[-2] != '(' && ipp[-2] != '@') {
 		/* Sendmail/Postfix: "(rdns [ip])" (or "(rdns[ip])"): the word before the '[' */
 		const char *w = ipp[-2] == ' ' ? ipp - 2 : ipp - 1;
@@ -270,6 +286,9 @@ static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *
 				r->looked = false;
 		}
 	}
+	/* Lotus Domino writes "from HELO ([ip])" and looks nothing up */
+	if (filter_relay_find(by, e, " (Lotus Domino "))
+		r->looked = false;
 	/* "from [ip] by ...": nothing says a name was looked for */
 	if (ipp == from + 1 && *from == '[')
 		r->looked = false;
