@@ -512,49 +512,59 @@ static bool filter_eval_is_freemail(const struct filter_db *db, const char *addr
 /* The first address of a field value (":addr"), lower-cased, into out. */
 static bool filter_eval_addr(const char *v, size_t n, char *out, size_t outlen)
 {
-	const char *e = v + n, *lt, *a, *ae;
-	size_t k = 0;
-	bool q = false;
+	const char *end = v + n;
 
-	/* a list: the first address only ("a@b, "Name" <c@d>" is a@b) */
-	for (size_t i = 0, angle = 0; i < n; i++) {
-		if (v[i] == '"')
-			q = !q;
-		else if (!q && v[i] == '<')
-			angle++;
-		else if (!q && v[i] == '>' && angle)
-			angle--;
-		else if (!q && !angle && v[i] == ',') {
-			e = v + i;
-			break;
+	/* a list: the first element that holds an address ("a@b, "Name" <c@d>" is a@b; an
+	 * empty "<>" or a bare comma is skipped, as SpamAssassin's parser skips what is no
+	 * address) */
+	while (v < end) {
+		const char *e = end, *lt, *a, *ae;
+		size_t k = 0;
+		bool q = false;
+
+		for (const char *p = v; p < end; p++) {
+			if (*p == '"')
+				q = !q;
+			else if (!q && *p == ',') {
+				lt = memchr(v, '<', (size_t)(p - v));
+				/* a comma inside <...> belongs to it */
+				if (lt && !memchr(lt, '>', (size_t)(p - lt)))
+					continue;
+				e = p;
+				break;
+			}
 		}
-	}
-	n = (size_t)(e - v);
-	lt = memchr(v, '<', n);
-
-	if (lt) {
-		a = lt + 1;
-		ae = memchr(a, '>', (size_t)(e - a));
-		if (!ae)
-			ae = e;
-	} else {
-		a = v;
-		while (a < e && isspace((unsigned char)*a))
+		if (e <= v) {   /* an empty element */
+			v = e + 1;
+			continue;
+		}
+		lt = memchr(v, '<', (size_t)(e - v));
+		if (lt) {
+			a = lt + 1;
+			ae = memchr(a, '>', (size_t)(e - a));
+			if (!ae)
+				ae = e;
+		} else {
+			a = v;
+			while (a < e && isspace((unsigned char)*a))
+				a++;
+			ae = a;
+			while (ae < e && !isspace((unsigned char)*ae) && *ae != ',' && *ae != '(')
+				ae++;
+		}
+		while (a < ae && isspace((unsigned char)*a))
 			a++;
-		ae = a;
-		while (ae < e && !isspace((unsigned char)*ae) && *ae != ',' && *ae != '(')
-			ae++;
+		while (ae > a && isspace((unsigned char)ae[-1]))
+			ae--;
+		if (ae > a && memchr(a, '@', (size_t)(ae - a))) {
+			for (; a < ae && k + 1 < outlen; a++)
+				out[k++] = (char)tolower((unsigned char)*a);
+			out[k] = '\0';
+			return true;
+		}
+		v = e + 1;
 	}
-	while (a < ae && isspace((unsigned char)*a))
-		a++;
-	while (ae > a && isspace((unsigned char)ae[-1]))
-		ae--;
-	if (ae == a || !memchr(a, '@', (size_t)(ae - a)))
-		return false;
-	for (; a < ae && k + 1 < outlen; a++)
-		out[k++] = (char)tolower((unsigned char)*a);
-	out[k] = '\0';
-	return true;
+	return false;
 }
 
 /* Index of the first field named name among the message's, or UINT32_MAX. */
