@@ -1161,10 +1161,11 @@ void filter_eval_run(struct filter_msg *fm)
 			hit = filter_eval_subj_caps(fm);
 			break;
 		case RULES_EVAL_MISSING_TO:
+			/* get('To') is "\n" for a blank field: only an absent one is missing */
 			v = filter_eval_hdr(fm, "to", 0, false, &n);
-			if (filter_eval_blank(v, n))
+			if (!v)
 				v = filter_eval_hdr(fm, "apparently-to", 0, false, &n);
-			hit = filter_eval_blank(v, n);
+			hit = v == NULL;
 			break;
 		case RULES_EVAL_HTML_MESSAGE:
 		case RULES_EVAL_MIME_HTML_MOSTLY:
