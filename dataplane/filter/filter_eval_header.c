@@ -430,7 +430,6 @@ bool filter_eval_header_fm_welcome(const char *addr)
 					     "kontakt", "postmaster", "hostmaster", "domainmaster" };
 	const char *at = strrchr(addr, '@');
 	size_t l = at ? (size_t)(at - addr) : 0;
-	unsigned eq = 0;
 
 	if (!at)
 		return false;
@@ -448,11 +447,20 @@ bool filter_eval_header_fm_welcome(const char *addr)
 	     hdr_hexrun(addr + 14, 4) && addr[18] == '-' && hdr_hexrun(addr + 19, 4) && addr[23] == '-' &&
 	     hdr_hexrun(addr + 24, 12)))
 		return true;
-	/* .+=.+=.+ */
-	for (size_t i = 1; i + 1 < l; i++)
-		if (addr[i] == '=' && ++eq == 2)
-			return addr[i + 1] != '@' && i + 1 < l;
-	return false;
+	/* .+=.+=.+ : a '=' after the first byte, another at least two bytes later and before
+	 * the last byte of the local part */
+	{
+		size_t first = 0, last = 0;
+
+		for (size_t i = 1; i < l; i++)
+			if (addr[i] == '=') {
+				if (!first)
+					first = i;
+				if (i + 1 < l)
+					last = i;
+			}
+		return first && last >= first + 2;
+	}
 }
 
 static int hdr_strcmp(const void *a, const void *b)

@@ -244,6 +244,11 @@ static void test_eval_header_glob(void **state)
 	assert_true(filter_eval_header_fm_welcome("postmaster@gmail.com"));
 	assert_true(filter_eval_header_fm_welcome("a=b=c@gmail.com"));
 	assert_false(filter_eval_header_fm_welcome("a=b@gmail.com"));
+	assert_false(filter_eval_header_fm_welcome("a==b@gmail.com"));
+	assert_true(filter_eval_header_fm_welcome("x=y=z=w@gmail.com"));
+	assert_false(filter_eval_header_fm_welcome("=a=b@gmail.com"));
+	assert_true(filter_eval_header_fm_welcome("bounced-x@yahoo.com"));
+	assert_true(filter_eval_header_fm_welcome("Undisclosed.Recipients@yahoo.com"));
 	assert_false(filter_eval_header_fm_welcome("alice@gmail.com"));
 }
 
