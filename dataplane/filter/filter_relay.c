@@ -342,6 +342,19 @@ void filter_relay_build(struct filter_msg *fm)
 
 		if (h->name_len != 8 || strncasecmp(fm->arena + h->name_off, "received", 8) != 0)
 			continue;
+		/* a mail fetcher's pick-up ("with POP3", "with IMAP") while every relay so far is
+		 * trusted: Received.pm restarts there, the relays above it were the local delivery */
+		if (h->dec_len > 5 && strncasecmp(fm->arena + h->dec_off, "from ", 5) == 0 &&
+		    (memmem(fm->arena + h->dec_off, h->dec_len, "with POP3", 9) ||
+		     memmem(fm->arena + h->dec_off, h->dec_len, "with IMAP", 9))) {
+			if (trusting) {
+				tl = 0;
+				fm->relays_t[0] = '\0';
+				fm->n_trusted = 0;
+			}
+			fm->ev_header.rcvd_trusted += trusting;
+			continue;
+		}
 		if (!filter_relay_parse(fm->arena + h->dec_off, h->dec_len, &r)) {
 			fm->ev_header.rcvd_trusted += trusting;   /* Received.pm counts it too */
 			continue;
