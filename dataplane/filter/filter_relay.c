@@ -327,6 +327,31 @@ static void filter_relay_put(char *buf, size_t cap, size_t *len, const struct fi
 	*len += (size_t)n;
 }
 
+static const char *const filter_relay_orig[] = {
+	"x-yahoo-post-ip", "x-originating-ip", "x-apparently-from", "x-senderip", "x-aol-ip",
+	"x-ms-exchange-crosstenant-originalattributedtenantconnectingip",
+};
+
+/* The first dotted quad in the first field named name. */
+static bool filter_relay_orig_ip(const struct filter_msg *fm, const char *name, unsigned char ip[4])
+{
+	size_t nl = strlen(name);
+
+	for (uint32_t i = 0; i < fm->ntop; i++) {
+		const struct filter_hdr *h = &fm->hdrs[i];
+		const char *v = fm->arena + h->dec_off, *e = v + h->dec_len;
+
+		if (h->name_len != nl || strncasecmp(fm->arena + h->name_off, name, nl) != 0)
+			continue;
+		for (const char *p = v; p < e; p++)
+			if (isdigit((unsigned char)*p) && (p == v || !(isdigit((unsigned char)p[-1]) || p[-1] == '.')) &&
+			    filter_relay_ipv4(p, e, ip))
+				return true;
+		return false;
+	}
+	return false;
+}
+
 void filter_relay_build(struct filter_msg *fm)
 {
 	bool trusting = true;
@@ -370,6 +395,24 @@ void filter_relay_build(struct filter_msg *fm)
 			filter_relay_put(fm->relays_u, sizeof(fm->relays_u), &ul, &r, false);
 			if (fm->n_untrusted < 32 && !r.rdns[0] && r.looked)
 				fm->relays_u_nordns |= 1u << fm->n_untrusted;
+			fm->n_untrusted++;
+		}
+	}
+	/* SpamAssassin's default originating_ip_headers (10_default_prefs.cf): the first address
+	 * in each, the first field of the name, is one more relay after the Received ones, with
+	 * no names (Received.pm's synthetic "from X-Originating-IP: ip") */
+	for (size_t k = 0; k < sizeof(filter_relay_orig) / sizeof(filter_relay_orig[0]); k++) {
+		struct filter_relay r;
+
+		memset(&r, 0, sizeof(r));
+		if (!filter_relay_orig_ip(fm, filter_relay_orig[k], r.ip))
+			continue;
+		if (trusting && filter_relay_private(r.ip)) {
+			filter_relay_put(fm->relays_t, sizeof(fm->relays_t), &tl, &r, true);
+			fm->n_trusted++;
+		} else {
+			trusting = false;
+			filter_relay_put(fm->relays_u, sizeof(fm->relays_u), &ul, &r, false);
 			fm->n_untrusted++;
 		}
 	}
