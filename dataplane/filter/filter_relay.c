@@ -8,7 +8,11 @@
  * trusted_networks are configured (Conf.pm, trusted_networks): a relay from a loopback or
  * private (RFC 1918, link-local) address, or one handed over authenticated (" with ESMTPA",
  * web mail " with HTTP" ...), is trusted while every newer one was; the first other relay and
- * all older ones are untrusted. fetchmail's pick-up lines are not relays.
+ * all older ones are untrusted. fetchmail's pick-up lines are not relays; one met while every
+ * relay so far was trusted restarts the trusted list (Received.pm's mail fetcher marker). The
+ * address in an X-Originating-IP field (and the other default originating_ip_headers) is one
+ * more relay after the Received ones. Each relay's "envfrom=" is the envelope sender its
+ * Received field recorded, which SpamAssassin takes first for EnvelopeFrom.
  *
  * XXX the parser knows the common forms (Sendmail, Postfix, qmail, Exim, Exchange), not all of
  * Mail::SpamAssassin::Message::Metadata::Received's; a field it cannot read is skipped, as
