@@ -203,6 +203,8 @@ void filter_eval_header_begin(struct filter_msg *fm)
 	s->pend = 0;
 	s->nemails = 0;
 	s->emails_over = false;
+	s->hotmail = s->sorted = -1;
+	s->similar = 0;
 }
 
 /* --- header access ---------------------------------------------------------------------- */
@@ -486,9 +488,20 @@ static bool hdr_is_freemail(struct filter_msg *fm, const char *addr)
 	return listed && !filter_eval_header_fm_welcome(addr);
 }
 
+/* [a-z0-9!#$%&'*+/=?^_`{|}~-] */
 static bool hdr_local_char(uint8_t c)
 {
-	return isalnum(c) || (c && strchr("!#$%&'*+/=?^_`{|}~-", c));
+	static const uint8_t punct[32] = {
+		['!' - 32] = 1, ['#' - 32] = 1, ['$' - 32] = 1, ['%' - 32] = 1, ['&' - 32] = 1,
+		['\'' - 32] = 1, ['*' - 32] = 1, ['+' - 32] = 1, ['/' - 32] = 1, ['=' - 32] = 1,
+		['?' - 32] = 1, ['-' - 32] = 1,
+	};
+
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	if (c >= 32 && c < 64)
+		return punct[c - 32];
+	return c == '^' || c == '_' || c == '`' || c == '{' || c == '|' || c == '}' || c == '~';
 }
 
 /* Keeps addr (lower-cased) among the distinct body addresses. */
@@ -1642,18 +1655,24 @@ bool filter_eval_header_test(struct filter_msg *fm, const struct filter_rule *ru
 	case RULES_EVAL_HDR_FREEMAIL_REPLY:
 		return hdr_freemail_replyto(fm, true);
 	case RULES_EVAL_HDR_SORTED_RECIPS:
-		hdr_recips(fm, &sorted, &similar);
-		return sorted;
 	case RULES_EVAL_HDR_SIMILAR_RECIPS:
-		hdr_recips(fm, &sorted, &similar);
+		if (fm->ev_header.sorted < 0) {
+			hdr_recips(fm, &sorted, &similar);
+			fm->ev_header.sorted = sorted;
+			fm->ev_header.similar = similar;
+		}
+		if (ru->eval == RULES_EVAL_HDR_SORTED_RECIPS)
+			return fm->ev_header.sorted;
+		similar = fm->ev_header.similar;
 		return (ru->eval_arg[0] == HDR_UNDEF || similar >= ru->eval_arg[0]) &&
 		       (ru->eval_arg[1] == HDR_UNDEF || similar < ru->eval_arg[1]);
 	case RULES_EVAL_HDR_FAKE_AOL:
 		return hdr_fake_aol(fm);
 	case RULES_EVAL_HDR_FORGED_HOTMAIL:
-		return hdr_hotmail(fm) == 1;
 	case RULES_EVAL_HDR_NO_HOTMAIL:
-		return hdr_hotmail(fm) == 2;
+		if (fm->ev_header.hotmail < 0)
+			fm->ev_header.hotmail = (int8_t)hdr_hotmail(fm);
+		return fm->ev_header.hotmail == (ru->eval == RULES_EVAL_HDR_FORGED_HOTMAIL ? 1 : 2);
 	case RULES_EVAL_HDR_FORGED_EUDORAMAIL:
 		return hdr_eudoramail(fm);
 	case RULES_EVAL_HDR_FORGED_GMAIL:

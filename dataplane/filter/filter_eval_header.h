@@ -38,6 +38,10 @@ struct filter_eval_header_state {
 	char     emails[FILTER_EVAL_HDR_EMAILS][FILTER_EVAL_HDR_EMAIL_LEN];
 	uint8_t  nemails;
 	bool     emails_over;
+	/* results two rules share, computed once: -1 not yet */
+	int8_t   hotmail;          /* 0, 1 forged HELO, 2 no Hotmail relay */
+	int8_t   sorted;           /* recipients sorted */
+	double   similar;          /* recipients' similarity */
 };
 
 /* At load: parses the arguments of rule ru (an eval of this block). 0 or -EINVAL/-ENOMEM. */
