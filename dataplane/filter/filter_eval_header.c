@@ -6,8 +6,13 @@
  * The regular expressions SpamAssassin's code applies are compiled once per rule set (struct
  * filter_eval_header_db) and run with the shard's caps (filter_shard_match). The body
  * addresses FreeMail compares with Reply-To are read while the body streams (bounded state:
- * a word, and the first FILTER_EVAL_HDR_EMAILS distinct addresses). Shard thread; no
- * allocation on the mail path.
+ * a word, and the first FILTER_EVAL_HDR_EMAILS distinct addresses). Also owns: the date
+ * difference of check_for_shifted_date (the core eval calls filter_eval_header_date_diff), where
+ * ALL-UNTRUSTED / ALL-EXTERNAL start, the relay's recorded envelope sender, and FreeMail's
+ * domain wildcards and default welcomelist (the core's freemail evals use them too).
+ * Address lists are parsed loosely (quotes, comments, groups, <>), the first 256 addresses.
+ * Shard thread; no allocation on the mail path (address lists and joined fields are on the
+ * stack or in a per-thread buffer).
  */
 #include <ctype.h>
 #include <errno.h>
