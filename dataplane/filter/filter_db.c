@@ -187,6 +187,7 @@ static void filter_db_free(struct filter_db *db)
 		free(db->fm_wild[i]);
 	free(db->fm_exact);
 	free(db->fm_wild);
+	filter_eval_header_free(db);
 	free(db->pcre_only);
 	free(db->rules);
 	for (uint32_t t = 0; t < db->ntargets && db->targets; t++) {
@@ -214,6 +215,8 @@ static uint8_t filter_db_special(const char *name)
 		return FILTER_SP_RELAYS_TRUSTED;
 	if (strcmp(name, "x-spam-relays-untrusted") == 0 || strcmp(name, "x-spam-relays-external") == 0)
 		return FILTER_SP_RELAYS_UNTRUSTED;
+	if (strcmp(name, "all-untrusted") == 0 || strcmp(name, "all-external") == 0)
+		return FILTER_SP_ALL_UNTRUSTED;
 	if (strncmp(name, "x-spam-relays-", 14) == 0 || strncmp(name, "all-", 4) == 0 ||
 	    strcmp(name, "x-spam-dkim-") == 0 || strcmp(name, "x-spam-") == 0)
 		return FILTER_SP_UNKNOWN;

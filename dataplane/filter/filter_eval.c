@@ -11,7 +11,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +227,8 @@ int filter_eval_prepare(struct filter_db *db, struct filter_rule *ru, const char
 	}
 	if (ru->eval != RULES_EVAL_SHIFTED_DATE)
 		return 0;
+	if (filter_eval_header_init(db) < 0)   /* its date parser */
+		return -ENOMEM;
 	/* '-6', '-3' or 'undef' */
 	for (int k = 0; k < 2; k++) {
 		char *e;
@@ -385,56 +386,6 @@ static bool filter_eval_has(const char *v, size_t n, const char *lit)
 	return memmem(v, n, lit, strlen(lit)) != NULL;
 }
 
-/* HeaderEval::_check_date_diff: Date (or Resent-Date) minus the Received times, the one
- * closest to zero; 0 when either is missing. */
-static double filter_eval_date_diff(const struct filter_msg *fm)
-{
-	const char *names[] = { "resent-date", "date" };
-	int64_t date = 0, t, best = 0;
-	bool have_date = false, have = false;
-	unsigned nr = filter_eval_count(fm, "received"), first = 0;
-	int64_t times[64];
-	unsigned nt = 0;
-	size_t n;
-	const char *v;
-
-	for (unsigned k = 0; k < 2 && !have_date; k++)
-		for (unsigned i = 0; !have_date && (v = filter_eval_hdr(fm, names[k], i, false, &n)); i++)
-			have_date = n && filter_eval_date(v, n, &date);
-	if (!have_date || !nr)
-		return 0;
-	/* the local hops a fetchmail set-up adds are not the message's path */
-	v = filter_eval_hdr(fm, "received", 0, false, &n);
-	if (v && ((filter_eval_has(v, n, "from localhost ") || (filter_eval_has(v, n, "from ") &&
-	     filter_eval_has(v, n, "127.0.0.1"))) || (filter_eval_has(v, n, "qmail ") &&
-	     filter_eval_has(v, n, "invoked by uid")))) {
-		const char *v2 = nr > 1 ? filter_eval_hdr(fm, "received", 1, false, &n) : NULL;
-
-		if (v2 && filter_eval_has(v2, n, "by localhost with ") && filter_eval_has(v2, n, "(fetchmail-"))
-			first = 2;
-		else
-			first = 0;
-	}
-	for (unsigned i = first; i < nr && nt < 64; i++) {
-		v = filter_eval_hdr(fm, "received", i, false, &n);
-		if (v && filter_eval_rcvd_date(v, n, &t))
-			times[nt++] = t;
-	}
-	if (!nt)
-		return 0;
-	if (nt > 1 && date - times[nt - 1] == 0)
-		nt--;
-	for (unsigned i = 0; i < nt; i++) {
-		int64_t d = date - times[i];
-
-		if (!have || llabs(d) < llabs(best)) {
-			best = d;
-			have = true;
-		}
-	}
-	return (double)best;
-}
-
 /* HeaderEval::check_outlook_message_id: Outlook's Message-Id carries a timestamp that must
  * agree with Date or the last Received within a small fudge. */
 static bool filter_eval_outlook_msgid(const struct filter_msg *fm)
@@ -547,13 +498,13 @@ static bool filter_eval_is_freemail(const struct filter_db *db, const char *addr
 {
 	const char *at = strrchr(addr, '@'), *dom;
 
-	if (!at || !at[1])
+	if (!at || !at[1] || filter_eval_header_fm_welcome(addr))
 		return false;
 	dom = at + 1;
 	if (bsearch(&dom, db->fm_exact, db->nfm_exact, sizeof(char *), filter_eval_strcmp))
 		return true;
 	for (uint32_t i = 0; i < db->nfm_wild; i++)
-		if (fnmatch(db->fm_wild[i], dom, 0) == 0)
+		if (filter_eval_header_glob(db->fm_wild[i], dom))
 			return true;
 	return false;
 }
@@ -561,32 +512,59 @@ static bool filter_eval_is_freemail(const struct filter_db *db, const char *addr
 /* The first address of a field value (":addr"), lower-cased, into out. */
 static bool filter_eval_addr(const char *v, size_t n, char *out, size_t outlen)
 {
-	const char *e = v + n, *lt = memchr(v, '<', n), *a, *ae;
-	size_t k = 0;
+	const char *end = v + n;
 
-	if (lt) {
-		a = lt + 1;
-		ae = memchr(a, '>', (size_t)(e - a));
-		if (!ae)
-			ae = e;
-	} else {
-		a = v;
-		while (a < e && isspace((unsigned char)*a))
+	/* a list: the first element that holds an address ("a@b, "Name" <c@d>" is a@b; an
+	 * empty "<>" or a bare comma is skipped, as SpamAssassin's parser skips what is no
+	 * address) */
+	while (v < end) {
+		const char *e = end, *lt, *a, *ae;
+		size_t k = 0;
+		bool q = false;
+
+		for (const char *p = v; p < end; p++) {
+			if (*p == '"')
+				q = !q;
+			else if (!q && *p == ',') {
+				lt = memchr(v, '<', (size_t)(p - v));
+				/* a comma inside <...> belongs to it */
+				if (lt && !memchr(lt, '>', (size_t)(p - lt)))
+					continue;
+				e = p;
+				break;
+			}
+		}
+		if (e <= v) {   /* an empty element */
+			v = e + 1;
+			continue;
+		}
+		lt = memchr(v, '<', (size_t)(e - v));
+		if (lt) {
+			a = lt + 1;
+			ae = memchr(a, '>', (size_t)(e - a));
+			if (!ae)
+				ae = e;
+		} else {
+			a = v;
+			while (a < e && isspace((unsigned char)*a))
+				a++;
+			ae = a;
+			while (ae < e && !isspace((unsigned char)*ae) && *ae != ',' && *ae != '(')
+				ae++;
+		}
+		while (a < ae && isspace((unsigned char)*a))
 			a++;
-		ae = a;
-		while (ae < e && !isspace((unsigned char)*ae) && *ae != ',' && *ae != '(')
-			ae++;
+		while (ae > a && isspace((unsigned char)ae[-1]))
+			ae--;
+		if (ae > a && memchr(a, '@', (size_t)(ae - a))) {
+			for (; a < ae && k + 1 < outlen; a++)
+				out[k++] = (char)tolower((unsigned char)*a);
+			out[k] = '\0';
+			return true;
+		}
+		v = e + 1;
 	}
-	while (a < ae && isspace((unsigned char)*a))
-		a++;
-	while (ae > a && isspace((unsigned char)ae[-1]))
-		ae--;
-	if (ae == a || !memchr(a, '@', (size_t)(ae - a)))
-		return false;
-	for (; a < ae && k + 1 < outlen; a++)
-		out[k++] = (char)tolower((unsigned char)*a);
-	out[k] = '\0';
-	return true;
+	return false;
 }
 
 /* Index of the first field named name among the message's, or UINT32_MAX. */
@@ -613,24 +591,29 @@ bool filter_eval_envfrom(const struct filter_msg *fm, char *out, size_t outlen)
 		out[fm->env_from_len] = '\0';
 		return true;
 	}
+	/* SpamAssassin's first source: the envelope-from the last untrusted relay recorded */
+	if (filter_eval_header_relay_envfrom(fm, out, outlen))
+		return true;
 	v = filter_eval_hdr(fm, "x-sender", 0, false, &n);
-	if (v && memchr(v, '@', n))
+	if (v && filter_eval_addr(v, n, out, outlen) && out[0] != '@' && strchr(out, '@')[1])
 		for (unsigned i = 0; (v = filter_eval_hdr(fm, "received", i, false, &n)) != NULL; i++)
 			if (filter_eval_has(v, n, "(fetchmail"))
 				return false;
 	for (size_t k = 0; k < sizeof(hdrs) / sizeof(hdrs[0]); k++) {
-		uint32_t at = filter_eval_index(fm, hdrs[k]);
+		bool below = false;
 
-		if (at == UINT32_MAX)
-			continue;
-		if (first_rcvd != UINT32_MAX && first_rcvd < at) {
-			if (k == 0)
-				return false;   /* X-Envelope-From below a Received: not ours to trust */
-			continue;
-		}
 		v = filter_eval_hdr(fm, hdrs[k], 0, false, &n);
-		return v && filter_eval_addr(v, n, out, outlen);
+		if (!v || !filter_eval_addr(v, n, out, outlen))
+			continue;
+		/* any such field below a Received (/^Received:.*?^Name:/sm over ALL) */
+		for (uint32_t i = first_rcvd; first_rcvd != UINT32_MAX && i < fm->ntop; i++)
+			below |= filter_eval_is(fm, &fm->hdrs[i], hdrs[k]);
+		if (!below)
+			return true;
+		if (k == 0)
+			return false;   /* X-Envelope-From below a Received: not ours to trust */
 	}
+	out[0] = '\0';
 	return false;
 }
 
@@ -1168,7 +1151,7 @@ void filter_eval_run(struct filter_msg *fm)
 			break;
 		case RULES_EVAL_SHIFTED_DATE:
 			if (!have_diff) {
-				diff = filter_eval_date_diff(fm);
+				diff = filter_eval_header_date_diff(fm);
 				have_diff = true;
 			}
 			hit = (ru->eval_arg[0] == FILTER_EVAL_UNDEF || diff >= 3600 * ru->eval_arg[0]) &&
@@ -1178,10 +1161,11 @@ void filter_eval_run(struct filter_msg *fm)
 			hit = filter_eval_subj_caps(fm);
 			break;
 		case RULES_EVAL_MISSING_TO:
+			/* get('To') is "\n" for a blank field: only an absent one is missing */
 			v = filter_eval_hdr(fm, "to", 0, false, &n);
-			if (filter_eval_blank(v, n))
+			if (!v)
 				v = filter_eval_hdr(fm, "apparently-to", 0, false, &n);
-			hit = filter_eval_blank(v, n);
+			hit = v == NULL;
 			break;
 		case RULES_EVAL_HTML_MESSAGE:
 		case RULES_EVAL_MIME_HTML_MOSTLY:

@@ -111,6 +111,7 @@ static inline void filter_msg_body_emit(struct filter_msg *fm, uint8_t c)
 
 static void filter_msg_body(struct filter_msg *fm, const uint8_t *p, size_t n)
 {
+	filter_eval_header_body(fm, p, n);
 	if (!fm->db->db[RULES_CLASS_BODY] && !fm->db->confirm[RULES_CLASS_BODY])
 		return;
 	for (size_t i = 0; i < n; i++) {
@@ -261,6 +262,9 @@ static bool filter_msg_target_value(struct filter_msg *fm, const struct filter_t
 	switch (t->special) {
 	case FILTER_SP_UNKNOWN:
 		return false;
+	case FILTER_SP_ALL_UNTRUSTED:
+		from = filter_eval_header_untrusted_from(fm);
+		break;
 	case FILTER_SP_RELAYS_TRUSTED:
 		filter_msg_val(fm, fm->relays_t, fm->relays_t_len);
 		return true;
@@ -292,6 +296,7 @@ static bool filter_msg_target_value(struct filter_msg *fm, const struct filter_t
 
 		switch (t->special) {
 		case FILTER_SP_ALL:
+		case FILTER_SP_ALL_UNTRUSTED:
 			filter_msg_val(fm, fm->arena + h->name_off, h->name_len);
 			filter_msg_val(fm, ": ", 2);
 			if (t->mod == RULES_HDR_RAW)
@@ -568,6 +573,13 @@ static void filter_msg_on_uri(void *arg, struct slice uri)
 	filter_msg_stream(fm, RULES_CLASS_URI, (const uint8_t *)"\n", 1);
 }
 
+/* A URI the MIME parser found (not one made of a body address): FreeMail's mailto: list. */
+static void filter_msg_on_mime_uri(void *arg, struct slice uri)
+{
+	filter_eval_header_uri(arg, uri.p, uri.len);
+	filter_msg_on_uri(arg, uri);
+}
+
 static void filter_msg_on_anomaly(void *arg, enum mime_anomaly a, const char *name)
 {
 	struct filter_msg *fm = arg;
@@ -631,7 +643,7 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 				.headers_end = filter_msg_on_headers_end,
 				.body_text = filter_msg_on_body_text,
 				.rawbody = filter_msg_on_rawbody,
-				.uri = filter_msg_on_uri,
+				.uri = filter_msg_on_mime_uri,
 				.anomaly = filter_msg_on_anomaly,
 			};
 			struct mime_limits lim = {

@@ -8,7 +8,11 @@
  * trusted_networks are configured (Conf.pm, trusted_networks): a relay from a loopback or
  * private (RFC 1918, link-local) address, or one handed over authenticated (" with ESMTPA",
  * web mail " with HTTP" ...), is trusted while every newer one was; the first other relay and
- * all older ones are untrusted. fetchmail's pick-up lines are not relays.
+ * all older ones are untrusted. fetchmail's pick-up lines are not relays; one met while every
+ * relay so far was trusted restarts the trusted list (Received.pm's mail fetcher marker). The
+ * address in an X-Originating-IP field (and the other default originating_ip_headers) is one
+ * more relay after the Received ones. Each relay's "envfrom=" is the envelope sender its
+ * Received field recorded, which SpamAssassin takes first for EnvelopeFrom.
  *
  * XXX the parser knows the common forms (Sendmail, Postfix, qmail, Exim, Exchange), not all of
  * Mail::SpamAssassin::Message::Metadata::Received's; a field it cannot read is skipped, as
@@ -93,6 +97,7 @@ struct filter_relay {
 	unsigned char ip[4];
 	char rdns[FILTER_RELAY_TOKEN], helo[FILTER_RELAY_TOKEN], by[FILTER_RELAY_TOKEN];
 	char auth[16];
+	char envfrom[FILTER_RELAY_TOKEN];   /* "(envelope-from <a@b>)", "return-path: a@b" */
 	bool looked;      /* the MTA's form shows it looks names up ("(rdns [ip])"), unlike
 			   * qmail's "from unknown (ip)" */
 };
@@ -123,6 +128,53 @@ static void filter_relay_auth(const char *v, const char *e, char *out, size_t ou
 			}
 		p = w;
 	}
+}
+
+/* Received.pm's envelope sender of a hand-over: /(?:return-path:? |envelope-(?:sender|from)[ =])
+ * (\S+)\b/i after "from ", the word up to its last word character, without the '<' and '>'
+ * around it, the characters Received.pm strips made '!'. */
+static void filter_relay_envfrom(const char *from, const char *e, char *out, size_t outlen)
+{
+	static const char *const keys[] = { "return-path: ", "return-path ", "envelope-sender ",
+					    "envelope-sender=", "envelope-from ", "envelope-from=" };
+	const char *best = NULL, *w = from, *we;
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const char *p = filter_relay_find(from, e, keys[k]);
+
+		if (p && (!best || p < best)) {
+			best = p;
+			w = p + strlen(keys[k]);
+		}
+	}
+	if (!best)
+		return;
+	we = w;
+	while (we < e && !isspace((unsigned char)*we))
+		we++;
+	while (we > w && !(isalnum((unsigned char)we[-1]) || we[-1] == '_'))
+		we--;           /* \b: back to the last word character */
+	while (w < we && (*w == '<' || isspace((unsigned char)*w)))
+		w++;
+	for (; w < we && n + 1 < outlen; w++)
+		out[n++] = strchr("#[]()<>|", *w) ? '!' : *w;
+	out[n] = '\0';
+}
+
+/* Received.pm's qmail line: " with (.* )?(SMTP|QMQP)(?! id )" after "by". */
+static bool filter_relay_qmail_proto(const char *by, const char *e)
+{
+	const char *w = filter_relay_find(by, e, " with ");
+
+	if (!w)
+		return false;
+	for (const char *p = w + 5; p + 5 <= e; p++)
+		if (p[0] == ' ' && (memcmp(p + 1, "SMTP", 4) == 0 || memcmp(p + 1, "QMQP", 4) == 0) &&
+		    !(e - (p + 5) >= 4 && memcmp(p + 5, " id ", 4) == 0))
+			return true;
+	return false;
 }
 
 /* One Received field; false when it is not a relay we can read. */
@@ -189,6 +241,7 @@ static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *
 	if (!ipp)
 		return false;
 	filter_relay_auth(v, e, r->auth, sizeof(r->auth));
+	filter_relay_envfrom(from, e, r->envfrom, sizeof(r->envfrom));
 	/* HELO: "(HELO x)" (qmail), "helo=x" (Exim), else the first word after "from"; web
 	 * mail (SquirrelMail, NaSMail) names no HELO */
 	if (filter_relay_find(from, by, " (SquirrelMail authenticated user ") ||
@@ -202,9 +255,11 @@ static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *
 		filter_relay_word(from, by, r->helo, sizeof(r->helo));
 	/* reverse DNS name */
 	if (filter_relay_find(from, by, "(HELO ")) {
-		r->looked = false;   /* qmail looks nothing up itself */
-		/* qmail: "from RDNS (HELO x) (ip)" */
+		/* qmail: "from RDNS (HELO x) (ip)": qmail-smtpd's own line (" with SMTP" or QMQP)
+		 * has the name tcpserver found, "unknown" when none was passed on: no look-up
+		 * seen; Received.pm takes other protocols ("with asmtp") for an MTA that looked */
 		filter_relay_token(from, by, r->rdns, sizeof(r->rdns));
+		r->looked = !filter_relay_qmail_proto(by, e) || strcasecmp(r->rdns, "unknown") != 0;
 	} else if (ipp > from + 1 && ipp[-1] == '[' && ipp[-2] != '(' && ipp[-2] != '@') {
 		/* Sendmail/Postfix: "(rdns [ip])" (or "(rdns[ip])"): the word before the '[' */
 		const char *w = ipp[-2] == ' ' ? ipp - 2 : ipp - 1;
@@ -235,6 +290,9 @@ static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *
 				r->looked = false;
 		}
 	}
+	/* Lotus Domino writes "from HELO ([ip])" and looks nothing up */
+	if (filter_relay_find(by, e, " (Lotus Domino "))
+		r->looked = false;
 	/* "from [ip] by ...": nothing says a name was looked for */
 	if (ipp == from + 1 && *from == '[')
 		r->looked = false;
@@ -262,15 +320,40 @@ static void filter_relay_put(char *buf, size_t cap, size_t *len, const struct fi
 	if (*len >= cap)
 		return;
 	n = snprintf(buf + *len, cap - *len,
-		     "%s[ ip=%u.%u.%u.%u rdns=%s helo=%s by=%s ident= envfrom= intl=%d id= auth=%s msa=0 ]",
+		     "%s[ ip=%u.%u.%u.%u rdns=%s helo=%s by=%s ident= envfrom=%s intl=%d id= auth=%s msa=0 ]",
 		     *len ? " " : "", r->ip[0], r->ip[1], r->ip[2], r->ip[3], r->rdns, r->helo, r->by,
-		     intl ? 1 : 0, r->auth);
+		     r->envfrom, intl ? 1 : 0, r->auth);
 	if (n < 0 || (size_t)n >= cap - *len) {
 		buf[*len] = '\0';   /* keep only whole relays */
 		*len = cap;
 		return;
 	}
 	*len += (size_t)n;
+}
+
+static const char *const filter_relay_orig[] = {
+	"x-yahoo-post-ip", "x-originating-ip", "x-apparently-from", "x-senderip", "x-aol-ip",
+	"x-ms-exchange-crosstenant-originalattributedtenantconnectingip",
+};
+
+/* The first dotted quad in the first field named name. */
+static bool filter_relay_orig_ip(const struct filter_msg *fm, const char *name, unsigned char ip[4])
+{
+	size_t nl = strlen(name);
+
+	for (uint32_t i = 0; i < fm->ntop; i++) {
+		const struct filter_hdr *h = &fm->hdrs[i];
+		const char *v = fm->arena + h->dec_off, *e = v + h->dec_len;
+
+		if (h->name_len != nl || strncasecmp(fm->arena + h->name_off, name, nl) != 0)
+			continue;
+		for (const char *p = v; p < e; p++)
+			if (isdigit((unsigned char)*p) && (p == v || !(isdigit((unsigned char)p[-1]) || p[-1] == '.')) &&
+			    filter_relay_ipv4(p, e, ip))
+				return true;
+		return false;
+	}
+	return false;
 }
 
 void filter_relay_build(struct filter_msg *fm)
@@ -281,24 +364,59 @@ void filter_relay_build(struct filter_msg *fm)
 	fm->relays_t[0] = fm->relays_u[0] = '\0';
 	fm->n_trusted = fm->n_untrusted = 0;
 	fm->relays_u_nordns = 0;
+	fm->ev_header.rcvd_trusted = 0;
 	for (uint32_t i = 0; i < fm->ntop; i++) {
 		const struct filter_hdr *h = &fm->hdrs[i];
 		struct filter_relay r;
 
 		if (h->name_len != 8 || strncasecmp(fm->arena + h->name_off, "received", 8) != 0)
 			continue;
-		if (!filter_relay_parse(fm->arena + h->dec_off, h->dec_len, &r))
+		/* a mail fetcher's pick-up ("with POP3", "with IMAP") while every relay so far is
+		 * trusted: Received.pm restarts there, the relays above it were the local delivery */
+		if (h->dec_len > 5 && strncasecmp(fm->arena + h->dec_off, "from ", 5) == 0 &&
+		    (memmem(fm->arena + h->dec_off, h->dec_len, "with POP3", 9) ||
+		     memmem(fm->arena + h->dec_off, h->dec_len, "with IMAP", 9))) {
+			if (trusting) {
+				tl = 0;
+				fm->relays_t[0] = '\0';
+				fm->n_trusted = 0;
+			}
+			fm->ev_header.rcvd_trusted += trusting;
 			continue;
+		}
+		if (!filter_relay_parse(fm->arena + h->dec_off, h->dec_len, &r)) {
+			fm->ev_header.rcvd_trusted += trusting;   /* Received.pm counts it too */
+			continue;
+		}
 		/* Received.pm infers trust without trusted_networks: private addresses, and
 		 * authenticated hand-overs */
 		if (trusting && (filter_relay_private(r.ip) || r.auth[0])) {
 			filter_relay_put(fm->relays_t, sizeof(fm->relays_t), &tl, &r, true);
 			fm->n_trusted++;
+			fm->ev_header.rcvd_trusted++;
 		} else {
 			trusting = false;
 			filter_relay_put(fm->relays_u, sizeof(fm->relays_u), &ul, &r, false);
 			if (fm->n_untrusted < 32 && !r.rdns[0] && r.looked)
 				fm->relays_u_nordns |= 1u << fm->n_untrusted;
+			fm->n_untrusted++;
+		}
+	}
+	/* SpamAssassin's default originating_ip_headers (10_default_prefs.cf): the first address
+	 * in each, the first field of the name, is one more relay after the Received ones, with
+	 * no names (Received.pm's synthetic "from X-Originating-IP: ip") */
+	for (size_t k = 0; k < sizeof(filter_relay_orig) / sizeof(filter_relay_orig[0]); k++) {
+		struct filter_relay r;
+
+		memset(&r, 0, sizeof(r));
+		if (!filter_relay_orig_ip(fm, filter_relay_orig[k], r.ip))
+			continue;
+		if (trusting && filter_relay_private(r.ip)) {
+			filter_relay_put(fm->relays_t, sizeof(fm->relays_t), &tl, &r, true);
+			fm->n_trusted++;
+		} else {
+			trusting = false;
+			filter_relay_put(fm->relays_u, sizeof(fm->relays_u), &ul, &r, false);
 			fm->n_untrusted++;
 		}
 	}

@@ -26,7 +26,7 @@ int filter_shard_new(struct filter_shard **fs_r, struct filter_db *db)
 
 	if (!fs)
 		return -ENOMEM;
-	fs->md = pcre2_match_data_create(1, NULL);
+	fs->md = pcre2_match_data_create(8, NULL);   /* groups: filter_eval_header.c reads them */
 	fs->mctx = pcre2_match_context_create(NULL);
 	fs->jit = pcre2_jit_stack_create(32 * 1024, FILTER_SHARD_JIT_STACK, NULL);
 	if (!fs->md || !fs->mctx || !fs->jit || filter_db_scratch(db, &fs->scratch) < 0) {

@@ -28,6 +28,8 @@ enum filter_special {
 	FILTER_SP_RELAYS_UNTRUSTED, /* X-Spam-Relays-Untrusted, -External */
 	FILTER_SP_UNKNOWN,      /* SpamAssassin's other computed pseudo-headers (X-Spam-DKIM,
 				 * ALL-TRUSTED ...): Sluice does not compute them: absent */
+	FILTER_SP_ALL_UNTRUSTED,    /* ALL-UNTRUSTED, ALL-EXTERNAL: the fields from the first
+				     * untrusted relay's Received on (filter_eval_header.c) */
 };
 
 struct filter_target {
@@ -90,6 +92,7 @@ struct filter_db {
 	uint32_t            nhtml_tags;
 	int                 html_a, html_img;       /* their slots, for an img inside an a; -1 */
 	bool                html_comments;          /* an eval reads HTML comments */
+	struct filter_eval_header_db *ev_header;    /* filter_eval_header.c's patterns, or NULL */
 };
 
 #define FILTER_MSG_BBUF 4096u

@@ -117,6 +117,24 @@ enum rules_eval {
 	RULES_EVAL_HTML_FIRST = 128,   /* filter_eval_htmlx.c: the rest of HTMLEval, URI tests */
 	RULES_EVAL_HTML_END,
 	RULES_EVAL_HDR_FIRST = 192,    /* filter_eval_header.c: the rest of HeaderEval, RelayEval */
+	RULES_EVAL_HDR_FREEMAIL_REPLYTO = RULES_EVAL_HDR_FIRST + 1, /* check_freemail_replyto('replyto') */
+	RULES_EVAL_HDR_FREEMAIL_REPLY,     /* check_freemail_replyto('reply') */
+	RULES_EVAL_HDR_SORTED_RECIPS,      /* sorted_recipients() */
+	RULES_EVAL_HDR_SIMILAR_RECIPS,     /* similar_recipients(min, max) */
+	RULES_EVAL_HDR_FAKE_AOL,           /* check_for_fake_aol_relay_in_rcvd() */
+	RULES_EVAL_HDR_FORGED_HOTMAIL,     /* check_for_forged_hotmail_received_headers() */
+	RULES_EVAL_HDR_NO_HOTMAIL,         /* check_for_no_hotmail_received_headers() */
+	RULES_EVAL_HDR_FORGED_EUDORAMAIL,  /* check_for_forged_eudoramail_received_headers() */
+	RULES_EVAL_HDR_FORGED_GMAIL,       /* check_for_forged_gmail_received_headers() */
+	RULES_EVAL_HDR_FORGED_JUNO,        /* check_for_forged_juno_received_headers() */
+	RULES_EVAL_HDR_ILLEGAL_CHARS,      /* check_illegal_chars('Header', ratio, count) */
+	RULES_EVAL_HDR_COUNT_RANGE,        /* check_header_count_range('Header', min, max) */
+	RULES_EVAL_HDR_UNRESOLVED_TEMPLATE,/* check_unresolved_template() */
+	RULES_EVAL_HDR_TO_IN_SUBJECT,      /* check_for_to_in_subject('user' | 'address') */
+	RULES_EVAL_HDR_RCVD_REMOVER,       /* gated_through_received_hdr_remover() */
+	RULES_EVAL_HDR_RATWARE_NAME_ID,    /* check_ratware_name_id() */
+	RULES_EVAL_HDR_RATWARE_EFROM,      /* check_ratware_envelope_from() */
+	RULES_EVAL_HDR_FORGED_TRAIL,       /* check_for_forged_received_trail() (RelayEval) */
 	RULES_EVAL_HDR_END,
 	RULES_EVAL_MAX = 255,
 };
@@ -157,7 +175,25 @@ enum rules_eval {
 	{ NULL, NULL, 0 }, \
 }
 #define RULES_EVAL_TABLE_HDR { \
-	{ NULL, NULL, 0 }, \
+	{ "check_freemail_replyto", "'replyto'", RULES_EVAL_HDR_FREEMAIL_REPLYTO }, \
+	{ "check_freemail_replyto", "", RULES_EVAL_HDR_FREEMAIL_REPLYTO }, \
+	{ "check_freemail_replyto", "'reply'", RULES_EVAL_HDR_FREEMAIL_REPLY }, \
+	{ "sorted_recipients", NULL, RULES_EVAL_HDR_SORTED_RECIPS }, \
+	{ "similar_recipients", NULL, RULES_EVAL_HDR_SIMILAR_RECIPS }, \
+	{ "check_for_fake_aol_relay_in_rcvd", NULL, RULES_EVAL_HDR_FAKE_AOL }, \
+	{ "check_for_forged_hotmail_received_headers", NULL, RULES_EVAL_HDR_FORGED_HOTMAIL }, \
+	{ "check_for_no_hotmail_received_headers", NULL, RULES_EVAL_HDR_NO_HOTMAIL }, \
+	{ "check_for_forged_eudoramail_received_headers", NULL, RULES_EVAL_HDR_FORGED_EUDORAMAIL }, \
+	{ "check_for_forged_gmail_received_headers", NULL, RULES_EVAL_HDR_FORGED_GMAIL }, \
+	{ "check_for_forged_juno_received_headers", NULL, RULES_EVAL_HDR_FORGED_JUNO }, \
+	{ "check_illegal_chars", NULL, RULES_EVAL_HDR_ILLEGAL_CHARS }, \
+	{ "check_header_count_range", NULL, RULES_EVAL_HDR_COUNT_RANGE }, \
+	{ "check_unresolved_template", NULL, RULES_EVAL_HDR_UNRESOLVED_TEMPLATE }, \
+	{ "check_for_to_in_subject", NULL, RULES_EVAL_HDR_TO_IN_SUBJECT }, \
+	{ "gated_through_received_hdr_remover", NULL, RULES_EVAL_HDR_RCVD_REMOVER }, \
+	{ "check_ratware_name_id", NULL, RULES_EVAL_HDR_RATWARE_NAME_ID }, \
+	{ "check_ratware_envelope_from", NULL, RULES_EVAL_HDR_RATWARE_EFROM }, \
+	{ "check_for_forged_received_trail", NULL, RULES_EVAL_HDR_FORGED_TRAIL }, \
 }
 
 /* Rule flags. */
