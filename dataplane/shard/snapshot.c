@@ -1338,13 +1338,15 @@ static int check_postmaster(struct load_ctx *lc, const char *path, char *err, si
 	return -EINVAL;
 }
 
-int node_config_load(const char *path, struct node_config **conf_r, char *err, size_t errlen)
+/* The parser, on an open stream f; path names the source in every error (a file's path, or
+ * the name a buffer was given). */
+static int node_config_load_stream(const char *path, FILE *f, struct node_config **conf_r, char *err,
+				   size_t errlen)
 {
 	static _Atomic uint64_t generation;
 	struct load_ctx lc = { 0 };
 	struct node_config *c;
 	int line, r = -EINVAL;
-	FILE *f;
 
 	c = calloc(1, sizeof(*c));
 	if (c == NULL || (c->listen = calloc(SNAPSHOT_MAX_LISTEN, sizeof(*c->listen))) == NULL) {
@@ -1357,14 +1359,8 @@ int node_config_load(const char *path, struct node_config **conf_r, char *err, s
 	config_defaults(c);
 	lc.c = c;
 
-	f = fopen(path, "r");
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
 	lc.f = f;
 	line = ini_parse_stream(load_reader, &lc, load_handler, &lc);
-	fclose(f);
 	if (line == 0 && lc.chk.err_line != 0)
 		line = lc.chk.err_line;
 	if (line != 0) {
@@ -1477,6 +1473,42 @@ out:
 		hdestroy_r(&lc.names);
 	load_check_free(&lc.chk);
 	config_free(c);
+	return r;
+}
+
+int node_config_load(const char *path, struct node_config **conf_r, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	int r;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -EINVAL;
+	}
+	r = node_config_load_stream(path, f, conf_r, err, errlen);
+	fclose(f);
+	return r;
+}
+
+int node_config_load_buffer(const char *name, const char *buf, size_t len,
+			    struct node_config **conf_r, char *err, size_t errlen)
+{
+	FILE *f;
+	int r;
+
+	if (memchr(buf, '\0', len) != NULL) {
+		/* a file cannot hold one either: the INI reader would stop there */
+		snprintf(err, errlen, "%s: a NUL byte at offset %zu", name,
+			 (size_t)((const char *)memchr(buf, '\0', len) - buf));
+		return -EINVAL;
+	}
+	f = len ? fmemopen((void *)buf, len, "r") : fopen("/dev/null", "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		return -ENOMEM;
+	}
+	r = node_config_load_stream(name, f, conf_r, err, errlen);
+	fclose(f);
 	return r;
 }
 

@@ -180,6 +180,11 @@ struct node_config {
 
 /* Loads and checks a file. Returns 0, or -EINVAL with the reason in err. */
 int node_config_load(const char *path, struct node_config **conf_r, char *err, size_t errlen);
+/* The same parser on a buffer (the cluster hands the node its configuration as one): name
+ * stands for the file's path in errors ("NAME:LINE: [section] key: reason") and in
+ * node_config.path. Same returns. */
+int node_config_load_buffer(const char *name, const char *buf, size_t len,
+			    struct node_config **conf_r, char *err, size_t errlen);
 struct node_config *node_config_ref(struct node_config *c);
 void node_config_unref(struct node_config **c);
 /* The served domain for a recipient domain (case-insensitive), or NULL: not ours (relaying). */

@@ -4,7 +4,9 @@
  * lists and thresholds) and the whole-file checks (duplicates, listeners, thresholds in order,
  * postmaster).
  *
- * The input is the file. Checks: the loader never crashes or leaks (ASan/LSan); a refused file
+ * The input is the file, loaded from disk and from a buffer (node_config_load_buffer, as the
+ * cluster will hand it over): both must agree, word for word on a refusal. Checks: the loader
+ * never crashes or leaks (ASan/LSan); a refused file
  * gets a message that starts with the file's name (and, when it names a line, "FILE:LINE: "),
  * so an operator is always told where; a loaded file gives a snapshot that holds what the
  * loader promises (at least one listener, each with an address; domains sorted, lower case and
@@ -55,7 +57,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	fclose(f);
 
-	if (node_config_load(fuzz_path, &c, err, sizeof(err)) < 0) {
+	struct node_config *b = NULL;
+	char berr[1024] = "";
+	int rf = node_config_load(fuzz_path, &c, err, sizeof(err));
+	int rb = node_config_load_buffer(fuzz_path, (const char *)data, size, &b, berr, sizeof(berr));
+
+	/* the buffer path, under the same name: the same verdict in the same words (a NUL byte
+	 * ends the file's reader early and is refused by the buffer's: not compared) */
+	if (memchr(data, '\0', size) == NULL) {
+		CHECK((rb < 0) == (rf < 0));
+		CHECK(rf >= 0 || strcmp(err, berr) == 0);
+		CHECK(rf < 0 || (b->nlisten == c->nlisten && b->ndomains == c->ndomains));
+	} else {
+		CHECK(rb < 0 && b == NULL && strncmp(berr, fuzz_path, plen) == 0);
+	}
+	node_config_unref(&b);
+	if (rf < 0) {
 		CHECK(c == NULL);
 		/* Where: the file, then a line number or a colon. */
 		CHECK(strncmp(err, fuzz_path, plen) == 0);
