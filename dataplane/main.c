@@ -134,12 +134,6 @@ static void node_shard_finish(struct shard *sh)
 /* What a reload cannot change: said once (by shard 0) so an operator is not misled. */
 static void node_warn_fixed(const struct node_config *old, const struct node_config *c)
 {
-	bool listen_changed = old->nlisten != c->nlisten;
-
-	for (unsigned i = 0; !listen_changed && i < c->nlisten; i++)
-		listen_changed = strcmp(old->listen[i].address, c->listen[i].address) != 0;
-	if (listen_changed)
-		log_warn(0, "reload: the [listen] addresses changed; they take effect at a restart");
 	if (strcmp(old->spool_dir, c->spool_dir) != 0)
 		log_warn(0, "reload: [node] spool_dir changed; it takes effect at a restart");
 	if (strcmp(old->ops.user, c->ops.user) != 0 || strcmp(old->ops.group, c->ops.group) != 0 ||
@@ -150,7 +144,7 @@ static void node_warn_fixed(const struct node_config *old, const struct node_con
 
 /* A reload: a new rule set is swapped in for new messages (those in flight finish with the one
  * they began with). The file was loaded and checked by the agent, so a broken rule set never
- * gets here. XXX: listeners are fixed at start. */
+ * gets here. The listeners follow in the agent's message (listener_reconcile). */
 static void node_shard_config(struct shard *sh, struct node_config *old)
 {
 	struct filter_db *db = sh->conf->filter_db;
@@ -456,12 +450,14 @@ static void node_drop_privileges(const struct node_config *conf)
 		if (r > 0)
 			log_info("spool_dir %s: %d entries given to %s", conf->spool_dir, r, o->user);
 	}
+	/* CAP_NET_BIND_SERVICE stays permitted (never effective but around a bind) in this thread
+	 * alone, the agent's, for the listeners a reload adds; the shards drop it as they start. */
 	if (geteuid() == 0 && o->user[0] != '\0') {
-		if (runas_drop(o->uid, o->gid, why, sizeof(why)) < 0)
+		if (runas_drop_keep_bind(o->uid, o->gid, 1, why, sizeof(why)) < 0)
 			fatal("cannot switch to user %s: %s", o->user, why);
 		log_info("running as %s (uid %u, gid %u)", o->user, (unsigned)o->uid, (unsigned)o->gid);
 	} else if (geteuid() != 0 && runas_has_caps()) {
-		r = runas_drop_caps();
+		r = runas_keep_bind_only();
 		if (r < 0)
 			fatal("cannot drop capabilities: %s", strerror(-r));
 	} else if (geteuid() == 0) {

@@ -33,7 +33,9 @@
 
 #include "agent/agent_stats.h"
 #include "base/log.h"
+#include "base/runas.h"
 #include "delivery/delivery.h"
+#include "net/listener.h"
 #include "shard/shard_event.h"
 #include "spool/spool.h"
 
@@ -52,6 +54,7 @@ struct agent_ctl {
 struct agent_reload_msg {
 	struct shard_msg    base;
 	struct node_config *conf;      /* one reference, the message's */
+	int                *fds;       /* per listen entry: this shard's new socket, or -1 */
 };
 
 static void agent_reload_apply(struct shard *sh, struct shard_msg *m)
@@ -59,8 +62,72 @@ static void agent_reload_apply(struct shard *sh, struct shard_msg *m)
 	struct agent_reload_msg *rm = (struct agent_reload_msg *)m;
 
 	shard_set_config(sh, rm->conf);
+	if (listener_reconcile(sh, sh->conf, rm->fds) < 0)
+		log_error(-ENOMEM, "shard %u: reload: the listeners stay as they were", sh->id);
 	node_config_unref(&rm->conf);
+	free(rm->fds);
 	free(rm);
+}
+
+/* The running configuration, as the agent last handed it to the shards. */
+static struct node_config *agent_running;
+
+/* The sockets a reload needs that the running configuration has not: per shard, per listen
+ * entry of conf (fds[shard * nlisten + i], -1 where the address is open already). Binding a
+ * port under 1024 takes CAP_NET_BIND_SERVICE, which this thread keeps permitted for it
+ * (runas.h): raised around the binds only. Returns 0, or -errno with the listener in err (and
+ * nothing left open). */
+static int agent_bind_new(const struct node_config *conf, unsigned nshards, int **fds_r, char *err,
+			  size_t errlen)
+{
+	size_t total = (size_t)nshards * conf->nlisten;
+	int *fds = malloc((total ? total : 1) * sizeof(*fds)), r = 0;
+	bool raised = false;
+
+	*fds_r = NULL;
+	if (fds == NULL)
+		return -ENOMEM;
+	for (size_t k = 0; k < total; k++)
+		fds[k] = -1;
+	for (unsigned i = 0; r == 0 && i < conf->nlisten; i++) {
+		const struct listen_conf *lc = &conf->listen[i];
+		bool open_already = false;
+
+		for (unsigned j = 0; agent_running && j < agent_running->nlisten && !open_already; j++)
+			open_already = listen_addr_same(&agent_running->listen[j].addr, &lc->addr);
+		if (open_already)
+			continue;
+		if (!raised && geteuid() != 0)
+			raised = runas_bind_cap(1) == 0;   /* without it, ports >= 1024 still bind */
+		r = listener_probe(&lc->addr, lc->addrlen);
+		if (r == -EADDRINUSE) {
+			snprintf(err, errlen, "[listen %s] address %s: another process listens there",
+				 lc->name, lc->address);
+			break;
+		}
+		for (unsigned sh = 0; r == 0 && sh < nshards; sh++) {
+			int fd = listener_open(&lc->addr, lc->addrlen, 4096);
+
+			if (fd < 0)
+				r = fd;
+			else
+				fds[(size_t)sh * conf->nlisten + i] = fd;
+		}
+		if (r < 0)
+			snprintf(err, errlen, "[listen %s] address %s: %s", lc->name, lc->address,
+				 strerror(-r));
+	}
+	if (raised)
+		(void)runas_bind_cap(0);
+	if (r < 0) {
+		for (size_t k = 0; k < total; k++)
+			if (fds[k] >= 0)
+				close(fds[k]);
+		free(fds);
+		return r;
+	}
+	*fds_r = fds;
+	return 0;
 }
 
 void agent_block_signals(void)
@@ -164,24 +231,47 @@ static void agent_reload(struct io_uring *ring, const char *path, struct shard *
 	char err[1024];
 	unsigned sent = 0;
 
+	int *fds;
+
 	if (node_config_load(path, &conf, err, sizeof(err)) < 0) {
 		log_error(0, "reload refused, keeping the running configuration: %s", err);
 		return;
 	}
+	if (agent_bind_new(conf, n, &fds, err, sizeof(err)) < 0) {
+		log_error(0, "reload refused, keeping the running configuration: %s: %s", path, err);
+		node_config_unref(&conf);
+		return;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct agent_reload_msg *m = malloc(sizeof(*m));
+		int *mine = malloc((conf->nlisten ? conf->nlisten : 1) * sizeof(*mine));
 
-		if (m == NULL)
+		if (m == NULL || mine == NULL) {
+			free(m);
+			free(mine);
+			for (unsigned l = 0; l < conf->nlisten; l++)
+				if (fds[(size_t)i * conf->nlisten + l] >= 0)
+					close(fds[(size_t)i * conf->nlisten + l]);
 			continue;
+		}
+		memcpy(mine, fds + (size_t)i * conf->nlisten, conf->nlisten * sizeof(*mine));
 		m->base.fn = agent_reload_apply;
 		m->conf = node_config_ref(conf);
+		m->fds = mine;
 		if (shard_post(ring, &shards[i], &m->base) < 0) {
+			for (unsigned l = 0; l < conf->nlisten; l++)
+				if (mine[l] >= 0)
+					close(mine[l]);
 			node_config_unref(&m->conf);
+			free(mine);
 			free(m);
 			continue;
 		}
 		sent++;
 	}
+	free(fds);
+	node_config_unref(&agent_running);
+	agent_running = node_config_ref(conf);
 	agent_log_apply(conf);   /* log_level, log and its facility follow a reload */
 	log_info("reloaded %s (generation %llu) on %u of %u shards", path,
 		 (unsigned long long)conf->generation, sent, n);
@@ -399,6 +489,8 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 
 	log_set_thread_tag("agent");
 	agent_log_apply(shards[0].conf);   /* main may have done it already: it is idempotent */
+	/* what main started the shards with (only the agent's reloads change it later) */
+	agent_running = node_config_ref(shards[0].conf);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -476,5 +568,6 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 		close(lfd);   /* the file stays; the next start replaces it */
 	io_uring_queue_exit(&ring);
 	close(sfd);
+	node_config_unref(&agent_running);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -48,7 +49,62 @@ int runas_drop_caps(void)
 	return runas_has_caps() ? -EPERM : 0;
 }
 
+/* The calling thread's capability sets: permitted and effective to mask (within what it has),
+ * inheritable and ambient empty. */
+static int runas_caps_set(uint64_t permitted, uint64_t effective)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+	int r = runas_capget(d);
+
+	if (r < 0)
+		return r;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -errno;
+	permitted &= (uint64_t)d[0].permitted | (uint64_t)d[1].permitted << 32;
+	effective &= permitted;
+	d[0].permitted = (uint32_t)permitted;
+	d[1].permitted = (uint32_t)(permitted >> 32);
+	d[0].effective = (uint32_t)effective;
+	d[1].effective = (uint32_t)(effective >> 32);
+	d[0].inheritable = d[1].inheritable = 0;
+	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
+#define RUNAS_BIND_MASK (1ull << CAP_NET_BIND_SERVICE)
+
+int runas_keep_bind_only(void)
+{
+	struct __user_cap_data_struct d[2];
+	int r = runas_caps_set(RUNAS_BIND_MASK, 0);
+
+	if (r < 0)
+		return r;
+	if ((r = runas_capget(d)) < 0)
+		return r;
+	return (d[0].effective | d[1].effective | d[1].permitted |
+		(d[0].permitted & ~(uint32_t)RUNAS_BIND_MASK)) != 0 ? -EPERM : 0;
+}
+
+int runas_bind_cap(int on)
+{
+	struct __user_cap_data_struct d[2];
+	int r = runas_capget(d);
+
+	if (r < 0)
+		return r;
+	if (on && !(d[0].permitted & RUNAS_BIND_MASK))
+		return -EPERM;
+	return runas_caps_set((uint64_t)d[0].permitted | (uint64_t)d[1].permitted << 32,
+			      on ? RUNAS_BIND_MASK : 0);
+}
+
 int runas_drop(uid_t uid, gid_t gid, char *why, size_t whylen)
+{
+	return runas_drop_keep_bind(uid, gid, 0, why, whylen);
+}
+
+int runas_drop_keep_bind(uid_t uid, gid_t gid, int keep_bind, char *why, size_t whylen)
 {
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg, groups[4];
@@ -62,7 +118,8 @@ int runas_drop(uid_t uid, gid_t gid, char *why, size_t whylen)
 	/* The bounding set too, so that nothing executed later could get a capability back from
 	 * a file (no_new_privs below says the same; two locks). */
 	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+		if ((!keep_bind || cap != CAP_NET_BIND_SERVICE) &&
+		    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
 			snprintf(why, whylen, "PR_CAPBSET_DROP: %s", strerror(errno));
 			return -errno;
 		}
@@ -73,6 +130,11 @@ int runas_drop(uid_t uid, gid_t gid, char *why, size_t whylen)
 	}
 	if (setresgid(gid, gid, gid) < 0) {
 		snprintf(why, whylen, "setresgid(%u): %s", (unsigned)gid, strerror(errno));
+		return -errno;
+	}
+	/* to keep CAP_NET_BIND_SERVICE across the uid switch, which clears the permitted set */
+	if (keep_bind && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+		snprintf(why, whylen, "PR_SET_KEEPCAPS: %s", strerror(errno));
 		return -errno;
 	}
 	if (setresuid(uid, uid, uid) < 0) {
@@ -94,7 +156,14 @@ int runas_drop(uid_t uid, gid_t gid, char *why, size_t whylen)
 		snprintf(why, whylen, "root could be regained after the switch");
 		return -EPERM;
 	}
-	if (runas_has_caps() && runas_drop_caps() < 0) {
+	if (keep_bind) {
+		(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+		if (runas_keep_bind_only() < 0) {
+			snprintf(why, whylen, "capabilities other than CAP_NET_BIND_SERVICE are left "
+				 "after the switch");
+			return -EPERM;
+		}
+	} else if (runas_has_caps() && runas_drop_caps() < 0) {
 		snprintf(why, whylen, "capabilities are left after the switch");
 		return -EPERM;
 	}

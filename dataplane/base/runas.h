@@ -5,7 +5,9 @@
  * and handing a directory tree to the user that will write it.
  *
  * Called by main at start-up, before any other thread exists: capabilities are per thread, and
- * the rest of the process must never see the privileged state. Mail-agnostic.
+ * the rest of the process must never see the privileged state; the one kept for a reload's new
+ * listeners (CAP_NET_BIND_SERVICE, permitted only, in the agent's thread) is dropped by every
+ * other thread as it starts. Mail-agnostic.
  */
 #ifndef SLUICE_BASE_RUNAS_H
 #define SLUICE_BASE_RUNAS_H
@@ -18,6 +20,19 @@
  * left, every id is the new one) and sets no_new_privs. The process stays dumpable, so panic()
  * still leaves a core. Returns 0, or -errno with what failed in why; the caller must exit then. */
 int runas_drop(uid_t uid, gid_t gid, char *why, size_t whylen);
+
+/* runas_drop, but CAP_NET_BIND_SERVICE stays in the permitted set (not effective) when
+ * keep_bind: the agent binds the listeners a reload adds (runas_bind_cap around the bind), and
+ * every other thread drops it when it starts (runas_drop_caps). */
+int runas_drop_keep_bind(uid_t uid, gid_t gid, int keep_bind, char *why, size_t whylen);
+
+/* Not as root: keeps CAP_NET_BIND_SERVICE permitted (if held) and nothing else; nothing
+ * effective. 0, or -errno (-EPERM: something else is left). This thread only. */
+int runas_keep_bind_only(void);
+
+/* Raises (on) or lowers CAP_NET_BIND_SERVICE in this thread's effective set, around a bind.
+ * -EPERM when it is not permitted. */
+int runas_bind_cap(int on);
 
 /* Not as root: clears every capability (effective, permitted, inheritable, ambient) this
  * thread holds, e.g. CAP_NET_BIND_SERVICE once the listeners are bound. Returns 0 or -errno. */

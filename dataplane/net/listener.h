@@ -3,7 +3,8 @@
  * address, each with a multishot accept on its shard's ring. The kernel spreads connections over
  * the shards of a group by its 4-tuple hash (MACHINE.md: about even).
  *
- * listener_open runs in main before the shards start; everything else on the owning shard.
+ * listener_open runs in main before the shards start, and in the agent for the addresses a
+ * reload adds; everything else on the owning shard.
  */
 #ifndef SLUICE_NET_LISTENER_H
 #define SLUICE_NET_LISTENER_H
@@ -33,5 +34,12 @@ void listener_setup(listener_accept_fn *fn);
 void listener_arm_all(struct shard *sh);
 /* Stops accepting: cancels the accepts and closes the sockets (SIGTERM). */
 void listener_close_all(struct shard *sh);
+
+/* A reload (conf is the snapshot the shard switches to): an address the shard listens on
+ * already keeps its socket and its accept (its sessions, and connections in the backlog, are
+ * untouched), one no longer listed is closed, one new to it takes fds[i] (bound by the agent;
+ * -1 for those it had; closed here when not needed). fds may be NULL when nothing is new.
+ * Listener indexes follow conf. 0, or -ENOMEM (the old listeners stay). */
+int listener_reconcile(struct shard *sh, const struct node_config *conf, const int *fds);
 
 #endif

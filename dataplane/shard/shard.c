@@ -20,6 +20,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/runas.h"
 
 #define SHARD_RING_ENTRIES 4096u
 #define SHARD_TICK_MS      100u
@@ -191,8 +192,17 @@ static void shard_free_local(struct shard *sh)
 	sh->bufs = NULL;
 	free(sh->scratch);
 	sh->scratch = sh->decode = NULL;
+	for (unsigned i = 0; i < sh->nlisteners; i++)
+		free(sh->listeners[i]);
 	free(sh->listeners);
 	sh->listeners = NULL;
+	sh->nlisteners = 0;
+	while (sh->closing_listeners != NULL) {   /* the ring that owed them a CQE is gone */
+		struct shard_listener *l = sh->closing_listeners;
+
+		sh->closing_listeners = l->next_closing;
+		free(l);
+	}
 	pool_destroy(&sh->sessions);
 }
 
@@ -264,6 +274,13 @@ static void *shard_thread(void *arg)
 
 	snprintf(tag, sizeof(tag), "shard %u", sh->id);
 	log_set_thread_tag(tag);
+	/* the mail path holds no capability: the one the agent keeps for a reload's listeners
+	 * (runas.h) goes here, for this thread (root with run_as_root keeps root's) */
+	if (geteuid() != 0 && runas_has_caps() && runas_drop_caps() < 0) {
+		boot->result = -EPERM;
+		sem_post(&boot->done);
+		return NULL;
+	}
 	shard_pin(sh);
 	shard_arena_setup(sh);
 	sh->now_ms = clock_mono_ns() / 1000000;
@@ -278,13 +295,23 @@ static void *shard_thread(void *arg)
 	if (r == 0)
 		r = shard_bufs_setup(sh);
 	if (r == 0) {
-		sh->nlisteners = sh->conf->nlisten;
-		sh->listeners = calloc(sh->nlisteners, sizeof(*sh->listeners));
+		unsigned n = sh->conf->nlisten;
+
+		sh->listeners = calloc(n ? n : 1, sizeof(*sh->listeners));
 		if (sh->listeners == NULL)
 			r = -ENOMEM;
-		for (unsigned i = 0; r == 0 && i < sh->nlisteners; i++)
-			sh->listeners[i] = (struct shard_listener){
-				.sh = sh, .fd = boot->listen_fds[i], .index = i };
+		for (unsigned i = 0; r == 0 && i < n; i++) {
+			struct shard_listener *l = calloc(1, sizeof(*l));
+
+			if (l == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			*l = (struct shard_listener){ .sh = sh, .fd = boot->listen_fds[i], .index = i,
+						      .addr = sh->conf->listen[i].addr,
+						      .addrlen = sh->conf->listen[i].addrlen };
+			sh->listeners[sh->nlisteners++] = l;
+		}
 	}
 	if (r == 0)
 		r = shard_hooks.start(sh);

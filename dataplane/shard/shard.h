@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "base/pool.h"
 #include "base/spsc.h"
@@ -99,12 +100,18 @@ struct shard_deferred {
 	bool                   queued;
 };
 
+/* One listening socket of this shard (net/listener.c). Each is its own allocation: the accept's
+ * completions carry its address, so it lives until the last one (a reload closes listeners
+ * while their accept is in flight). */
 struct shard_listener {
-	struct shard *sh;
-	int           fd;
-	unsigned      index;          /* into the snapshot's listen array */
-	bool          armed;          /* a multishot accept is in flight */
-	bool          closing;
+	struct shard          *sh;
+	struct shard_listener *next_closing;   /* closed, waiting for its accept's last CQE */
+	int                    fd;
+	unsigned               index;          /* into the current snapshot's listen array */
+	bool                   armed;          /* a multishot accept is in flight */
+	bool                   closing;
+	struct sockaddr_storage addr;          /* what it is bound to, to match on reload */
+	socklen_t              addrlen;
 };
 
 #define SHARD_BUF_SIZE  (16u * 1024u)   /* one provided receive buffer */
@@ -119,8 +126,9 @@ struct shard {
 	uint64_t               now_ms;       /* CLOCK_MONOTONIC, sampled once per loop turn */
 	struct timer_wheel     timers;
 	struct node_config    *conf;         /* the snapshot this shard uses; ref held */
-	struct shard_listener *listeners;
+	struct shard_listener **listeners;      /* the open ones, by listen index */
 	unsigned               nlisteners;
+	struct shard_listener *closing_listeners;
 
 	/* Provided receive buffers (IORING_REGISTER_PBUF_RING). */
 	struct io_uring_buf_ring *br;

@@ -989,19 +989,24 @@ static int resolve_ops(struct load_ctx *lc, const char *path, char *err, size_t 
 	return 0;
 }
 
-static bool listen_same_addr(const struct listen_conf *a, const struct listen_conf *b)
+bool listen_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	if (a->addr.ss_family != b->addr.ss_family)
+	if (a->ss_family != b->ss_family)
 		return false;
-	if (a->addr.ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)&a->addr, *y = (const void *)&b->addr;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
 
 		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
 	}
-	const struct sockaddr_in6 *x = (const void *)&a->addr, *y = (const void *)&b->addr;
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
 
 	return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
 	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+static bool listen_same_addr(const struct listen_conf *a, const struct listen_conf *b)
+{
+	return listen_addr_same(&a->addr, &b->addr);
 }
 
 /* What can only be judged once the whole file is read (before the policies are applied). */

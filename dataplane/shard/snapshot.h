@@ -59,6 +59,9 @@ struct listen_conf {
 	int64_t                 greet_pause_ms; /* early-talker test; -1: [limits] greet_pause */
 };
 
+/* Two listen addresses are the same socket address (family, address, port, IPv6 scope). */
+bool listen_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 #define ROUTE_DEST_MAX 8
 struct route_dest {
 	char     host[256];

@@ -55,7 +55,7 @@ void smtp_cmd_ehlo(struct smtp_session *s, struct slice arg)
 	smtp_reply_cont(s, 250, NULL, "8BITMIME");
 	smtp_reply_cont(s, 250, NULL, "SMTPUTF8");
 	smtp_reply_cont(s, 250, NULL, "CHUNKING");
-	if (c->tls_ctx != NULL && c->listen[s->listener].starttls && !s->tls_active)
+	if (c->tls_ctx != NULL && s->lconf.starttls && !s->tls_active)
 		smtp_reply_cont(s, 250, NULL, "STARTTLS");
 	smtp_reply(s, 250, NULL, "ENHANCEDSTATUSCODES");
 }

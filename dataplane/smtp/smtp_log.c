@@ -93,7 +93,6 @@ static const char *smtp_log_stage(const struct smtp_session *s, unsigned code)
 void smtp_log_reject(struct smtp_session *s, unsigned code, const char *enh, const char *text,
 		     size_t textlen)
 {
-	const struct node_config *c = s->sh->conf;
 	const struct smtp_txn *t = s->txn;
 	const char *stage;
 	struct slice helo = { s->helo, s->helo ? strlen(s->helo) : 0 }, from = { 0 }, to = { 0 };
@@ -116,7 +115,7 @@ void smtp_log_reject(struct smtp_session *s, unsigned code, const char *enh, con
 	}
 	b.n = 0;
 	lb_printf(&b, "%s: reject: %s ", s->id, stage);
-	lb_peer(&b, s->client_addr, s->client_port, &c->listen[s->listener]);
+	lb_peer(&b, s->client_addr, s->client_port, &s->lconf);
 	lb_printf(&b, "%u", code);
 	if (enh != NULL)
 		lb_printf(&b, " %s", enh);
@@ -162,7 +161,6 @@ void smtp_log_reject_connect(struct shard *sh, const char *client_ip, uint16_t p
 
 void smtp_log_accepted(struct smtp_session *s, const char *qid)
 {
-	const struct node_config *c = s->sh->conf;
 	const struct smtp_txn *t = s->txn;
 	char sc[32], tls[160];
 	struct lbuf b;
@@ -178,7 +176,7 @@ void smtp_log_accepted(struct smtp_session *s, const char *qid)
 		snprintf(tls, sizeof(tls), "none");
 	b.n = 0;
 	lb_printf(&b, "%s: accept: qid=%s ", s->id, qid);
-	lb_peer(&b, s->client_addr, s->client_port, &c->listen[s->listener]);
+	lb_peer(&b, s->client_addr, s->client_port, &s->lconf);
 	lb_field(&b, "helo=", s->helo, s->helo ? strlen(s->helo) : 0);
 	lb_printf(&b, " tls=%s", tls);
 	lb_field(&b, " from=", t->mail_from.p, t->mail_from.len);

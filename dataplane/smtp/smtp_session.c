@@ -461,7 +461,7 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	s->fd = fd;
 	s->iplimit_key = ipkey;
 	s->client_port = smtp_session_peer(peer, s->client_addr, sizeof(s->client_addr));
-	s->listener = (uint16_t)l->index;
+	s->lconf = *lc;
 	s->role = lc->role;
 	s->started_ms = sh->now_ms;
 	s->deadline_ms = sh->now_ms + conf->limits.session_ms;

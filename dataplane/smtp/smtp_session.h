@@ -99,7 +99,6 @@ struct smtp_session {
 	uint32_t               state;            /* enum smtp_state, one bit */
 	uint8_t                role;             /* enum listen_role of the address it came to */
 	uint8_t                inflight;         /* recv + send + commit in flight */
-	uint16_t               listener;         /* index into the snapshot's listen array */
 	bool                   recv_armed, send_armed, commit_pending;
 	bool                   esmtp, tls_active;
 	bool                   suspended;        /* not reading input (waiting for the disk) */
@@ -134,6 +133,9 @@ struct smtp_session {
 	const char            *log_last;         /* the last command answered */
 	struct slice           log_arg;          /* its argument or address: helo=, from= or to= */
 	bool                   log_cmd_seen;     /* a command was read (else the stage is CONNECT) */
+	/* The listener it came to, as the snapshot said at accept: a reload may change or remove
+	 * that listener while the session goes on (a copy: no reference shared across shards). */
+	struct listen_conf     lconf;
 };
 
 /* Sets up the handler for SHARD_OP_SESSION completions (once, before the shards start). */

@@ -20,7 +20,7 @@ void smtp_cmd_starttls(struct smtp_session *s, struct slice arg)
 		smtp_session_error(s);
 		return;
 	}
-	if (c->tls_ctx == NULL || !c->listen[s->listener].starttls) {
+	if (c->tls_ctx == NULL || !s->lconf.starttls) {
 		smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
 		smtp_session_error(s);
 		return;

@@ -61,6 +61,47 @@ def proc_status(pid):
     return out
 
 
+def check_caps_after_start(pid, bounding):
+    """The agent (the main thread) keeps CAP_NET_BIND_SERVICE permitted, never effective, for
+    the listeners a reload adds; every other thread (the shards: the mail path) holds none."""
+    bind = 1 << 10   # CAP_NET_BIND_SERVICE
+    st = proc_status(pid)
+    eq(int(st["CapPrm"][0], 16), bind, "the agent's permitted set: CAP_NET_BIND_SERVICE only")
+    for cap in ("CapInh", "CapEff", "CapAmb"):
+        eq(int(st[cap][0], 16), 0, "the agent's " + cap)
+    if bounding:
+        eq(int(st["CapBnd"][0], 16), bind, "the bounding set: CAP_NET_BIND_SERVICE only")
+    shards = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        if int(tid) == pid:
+            continue
+        t = proc_status(int(tid))
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            eq(int(t[cap][0], 16), 0, "thread %s %s" % (tid, cap))
+        shards += 1
+    check(shards >= 1, "the shards' threads were looked at")
+
+
+def port_free(host, p):
+    s = socket.socket()
+    try:
+        s.bind((host, p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def st_wait(cond, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def start_prefixed(n, prefix, timeout=20):
     """Node.start, but through a wrapper command (setpriv)."""
     n.logf = open(n.log, "ab")
@@ -289,8 +330,7 @@ def test_runs_as_an_unprivileged_user():
         eq(st["Uid"], [str(uid)] * 4, "real, effective, saved and fs uid")
         eq(st["Gid"], [str(gid)] * 4, "real, effective, saved and fs gid")
         eq(st.get("Groups", []), [str(gid)], "supplementary groups")
-        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
-            eq(int(st[cap][0], 16), 0, cap)
+        check_caps_after_start(pid, bounding=True)
         eq(st["NoNewPrivs"], ["1"], "no_new_privs")
         # Every thread, not only the main one.
         for tid in os.listdir("/proc/%d/task" % pid):
@@ -369,9 +409,20 @@ def test_unprivileged_start_with_a_capability_drops_it():
                            "--ambient-caps", "+net_bind_service"])
         st = proc_status(n.proc.pid)
         eq(st["Uid"][0], str(65534), "runs as nobody")
-        for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
-            eq(int(st[cap][0], 16), 0, cap + " after binding")
+        check_caps_after_start(n.proc.pid, bounding=False)
         eq(send_one(n.primary, "port-%d@ops" % port)[0], 250, "serves on port %d" % port)
+        # A reload adds a listener on another port under 1024: the agent binds it with the
+        # capability it kept, raised only for that.
+        port2 = next(p for p in range(port + 1, 1024) if port_free("127.0.0.4", p))
+        n.sections["listen extra"] = {"address": "127.0.0.4:%d" % port2, "role": "primary"}
+        n.write_conf()
+        before = n.read_log().count("reloaded")
+        n.hup()
+        check(st_wait(lambda: n.read_log().count("reloaded") > before, 10), n.read_log()[-1500:])
+        time.sleep(0.3)
+        eq(send_one(("127.0.0.4", port2), "port2-%d@ops" % port2)[0], 250,
+           "serves on port %d, added by a reload" % port2)
+        check_caps_after_start(n.proc.pid, bounding=False)
         eq(n.stop(), 0, "clean stop")
         # A user that is not the one the node was started as: it cannot switch.
         n.sections["node"]["user"] = "daemon"
