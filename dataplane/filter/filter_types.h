@@ -89,6 +89,8 @@ struct filter_db {
 	uint32_t            nhtml_tags;
 	int                 html_a, html_img;       /* their slots, for an img inside an a; -1 */
 	bool                html_comments;          /* an eval reads HTML comments */
+	bool                body_evals;             /* an eval reads the body stream (so it is
+						     * made without body rules too) */
 };
 
 #define FILTER_MSG_BBUF 4096u
