@@ -439,14 +439,11 @@ static bool ev_bad_iso(const char *cs)
 	bool bad = false;
 
 	for (const char *p = cs; (p = strstr(p, "iso-")) != NULL && !bad; p++) {
-		const char *q = p + 4, *d;
-
-		while (*q && !ev_space((uint8_t)*q) && *q != '-')
-			q++;
-		/* \S+ may take '-' too: any later '-' followed by a non-space will do */
-		for (d = p + 5; *d && !ev_space((uint8_t)*d); d++)
-			if (*d == '-' && d[1] && !ev_space((uint8_t)d[1]) && d > p + 4)
-				bad = true;
+		/* "iso-", one non-blank or more (they may hold '-'), '-', a non-blank */
+		if (!p[4] || ev_space((uint8_t)p[4]))
+			continue;
+		for (const char *d = p + 5; *d && !ev_space((uint8_t)*d) && !bad; d++)
+			bad = *d == '-' && d[1] && !ev_space((uint8_t)d[1]);
 	}
 	if (!bad)
 		return false;
@@ -516,6 +513,10 @@ void filter_eval_mime_header(struct filter_msg *fm, unsigned depth, const char *
 }
 
 static void ev_line_end(struct filter_eval_mime_state *st, bool nl);
+static void ev_img_byte(struct filter_eval_mime_state *st, uint8_t c);
+
+/* ImageInfo's reading of the decoded image (ev_img_byte) */
+enum { IM_HEAD, IM_PNG_CHUNK, IM_PNG_IHDR, IM_JPEG_MARK, IM_JPEG_SKIP, IM_JPEG_SOF };
 
 /* The leaf whose body was streaming is complete. */
 static void ev_leaf_finish(struct filter_eval_mime_state *st)
@@ -539,6 +540,19 @@ static void ev_leaf_finish(struct filter_eval_mime_state *st)
 			st->alt_pseudo = true;
 	}
 	if (st->l_img) {
+		/* Node::decode keeps a last partial group; ImageInfo reads a short GIF header too */
+		if (!st->im_done && st->b64_n >= 2) {
+			uint32_t acc = st->b64_acc << (6 * (4 - st->b64_n));
+
+			ev_img_byte(st, (uint8_t)(acc >> 16));
+			if (st->b64_n == 3)
+				ev_img_byte(st, (uint8_t)(acc >> 8));
+		}
+		if (!st->im_done && st->l_img == 1 && st->im_st == IM_HEAD && st->im_nbuf >= 10 &&
+		    (memcmp(st->im_buf, "GIF87a", 6) == 0 || memcmp(st->im_buf, "GIF89a", 6) == 0)) {
+			st->im_w = st->im_buf[6] | (uint32_t)st->im_buf[7] << 8;
+			st->im_h = st->im_buf[8] | (uint32_t)st->im_buf[9] << 8;
+		}
 		st->img_count[st->l_img]++;
 		st->img_count[0]++;
 		if (st->im_w && st->im_h) {
@@ -576,6 +590,13 @@ void filter_eval_mime_headers_end(struct filter_msg *fm, unsigned depth)
 			st->missing_headers = true;   /* a delimiter right after the delimiter */
 		}
 	}
+
+	if (depth == 0)
+		st->top_alt = strcmp(t, "multipart/alternative") == 0;
+	else if (depth == 1 && st->kids < 255 && ++st->kids <= 2)
+		st->kid_sig |= st->kids == 1 ? strcmp(t, "text/html") == 0 : (strcmp(t, "text/calendar") == 0) << 1;
+	else if (depth > 1)
+		st->deeper = true;
 
 	/* multipart/alternative: the ones this entity is not inside end */
 	while (st->nalt && st->alt_depth[st->nalt - 1] >= depth)
@@ -1022,8 +1043,6 @@ void filter_eval_mime_feed(struct filter_msg *fm, const uint8_t *p, size_t n)
 
 /* --- ImageInfo -------------------------------------------------------------------------- */
 
-enum { IM_HEAD, IM_PNG_CHUNK, IM_PNG_IHDR, IM_JPEG_MARK, IM_JPEG_SKIP, IM_JPEG_SOF };
-
 static uint32_t ev_be32(const uint8_t *b)
 {
 	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
@@ -1164,6 +1183,10 @@ static void ev_finish(struct filter_eval_mime_state *st)
 	if (st->nalt) {
 		st->nalt = 0;
 		ev_alt_finish(st);
+	}
+	if (st->top_alt && st->kids == 2 && st->kid_sig == 3 && !st->deeper) {
+		st->madiff = 0;
+		st->madiff_html = st->madiff_text = 0;
 	}
 	if (st->p_len)
 		ev_para_end(st);

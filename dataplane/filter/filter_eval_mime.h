@@ -96,6 +96,10 @@ struct filter_eval_mime_state {
 	bool     tok_in, tok_word;
 	double   madiff;
 	uint32_t madiff_html, madiff_text;
+	/* Message::content_summary is (multipart/alternative, text/html, text/calendar): no
+	 * difference (an invitation) */
+	bool     top_alt, deeper;
+	uint8_t  kids, kid_sig;
 
 	/* rawbody: lines (blank ones) and length; body: length */
 	uint64_t raw_lines, raw_blank, raw_len, body_len;

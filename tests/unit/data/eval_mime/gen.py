@@ -134,3 +134,26 @@ msg("deep", b"Subject: deep\nMIME-Version: 1.0\nContent-Type: multipart/mixed; b
     nest + b"--B30\n" + TXT + words + b"--B30--\n")
 msg("malformed_html", b"Subject: malformed html\n" + MP % b"alternative",
     b"--BB\n" + TXT + alt_text + b"--BB\n" + HTM + b"<html><body <img <<<>>> <p\n--BB--\n")
+
+msg("gif_short", b"Subject: short gif\n" + MP % b"mixed",
+    b"--BB\n" + TXT + b"x\n--BB\nContent-Type: image/gif\nContent-Transfer-Encoding: base64\n\n" +
+    base64.b64encode(b"GIF89a\x90\x01\x2c\x01").rstrip(b"=") + b"\n--BB--\n")
+msg("calendar", b"Subject: invitation\n" + MP % b"alternative",
+    b"--BB\n" + HTM + alt_html + b"--BB\nContent-Type: text/calendar; method=REQUEST\n\n"
+    b"BEGIN:VCALENDAR\nSUMMARY:lunch\nEND:VCALENDAR\n--BB--\n")
+msg("calendar3", b"Subject: invitation and text\n" + MP % b"alternative",
+    b"--BB\n" + TXT + b"lunch\n--BB\n" + HTM + alt_html + b"--BB\nContent-Type: text/calendar\n\n"
+    b"BEGIN:VCALENDAR\nEND:VCALENDAR\n--BB--\n")
+msg("alt_pdf", b"Subject: pdf in alternative\n" + MP % b"alternative",
+    b"--BB\n" + TXT + words + b"--BB\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n" +
+    b64(b"%PDF-1.4 junk") + b"--BB--\n")
+msg("alt_nested", b"Subject: related inside alternative\n" + MP % b"mixed",
+    b"--BB\nContent-Type: multipart/alternative; boundary=\"CC\"\n\n--CC\n" + TXT + alt_text +
+    b"--CC\nContent-Type: multipart/related; boundary=\"DD\"\n\n--DD\n" + HTM +
+    b"<p>" + alt_text + b" and more words in html only here</p>\n--DD\nContent-Type: image/png\n"
+    b"Content-Transfer-Encoding: base64\n\n" + b64(png(700, 500)) + b"--DD--\n--CC--\n--BB--\n")
+msg("qp_html_long", b"Subject: qp html\n" + MP % b"alternative",
+    b"--BB\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n" +
+    b"caf=C3=A9 =3D text=\n more\n--BB\nContent-Type: text/html; charset=utf-8\n"
+    b"Content-Transfer-Encoding: quoted-printable\n\n<p style=3D\"color:red\">" + b"w" * 90 + b"</p>\n--BB--\n")
+msg("crlf_mix", b"Subject: cr in text\nContent-Type: text/plain\n", b"line one\rstill one\nline two\n")
