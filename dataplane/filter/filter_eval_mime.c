@@ -940,23 +940,33 @@ static void ev_img_tag(struct filter_eval_mime_state *st, uint8_t c)
 void filter_eval_mime_rawbody(struct filter_msg *fm, const uint8_t *p, size_t n)
 {
 	struct filter_eval_mime_state *st = &fm->ev_mime;
+	size_t i = 0;
 
 	if (!st->in_leaf || !st->l_text || st->l_calendar)
 		return;
 	st->raw_len += n;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t c = p[i];
+	/* lines, and those with no \S (check_blank_line_ratio) */
+	while (i < n) {
+		const uint8_t *nl;
 
-		if (c == '\n') {
-			st->raw_lines++;
-			st->raw_blank += !st->raw_nonblank;
-			st->raw_nonblank = false;
-		} else if (!ev_space(c)) {
-			st->raw_nonblank = true;
+		if (!st->raw_nonblank) {
+			while (i < n && p[i] != '\n' && ev_space(p[i]))
+				i++;
+			if (i < n && p[i] != '\n')
+				st->raw_nonblank = true;
 		}
-		if (st->l_html)
-			ev_img_tag(st, c);
+		nl = i < n ? memchr(p + i, '\n', n - i) : NULL;
+		if (!nl)
+			break;
+		st->raw_lines++;
+		st->raw_blank += !st->raw_nonblank;
+		st->raw_nonblank = false;
+		i = (size_t)(nl - p) + 1;
 	}
+	/* BodyEval looks for an img only in the HTML of an alternative */
+	if (st->l_alt == 2)
+		for (i = 0; i < n; i++)
+			ev_img_tag(st, p[i]);
 }
 
 /* A paragraph of the body ended: check_for_uppercase's counts. */
@@ -1033,11 +1043,17 @@ void filter_eval_mime_feed(struct filter_msg *fm, const uint8_t *p, size_t n)
 			st->hdr_st = 0;
 		st->last_byte = c;
 	}
-	for (; i < n; i++) {
-		st->body_bytes++;
-		if (p[i] == '\n' && st->last_byte == '\r')
-			st->body_bytes--;   /* CR LF counts as one, as in a message stored with LF */
-		st->last_byte = p[i];
+	if (i < n) {
+		const uint8_t *q = p + i, *e = p + n;
+
+		st->body_bytes += n - i;
+		/* CR LF counts as one, as in a message stored with LF */
+		while ((q = memchr(q, '\n', (size_t)(e - q))) != NULL) {
+			if ((q > p ? q[-1] : st->last_byte) == '\r')
+				st->body_bytes--;
+			q++;
+		}
+		st->last_byte = p[n - 1];
 	}
 }
 
