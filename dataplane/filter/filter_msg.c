@@ -98,6 +98,7 @@ static void filter_msg_stream(struct filter_msg *fm, unsigned cls, const uint8_t
 
 static void filter_msg_body_flush(struct filter_msg *fm)
 {
+	filter_eval_mime_body(fm, fm->bbuf, fm->blen);
 	filter_msg_stream(fm, RULES_CLASS_BODY, fm->bbuf, fm->blen);
 	fm->blen = 0;
 }
@@ -112,7 +113,7 @@ static inline void filter_msg_body_emit(struct filter_msg *fm, uint8_t c)
 static void filter_msg_body(struct filter_msg *fm, const uint8_t *p, size_t n)
 {
 	filter_eval_header_body(fm, p, n);
-	if (!fm->db->db[RULES_CLASS_BODY] && !fm->db->confirm[RULES_CLASS_BODY])
+	if (!fm->db->db[RULES_CLASS_BODY] && !fm->db->confirm[RULES_CLASS_BODY] && !fm->db->body_evals)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = p[i];
@@ -425,6 +426,7 @@ static void filter_msg_on_header(void *arg, unsigned depth, struct slice name, s
 	struct filter_hdr *h;
 	size_t need = name.len + raw.len + dec.len;
 
+	filter_eval_mime_header(fm, depth, name.p, name.len, dec.p, dec.len);
 	if (slice_eq_nocase(name, "content-type")) {
 		const char *v = dec.p;
 		size_t n = dec.len;
@@ -467,6 +469,7 @@ static void filter_msg_on_headers_end(void *arg, unsigned depth)
 {
 	struct filter_msg *fm = arg;
 
+	filter_eval_mime_headers_end(fm, depth);
 	/* leaf text parts by type (MIMEEval's counts); no Content-Type means text/plain */
 	if (!fm->ct_seen || fm->ct_text)
 		fm->n_text++;
@@ -537,6 +540,7 @@ static void filter_msg_on_body_text(void *arg, const uint8_t *p, size_t len)
 {
 	struct filter_msg *fm = arg;
 
+	filter_eval_mime_text(fm, p, len);
 	if (fm->db->db[RULES_CLASS_URI] || fm->db->confirm[RULES_CLASS_URI]) {
 		for (size_t i = 0; i < len; i++) {
 			if (filter_msg_addr_char(p[i])) {
@@ -555,6 +559,7 @@ static void filter_msg_on_body_text(void *arg, const uint8_t *p, size_t len)
 static void filter_msg_on_rawbody(void *arg, const uint8_t *p, size_t len)
 {
 	filter_eval_html_feed(arg, p, len);
+	filter_eval_mime_rawbody(arg, p, len);
 	filter_msg_stream(arg, RULES_CLASS_RAWBODY, p, len);
 }
 
@@ -645,6 +650,7 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 				.rawbody = filter_msg_on_rawbody,
 				.uri = filter_msg_on_mime_uri,
 				.anomaly = filter_msg_on_anomaly,
+				.raw = filter_eval_mime_raw,
 			};
 			struct mime_limits lim = {
 				.max_depth = MIME_DEPTH_DEFAULT,
@@ -735,6 +741,7 @@ void filter_msg_feed(struct filter_msg *fm, const uint8_t *p, size_t len)
 {
 	if (fm->ended || !len)
 		return;
+	filter_eval_mime_feed(fm, p, len);
 	filter_msg_stream(fm, RULES_CLASS_FULL, p, len);
 #ifdef SLUICE_FILTER_HAVE_MIME
 	mime_parser_feed(fm->mp, p, len);
@@ -826,6 +833,7 @@ void filter_msg_end(struct filter_msg *fm, struct filter_verdict *v)
 		return;
 	fm->ended = true;
 #ifdef SLUICE_FILTER_HAVE_MIME
+	filter_eval_mime_ending(fm);
 	mime_parser_end(fm->mp);
 	if (!fm->top_done)
 		filter_msg_on_headers_end(fm, 0);

@@ -93,6 +93,8 @@ struct filter_db {
 	int                 html_a, html_img;       /* their slots, for an img inside an a; -1 */
 	bool                html_comments;          /* an eval reads HTML comments */
 	struct filter_eval_header_db *ev_header;    /* filter_eval_header.c's patterns, or NULL */
+	bool                body_evals;             /* an eval reads the body stream (so it is
+						     * made without body rules too) */
 };
 
 #define FILTER_MSG_BBUF 4096u

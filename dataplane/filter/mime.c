@@ -97,6 +97,7 @@ struct mime_parser {
 	uint16_t lbn;
 	uint8_t  leaf, lcte;
 	bool     lhtml;
+	uint8_t  rkind;         /* enum mime_raw_kind of the body bytes (sink.raw) */
 	unsigned dflags;
 	struct mime_decode_b64   b64;
 	struct mime_decode_qp    qp;
@@ -305,6 +306,7 @@ static void leaf_begin(struct mime_parser *p, uint8_t kind, uint8_t cte, const c
 {
 	p->leaf = kind;
 	p->lcte = cte;
+	p->rkind = MIME_RAW_BODY;
 	p->dflags = 0;
 	p->decn = 0;
 	mime_decode_b64_init(&p->b64);
@@ -325,6 +327,8 @@ static void leaf_bytes(struct mime_parser *p, const uint8_t *d, size_t n)
 {
 	uint8_t tmp[DEC_CHUNK + 4];
 
+	if (p->sink.raw && n)
+		p->sink.raw(p->sink.arg, p->rkind, d, n, false);
 	if (p->leaf == LEAF_SKIP || n == 0)
 		return;
 	if (p->lcte == MIME_HEADER_CTE_IDENTITY) {
@@ -353,6 +357,8 @@ static void leaf_eol(struct mime_parser *p)
 	uint8_t tmp[8];
 	size_t r;
 
+	if (p->sink.raw)
+		p->sink.raw(p->sink.arg, p->rkind, NULL, 0, true);
 	if (p->leaf != LEAF_TEXT)
 		return;
 	if (p->lcte == MIME_HEADER_CTE_IDENTITY) {
@@ -402,6 +408,8 @@ static void leaf_end(struct mime_parser *p)
 		anomaly(p, MIME_ANOM_BAD_QP);
 	}
 	p->leaf = LEAF_SKIP;
+	if (p->sink.raw)
+		p->sink.raw(p->sink.arg, MIME_RAW_PART_END, NULL, 0, false);
 }
 
 /* --- entities ---------------------------------------------------------------------------- */
@@ -453,6 +461,7 @@ static void body_begin(struct mime_parser *p)
 			memcpy(m->boundary, ct->boundary, ct->boundary_len);
 			/* the preamble, as text */
 			leaf_begin(p, LEAF_TEXT, MIME_HEADER_CTE_IDENTITY, NULL, 0, false);
+			p->rkind = MIME_RAW_PREAMBLE;
 		}
 		break;
 	case MIME_HEADER_CT_MESSAGE:
@@ -511,6 +520,8 @@ static void boundary_hit(struct mime_parser *p, unsigned k, bool close)
 		p->eol_pending = false;  /* it belongs to the delimiter */
 		leaf_end(p);
 	}
+	if (p->sink.raw)
+		p->sink.raw(p->sink.arg, close ? MIME_RAW_CLOSE : MIME_RAW_DELIM, NULL, 0, false);
 	while (p->nmp > k + 1) {
 		p->nmp--;
 		anomaly(p, p->mp[p->nmp].seen ? MIME_ANOM_UNTERMINATED_MULTIPART
@@ -523,6 +534,7 @@ static void boundary_hit(struct mime_parser *p, unsigned k, bool close)
 		p->eol_pending = false;
 		p->lb_on = false;
 		p->leaf = LEAF_SKIP;
+		p->rkind = MIME_RAW_EPILOGUE;
 	} else {
 		p->mp[k].seen = true;
 		new_entity(p, p->mp[k].depth + 1u, p->mp[k].digest);
@@ -635,6 +647,8 @@ static void hdr_block_end(struct mime_parser *p, bool blank)
 {
 	if (!blank)
 		anomaly(p, MIME_ANOM_NO_HEADER_END);
+	if (p->sink.raw)
+		p->sink.raw(p->sink.arg, MIME_RAW_HDR_END, NULL, 0, blank);
 	if (p->sink.headers_end)
 		p->sink.headers_end(p->sink.arg, p->depth);
 	body_begin(p);
@@ -865,6 +879,7 @@ void mime_parser_reset(struct mime_parser *p)
 	p->nparts = 0;
 	p->nmp = 0;
 	p->leaf = LEAF_SKIP;
+	p->rkind = MIME_RAW_BODY;
 	p->decn = 0;
 	p->eol_pending = p->lb_on = false;
 	p->raw.n = p->raw.total = 0;

@@ -35,6 +35,7 @@
 #ifndef SLUICE_FILTER_MIME_H
 #define SLUICE_FILTER_MIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,8 +73,22 @@ struct mime_sink {
 	void (*rawbody)(void *arg, const uint8_t *p, size_t len);
 	void (*uri)(void *arg, struct slice uri);
 	void (*anomaly)(void *arg, enum mime_anomaly a, const char *name);
+	/* raw: the structure and the bodies as they stand in the message (before transfer
+	 * decoding), for the evals that look at encoded lines: kind MIME_RAW_BODY, _PREAMBLE or
+	 * _EPILOGUE with bytes of the current line (any number of pieces), then eol true (no
+	 * bytes) when that line ends with a line end of its own (the one before a delimiter
+	 * belongs to the delimiter: a part's last line has none); MIME_RAW_PART_END after a
+	 * leaf's (or a preamble's) text was delivered; MIME_RAW_DELIM / MIME_RAW_CLOSE at a
+	 * delimiter line; MIME_RAW_HDR_END when a header block ends at a line, eol true if it
+	 * was the empty line. */
+	void (*raw)(void *arg, unsigned kind, const uint8_t *p, size_t len, bool eol);
 };
 /* Any callback may be NULL. */
+
+enum mime_raw_kind {
+	MIME_RAW_BODY = 1, MIME_RAW_PREAMBLE, MIME_RAW_EPILOGUE, MIME_RAW_PART_END,
+	MIME_RAW_DELIM, MIME_RAW_CLOSE, MIME_RAW_HDR_END,
+};
 
 struct mime_limits {
 	unsigned max_depth;       /* entity nesting (the message is depth 0); default 16 */

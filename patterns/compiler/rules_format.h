@@ -113,6 +113,23 @@ enum rules_eval {
 	 * file of dataplane/filter/ and named in its own table below; a block's ids stay below the
 	 * next block's first. */
 	RULES_EVAL_MIME_FIRST = 64,    /* filter_eval_mime.c: MIMEEval, BodyEval, ImageInfo */
+	RULES_EVAL_MIME_CHECK = RULES_EVAL_MIME_FIRST + 1, /* check_for_mime('mime_...') */
+	RULES_EVAL_MIME_PARSE_FLAG,    /* check_msg_parse_flags('flag') */
+	RULES_EVAL_MIME_MP_RATIO,      /* check_mime_multipart_ratio(min, max) */
+	RULES_EVAL_MIME_ASCII_ILLEGAL, /* check_for_ascii_text_illegal() */
+	RULES_EVAL_MIME_UNICODE_RATIO, /* check_abundant_unicode_ratio(ratio) */
+	RULES_EVAL_MIME_FARAWAY,       /* check_for_faraway_charset() */
+	RULES_EVAL_MIME_UPPERCASE,     /* check_for_uppercase(min, max) */
+	RULES_EVAL_MIME_MA_NON_TEXT,   /* check_ma_non_text() */
+	RULES_EVAL_MIME_B64_LENGTH,    /* check_base64_length(min[, max]) */
+	RULES_EVAL_MIME_QP_RATIO,      /* check_qp_ratio(min) */
+	RULES_EVAL_MIME_ALT_DIFF,      /* multipart_alternative_difference(min, max) (BodyEval) */
+	RULES_EVAL_MIME_ALT_DIFF_COUNT,/* multipart_alternative_difference_count(ratio, minhtml) */
+	RULES_EVAL_MIME_BLANK_RATIO,   /* check_blank_line_ratio(min, max[, minlines]) */
+	RULES_EVAL_MIME_BODY_LENGTH,   /* check_body_length(max) */
+	RULES_EVAL_MIME_IMAGE_COUNT,   /* image_count(type, min[, max]) (ImageInfo) */
+	RULES_EVAL_MIME_PIXELS,        /* pixel_coverage(type, min[, max]) */
+	RULES_EVAL_MIME_IMAGE_RATIO,   /* image_to_text_ratio(type, min, max) */
 	RULES_EVAL_MIME_END,
 	RULES_EVAL_HTML_FIRST = 128,   /* filter_eval_htmlx.c: the rest of HTMLEval, URI tests */
 	RULES_EVAL_HTML_END,
@@ -169,7 +186,25 @@ enum rules_eval {
 	{ "html_text_match", "'comment', '<!-- saved from url=\\(\\d{4}\\)'", RULES_EVAL_HTML_COMMENT_SAVED }, \
 }
 #define RULES_EVAL_TABLE_MIME { \
-	{ NULL, NULL, 0 }, \
+	{ "check_for_mime", NULL, RULES_EVAL_MIME_CHECK }, \
+	{ "check_msg_parse_flags", "'mime_epilogue_exists'", RULES_EVAL_MIME_PARSE_FLAG }, \
+	{ "check_msg_parse_flags", "'missing_mime_headers'", RULES_EVAL_MIME_PARSE_FLAG }, \
+	{ "check_msg_parse_flags", "'missing_mime_head_body_separator'", RULES_EVAL_MIME_PARSE_FLAG }, \
+	{ "check_mime_multipart_ratio", NULL, RULES_EVAL_MIME_MP_RATIO }, \
+	{ "check_for_ascii_text_illegal", NULL, RULES_EVAL_MIME_ASCII_ILLEGAL }, \
+	{ "check_abundant_unicode_ratio", NULL, RULES_EVAL_MIME_UNICODE_RATIO }, \
+	{ "check_for_faraway_charset", NULL, RULES_EVAL_MIME_FARAWAY }, \
+	{ "check_for_uppercase", NULL, RULES_EVAL_MIME_UPPERCASE }, \
+	{ "check_ma_non_text", NULL, RULES_EVAL_MIME_MA_NON_TEXT }, \
+	{ "check_base64_length", NULL, RULES_EVAL_MIME_B64_LENGTH }, \
+	{ "check_qp_ratio", NULL, RULES_EVAL_MIME_QP_RATIO }, \
+	{ "multipart_alternative_difference", NULL, RULES_EVAL_MIME_ALT_DIFF }, \
+	{ "multipart_alternative_difference_count", NULL, RULES_EVAL_MIME_ALT_DIFF_COUNT }, \
+	{ "check_blank_line_ratio", NULL, RULES_EVAL_MIME_BLANK_RATIO }, \
+	{ "check_body_length", NULL, RULES_EVAL_MIME_BODY_LENGTH }, \
+	{ "image_count", NULL, RULES_EVAL_MIME_IMAGE_COUNT }, \
+	{ "pixel_coverage", NULL, RULES_EVAL_MIME_PIXELS }, \
+	{ "image_to_text_ratio", NULL, RULES_EVAL_MIME_IMAGE_RATIO }, \
 }
 #define RULES_EVAL_TABLE_HTML { \
 	{ NULL, NULL, 0 }, \
