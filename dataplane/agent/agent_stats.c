@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/counter.h"
 #include "delivery/delivery.h"
@@ -25,45 +26,25 @@
 #include "spool/spool.h"
 
 struct agent_stats_buf {
-	char  *p;
-	size_t len, cap;
-	bool   oom;
+	struct buf b;
+	bool       oom;
 };
+
+static void asb_printf(struct agent_stats_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void asb_printf(struct agent_stats_buf *b, const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 	int n;
 
 	if (b->oom)
 		return;
-	for (;;) {
-		size_t room = b->cap - b->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if (b->p && (size_t)n < room) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t ncap = b->cap ? b->cap * 2 : 16384;
-		char *np;
-
-		while (ncap - b->len <= (size_t)n)
-			ncap *= 2;
-		np = realloc(b->p, ncap);
-		if (np == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || buf_append(&b->b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+		b->oom = true;
 }
 
 static void asb_head(struct agent_stats_buf *b, const char *name, const char *type, const char *help)
@@ -371,13 +352,13 @@ int agent_stats_text(const struct shard *shards, unsigned n, const struct delive
 	agent_stats_delivery(&b, shards, n);
 	agent_stats_domains(&b, depth, n);
 	if (b.oom) {
-		free(b.p);
+		buf_release(&b.b);
 		return -ENOMEM;
 	}
-	*text_r = b.p;
-	*len_r = b.len;
+	*len_r = buf_unread(&b.b);
+	*text_r = (char *)b.b.start;   /* pos is start: nothing was consumed */
 	*lines_r = 0;
-	for (size_t i = 0; i < b.len; i++)
-		*lines_r += b.p[i] == '\n';
+	for (size_t i = 0; i < *len_r; i++)
+		*lines_r += b.b.pos[i] == '\n';
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 struct buf {
 	uint8_t *start;
@@ -56,6 +57,23 @@ static inline size_t buf_put(struct buf *b, const void *p, size_t len)
 	b->last += n;
 	return n;
 }
+
+/* --- growable (heap) buffers: base/buf.c --------------------------------------------------
+ * A zeroed struct buf is an empty growable buffer; it allocates on the first append. Appending
+ * may move the bytes (compaction, realloc): never while another party (the kernel, for a send
+ * in flight) reads from pos. */
+
+/* Room for n more bytes at last: the unread bytes moved to the start if that is enough, else
+ * the allocation doubled (from 256). 0 or -ENOMEM (the buffer as it was). */
+int  buf_reserve(struct buf *b, size_t n);
+int  buf_append(struct buf *b, const void *p, size_t n);
+int  buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* n bytes read from pos; an emptied buffer starts again at its start. */
+void buf_consume(struct buf *b, size_t n);
+/* Frees the allocation: back to an empty growable buffer. */
+void buf_release(struct buf *b);
+
+static inline size_t buf_capacity(const struct buf *b) { return (size_t)(b->end - b->start); }
 
 static inline int slice_eq_nocase(struct slice s, const char *lit)
 {

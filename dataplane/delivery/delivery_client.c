@@ -139,24 +139,7 @@ uint32_t delivery_client_parse_caps(const char *text, size_t len, uint64_t *size
 
 static int out_reserve(struct delivery_client *c, size_t n)
 {
-	size_t need;
-
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	need = c->out_len + n;
-	if (need > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 1024;
-		uint8_t *p;
-
-		while (cap < need)
-			cap *= 2;
-		p = realloc(c->out, cap);
-		if (p == NULL)
-			return -ENOMEM;
-		c->out = p;
-		c->out_cap = cap;
-	}
-	return 0;
+	return buf_reserve(&c->out, n);
 }
 
 static int out_printf(struct delivery_client *c, const char *fmt, ...)
@@ -170,12 +153,12 @@ static int out_printf(struct delivery_client *c, const char *fmt, ...)
 		if (out_reserve(c, want) != 0)
 			return -ENOMEM;
 		va_start(ap, fmt);
-		n = vsnprintf((char *)c->out + c->out_len, c->out_cap - c->out_len, fmt, ap);
+		n = vsnprintf((char *)c->out.last, buf_room(&c->out), fmt, ap);
 		va_end(ap);
 		if (n < 0)
 			return -EINVAL;
-		if ((size_t)n < c->out_cap - c->out_len) {
-			c->out_len += (size_t)n;
+		if ((size_t)n < buf_room(&c->out)) {
+			c->out.last += n;
 			return 0;
 		}
 		want = (size_t)n + 1;
@@ -292,7 +275,7 @@ static void session_fail(struct delivery_client *c, int err, const struct delive
 	msg_settle_pending(c, DELIVERY_RCPT_DEFER, c->error.enh[0] == '4' ? c->error.enh : "4.4.2",
 			   diag);
 	c->npend = c->pend_head = 0;
-	c->out_len = c->out_off = 0;
+	buf_consume(&c->out, buf_unread(&c->out));
 	c->stage = DELIVERY_CLIENT_ST_CLOSED;
 }
 
@@ -524,13 +507,11 @@ int delivery_client_init(struct delivery_client *c, const struct delivery_client
 
 void delivery_client_fini(struct delivery_client *c)
 {
-	free(c->out);
+	buf_release(&c->out);
 	free(c->pend);
 	free(c->pend_arg);
-	c->out = NULL;
 	c->pend = NULL;
 	c->pend_arg = NULL;
-	c->out_cap = c->out_len = c->out_off = 0;
 	c->pend_cap = c->npend = c->pend_head = 0;
 }
 
@@ -548,7 +529,7 @@ enum delivery_client_ev delivery_client_next(struct delivery_client *c)
 	default:
 		break;
 	}
-	if (c->out_off < c->out_len)
+	if (buf_unread(&c->out) != 0)
 		return DELIVERY_CLIENT_EV_WRITE;
 	if (c->stage == DELIVERY_CLIENT_ST_BODY)
 		return DELIVERY_CLIENT_EV_BODY;
@@ -597,18 +578,16 @@ uint32_t delivery_client_wait_key(const struct delivery_client *c)
 
 void delivery_client_output(const struct delivery_client *c, const uint8_t **p_r, size_t *len_r)
 {
-	*p_r = c->out + c->out_off;
-	*len_r = c->out_len - c->out_off;
+	*p_r = c->out.pos;
+	*len_r = buf_unread(&c->out);
 }
 
 void delivery_client_sent(struct delivery_client *c, size_t n)
 {
-	if (n > c->out_len - c->out_off)
-		panic("delivery_client_sent: %zu bytes sent of %zu queued", n, c->out_len - c->out_off);
-	c->out_off += n;
+	if (n > buf_unread(&c->out))
+		panic("delivery_client_sent: %zu bytes sent of %zu queued", n, buf_unread(&c->out));
+	buf_consume(&c->out, n);
 	c->bytes_out += n;
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
 }
 
 int delivery_client_input(struct delivery_client *c, const uint8_t *p, size_t len)
@@ -784,9 +763,9 @@ int delivery_client_body(struct delivery_client *c, const uint8_t *p, size_t len
 		session_fail(c, -ENOMEM, NULL, "4.3.0", "out of memory");
 		return -ENOMEM;
 	}
-	c->out_len += delivery_body_encode(&c->body, p, len, c->out + c->out_len);
+	c->out.last += delivery_body_encode(&c->body, p, len, c->out.last);
 	if (last) {
-		c->out_len += delivery_body_finish(&c->body, c->out + c->out_len);
+		c->out.last += delivery_body_finish(&c->body, c->out.last);
 		c->stage = DELIVERY_CLIENT_ST_DOT;
 		if (pend_push(c, CMD_DOT, 0) != 0) {
 			session_fail(c, -ENOMEM, NULL, "4.3.0", "out of memory");

@@ -176,8 +176,7 @@ struct delivery_client {
 	bool                        mail_ok;
 
 	/* Bytes to write. */
-	uint8_t                    *out;
-	size_t                      out_len, out_off, out_cap;
+	struct buf                  out;
 
 	struct delivery_reply       reply;
 

@@ -118,8 +118,7 @@ struct dconn {
 	SSL                   *ssl;
 	BIO                   *rbio, *wbio;
 	bool                   tls_hs;
-	uint8_t               *out, *tx;
-	size_t                 out_len, out_cap, tx_len, tx_off, tx_cap;
+	struct buf             out, tx;           /* staged; being sent (swapped when tx drains) */
 	bool                   send_armed, recv_armed, connecting, connected, closing, idle;
 	bool                   dns_wait, ever_ready, recv_retry;
 	bool                   wait_durable;      /* on ds->durable_waiters */
@@ -413,32 +412,13 @@ void delivery_conn_job_start(struct delivery_shard *ds, struct djob *j)
 
 /* ---- connection output ---- */
 
-static int obuf_put(uint8_t **b, size_t *len, size_t *cap, const void *p, size_t n)
-{
-	if (*len + n > *cap) {
-		size_t nc = *cap ? *cap : 4096;
-		uint8_t *nb;
-
-		while (nc < *len + n)
-			nc *= 2;
-		nb = realloc(*b, nc);
-		if (nb == NULL)
-			return -ENOMEM;
-		*b = nb;
-		*cap = nc;
-	}
-	memcpy(*b + *len, p, n);
-	*len += n;
-	return 0;
-}
-
 static int conn_pull_tls(struct dconn *cn)
 {
 	uint8_t tmp[16384];
 	int n;
 
 	while ((n = BIO_read(cn->wbio, tmp, sizeof(tmp))) > 0)
-		if (obuf_put(&cn->out, &cn->out_len, &cn->out_cap, tmp, (size_t)n) < 0)
+		if (buf_append(&cn->out, tmp, (size_t)n) < 0)
 			return -ENOMEM;
 	return 0;
 }
@@ -450,7 +430,7 @@ static int conn_stage(struct dconn *cn, const uint8_t *p, size_t n)
 			return -EIO;
 		return conn_pull_tls(cn);
 	}
-	return obuf_put(&cn->out, &cn->out_len, &cn->out_cap, p, n);
+	return buf_append(&cn->out, p, n);
 }
 
 static void conn_flush(struct dconn *cn)
@@ -459,22 +439,16 @@ static void conn_flush(struct dconn *cn)
 
 	if (cn->send_armed || cn->closing || cn->fd < 0 || !cn->connected)
 		return;
-	if (cn->tx_off == cn->tx_len) {
-		uint8_t *t = cn->tx;
-		size_t tc = cn->tx_cap;
+	if (buf_unread(&cn->tx) == 0) {
+		struct buf t = cn->tx;   /* empty: the staged bytes go out without a copy */
 
-		if (cn->out_len == 0)
+		if (buf_unread(&cn->out) == 0)
 			return;
 		cn->tx = cn->out;
-		cn->tx_cap = cn->out_cap;
-		cn->tx_len = cn->out_len;
-		cn->tx_off = 0;
 		cn->out = t;
-		cn->out_cap = tc;
-		cn->out_len = 0;
 	}
 	sqe = shard_sqe(cn->ds->sh);
-	io_uring_prep_send(sqe, cn->fd, cn->tx + cn->tx_off, cn->tx_len - cn->tx_off, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, cn->fd, cn->tx.pos, buf_unread(&cn->tx), MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, conn_ud(cn, DCONN_SEND));
 	cn->send_armed = true;
 	cn->inflight++;
@@ -532,8 +506,8 @@ static void conn_destroy(struct dconn *cn)
 		SSL_free(cn->ssl);
 	if (cn->c_init)
 		delivery_client_fini(&cn->c);
-	free(cn->out);
-	free(cn->tx);
+	buf_release(&cn->out);
+	buf_release(&cn->tx);
 	free(cn->crc);
 	free(cn->cmap);
 	if (cn->prev)
@@ -1098,7 +1072,7 @@ static void conn_pump(struct dconn *cn)
 			struct djob *j = cn->job;
 			size_t left, chunk;
 
-			if (cn->out_len + (cn->tx_len - cn->tx_off) >= DCONN_OUT_HIGH)
+			if (buf_unread(&cn->out) + buf_unread(&cn->tx) >= DCONN_OUT_HIGH)
 				break;   /* the send completion pumps again */
 			if (!cn->hdr_done) {
 				cn->hdr_done = true;
@@ -1253,9 +1227,7 @@ static void conn_on_send(struct dconn *cn, int res)
 		conn_pump(cn);
 		return;
 	}
-	cn->tx_off += (size_t)res;
-	if (cn->tx_off == cn->tx_len)
-		cn->tx_off = cn->tx_len = 0;
+	buf_consume(&cn->tx, (size_t)res);
 	conn_flush(cn);
 	if (!cn->idle)
 		conn_pump(cn);

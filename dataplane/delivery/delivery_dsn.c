@@ -12,40 +12,42 @@
 #include <string.h>
 #include <time.h>
 
+/* The report being built (base/buf.h's growable buffer), kept NUL-terminated; one failed
+ * allocation spoils it (checked once at the end). */
 struct sbuf {
-	char  *p;
-	size_t len, cap;
-	bool   oom;
+	struct buf b;
+	bool       oom;
 };
 
+/* Room for n more bytes and the NUL after them. */
 static bool sb_grow(struct sbuf *b, size_t n)
 {
 	if (b->oom)
 		return false;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = true;
-			return false;
-		}
-		b->p = p;
-		b->cap = cap;
+	if (buf_reserve(&b->b, n + 1) < 0) {
+		b->oom = true;
+		return false;
 	}
 	return true;
+}
+
+static inline void sb_byte(struct sbuf *b, char c)
+{
+	*b->b.last++ = (uint8_t)c;
+}
+
+static inline void sb_end(struct sbuf *b)
+{
+	*b->b.last = '\0';
 }
 
 static void sb_put(struct sbuf *b, const void *p, size_t n)
 {
 	if (!sb_grow(b, n))
 		return;
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
+	memcpy(b->b.last, p, n);
+	b->b.last += n;
+	sb_end(b);
 }
 
 static void sb_str(struct sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
@@ -62,9 +64,9 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 	if (n < 0 || !sb_grow(b, (size_t)n))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	vsnprintf((char *)b->b.last, (size_t)n + 1, fmt, ap);
 	va_end(ap);
-	b->len += (size_t)n;
+	b->b.last += n;
 }
 
 /* A value for a header field: control characters become spaces, at most max octets. */
@@ -77,9 +79,9 @@ static void sb_clean(struct sbuf *b, struct slice s, size_t max)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s.p[i];
 
-		b->p[b->len++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+		sb_byte(b, c < 0x20 || c == 0x7f ? ' ' : (char)c);
 	}
-	b->p[b->len] = '\0';
+	sb_end(b);
 }
 
 /* Copies text with every line end made CR LF (a bare CR or LF included). */
@@ -91,16 +93,16 @@ static void sb_crlf(struct sbuf *b, const uint8_t *p, size_t n)
 		return;
 	while (i < n) {
 		if (p[i] == '\r' || p[i] == '\n') {
-			b->p[b->len++] = '\r';
-			b->p[b->len++] = '\n';
+			sb_byte(b, '\r');
+			sb_byte(b, '\n');
 			if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
 				i++;
 			i++;
 			continue;
 		}
-		b->p[b->len++] = (char)p[i++];
+		sb_byte(b, (char)p[i++]);
 	}
-	b->p[b->len] = '\0';
+	sb_end(b);
 }
 
 static bool has_8bit(const uint8_t *p, size_t n)
@@ -319,16 +321,16 @@ int delivery_dsn_compose(const struct delivery_dsn_req *q, struct delivery_dsn_o
 		sb_str(&b, "Content-Transfer-Encoding: 8bit\r\n");
 	sb_str(&b, "\r\n");
 	sb_crlf(&b, orig, hlen);
-	if (b.len >= 2 && memcmp(b.p + b.len - 2, "\r\n", 2) != 0)
+	if (buf_unread(&b.b) >= 2 && memcmp(b.b.last - 2, "\r\n", 2) != 0)
 		sb_str(&b, "\r\n");
 	sb_printf(&b, "\r\n--%s--\r\n", boundary);
 
 	if (b.oom) {
-		free(b.p);
+		buf_release(&b.b);
 		return -ENOMEM;
 	}
-	out_r->data = b.p;
-	out_r->len = b.len;
+	out_r->data = (char *)b.b.start;   /* nothing consumed: pos is start */
+	out_r->len = buf_unread(&b.b);
 	out_r->eightbit = eightbit;
 	out_r->full = full;
 	return 0;

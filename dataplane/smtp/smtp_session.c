@@ -46,55 +46,28 @@ static void smtp_session_timer_fire(struct timer *t);
 
 /* ---- output ---- */
 
-static int smtp_obuf_put(struct smtp_obuf *b, const void *p, size_t len)
-{
-	if (b->len + len > b->cap) {
-		uint32_t cap = b->cap ? b->cap : 512;
-		uint8_t *np;
-
-		while (cap < b->len + len)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (np == NULL)
-			return -ENOMEM;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, len);
-	b->len += (uint32_t)len;
-	return 0;
-}
-
-static void smtp_obuf_free(struct smtp_obuf *b)
-{
-	free(b->p);
-	*b = (struct smtp_obuf){ 0 };
-}
-
 void smtp_session_out(struct smtp_session *s, const void *p, size_t len)
 {
 	if (s->closing)
 		return;
-	if (smtp_obuf_put(&s->out, p, len) < 0)
+	if (buf_append(&s->out, p, len) < 0)
 		smtp_session_abort(s, "out of memory for replies");
 }
 
 /* Moves queued replies into the transmit buffer, through TLS when it is on. */
 static int smtp_session_stage(struct smtp_session *s)
 {
-	if (s->out.len == 0)
+	if (buf_unread(&s->out) == 0)
 		return 0;
 	if (s->ssl != NULL && s->tls_active) {
-		int n = SSL_write(s->ssl, s->out.p, (int)s->out.len);
+		int n = SSL_write(s->ssl, s->out.pos, (int)buf_unread(&s->out));
 
 		if (n <= 0)
 			return -EIO;
-		s->out.len = 0;
-	} else {
-		if (smtp_obuf_put(&s->tx, s->out.p, s->out.len) < 0)
-			return -ENOMEM;
-		s->out.len = 0;
+	} else if (buf_append(&s->tx, s->out.pos, buf_unread(&s->out)) < 0) {
+		return -ENOMEM;
 	}
+	buf_consume(&s->out, buf_unread(&s->out));
 	return 0;
 }
 
@@ -107,7 +80,7 @@ static int smtp_session_pull_tls(struct smtp_session *s)
 	if (s->wbio == NULL)
 		return 0;
 	while ((n = BIO_read(s->wbio, tmp, sizeof(tmp))) > 0)
-		if (smtp_obuf_put(&s->tx, tmp, (size_t)n) < 0)
+		if (buf_append(&s->tx, tmp, (size_t)n) < 0)
 			return -ENOMEM;
 	return 0;
 }
@@ -115,7 +88,7 @@ static int smtp_session_pull_tls(struct smtp_session *s)
 /* Replies waiting to go out (queued and not yet sent). */
 static size_t smtp_session_pending_out(const struct smtp_session *s)
 {
-	return (size_t)(s->tx.len - s->tx_sent) + s->out.len;
+	return buf_unread(&s->tx) + buf_unread(&s->out);
 }
 
 /* A client pipelining faster than it reads: run nothing more until the replies drain. */
@@ -143,10 +116,11 @@ void smtp_session_flush(struct smtp_session *s)
 			return;
 		}
 	}
-	if (s->send_armed || s->tx.len == s->tx_sent)
+	/* tx stays where it is until this send completes: nothing appends to it meanwhile */
+	if (s->send_armed || buf_unread(&s->tx) == 0)
 		return;
 	sqe = shard_sqe(s->sh);
-	io_uring_prep_send(sqe, s->fd, s->tx.p + s->tx_sent, s->tx.len - s->tx_sent, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, s->fd, s->tx.pos, buf_unread(&s->tx), MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, smtp_io_ud(s, SMTP_IO_SEND));
 	s->send_armed = true;
 	s->inflight++;
@@ -167,13 +141,9 @@ static void smtp_session_on_send(struct smtp_session *s, int res)
 		smtp_session_abort(s, NULL);
 		return;
 	}
-	s->tx_sent += (uint32_t)res;
-	if (s->tx_sent == s->tx.len) {
-		s->tx.len = 0;
-		s->tx_sent = 0;
-		if (s->tx.cap > 4096)      /* do not keep a big buffer on an idle session */
-			smtp_obuf_free(&s->tx);
-	}
+	buf_consume(&s->tx, (size_t)res);
+	if (buf_unread(&s->tx) == 0 && buf_capacity(&s->tx) > 4096)
+		buf_release(&s->tx);       /* do not keep a big buffer on an idle session */
 	if (s->close_after_send) {
 		smtp_session_flush(s);
 		if (!s->send_armed && !s->closing) {
@@ -269,8 +239,8 @@ static void smtp_session_reap(struct shard *sh, struct shard_deferred *d)
 	if (s->ssl != NULL)
 		SSL_free(s->ssl);   /* frees both BIOs */
 	s->ssl = NULL;
-	smtp_obuf_free(&s->out);
-	smtp_obuf_free(&s->tx);
+	buf_release(&s->out);
+	buf_release(&s->tx);
 	free(s->stash);
 	free(s->helo);
 	iplimit_release(s->iplimit_key);
@@ -866,7 +836,7 @@ void smtp_sessions_drain(struct shard *sh)
 			continue;
 		s->greet_pending = false;
 		if ((s->state & (SMTP_ST_INIT | SMTP_ST_READY)) && !s->commit_pending &&
-		    s->out.len == 0) {
+		    buf_unread(&s->out) == 0) {
 			smtp_reply(s, 421, "4.3.2", "%s Service shutting down", sh->conf->hostname);
 			smtp_session_close_after_reply(s);
 		}

@@ -52,11 +52,6 @@ enum smtp_state {
 };
 #define SMTP_ST_ANY_CMD (SMTP_ST_INIT | SMTP_ST_READY | SMTP_ST_MAIL | SMTP_ST_RCPT)
 
-/* A growable byte buffer for replies and TLS records (allocated only while it holds bytes). */
-struct smtp_obuf {
-	uint8_t *p;
-	uint32_t len, cap;
-};
 
 struct smtp_txn {
 	struct arena        arena;          /* everything below that is a string lives here */
@@ -118,9 +113,8 @@ struct smtp_session {
 	char                   client_addr[INET6_ADDRSTRLEN];
 	char                  *helo;             /* malloc'd */
 	struct smtp_line       line;
-	struct smtp_obuf       out;              /* replies not yet handed to TLS/send */
-	struct smtp_obuf       tx;               /* bytes being sent */
-	uint32_t               tx_sent;
+	struct buf             out;              /* replies not yet handed to TLS/send */
+	struct buf             tx;               /* bytes being sent (pos: the next to send) */
 	uint8_t               *stash;            /* input held while suspended */
 	uint32_t               stash_len, stash_pos;
 	SSL                   *ssl;
