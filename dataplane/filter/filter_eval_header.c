@@ -1645,6 +1645,81 @@ static bool hdr_forged_trail(const struct filter_msg *fm)
 	return mismatch > 1;
 }
 
+/* RegistryBoundaries::split_domain's domain, loosely: the last two labels, three when the last
+ * two are a registry's second level (co.uk, com.au, ne.jp: a common second-level word under a
+ * two-letter country code). Lower-cased into out. */
+static void hdr_reg_domain(const char *host, char *out, size_t outlen)
+{
+	static const char *const sld[] = { "com", "net", "org", "gov", "edu", "mil", "co", "ac", "info",
+					   "biz", "int", "nom", "sch", "name", "gob", "pro", "web", "go",
+					   "or", "ne", "med", "ltd", "plc", "gen", "ind", "asso", "tm",
+					   "lg", "ed", "gr", "ad", "nic" };
+	const char *s = host, *p, *dots[3] = { NULL, NULL, NULL };
+	size_t k = 0, n = 0;
+
+	while (*s == '.')
+		s++;
+	for (p = s + strlen(s); p > s; p--)
+		if (p[-1] == '.') {
+			dots[n++] = p - 1;
+			if (n == 3)
+				break;
+		}
+	p = s;
+	if (n >= 2) {
+		const char *tld = dots[0] + 1, *second = dots[1] + 1;
+		size_t sl = (size_t)(dots[0] - second);
+		bool two = false;
+
+		if (strlen(tld) == 2)
+			for (size_t i = 0; i < sizeof(sld) / sizeof(sld[0]) && !two; i++)
+				two = strlen(sld[i]) == sl && strncasecmp(second, sld[i], sl) == 0;
+		p = two ? (n == 3 ? dots[2] + 1 : s) : second;
+	}
+	for (; *p; p++) {
+		if (k + 1 >= outlen)
+			break;
+		out[k++] = (char)tolower((unsigned char)*p);
+	}
+	while (k && out[k - 1] == '.')
+		k--;
+	out[k] = '\0';
+}
+
+/* WLBLEval::check_mailfrom_matches_rcvd: the envelope sender's domain is that of the first
+ * untrusted relay's rDNS (of any trusted relay's when all are trusted) */
+static bool hdr_mailfrom_rcvd(const struct filter_msg *fm)
+{
+	char env[256], ad[256], rd[256], rdns[FILTER_EVAL_HDR_EMAIL_LEN];
+	const char *at, *p, *e;
+	bool first_only = fm->n_untrusted > 0;
+
+	if (!filter_eval_envfrom(fm, env, sizeof(env)) || !env[0])
+		return false;
+	at = strrchr(env, '@');
+	if (!at || !at[1] || !strchr(at + 1, '.') || at[1] == '.' || at[strlen(at) - 1] == '.')
+		return false;
+	hdr_reg_domain(at + 1, ad, sizeof(ad));
+	p = first_only ? fm->relays_u : fm->relays_t;
+	e = p + (first_only ? fm->relays_u_len : fm->relays_t_len);
+	while (p < e) {
+		const char *open = memchr(p, '[', (size_t)(e - p)), *close;
+
+		if (!open || !(close = memchr(open, ']', (size_t)(e - open))))
+			break;
+		hdr_relay_field(open, close, " rdns=", rdns, sizeof(rdns));
+		if (rdns[0]) {
+			hdr_reg_domain(rdns, rd, sizeof(rd));
+			if (strcmp(ad, rd) == 0)
+				return true;
+		}
+		if (first_only)
+			break;
+		p = close + 1;
+	}
+	return false;
+}
+
 /* --- the tests -------------------------------------------------------------------------- */
 
 bool filter_eval_header_test(struct filter_msg *fm, const struct filter_rule *ru)
@@ -1700,6 +1775,8 @@ bool filter_eval_header_test(struct filter_msg *fm, const struct filter_rule *ru
 		return hdr_ratware_efrom(fm);
 	case RULES_EVAL_HDR_FORGED_TRAIL:
 		return hdr_forged_trail(fm);
+	case RULES_EVAL_HDR_MAILFROM_RCVD:
+		return hdr_mailfrom_rcvd(fm);
 	default:
 		return false;
 	}

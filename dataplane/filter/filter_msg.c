@@ -185,7 +185,15 @@ static const char *filter_msg_trim(const char *p, const char *e, const char **en
 /* SpamAssassin's :addr, :name, :host on one field value. */
 static void filter_msg_addr_part(struct filter_msg *fm, unsigned mod, const char *v, size_t n)
 {
-	const char *e = v + n, *lt = memchr(v, '<', n), *a, *ae;
+	const char *e = v + n, *lt = NULL, *a, *ae;
+	bool q = false;
+
+	for (const char *p = v; p < e && !lt; p++) {   /* a '<' inside a quoted name is not one */
+		if (*p == '"')
+			q = !q;
+		else if (!q && *p == '<')
+			lt = p;
+	}
 
 	if (mod == RULES_HDR_NAME) {
 		if (lt) {
@@ -240,11 +248,38 @@ static void filter_msg_val_field(struct filter_msg *fm, const struct filter_targ
 		filter_msg_val(fm, dec, h->dec_len);
 		filter_msg_val(fm, "\n", 1);
 		break;
-	default:
+	case RULES_HDR_NAME:
 		if (fm->vlen)
 			filter_msg_val(fm, "\n", 1);
 		filter_msg_addr_part(fm, t->mod, dec, h->dec_len);
 		break;
+	default: {
+		/* :addr, :host: every address of the list, one a line, as SpamAssassin 4's header
+		 * rules read them (elements without an address are skipped) */
+		const char *e = dec + h->dec_len, *s = dec;
+		bool q = false;
+		int angle = 0;
+
+		for (const char *p = dec; p <= e; p++) {
+			if (p < e) {
+				if (*p == '"')
+					q = !q;
+				else if (!q && *p == '<')
+					angle++;
+				else if (!q && *p == '>' && angle)
+					angle--;
+				if (q || angle || *p != ',')
+					continue;
+			}
+			if (memchr(s, '@', (size_t)(p - s))) {
+				if (fm->vlen)
+					filter_msg_val(fm, "\n", 1);
+				filter_msg_addr_part(fm, t->mod, s, (size_t)(p - s));
+			}
+			s = p + 1;
+		}
+		break;
+	}
 	}
 }
 

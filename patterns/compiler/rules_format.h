@@ -152,6 +152,7 @@ enum rules_eval {
 	RULES_EVAL_HDR_RATWARE_NAME_ID,    /* check_ratware_name_id() */
 	RULES_EVAL_HDR_RATWARE_EFROM,      /* check_ratware_envelope_from() */
 	RULES_EVAL_HDR_FORGED_TRAIL,       /* check_for_forged_received_trail() (RelayEval) */
+	RULES_EVAL_HDR_MAILFROM_RCVD,      /* check_mailfrom_matches_rcvd() (WLBLEval) */
 	RULES_EVAL_HDR_END,
 	RULES_EVAL_MAX = 255,
 };
@@ -229,6 +230,7 @@ enum rules_eval {
 	{ "check_ratware_name_id", NULL, RULES_EVAL_HDR_RATWARE_NAME_ID }, \
 	{ "check_ratware_envelope_from", NULL, RULES_EVAL_HDR_RATWARE_EFROM }, \
 	{ "check_for_forged_received_trail", NULL, RULES_EVAL_HDR_FORGED_TRAIL }, \
+	{ "check_mailfrom_matches_rcvd", NULL, RULES_EVAL_HDR_MAILFROM_RCVD }, \
 }
 
 /* Rule flags. */
