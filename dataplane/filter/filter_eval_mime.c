@@ -1175,7 +1175,10 @@ static bool ev_check_for_mime(const struct filter_msg *fm, const struct filter_e
 	case EV_TEXT_COUNT:   return st->text_count > 0;
 	case EV_FARAWAY:      return false;   /* ok_locales all */
 	case EV_MISSING_BOUNDARY:
-		return (fm->anomaly_mask >> MIME_ANOM_UNTERMINATED_MULTIPART) & 1;
+		/* a multipart opened and never closed; SpamAssassin stops reading after 1000
+		 * parts, as the MIME parser does, leaving the one it was in open */
+		return (fm->anomaly_mask >> MIME_ANOM_UNTERMINATED_MULTIPART) & 1 ||
+		       (fm->anomaly_mask >> MIME_ANOM_PARTS_EXCEEDED) & 1;
 	case EV_MP_ALT:       return st->multipart_alt;
 	case EV_MP_RATIO:     return ev_mp_ratio(st) != 0;
 	case EV_QP_COUNT:     return st->qp_bytes ? st->qp_chars != 0 : st->qp_hdr_count > 0;
