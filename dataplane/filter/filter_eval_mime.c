@@ -406,7 +406,7 @@ static bool ev_charset(const char *v, size_t n, char *out, size_t outlen)
 	return false;
 }
 
-/* A b64 "boundary=" parameter (Util::parse_content_type's, loosely). */
+/* A "boundary=" parameter with a value (Util::parse_content_type's, loosely). */
 static bool ev_has_boundary(const char *v, size_t n)
 {
 	for (size_t i = 0; i + 8 <= n; i++) {
@@ -594,7 +594,8 @@ void filter_eval_mime_headers_end(struct filter_msg *fm, unsigned depth)
 	if (depth == 0)
 		st->top_alt = strcmp(t, "multipart/alternative") == 0;
 	else if (depth == 1 && st->kids < 255 && ++st->kids <= 2)
-		st->kid_sig |= st->kids == 1 ? strcmp(t, "text/html") == 0 : (strcmp(t, "text/calendar") == 0) << 1;
+		st->kid_sig |= st->kids == 1 ? strcmp(t, "text/html") == 0
+					     : (strcmp(t, "text/calendar") == 0) << 1;
 	else if (depth > 1)
 		st->deeper = true;
 
@@ -602,7 +603,8 @@ void filter_eval_mime_headers_end(struct filter_msg *fm, unsigned depth)
 	while (st->nalt && st->alt_depth[st->nalt - 1] >= depth)
 		if (--st->nalt == 0)
 			ev_alt_finish(st);
-	leaf = !((strncmp(t, "multipart/", 10) == 0 && st->ct_seen && ev_has_boundary(st->ct, st->ct_len)) ||
+	leaf = !((strncmp(t, "multipart/", 10) == 0 && st->ct_seen &&
+		  ev_has_boundary(st->ct, st->ct_len)) ||
 		 strcmp(t, "message/rfc822") == 0 || strcmp(t, "message/global") == 0);
 	if (st->nalt && st->alt_depth[st->nalt - 1] + 1u == depth && leaf &&
 	    strncmp(t, "text/", 5) != 0 && strcmp(t, "application/rtf") != 0)
@@ -648,7 +650,6 @@ void filter_eval_mime_headers_end(struct filter_msg *fm, unsigned depth)
 		bool plain = strcmp(t, "text/plain") == 0;
 
 		st->in_leaf = true;
-		st->l_plain = plain;
 		st->l_html = strcmp(t, "text/html") == 0;
 		st->l_text = strncmp(t, "text/", 5) == 0;
 		st->l_calendar = strcmp(t, "text/calendar") == 0;
@@ -799,8 +800,6 @@ static void ev_qp_byte(struct filter_eval_mime_state *st, uint8_t c)
 	st->qp_tail[0] = st->qp_tail[1];
 	st->qp_tail[1] = c;
 }
-
-static void ev_img_byte(struct filter_eval_mime_state *st, uint8_t c);
 
 static void ev_b64_bytes(struct filter_eval_mime_state *st, const uint8_t *p, size_t n)
 {
@@ -1175,7 +1174,10 @@ static bool ev_check_for_mime(const struct filter_msg *fm, const struct filter_e
 	case EV_TEXT_COUNT:   return st->text_count > 0;
 	case EV_FARAWAY:      return false;   /* ok_locales all */
 	case EV_MISSING_BOUNDARY:
-		return (fm->anomaly_mask >> MIME_ANOM_UNTERMINATED_MULTIPART) & 1;
+		/* a multipart opened and never closed; SpamAssassin stops reading after 1000
+		 * parts, as the MIME parser does, leaving the one it was in open */
+		return (fm->anomaly_mask >> MIME_ANOM_UNTERMINATED_MULTIPART) & 1 ||
+		       (fm->anomaly_mask >> MIME_ANOM_PARTS_EXCEEDED) & 1;
 	case EV_MP_ALT:       return st->multipart_alt;
 	case EV_MP_RATIO:     return ev_mp_ratio(st) != 0;
 	case EV_QP_COUNT:     return st->qp_bytes ? st->qp_chars != 0 : st->qp_hdr_count > 0;

@@ -49,7 +49,7 @@ struct filter_eval_mime_state {
 	/* the leaf whose body is streaming */
 	bool     in_leaf;
 	char     type[FILTER_EVAL_MIME_TYPE];
-	bool     l_plain, l_html, l_text;  /* text/plain, text/html, text/ */
+	bool     l_html, l_text;         /* text/html, text/ */
 	bool     l_ascii;                /* text/plain in us-ascii (or no charset) */
 	bool     l_unicode;              /* text/plain, CTE none, 7bit or 8bit */
 	bool     l_qp;                   /* CTE exactly quoted-printable */

@@ -7,7 +7,9 @@
  * inputs); the two callback transcripts must be identical, byte for byte. Checked in every
  * callback: body_text is valid UTF-8 with no CR, pieces are 1..MIME_TEXT_PIECE bytes, header
  * names have no ':' and decoded values are valid UTF-8, depths stay within max_depth, URIs are
- * within MIME_URI_MAX + 7; and body_text / rawbody totals stay within max_text_bytes.
+ * within MIME_URI_MAX + 7; and body_text / rawbody totals stay within max_text_bytes. The raw
+ * callback (the encoded lines, for the evals) goes into the transcript byte by byte, since
+ * its pieces follow the input's; its bytes never hold a line end.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,6 +29,7 @@ struct ts {
 	size_t   n, cap;
 	size_t   text, raw;
 	unsigned max_depth;
+	unsigned raw_kind;   /* the kind of the last raw bytes put, 0 after an event */
 };
 
 static void put(struct ts *t, const void *p, size_t n)
@@ -124,13 +127,31 @@ static void on_anomaly(void *arg, enum mime_anomaly a, const char *name)
 	put_tag(t, 'A', a);
 }
 
+static void on_encoded(void *arg, unsigned kind, const uint8_t *p, size_t n, bool eol)
+{
+	struct ts *t = arg;
+
+	CHECK(kind >= MIME_RAW_BODY && kind <= MIME_RAW_HDR_END);
+	if (kind <= MIME_RAW_EPILOGUE && !eol) {
+		CHECK(n > 0 && memchr(p, '\n', n) == NULL);
+		if (t->raw_kind != kind)
+			put_tag(t, 'b', kind);
+		t->raw_kind = kind;
+		put(t, p, n);
+		return;
+	}
+	CHECK(n == 0);
+	put_tag(t, eol ? 'l' : 'k', kind);
+	t->raw_kind = 0;
+}
+
 static struct ts ts_whole, ts_split;
 
 static struct mime_parser *make(struct ts *t, const struct mime_limits *lim)
 {
 	struct mime_sink sink = {
 		.arg = t, .header = on_header, .headers_end = on_headers_end, .body_text = on_text,
-		.rawbody = on_raw, .uri = on_uri, .anomaly = on_anomaly,
+		.rawbody = on_raw, .uri = on_uri, .anomaly = on_anomaly, .raw = on_encoded,
 	};
 	struct mime_parser *p;
 
@@ -163,6 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text_cap = which ? tiny.max_text_bytes : MIME_TEXT_BYTES_DEFAULT;
 
 	ts_whole.n = ts_whole.text = ts_whole.raw = 0;
+	ts_whole.raw_kind = ts_split.raw_kind = 0;
 	mime_parser_reset(pw[which]);
 	mime_parser_feed(pw[which], data, size);
 	mime_parser_end(pw[which]);

@@ -157,3 +157,5 @@ msg("qp_html_long", b"Subject: qp html\n" + MP % b"alternative",
     b"caf=C3=A9 =3D text=\n more\n--BB\nContent-Type: text/html; charset=utf-8\n"
     b"Content-Transfer-Encoding: quoted-printable\n\n<p style=3D\"color:red\">" + b"w" * 90 + b"</p>\n--BB--\n")
 msg("crlf_mix", b"Subject: cr in text\nContent-Type: text/plain\n", b"line one\rstill one\nline two\n")
+many = b"".join(b"--BB\nContent-Type: text/plain\n\npart %d\n" % i for i in range(1005))
+msg("many_parts", b"Subject: too many parts\n" + MP % b"mixed", many + b"--BB--\nepilogue text\n")
