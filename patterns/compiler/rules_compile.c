@@ -429,7 +429,7 @@ struct rules_compile_buf {
 
 static void rules_compile_put(struct rules_compile_buf *b, const void *p, size_t n)
 {
-	if (b->oom)
+	if (b->oom || n == 0)   /* an empty string may come as NULL */
 		return;
 	if (b->len + n > b->cap) {
 		size_t cap = (b->len + n) * 2 + 4096;
