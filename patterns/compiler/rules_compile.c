@@ -38,6 +38,9 @@ struct rules_compile_rule {
 	uint32_t  maxhits;      /* tflags multiple maxhits=N (0: no limit) */
 	uint32_t  eval;         /* RULES_KIND_EVAL: enum rules_eval */
 	char     *eval_args;    /* its argument text, without the parentheses */
+	char     *hs_orig;      /* rx.hs before rules_compile_relax replaced it */
+	bool      tried_relax;  /* the looser first tier was tried */
+	bool      tried_plain;  /* Hyperscan's own prefilter of the pattern was tried */
 };
 
 struct rules_compile_target {
@@ -203,6 +206,44 @@ static pcre2_code *rules_compile_pcre(const struct rules_regex *rx)
 	return pcre2_compile((PCRE2_SPTR)rx->pcre, PCRE2_ZERO_TERMINATED, rx->pcre_opts, &ec, &eo, NULL);
 }
 
+/* Gives x a looser first tier (rules_regex_relax), exact or as a prefilter, that PCRE2
+ * confirms: for a pattern Hyperscan refuses as it is, or whose database would be too large
+ * (bounded repeats of large groups), and for one whose own prefilter fires nearly everywhere.
+ * Sets kind PREFILTER and returns true when Hyperscan takes it. */
+static bool rules_compile_relax(struct rules_compile_ctx *c, struct rules_compile_rule *x)
+{
+	unsigned base = (x->rx.hs_flags & ~(unsigned)(HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY)) |
+			HS_FLAG_SINGLEMATCH;
+
+	x->tried_relax = true;
+	for (int anchors = 0; anchors < 2; anchors++) {
+		char *rl = NULL;
+		bool e = false;
+
+		if (rules_regex_relax(x->hs_orig ? x->hs_orig : x->rx.hs, anchors, &rl) < 0)
+			return false;
+		for (int pf = 0; pf < 2; pf++) {
+			unsigned fl = base | (pf ? HS_FLAG_PREFILTER : 0);
+
+			if (!rules_compile_hs_ok(rl, fl, &e))
+				continue;
+			if (!x->hs_orig)
+				x->hs_orig = x->rx.hs;
+			else
+				free(x->rx.hs);
+			x->rx.hs = rl;
+			x->rx.hs_flags = fl | (e ? HS_FLAG_ALLOWEMPTY : 0);
+			x->kind = RULES_KIND_PREFILTER;
+			if (c->o->report)
+				fprintf(c->o->report, "  looser first tier for %s (bounded repeats%s)%s\n",
+					x->r->name, anchors ? ", inner $" : "", pf ? ", as a prefilter" : "");
+			return true;
+		}
+		free(rl);
+	}
+	return false;
+}
+
 /* Native, prefilter or not at all; fills kind and the final hs flags. */
 static void rules_compile_classify(struct rules_compile_ctx *c, struct rules_compile_rule *x)
 {
@@ -216,12 +257,15 @@ static void rules_compile_classify(struct rules_compile_ctx *c, struct rules_com
 		return;
 	}
 	pc = rules_compile_pcre(&x->rx);
+	x->tried_plain = true;
 	if (pc && rules_compile_hs_ok(x->rx.hs, base | HS_FLAG_PREFILTER, &empty)) {
 		x->kind = RULES_KIND_PREFILTER;
 		x->rx.hs_flags = base | HS_FLAG_PREFILTER | (empty ? HS_FLAG_ALLOWEMPTY : 0);
 		for (unsigned b = 0; b < 5; b++)
 			if (x->rx.features & (1u << b))
 				c->st->features[b]++;
+	} else if (pc && rules_compile_relax(c, x)) {
+		/* PREFILTER with a looser first tier */
 	} else {
 		x->kind = pc ? RULES_KIND_PCRE : RULES_KIND_OFF;
 	}
@@ -537,6 +581,12 @@ static double rules_compile_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Confirmed by PCRE2 only on the lines holding a candidate end (RULES_LINE_CONFIRMED)? */
+static bool rules_compile_line_confirmed(const struct rules_compile_rule *x)
+{
+	return x->kind == RULES_KIND_PREFILTER && RULES_LINE_CONFIRMED(x->cls, x->flags);
+}
+
 /* Compiles the rules in idx[0..n) into one database; a rule Hyperscan refuses is demoted
  * (native -> prefilter -> off) and the compile retried. *db_r is NULL when no rule is left. */
 static int rules_compile_db(struct rules_compile_ctx *c, int *idx, size_t n, unsigned mode,
@@ -563,6 +613,10 @@ static int rules_compile_db(struct rules_compile_ctx *c, int *idx, size_t n, uns
 				continue;
 			ex[m] = x->rx.hs;
 			fl[m] = x->rx.hs_flags;
+			/* a line-confirmed prefilter rule reports every candidate end: the filter
+			 * confirms only the lines holding one (rules_format.h) */
+			if (rules_compile_line_confirmed(x))
+				fl[m] &= ~(unsigned)HS_FLAG_SINGLEMATCH;
 			ids[m] = (unsigned)x->out;
 			m++;
 		}
@@ -587,13 +641,26 @@ static int rules_compile_db(struct rules_compile_ctx *c, int *idx, size_t n, uns
 				fprintf(c->o->report, "  demoted %s: %s\n", x->r->name, ce->message);
 			c->st->native[x->cls] -= x->kind == RULES_KIND_HS;
 			c->st->prefilter[x->cls] -= x->kind == RULES_KIND_PREFILTER;
-			if (x->kind == RULES_KIND_HS && !(x->rx.hs_flags & HS_FLAG_PREFILTER)) {
+			{
+				/* native -> a looser first tier -> Hyperscan's prefilter -> PCRE2 alone */
 				pcre2_code *pc = rules_compile_pcre(&x->rx);
+				unsigned base = (x->rx.hs_flags & ~(unsigned)(HS_FLAG_PREFILTER |
+					HS_FLAG_ALLOWEMPTY)) | HS_FLAG_SINGLEMATCH;
+				const char *orig = x->hs_orig ? x->hs_orig : x->rx.hs;
 				bool e = false;
 
-				if (pc && rules_compile_hs_ok(x->rx.hs, x->rx.hs_flags | HS_FLAG_PREFILTER, &e)) {
+				if (pc && !x->tried_relax && rules_compile_relax(c, x)) {
+					c->st->prefilter[x->cls]++;
+				} else if (pc && !x->tried_plain &&
+					   rules_compile_hs_ok(orig, base | HS_FLAG_PREFILTER, &e)) {
+					x->tried_plain = true;
+					if (x->hs_orig) {
+						free(x->rx.hs);
+						x->rx.hs = x->hs_orig;
+						x->hs_orig = NULL;
+					}
 					x->kind = RULES_KIND_PREFILTER;
-					x->rx.hs_flags |= HS_FLAG_PREFILTER;
+					x->rx.hs_flags = base | HS_FLAG_PREFILTER | (e ? HS_FLAG_ALLOWEMPTY : 0);
 					c->st->prefilter[x->cls]++;
 				} else if (pc) {
 					x->kind = RULES_KIND_PCRE;
@@ -602,15 +669,6 @@ static int rules_compile_db(struct rules_compile_ctx *c, int *idx, size_t n, uns
 					x->kind = RULES_KIND_OFF;
 					c->st->unsupported[x->cls]++;
 				}
-				pcre2_code_free(pc);
-			} else {
-				pcre2_code *pc = rules_compile_pcre(&x->rx);
-
-				x->kind = pc ? RULES_KIND_PCRE : RULES_KIND_OFF;
-				if (pc)
-					c->st->pcre_only[x->cls]++;
-				else
-					c->st->unsupported[x->cls]++;
 				pcre2_code_free(pc);
 			}
 			break;
@@ -888,6 +946,7 @@ out:
 			rules_regex_clear(&c.cr[i].rx);
 			rules_meta_clear(&c.cr[i].code);
 			free(c.cr[i].eval_args);
+			free(c.cr[i].hs_orig);
 		}
 	for (size_t t = 0; t < c.ntg; t++)
 		free(c.tg[t].name);

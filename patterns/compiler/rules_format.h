@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RULES_FORMAT_MAGIC    "SLUICERS"  /* 8 bytes, no NUL */
-#define RULES_FORMAT_VERSION  1u
+#define RULES_FORMAT_VERSION  2u
 
 /* Rule classes; the value is also the index of the class's file. */
 enum rules_class {
@@ -168,6 +168,16 @@ enum rules_eval {
 #define RULES_RF_MULTIPLE    0x10u  /* tflags multiple: metas see the match count (streamed
 					    * classes; header rules count once, XXX) */
 #define RULES_RF_NOSUBJECT   0x20u  /* tflags nosubject: body rule skips the Subject line */
+
+/* Prefilter rules of the classes whose text is one unit a line (body: one paragraph a line, as
+ * SpamAssassin matches body rules per paragraph; uri: one URI a line), except tflags multiple,
+ * are "line-confirmed": their Hyperscan form is compiled without HS_FLAG_SINGLEMATCH, so it
+ * reports every candidate end, and the filter runs PCRE2 over each line holding a candidate
+ * end, that line alone (as SpamAssassin matches one paragraph, or one URI, at a time: no match
+ * crosses a line, and ^ $ and lookarounds see the line's edges). Other prefilter rules report
+ * their first candidate and are confirmed over the class's whole text. */
+#define RULES_LINE_CONFIRMED(cls, flags) \
+	(((cls) == RULES_CLASS_BODY || (cls) == RULES_CLASS_URI) && !((flags) & RULES_RF_MULTIPLE))
 
 /* rule record: u8 cls, u8 kind, u16 flags, i32 score_milli, u32 target (header rules; for a
  * tflags multiple rule of another class its maxhits, 0 for no limit; else 0),

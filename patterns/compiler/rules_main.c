@@ -4,7 +4,7 @@
  *   sluice-rules check   [-s SET] FILE...            parse, classify every rule, report
  *   sluice-rules compile [-s SET] -o DIR FILE...     write a compiled rule-set directory
  *   sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE] [--threshold X]
- *                     [--limit N]                    score a labelled corpus with the data
+ *                     [--limit N] [--profile]          score a labelled corpus with the data
  *                                                    plane's scanner, print the confusion
  *                                                    matrix and per-message timing
  * Files are read in the order given (give SpamAssassin's .pre files first, as it reads them
@@ -44,7 +44,7 @@ static void rules_main_usage_to(FILE *f)
 		"usage: sluice-rules check [-s SET] FILE...\n"
 		"       sluice-rules compile [-s SET] -o DIR FILE...\n"
 		"       sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE]\n"
-		"                         [--threshold SCORE] [--limit N]\n"
+		"                         [--threshold SCORE] [--limit N] [--profile]\n"
 		"       sluice-rules update -o DIR [--reload PIDFILE] [--state DIR] [--rules DIR]\n"
 		"                           [--site DIR] [--add FILE]... [-s SET]\n"
 		"       sluice-rules --help | --version\n"
@@ -448,9 +448,11 @@ static int rules_main_test(int argc, char **argv)
 		{ "results", required_argument, NULL, 'r' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "limit", required_argument, NULL, 'l' },
+		{ "profile", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dbdir = NULL, *corpus = NULL, *results = NULL;
+	bool profile = false;
 	double threshold = -1e9;
 	long limit = -1;
 	char manifest[4096], base[4096], err[512], line[8192];
@@ -463,13 +465,14 @@ static int rules_main_test(int argc, char **argv)
 	size_t nlat = 0, latcap = 0, bytes = 0;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "d:c:r:t:l:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:r:t:l:p", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': dbdir = optarg; break;
 		case 'c': corpus = optarg; break;
 		case 'r': results = optarg; break;
 		case 't': threshold = atof(optarg); break;
 		case 'l': limit = atol(optarg); break;
+		case 'p': profile = true; break;
 		default: rules_main_usage();
 		}
 	}
@@ -493,6 +496,12 @@ static int rules_main_test(int argc, char **argv)
 		threshold = filter_db_required_milli(db) / 1000.0;
 	if (filter_shard_new(&fs, db) < 0) {
 		fprintf(stderr, "sluice-rules: out of memory\n");
+		filter_db_unref(&db);
+		return 1;
+	}
+	if (profile && filter_shard_profile(fs, true) < 0) {
+		fprintf(stderr, "sluice-rules: out of memory\n");
+		filter_shard_free(&fs);
 		filter_db_unref(&db);
 		return 1;
 	}
@@ -592,6 +601,8 @@ static int rules_main_test(int argc, char **argv)
 		       "(match limit, depth limit, JIT stack): %llu\n", (unsigned long long)calls,
 		       nlat ? (double)calls / (double)nlat : 0, (unsigned long long)capped);
 	}
+	if (profile)
+		filter_shard_profile_print(fs, stdout, nlat, 20);
 	free(lat);
 	filter_shard_free(&fs);
 	filter_db_unref(&db);

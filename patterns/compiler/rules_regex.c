@@ -292,3 +292,91 @@ int rules_regex_translate(const char *re, const char *flags, bool lines, struct 
 	}
 	return 0;
 }
+
+/* Copies an escape at p (a backslash and what it takes) into o; returns its length. */
+static size_t rules_regex_escape_len(const char *p)
+{
+	size_t n = 2;
+
+	if (!p[1])
+		return 1;
+	if (strchr("xpPNogk", p[1]) && p[2] == '{') {
+		const char *c = strchr(p + 3, '}');
+
+		n = c ? (size_t)(c - p) + 1 : strlen(p);
+	}
+	return n;
+}
+
+int rules_regex_relax(const char *hs, bool anchors, char **out_r)
+{
+	struct rules_regex_out o = { 0 };
+	size_t n = strlen(hs), i = 0;
+
+	*out_r = NULL;
+	while (i < n) {
+		if (hs[i] == '\\') {
+			size_t k = rules_regex_escape_len(hs + i);
+
+			rules_regex_put(&o, hs + i, k);
+			i += k;
+		} else if (hs[i] == '[') {
+			size_t j = i + 1;
+
+			if (hs[j] == '^')
+				j++;
+			if (hs[j] == ']')
+				j++;
+			while (j < n && hs[j] != ']') {
+				if (hs[j] == '\\')
+					j += rules_regex_escape_len(hs + j);
+				else if (hs[j] == '[' && hs[j + 1] == ':') {
+					const char *c = strstr(hs + j + 2, ":]");
+
+					j = c ? (size_t)(c - hs) + 2 : j + 1;
+				} else
+					j++;
+			}
+			if (j >= n) {
+				free(o.p);
+				return -EINVAL;
+			}
+			rules_regex_put(&o, hs + i, j + 1 - i);
+			i = j + 1;
+		} else if (hs[i] == '{' && isdigit((unsigned char)hs[i + 1])) {
+			char *e;
+			unsigned long lo = strtoul(hs + i + 1, &e, 10), hi = lo;
+			bool unbounded = false;
+
+			if (*e == ',') {
+				if (e[1] == '}') {
+					unbounded = true;
+					e++;
+				} else if (isdigit((unsigned char)e[1])) {
+					hi = strtoul(e + 1, &e, 10);
+				} else {
+					e = NULL;
+				}
+			}
+			if (e && *e == '}' && (unbounded ? lo >= 2 : hi >= 2)) {
+				/* X{m,n} -> X* or X+: every string it matched still matches */
+				rules_regex_put(&o, lo ? "+" : "*", 1);
+				i = (size_t)(e - hs) + 1;
+			} else {
+				rules_regex_put(&o, hs + i, 1);
+				i++;
+			}
+		} else if (anchors && hs[i] == '$' && i + 1 < n) {
+			i++;   /* an assertion dropped matches more, never less */
+		} else {
+			rules_regex_put(&o, hs + i, 1);
+			i++;
+		}
+	}
+	if (o.oom || !o.p) {
+		free(o.p);
+		return o.oom ? -ENOMEM : -EINVAL;
+	}
+	*out_r = o.p;
+	return 0;
+}

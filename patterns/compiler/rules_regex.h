@@ -42,4 +42,12 @@ struct rules_regex {
 int rules_regex_translate(const char *re, const char *flags, bool lines, struct rules_regex *out);
 void rules_regex_clear(struct rules_regex *rx);
 
+/* A looser form of a Hyperscan pattern text, for a first tier that PCRE2 confirms: every
+ * bounded repeat that can repeat more than once, X{m,n} X{m} X{m,} (m or n at least 2),
+ * becomes X+ (X* when m is 0), which Hyperscan compiles as a loop instead of m or n copies;
+ * with anchors, every '$' but a last one is dropped too (Hyperscan refuses embedded end
+ * anchors in a prefilter). Whatever the pattern matched, the looser form matches too. Returns
+ * 0 and a malloc'd *out_r, -EINVAL (an unterminated class), or -ENOMEM. */
+int rules_regex_relax(const char *hs, bool anchors, char **out_r);
+
 #endif

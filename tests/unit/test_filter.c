@@ -111,7 +111,12 @@ static const char test_filter_rules[] =
 	"body    CMT_SAVED    eval:html_text_match('comment', '<!-- saved from url=\\(\\d{4}\\)')\n"
 	"score   CMT_SAVED    1.01\n"
 	"header  RELAY_BANG   X-Spam-Relays-Untrusted =~ /^\\[ ip=203\\.0\\.113\\.9 rdns=host\\.example helo=!198\\.51\\.100\\.3! /\n"
-	"score   RELAY_BANG   1.03\n";
+	"score   RELAY_BANG   1.03\n"
+	/* prefilter body rules, confirmed on the paragraph (line) holding a candidate, alone */
+	"body    LINE_END     /\\bpassword(?=\\s)/\n"        /* at a paragraph's end: no match */
+	"score   LINE_END     1.07\n"
+	"body    LINE_LATER   /(?<!x)second line/\n"         /* a candidate past the first line */
+	"score   LINE_LATER   1.09\n";
 
 static const char test_filter_rules2[] =
 	"body    ONLY_V2      /viagra/i\n"
@@ -436,6 +441,32 @@ static const struct test_filter_case test_filter_cases[] = {
 		"hi\n",
 		"DATE_NODIGIT,MISSING_MID,RELAY_BANG",
 		700 + 200 + 1030,
+	},
+	{
+		"a paragraph is matched alone",
+		"Subject: hello\n"
+		"Message-Id: <2@example.com>\n"
+		"Date: Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"\n"
+		"please reset the password\n"
+		"\n"
+		"this is the second line\n"
+		"\n"
+		"your password now\n",
+		"LINE_END,LINE_LATER",
+		1070 + 1090,
+	},
+	{
+		"lookahead stops at the paragraph's end",
+		"Subject: hello\n"
+		"Message-Id: <3@example.com>\n"
+		"Date: Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"\n"
+		"please reset the password\n"
+		"\n"
+		"next one\n",
+		"",
+		0,
 	},
 	{
 		"two characters of text",

@@ -398,6 +398,35 @@ static void test_rules_translate_bad(void **state)
 		assert_int_equal(rules_regex_translate(bad[i], "", false, &rx), -EINVAL);
 }
 
+/* The looser first tier: bounded repeats become loops, classes and escapes stay as they are,
+ * and with anchors an inner '$' goes; the looser form matches wherever the pattern did. */
+static void test_rules_relax(void **state)
+{
+	static const struct { const char *in; bool anchors; const char *want; } t[] = {
+		{ "(?:ab|c){3}x{0,5}y{1,}z{2,}w{1}v{0,1}", false, "(?:ab|c)+x*y{1,}z+w{1}v{0,1}" },
+		{ "[{3}]\\{3}\\x{41}{2}\\p{L}{0,9}", false, "[{3}]\\{3}\\x{41}+\\p{L}*" },
+		{ "[]{2}][[:alpha:]{2}]{4,6}", false, "[]{2}][[:alpha:]{2}]+" },
+		{ "(?:$|\\W)a{2}$", true, "(?:|\\W)a+$" },
+		{ "(?:$|\\W)a$", false, "(?:$|\\W)a$" },
+		{ "a{,3}b{x}", false, "a{,3}b{x}" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char *out = NULL;
+
+		assert_int_equal(rules_regex_relax(t[i].in, t[i].anchors, &out), 0);
+		if (strcmp(out, t[i].want) != 0)
+			fail_msg("relax '%s': '%s', want '%s'", t[i].in, out, t[i].want);
+		free(out);
+	}
+	{
+		char *out = NULL;
+
+		assert_int_equal(rules_regex_relax("[ab", false, &out), -EINVAL);
+		assert_null(out);
+	}
+}
+
 /* --- meta ---------------------------------------------------------------------------------- */
 
 static int test_rules_resolve(void *arg, const char *name)
@@ -533,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_rules_delims_table),
 		cmocka_unit_test(test_rules_translate_table),
 		cmocka_unit_test(test_rules_translate_bad),
+		cmocka_unit_test(test_rules_relax),
 		cmocka_unit_test(test_rules_meta_table),
 		cmocka_unit_test(test_rules_meta_bad),
 		cmocka_unit_test(test_rules_compile_small),
