@@ -794,8 +794,9 @@ static void filter_msg_confirm(struct filter_msg *fm)
 
 		if (filter_bit(fm->hits, e->id))
 			continue;
-		end = memchr(t->p + e->last - 1, '\n', t->len - (e->last - 1));
-		if (!end)
+		if (ru->flags & RULES_RF_ENDS_AT)
+			end = t->p + e->last;   /* no match on the line ends later */
+		else if (!(end = memchr(t->p + e->last - 1, '\n', t->len - (e->last - 1))))
 			end = t->p + t->len;
 		if (filter_shard_match(fm, e->id, ru->pcre, t->p + e->start,
 				       (size_t)(end - t->p) - e->start, 0) >= 0)

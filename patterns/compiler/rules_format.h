@@ -168,6 +168,9 @@ enum rules_eval {
 #define RULES_RF_MULTIPLE    0x10u  /* tflags multiple: metas see the match count (streamed
 					    * classes; header rules count once, XXX) */
 #define RULES_RF_NOSUBJECT   0x20u  /* tflags nosubject: body rule skips the Subject line */
+#define RULES_RF_ENDS_AT     0x40u  /* line-confirmed: every match ends at a candidate end and
+					    * nothing after its end decides it (no lookahead, \b \B $
+					    * \z \Z): PCRE2 gets the line up to the last candidate */
 
 /* Prefilter rules of the classes whose text is one unit a line (body: one paragraph a line, as
  * SpamAssassin matches body rules per paragraph; uri: one URI a line), except tflags multiple,
