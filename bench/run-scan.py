@@ -20,6 +20,10 @@ trees from /proc; the clients spamc/rspamc are not counted), messages/s per core
 on the subset (spam caught / ham misjudged: sluice at its threshold 5, spamd at its threshold 5,
 rspamd's action "add header" or "reject" counts as spam).
 
+The profile (sluice only, after the rounds): one more pass with `sluice-rules test --profile`:
+per-message CPU mean/p50/p99/max, and the time by part (Hyperscan per class, header targets,
+relays, PCRE2 confirmations, evals, metas) and by rule for PCRE2.
+
 The hostile case (sluice only, after the rounds): messages crafted to make one rule slow (long
 runs of one character that backtracking rules love, an endless header line, a form of blanks
 for __FILL_THIS_FORM_*, see hostile_messages) scanned by `sluice-rules test`: their CPU per
@@ -102,7 +106,7 @@ def main():
                               if x.endswith(".cf")), check=True, capture_output=True)
 
     skipped = {}
-    hostile = None
+    hostile = profile = None
     spamd = rspamd = dns = None
     runs = []
     try:
@@ -165,6 +169,7 @@ def main():
                       f"{acc.get('spam_caught', '?')}/{acc.get('spam', '?')} ham misjudged "
                       f"{acc.get('ham_misjudged', '?')}/{acc.get('ham', '?')}", flush=True)
         if "sluice" in want:
+            profile = run_profile(rules, db, sub_manifest)
             hostile = run_hostile(a, rules, db)
     finally:
         if spamd is not None:
@@ -173,7 +178,35 @@ def main():
             rspamd.stop()
         if dns is not None:
             dns.stop()
-    return report(a, db, runs, skipped, hostile)
+    return report(a, db, runs, skipped, hostile, profile)
+
+
+def run_profile(rules, db, manifest):
+    """One more sluice pass with `sluice-rules test --profile` (not a timed round: the profile
+    reads the clock around every part): per-message CPU mean/p50/p99/max, and where the time
+    goes by part (Hyperscan per class, header targets, relays, PCRE2 confirmations, evals,
+    metas), by rule for PCRE2, and the rules Hyperscan reports most often."""
+    r = subprocess.run([rules, "test", "--db", db, "--corpus", manifest, "--profile"],
+                       capture_output=True, text=True, timeout=1200)
+    out = {"rc": r.returncode, "parts_us": {}, "pcre2_us": {}, "reports_per_msg": {}}
+    m = re.search(r"mean (\d+) us, p50 (\d+) us, p99 (\d+) us, max (\d+) us", r.stdout)
+    if m:
+        out.update(cpu_us_mean=int(m.group(1)), cpu_us_p50=int(m.group(2)),
+                   cpu_us_p99=int(m.group(3)), cpu_us_max=int(m.group(4)))
+    for line in r.stdout.splitlines():
+        m = re.match(r"^  pcre2 (\S+)\s+([\d.]+) us\s+([\d.]+) runs$", line)
+        if m:
+            out["pcre2_us"][m.group(1)] = {"us": float(m.group(2)), "runs": float(m.group(3))}
+            continue
+        m = re.match(r"^  reports (\S+)\s+([\d.]+) per message$", line)
+        if m:
+            out["reports_per_msg"][m.group(1)] = float(m.group(2))
+            continue
+        m = re.match(r"^  (\S.*?)\s+([\d.]+)$", line)
+        if m:
+            out["parts_us"][m.group(1)] = float(m.group(2))
+    print(f"profile: {out}", flush=True)
+    return out
 
 
 def hostile_messages(n):
@@ -334,7 +367,7 @@ def feed_spamd(a, paths):
         return dict(zip(paths, ex.map(one, paths)))
 
 
-def report(a, db, runs, skipped, hostile=None):
+def report(a, db, runs, skipped, hostile=None, profile=None):
     med = lambda xs: statistics.median(xs) if xs else None
     names = [n for n in ("sluice", "spamd", "rspamd") if any(r["server"] == n for r in runs)]
     summary = {}
@@ -364,7 +397,7 @@ def report(a, db, runs, skipped, hostile=None):
     doc = {"scenario": "scan", "when": datetime.datetime.now().isoformat(timespec="seconds"),
            "cpus": os.cpu_count(), "args": vars(a), "db": db, "reproduce": repro, "runs": runs,
            "summary": summary, "ratios": ratios, "skipped": skipped,
-           "hostile": hostile}
+           "hostile": hostile, "profile": profile}
     with open(os.path.join(a.out, "scan.json"), "w") as f:
         json.dump(doc, f, indent=1)
     f2 = lambda x, nd=1: "n/a" if x is None else f"{x:,.{nd}f}"
@@ -386,6 +419,17 @@ def report(a, db, runs, skipped, hostile=None):
     if ratios:
         md += ["", "| ratio | value |", "|---|---:|"]
         md += [f"| {k} | {f2(v, 2)} |" for k, v in ratios.items()]
+    if profile and profile.get("parts_us"):
+        if "cpu_us_mean" in profile:
+            md.append(f"\nsluice per message (CPU, one pass with --profile): mean "
+                      f"{profile['cpu_us_mean']} us, p50 {profile['cpu_us_p50']} us, p99 "
+                      f"{profile['cpu_us_p99']} us, max {profile['cpu_us_max']} us")
+        md += ["", "| sluice, where the time goes | us/msg |", "|---|---:|"]
+        md += [f"| {k} | {f2(v)} |" for k, v in profile["parts_us"].items()]
+        if profile["pcre2_us"]:
+            md += ["", "| PCRE2 by rule (top) | us/msg | runs/msg |", "|---|---:|---:|"]
+            md += [f"| {k} | {f2(v['us'])} | {f2(v['runs'], 2)} |"
+                   for k, v in profile["pcre2_us"].items()]
     if hostile and "cpu_us_mean" in hostile:
         md.append(f"\nHostile case (sluice, {hostile['messages']} crafted messages of about 60 KB): "
                   f"CPU per message mean {hostile['cpu_us_mean']} us, max {hostile['cpu_us_max']} "

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "base/buf.h"
@@ -88,6 +89,13 @@ struct filter_db *filter_shard_db(const struct filter_shard *fs);
 /* The shard's PCRE2 runs (confirmations and evals) and those stopped by the match, depth or
  * JIT-stack cap since the shard began. */
 void filter_shard_pcre_stats(const struct filter_shard *fs, uint64_t *calls_r, uint64_t *capped_r);
+/* Where the scan time goes (sluice-rules test --profile, bench/run-scan.py): off by default;
+ * on, every message scanned from fs adds its monotonic-clock nanoseconds per part (Hyperscan per
+ * class, header targets, PCRE2 confirmations, evals, metas) and per rule that PCRE2 ran for.
+ * Returns 0 or -ENOMEM. The print lists the parts and the top rules by PCRE2 time, per message
+ * over nmsg messages. */
+int  filter_shard_profile(struct filter_shard *fs, bool on);
+void filter_shard_profile_print(const struct filter_shard *fs, FILE *f, uint64_t nmsg, unsigned top);
 
 /* --- per message (filter_msg.c) ---------------------------------------------------------- */
 

@@ -311,6 +311,7 @@ static int filter_db_load_meta(struct filter_db *db, const uint8_t *data, size_t
 		ru->cls = cls;
 		ru->kind = kind;
 		if (kind == RULES_KIND_PREFILTER || kind == RULES_KIND_PCRE) {
+			ru->lines = kind == RULES_KIND_PREFILTER && RULES_LINE_CONFIRMED(cls, ru->flags);
 			ru->pcre = pcre2_compile((PCRE2_SPTR)r.p, plen, popts, &ec, &eo, NULL);
 			if (!ru->pcre) {
 				filter_db_errf(err, errlen, "rules.meta: rule %s: PCRE2 refuses its pattern",

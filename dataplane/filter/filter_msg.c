@@ -70,6 +70,44 @@ static void filter_msg_keep(struct filter_msg *fm, unsigned cls, const uint8_t *
 
 /* --- matches ---------------------------------------------------------------------------- */
 
+/* A candidate end of line-confirmed rule id: the line holding the match's last byte gets an
+ * entry (one per rule and line; the kept text already holds the chunk being scanned). A
+ * candidate past the kept text is one the whole-text confirmation could not prove either. */
+static void filter_msg_cand_line(struct filter_msg *fm, uint32_t id, unsigned cls,
+				 unsigned long long to)
+{
+	const struct filter_text *t = &fm->txt[cls];
+	struct filter_cand_line *e;
+	const uint8_t *nl;
+	size_t from;
+
+	if (to == 0 || to > t->len)
+		return;
+	from = 0;
+	if (filter_bit(fm->cand, id)) {
+		e = &fm->clines[fm->cline[id]];
+		if (to <= e->last)
+			return;
+		/* the same line unless a line ends between the last candidate and this one */
+		if (!memchr(t->p + e->last - 1, '\n', (size_t)(to - e->last)))  {
+			e->last = (uint32_t)to;
+			return;
+		}
+		from = e->last;
+	}
+	if (!filter_msg_grow((void **)&fm->clines, &fm->clcap, fm->nclines + 1, sizeof(*fm->clines))) {
+		fm->oom = true;
+		return;
+	}
+	nl = from + 1 < to ? memrchr(t->p + from, '\n', (size_t)(to - 1 - from)) : NULL;
+	e = &fm->clines[fm->nclines];
+	e->id = id;
+	e->start = nl ? (uint32_t)(nl + 1 - t->p) : (uint32_t)from;
+	e->last = (uint32_t)to;
+	fm->cline[id] = (uint32_t)fm->nclines++;
+	filter_bit_set(fm->cand, id);
+}
+
 static int filter_msg_on_match(unsigned int id, unsigned long long from, unsigned long long to,
 			       unsigned int flags, void *ctx)
 {
@@ -77,7 +115,11 @@ static int filter_msg_on_match(unsigned int id, unsigned long long from, unsigne
 
 	if (id >= fm->db->nrules)
 		return 0;
-	if (fm->db->rules[id].kind == RULES_KIND_PREFILTER)
+	if (fm->fs->prof && id < fm->fs->prof->nrules)
+		fm->fs->prof->rule_reports[id]++;
+	if (fm->db->rules[id].lines)
+		filter_msg_cand_line(fm, id, fm->db->rules[id].cls, to);
+	else if (fm->db->rules[id].kind == RULES_KIND_PREFILTER)
 		filter_bit_set(fm->cand, id);
 	else
 		filter_bit_set(fm->hits, id);
@@ -88,10 +130,16 @@ static void filter_msg_stream(struct filter_msg *fm, unsigned cls, const uint8_t
 {
 	if (!n)
 		return;
-	if (fm->st[cls])
+	/* kept first: a line-confirmed rule's candidate finds its line in the kept text */
+	filter_msg_keep(fm, cls, p, n);
+	if (fm->st[cls]) {
+		uint64_t t0 = fm->fs->prof ? filter_shard_ns() : 0;
+
 		(void)hs_scan_stream(fm->st[cls], (const char *)p, (unsigned)n, 0, fm->fs->scratch,
 				     filter_msg_on_match, fm);
-	filter_msg_keep(fm, cls, p, n);
+		if (fm->fs->prof)
+			fm->fs->prof->ns[cls] += filter_shard_ns() - t0;
+	}
 }
 
 /* --- body text ------------------------------------------------------------------------- */
@@ -401,6 +449,7 @@ static void filter_msg_hdr_count(struct filter_msg *fm, uint32_t id, const struc
 static void filter_msg_targets(struct filter_msg *fm, uint32_t from, uint32_t to, bool mime)
 {
 	struct filter_db *db = fm->db;
+	uint64_t t0 = fm->fs->prof ? filter_shard_ns() : 0;
 
 	for (uint32_t t = 0; t < db->ntargets; t++) {
 		const struct filter_target *tg = &db->targets[t];
@@ -437,6 +486,8 @@ static void filter_msg_targets(struct filter_msg *fm, uint32_t from, uint32_t to
 				filter_msg_hdr_count(fm, id, ru);
 		}
 	}
+	if (fm->fs->prof)
+		fm->fs->prof->ns[FILTER_PROF_TARGETS] += filter_shard_ns() - t0;
 }
 
 static void filter_msg_subject(struct filter_msg *fm)
@@ -517,7 +568,13 @@ static void filter_msg_on_headers_end(void *arg, unsigned depth)
 	if (depth == 0 && !fm->top_done) {
 		fm->top_done = true;
 		fm->ntop = fm->nhdrs;
-		filter_relay_build(fm);
+		{
+			uint64_t t0 = fm->fs->prof ? filter_shard_ns() : 0;
+
+			filter_relay_build(fm);
+			if (fm->fs->prof)
+				fm->fs->prof->ns[FILTER_PROF_RELAYS] += filter_shard_ns() - t0;
+		}
 		filter_msg_targets(fm, 0, fm->ntop, false);
 		/* mimeheader rules see every part, the message itself included (MIMEHeader.pm walks
 		 * find_parts(qr/./), which starts at the root) */
@@ -645,6 +702,8 @@ static void filter_msg_destroy(struct filter_msg *fm)
 	free(fm->hits);
 	free(fm->cand);
 	free(fm->cnt);
+	free(fm->cline);
+	free(fm->clines);
 	free(fm->hdrs);
 	free(fm->arena);
 	free(fm->val);
@@ -707,6 +766,7 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 	if (nwords > fm->wcap) {
 		uint64_t *h = realloc(fm->hits, nwords * 8), *c;
 		uint8_t *k;
+		uint32_t *l;
 
 		if (h)
 			fm->hits = h;
@@ -716,7 +776,10 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 		k = c ? realloc(fm->cnt, nwords * 64) : NULL;
 		if (k)
 			fm->cnt = k;
-		if (!h || !c || !k) {
+		l = k ? realloc(fm->cline, nwords * 64 * sizeof(*l)) : NULL;
+		if (l)
+			fm->cline = l;
+		if (!h || !c || !k || !l) {
 			filter_msg_destroy(fm);
 			return -ENOMEM;
 		}
@@ -738,6 +801,7 @@ int filter_msg_begin(struct filter_shard *fs, struct filter_msg **fm_r)
 	fm->ended = fm->oom = false;
 	fm->pcre_capped = 0;
 	fm->capped_rule = UINT32_MAX;
+	fm->nclines = 0;
 	fm->n_html = fm->n_text = 0;
 	fm->body_subj_end = 0;
 	fm->atok_len = 0;
@@ -774,8 +838,11 @@ void filter_msg_set_envelope(struct filter_msg *fm, const struct filter_envelope
 
 void filter_msg_feed(struct filter_msg *fm, const uint8_t *p, size_t len)
 {
+	uint64_t t0;
+
 	if (fm->ended || !len)
 		return;
+	t0 = fm->fs->prof ? filter_shard_ns() : 0;
 	filter_eval_mime_feed(fm, p, len);
 	filter_msg_stream(fm, RULES_CLASS_FULL, p, len);
 #ifdef SLUICE_FILTER_HAVE_MIME
@@ -785,6 +852,8 @@ void filter_msg_feed(struct filter_msg *fm, const uint8_t *p, size_t len)
 	filter_msg_stream(fm, RULES_CLASS_RAWBODY, p, len);
 	filter_msg_body(fm, p, len);
 #endif
+	if (fm->fs->prof)
+		fm->fs->prof->ns[FILTER_PROF_TOTAL] += filter_shard_ns() - t0;
 }
 
 /* Where a confirmation starts in its class's text: after the Subject line for a body rule
@@ -800,6 +869,28 @@ static PCRE2_SIZE filter_msg_start(const struct filter_msg *fm, const struct fil
 static void filter_msg_confirm(struct filter_msg *fm)
 {
 	struct filter_db *db = fm->db;
+
+	/* line-confirmed rules: each line holding a candidate end, alone, until one matches */
+	for (size_t k = 0; k < fm->nclines; k++) {
+		const struct filter_cand_line *e = &fm->clines[k];
+		const struct filter_rule *ru = &db->rules[e->id];
+		const struct filter_text *t = &fm->txt[ru->cls];
+		const uint8_t *end;
+
+		if (filter_bit(fm->hits, e->id))
+			continue;
+		/* tflags nosubject: the Subject is the body text's first line */
+		if ((ru->flags & RULES_RF_NOSUBJECT) && ru->cls == RULES_CLASS_BODY &&
+		    e->last <= fm->body_subj_end)
+			continue;
+		if (ru->flags & RULES_RF_ENDS_AT)
+			end = t->p + e->last;   /* no match on the line ends later */
+		else if (!(end = memchr(t->p + e->last - 1, '\n', t->len - (e->last - 1))))
+			end = t->p + t->len;
+		if (filter_shard_match(fm, e->id, ru->pcre, t->p + e->start,
+				       (size_t)(end - t->p) - e->start, 0) >= 0)
+			filter_bit_set(fm->hits, e->id);
+	}
 
 	/* rules only PCRE2 can run: over the kept text of their class */
 	for (uint32_t k = 0; k < db->npcre_only; k++) {
@@ -822,7 +913,8 @@ static void filter_msg_confirm(struct filter_msg *fm)
 			if (id >= db->nrules)
 				continue;
 			ru = &db->rules[id];
-			if (ru->kind != RULES_KIND_PREFILTER || !ru->pcre || ru->cls >= RULES_CLASS_NSCAN)
+			if (ru->kind != RULES_KIND_PREFILTER || !ru->pcre || ru->cls >= RULES_CLASS_NSCAN ||
+			    ru->lines)
 				continue;
 			t = &fm->txt[ru->cls];
 			if (filter_shard_match(fm, id, ru->pcre, t->p, t->len, filter_msg_start(fm, ru)) < 0)
@@ -857,9 +949,11 @@ static int filter_msg_cmp_name(const void *a, const void *b, void *arg)
 void filter_msg_end(struct filter_msg *fm, struct filter_verdict *v)
 {
 	struct filter_db *db = fm->db;
+	struct filter_prof *prof = fm->fs->prof;
 	uint32_t shown[256];
 	unsigned nshown = 0;
 	size_t off = 0;
+	uint64_t t0 = prof ? filter_shard_ns() : 0, t1;
 
 	memset(v, 0, sizeof(*v));
 	v->required_milli = db->required_milli;
@@ -885,12 +979,24 @@ void filter_msg_end(struct filter_msg *fm, struct filter_verdict *v)
 	filter_msg_body_flush(fm);
 	for (unsigned c = 0; c < RULES_CLASS_NSCAN; c++)
 		if (fm->st[c]) {
+			t1 = prof ? filter_shard_ns() : 0;
 			(void)hs_close_stream(fm->st[c], fm->fs->scratch, filter_msg_on_match, fm);
 			fm->st[c] = NULL;
+			if (prof)
+				prof->ns[c] += filter_shard_ns() - t1;
 		}
+	t1 = prof ? filter_shard_ns() : 0;
 	filter_msg_confirm(fm);
+	if (prof) {
+		prof->ns[FILTER_PROF_CONFIRM] += filter_shard_ns() - t1;
+		t1 = filter_shard_ns();
+	}
 	filter_eval_html_part(fm, false);
 	filter_eval_run(fm);
+	if (prof) {
+		prof->ns[FILTER_PROF_EVAL] += filter_shard_ns() - t1;
+		t1 = filter_shard_ns();
+	}
 	for (uint32_t i = db->first_meta; i < db->nrules; i++) {
 		const struct filter_rule *ru = &db->rules[i];
 
@@ -928,6 +1034,10 @@ void filter_msg_end(struct filter_msg *fm, struct filter_verdict *v)
 	v->pcre_capped = fm->pcre_capped;
 	if (fm->pcre_capped && fm->capped_rule < db->nrules)
 		snprintf(v->capped_rule, sizeof(v->capped_rule), "%s", db->rules[fm->capped_rule].name);
+	if (prof) {
+		prof->ns[FILTER_PROF_META] += filter_shard_ns() - t1;
+		prof->ns[FILTER_PROF_TOTAL] += filter_shard_ns() - t0;
+	}
 }
 
 void filter_msg_free(struct filter_msg **fmp)

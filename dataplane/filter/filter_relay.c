@@ -58,13 +58,29 @@ static bool filter_relay_private(const unsigned char ip[4])
 	       (ip[0] == 192 && ip[1] == 168) || (ip[0] == 169 && ip[1] == 254) || ip[0] == 0;
 }
 
+/* The first lit in [p, e), ASCII case ignored. Only a byte equal to lit's first (either case)
+ * is compared further: memchr finds it when it has no case. */
 static const char *filter_relay_find(const char *p, const char *e, const char *lit)
 {
 	size_t n = strlen(lit);
+	unsigned char f = (unsigned char)lit[0], fl = (unsigned char)tolower(f);
+	bool alpha = fl != (unsigned char)toupper(f);
 
-	for (; p + n <= e; p++)
-		if (strncasecmp(p, lit, n) == 0)
+	if (!n)
+		return p;
+	while (p + n <= e) {
+		if (!alpha) {
+			p = memchr(p, f, (size_t)(e - p) - n + 1);
+			if (!p)
+				return NULL;
+		} else if (((unsigned char)*p | 0x20) != fl) {
+			p++;
+			continue;
+		}
+		if (strncasecmp(p + 1, lit + 1, n - 1) == 0)
 			return p;
+		p++;
+	}
 	return NULL;
 }
 
@@ -210,7 +226,8 @@ static bool filter_relay_parse(const char *raw, size_t rn, struct filter_relay *
 				depth++;
 			else if (*p == ')' && depth)
 				depth--;
-			else if (!depth && (p[0] == ' ' || p[0] == '\t') && strncasecmp(p + 1, "by ", 3) == 0) {
+			else if (!depth && (p[0] == ' ' || p[0] == '\t') && (p[1] | 0x20) == 'b' &&
+				 strncasecmp(p + 1, "by ", 3) == 0) {
 				by = p + 1;
 				break;
 			}

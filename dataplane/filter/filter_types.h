@@ -62,6 +62,7 @@ struct filter_rule {
 				     * forged Yahoo: the Received forms Yahoo writes */
 	pcre2_code *eval_re2;       /* forged Yahoo: Yahoo's bulk mailer */
 	uint8_t     maxhits;        /* header rules, tflags multiple: the count's cap, 0: 255 */
+	bool        lines;          /* line-confirmed prefilter rule (RULES_LINE_CONFIRMED) */
 };
 
 #define FILTER_HTML_TAGS    16u   /* distinct tag names the evals may ask about */
@@ -200,6 +201,19 @@ struct filter_msg {
 	/* PCRE2 runs stopped by the shard's caps (filter_shard_match), the first such rule */
 	uint32_t             pcre_capped;
 	uint32_t             capped_rule;
+	/* candidate lines of line-confirmed rules, in the order Hyperscan reported them: one
+	 * entry per rule and line; cline[id] is the rule's latest entry while its cand bit is set */
+	struct filter_cand_line *clines;
+	size_t               nclines, clcap;
+	uint32_t            *cline;
+};
+
+/* A line holding candidate ends of a line-confirmed rule: PCRE2 runs over that line alone, as
+ * SpamAssassin runs a body rule over one paragraph (a uri rule over one URI). */
+struct filter_cand_line {
+	uint32_t id;
+	uint32_t start;    /* offset of the line's first byte in the class's kept text */
+	uint32_t last;     /* the last candidate end seen on the line */
 };
 
 struct filter_shard {
@@ -214,7 +228,31 @@ struct filter_shard {
 	 * or JIT-stack cap (counted as no match: filter_shard_match) */
 	uint64_t              pcre_calls;
 	uint64_t              pcre_capped;
+	struct filter_prof   *prof;         /* NULL unless filter_shard_profile turned it on */
 };
+
+/* filter_shard_profile's sums, in nanoseconds. */
+enum filter_prof_part {
+	FILTER_PROF_HS_HEADER = 0,   /* [RULES_CLASS_*]: Hyperscan over the class's text */
+	FILTER_PROF_HS_END = RULES_CLASS_NSCAN,
+	FILTER_PROF_TARGETS = FILTER_PROF_HS_END,  /* header targets: values, Hyperscan, PCRE2 */
+	FILTER_PROF_RELAYS,          /* filter_relay_build */
+	FILTER_PROF_CONFIRM,         /* PCRE2 confirmations of the streamed classes */
+	FILTER_PROF_EVAL,            /* filter_eval_run */
+	FILTER_PROF_META,            /* metas and the score */
+	FILTER_PROF_TOTAL,           /* filter_msg_feed .. filter_msg_end */
+	FILTER_PROF_NPARTS,
+};
+
+struct filter_prof {
+	uint64_t  ns[FILTER_PROF_NPARTS];
+	uint32_t  nrules;
+	uint64_t *rule_ns, *rule_calls;   /* PCRE2 per rule id (of the shard's db when it began) */
+	uint64_t *rule_reports;           /* Hyperscan match reports per rule id, streamed classes */
+};
+
+/* filter_shard.c: the monotonic clock in ns, for the profile. */
+uint64_t filter_shard_ns(void);
 
 /* The caps of one PCRE2 run: the match limit bounds backtracking steps (the JIT honours it
  * too), the depth limit the interpreter's nesting, the JIT stack the JIT's. */

@@ -38,6 +38,11 @@ struct rules_compile_rule {
 	uint32_t  maxhits;      /* tflags multiple maxhits=N (0: no limit) */
 	uint32_t  eval;         /* RULES_KIND_EVAL: enum rules_eval */
 	char     *eval_args;    /* its argument text, without the parentheses */
+	char     *hs_orig;      /* rx.hs before rules_compile_relax replaced it */
+	bool      tried_relax;  /* the looser first tier was tried */
+	bool      tried_plain;  /* Hyperscan's own prefilter of the pattern was tried */
+	bool      tried_head;   /* a head of the pattern as the first tier was tried */
+	bool      head;         /* ... and is the first tier */
 };
 
 struct rules_compile_target {
@@ -203,6 +208,128 @@ static pcre2_code *rules_compile_pcre(const struct rules_regex *rx)
 	return pcre2_compile((PCRE2_SPTR)rx->pcre, PCRE2_ZERO_TERMINATED, rx->pcre_opts, &ec, &eo, NULL);
 }
 
+/* Gives x a looser first tier (rules_regex_relax), exact or as a prefilter, that PCRE2
+ * confirms: for a pattern Hyperscan refuses as it is, or whose database would be too large
+ * (bounded repeats of large groups), and for one whose own prefilter fires nearly everywhere.
+ * Sets kind PREFILTER and returns true when Hyperscan takes it. */
+static bool rules_compile_relax(struct rules_compile_ctx *c, struct rules_compile_rule *x)
+{
+	unsigned base = (x->rx.hs_flags & ~(unsigned)(HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY)) |
+			HS_FLAG_SINGLEMATCH;
+
+	x->tried_relax = true;
+	for (int anchors = 0; anchors < 2; anchors++) {
+		char *rl = NULL;
+		bool e = false;
+
+		if (rules_regex_relax(x->hs_orig ? x->hs_orig : x->rx.hs, anchors, &rl) < 0)
+			return false;
+		for (int pf = 0; pf < 2; pf++) {
+			unsigned fl = base | (pf ? HS_FLAG_PREFILTER : 0);
+
+			if (!rules_compile_hs_ok(rl, fl, &e))
+				continue;
+			if (!x->hs_orig)
+				x->hs_orig = x->rx.hs;
+			else
+				free(x->rx.hs);
+			x->rx.hs = rl;
+			x->rx.hs_flags = fl | (e ? HS_FLAG_ALLOWEMPTY : 0);
+			x->kind = RULES_KIND_PREFILTER;
+			if (c->o->report)
+				fprintf(c->o->report, "  looser first tier for %s (bounded repeats%s)%s\n",
+					x->r->name, anchors ? ", inner $" : "", pf ? ", as a prefilter" : "");
+			return true;
+		}
+		free(rl);
+	}
+	return false;
+}
+
+/* A pattern PCRE2 finds too large (ReplaceTags expansions repeat their tags hundreds of
+ * times) is given to it with each repeated group defined once and called
+ * (rules_regex_share): the same matches. */
+static void rules_compile_pcre_fit(struct rules_compile_ctx *c, struct rules_compile_rule *x)
+{
+	int ec;
+	PCRE2_SIZE eo;
+	pcre2_code *pc = pcre2_compile((PCRE2_SPTR)x->rx.pcre, PCRE2_ZERO_TERMINATED, x->rx.pcre_opts,
+				       &ec, &eo, NULL);
+	char *sh = NULL;
+
+	if (pc || ec != PCRE2_ERROR_PATTERN_TOO_LARGE) {
+		pcre2_code_free(pc);
+		return;
+	}
+	if (rules_regex_share(x->rx.pcre, &sh) == 0) {
+		pc = pcre2_compile((PCRE2_SPTR)sh, PCRE2_ZERO_TERMINATED, x->rx.pcre_opts, &ec, &eo, NULL);
+		if (pc) {
+			if (c->o->report)
+				fprintf(c->o->report, "  %s: too large for PCRE2 as written; its repeated "
+					"groups are shared as subroutines (%zu -> %zu bytes)\n", x->r->name,
+					strlen(x->rx.pcre), strlen(sh));
+			free(x->rx.pcre);
+			x->rx.pcre = sh;
+			sh = NULL;
+		}
+		pcre2_code_free(pc);
+	}
+	free(sh);
+}
+
+/* For a pattern too long for Hyperscan in every form: a head of it (rules_regex_head), which
+ * every match holds, as the first tier, as it is or looser, exact or as a prefilter; PCRE2
+ * confirms. Sets kind PREFILTER and returns true when Hyperscan takes one. */
+static bool rules_compile_head(struct rules_compile_ctx *c, struct rules_compile_rule *x)
+{
+	static const size_t wants[] = { 24, 16, 12, 8, 6, 4, 3 };
+	unsigned base = (x->rx.hs_flags & ~(unsigned)(HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY)) |
+			HS_FLAG_SINGLEMATCH;
+	const char *orig = x->hs_orig ? x->hs_orig : x->rx.hs;
+
+	static const size_t bigs[] = { 1500, 600, 200 };
+
+	x->tried_head = true;
+	for (size_t k = 0; k < sizeof(bigs) / sizeof(bigs[0]) * sizeof(wants) / sizeof(wants[0]); k++) {
+		size_t w = k % (sizeof(wants) / sizeof(wants[0])), b = k / (sizeof(wants) / sizeof(wants[0]));
+		char *head = NULL, *forms[3] = { NULL, NULL, NULL };
+		bool done = false;
+
+		if (rules_regex_head(orig, wants[w], bigs[b], &head) < 0)
+			continue;
+		forms[0] = head;
+		(void)rules_regex_relax(head, false, &forms[1]);
+		(void)rules_regex_relax(head, true, &forms[2]);
+		for (int f = 0; f < 3 && !done; f++)
+			for (int pf = 0; pf < 2 && forms[f] && !done; pf++) {
+				unsigned fl = base | (pf ? HS_FLAG_PREFILTER : 0);
+				bool e = false;
+
+				if (!rules_compile_hs_ok(forms[f], fl, &e) || e)
+					continue;   /* one that matches the empty string says nothing */
+				if (!x->hs_orig)
+					x->hs_orig = x->rx.hs;
+				else
+					free(x->rx.hs);
+				x->rx.hs = forms[f];
+				forms[f] = NULL;
+				x->rx.hs_flags = fl;
+				x->kind = RULES_KIND_PREFILTER;
+				x->head = true;
+				done = true;
+				if (c->o->report)
+					fprintf(c->o->report, "  first tier for %s: a head of it, %zu bytes of "
+						"%zu, at least %zu characters%s\n", x->r->name, strlen(x->rx.hs),
+						strlen(x->hs_orig), wants[w], pf ? ", as a prefilter" : "");
+			}
+		for (int f = 0; f < 3; f++)
+			free(forms[f]);
+		if (done)
+			return true;
+	}
+	return false;
+}
+
 /* Native, prefilter or not at all; fills kind and the final hs flags. */
 static void rules_compile_classify(struct rules_compile_ctx *c, struct rules_compile_rule *x)
 {
@@ -210,18 +337,25 @@ static void rules_compile_classify(struct rules_compile_ctx *c, struct rules_com
 	unsigned base = x->rx.hs_flags | HS_FLAG_SINGLEMATCH;
 	pcre2_code *pc;
 
+	rules_compile_pcre_fit(c, x);
+
 	if (!(x->rx.features & RULES_RX_NEEDS_PREFILTER) && rules_compile_hs_ok(x->rx.hs, base, &empty)) {
 		x->kind = RULES_KIND_HS;
 		x->rx.hs_flags = base | (empty ? HS_FLAG_ALLOWEMPTY : 0);
 		return;
 	}
 	pc = rules_compile_pcre(&x->rx);
+	x->tried_plain = true;
 	if (pc && rules_compile_hs_ok(x->rx.hs, base | HS_FLAG_PREFILTER, &empty)) {
 		x->kind = RULES_KIND_PREFILTER;
 		x->rx.hs_flags = base | HS_FLAG_PREFILTER | (empty ? HS_FLAG_ALLOWEMPTY : 0);
 		for (unsigned b = 0; b < 5; b++)
 			if (x->rx.features & (1u << b))
 				c->st->features[b]++;
+	} else if (pc && rules_compile_relax(c, x)) {
+		/* PREFILTER with a looser first tier */
+	} else if (pc && rules_compile_head(c, x)) {
+		/* PREFILTER with a head of it as the first tier */
 	} else {
 		x->kind = pc ? RULES_KIND_PCRE : RULES_KIND_OFF;
 	}
@@ -543,6 +677,41 @@ static double rules_compile_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Does nothing after a match's end decide it: no lookahead, \b \B $ \z \Z (outside classes)? */
+static bool rules_compile_no_lookafter(const char *re)
+{
+	for (size_t i = 0; re[i];) {
+		if (re[i] == '\\') {
+			if (re[i + 1] && strchr("bBzZ", re[i + 1]))
+				return false;
+			i += re[i + 1] ? 2 : 1;
+		} else if (re[i] == '[') {
+			i++;
+			if (re[i] == '^')
+				i++;
+			if (re[i] == ']')
+				i++;
+			while (re[i] && re[i] != ']')
+				i += re[i] == '\\' && re[i + 1] ? 2 : 1;
+			if (re[i])
+				i++;
+		} else if (re[i] == '$' || (re[i] == '(' && re[i + 1] == '?' &&
+			   (re[i + 2] == '=' || re[i + 2] == '!' || re[i + 2] == '(' || re[i + 2] == 'R' ||
+			    re[i + 2] == '&' || isdigit((unsigned char)re[i + 2])))) {
+			return false;   /* also conditionals and calls: not looked into */
+		} else {
+			i++;
+		}
+	}
+	return true;
+}
+
+/* Confirmed by PCRE2 only on the lines holding a candidate end (RULES_LINE_CONFIRMED)? */
+static bool rules_compile_line_confirmed(const struct rules_compile_rule *x)
+{
+	return x->kind == RULES_KIND_PREFILTER && RULES_LINE_CONFIRMED(x->cls, x->flags);
+}
+
 /* Compiles the rules in idx[0..n) into one database; a rule Hyperscan refuses is demoted
  * (native -> prefilter -> off) and the compile retried. *db_r is NULL when no rule is left. */
 static int rules_compile_db(struct rules_compile_ctx *c, int *idx, size_t n, unsigned mode,
@@ -569,6 +738,10 @@ static int rules_compile_db(struct rules_compile_ctx *c, int *idx, size_t n, uns
 				continue;
 			ex[m] = x->rx.hs;
 			fl[m] = x->rx.hs_flags;
+			/* a line-confirmed prefilter rule reports every candidate end: the filter
+			 * confirms only the lines holding one (rules_format.h) */
+			if (rules_compile_line_confirmed(x))
+				fl[m] &= ~(unsigned)HS_FLAG_SINGLEMATCH;
 			ids[m] = (unsigned)x->out;
 			m++;
 		}
@@ -593,13 +766,28 @@ static int rules_compile_db(struct rules_compile_ctx *c, int *idx, size_t n, uns
 				fprintf(c->o->report, "  demoted %s: %s\n", x->r->name, ce->message);
 			c->st->native[x->cls] -= x->kind == RULES_KIND_HS;
 			c->st->prefilter[x->cls] -= x->kind == RULES_KIND_PREFILTER;
-			if (x->kind == RULES_KIND_HS && !(x->rx.hs_flags & HS_FLAG_PREFILTER)) {
+			{
+				/* native -> a looser first tier -> Hyperscan's prefilter -> PCRE2 alone */
 				pcre2_code *pc = rules_compile_pcre(&x->rx);
+				unsigned base = (x->rx.hs_flags & ~(unsigned)(HS_FLAG_PREFILTER |
+					HS_FLAG_ALLOWEMPTY)) | HS_FLAG_SINGLEMATCH;
+				const char *orig = x->hs_orig ? x->hs_orig : x->rx.hs;
 				bool e = false;
 
-				if (pc && rules_compile_hs_ok(x->rx.hs, x->rx.hs_flags | HS_FLAG_PREFILTER, &e)) {
+				if (pc && !x->tried_relax && rules_compile_relax(c, x)) {
+					c->st->prefilter[x->cls]++;
+				} else if (pc && !x->tried_plain &&
+					   rules_compile_hs_ok(orig, base | HS_FLAG_PREFILTER, &e)) {
+					x->tried_plain = true;
+					if (x->hs_orig) {
+						free(x->rx.hs);
+						x->rx.hs = x->hs_orig;
+						x->hs_orig = NULL;
+					}
 					x->kind = RULES_KIND_PREFILTER;
-					x->rx.hs_flags |= HS_FLAG_PREFILTER;
+					x->rx.hs_flags = base | HS_FLAG_PREFILTER | (e ? HS_FLAG_ALLOWEMPTY : 0);
+					c->st->prefilter[x->cls]++;
+				} else if (pc && !x->tried_head && rules_compile_head(c, x)) {
 					c->st->prefilter[x->cls]++;
 				} else if (pc) {
 					x->kind = RULES_KIND_PCRE;
@@ -608,15 +796,6 @@ static int rules_compile_db(struct rules_compile_ctx *c, int *idx, size_t n, uns
 					x->kind = RULES_KIND_OFF;
 					c->st->unsupported[x->cls]++;
 				}
-				pcre2_code_free(pc);
-			} else {
-				pcre2_code *pc = rules_compile_pcre(&x->rx);
-
-				x->kind = pc ? RULES_KIND_PCRE : RULES_KIND_OFF;
-				if (pc)
-					c->st->pcre_only[x->cls]++;
-				else
-					c->st->unsupported[x->cls]++;
 				pcre2_code_free(pc);
 			}
 			break;
@@ -743,6 +922,11 @@ static int rules_compile_meta_file(struct rules_compile_ctx *c, const char *dir)
 		struct rules_compile_rule *x = &c->cr[c->order[i]];
 		uint8_t cls = x->cls, kind = x->kind;
 		uint16_t flags = x->flags;
+
+		/* a first tier that reports where the whole would end (the pattern itself, looser or
+		 * as Hyperscan's prefilter; not a head of it) */
+		if (rules_compile_line_confirmed(x) && !x->head && rules_compile_no_lookafter(x->rx.pcre))
+			flags |= RULES_RF_ENDS_AT;
 		uint32_t cap = x->maxhits < 255 ? x->maxhits : 255;
 		uint32_t target = x->cls == RULES_CLASS_HEADER ? x->target | cap << 24 : x->maxhits;
 
@@ -959,6 +1143,7 @@ out:
 			rules_regex_clear(&c.cr[i].rx);
 			rules_meta_clear(&c.cr[i].code);
 			free(c.cr[i].eval_args);
+			free(c.cr[i].hs_orig);
 		}
 	for (size_t t = 0; t < c.ntg; t++)
 		free(c.tg[t].name);

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RULES_FORMAT_MAGIC    "SLUICERS"  /* 8 bytes, no NUL */
-#define RULES_FORMAT_VERSION  2u
+#define RULES_FORMAT_VERSION  3u
 
 /* Rule classes; the value is also the index of the class's file. */
 enum rules_class {
@@ -240,6 +240,19 @@ enum rules_eval {
 #define RULES_RF_NICE        0x08u  /* tflags nice */
 #define RULES_RF_MULTIPLE    0x10u  /* tflags multiple: metas see the match count */
 #define RULES_RF_NOSUBJECT   0x20u  /* tflags nosubject: body rule skips the Subject line */
+#define RULES_RF_ENDS_AT     0x40u  /* line-confirmed: every match ends at a candidate end and
+					    * nothing after its end decides it (no lookahead, \b \B $
+					    * \z \Z): PCRE2 gets the line up to the last candidate */
+
+/* Prefilter rules of the classes whose text is one unit a line (body: one paragraph a line, as
+ * SpamAssassin matches body rules per paragraph; uri: one URI a line), except tflags multiple,
+ * are "line-confirmed": their Hyperscan form is compiled without HS_FLAG_SINGLEMATCH, so it
+ * reports every candidate end, and the filter runs PCRE2 over each line holding a candidate
+ * end, that line alone (as SpamAssassin matches one paragraph, or one URI, at a time: no match
+ * crosses a line, and ^ $ and lookarounds see the line's edges). Other prefilter rules report
+ * their first candidate and are confirmed over the class's whole text. */
+#define RULES_LINE_CONFIRMED(cls, flags) \
+	(((cls) == RULES_CLASS_BODY || (cls) == RULES_CLASS_URI) && !((flags) & RULES_RF_MULTIPLE))
 
 /* rule record: u8 cls, u8 kind, u16 flags, i32 score_milli, u32 target (header rules: the
  * target in the low 24 bits, a tflags multiple rule's maxhits (0: none, at most 255) in the

@@ -4,7 +4,7 @@
  *   sluice-rules check   [-s SET] FILE...            parse, classify every rule, report
  *   sluice-rules compile [-s SET] -o DIR FILE...     write a compiled rule-set directory
  *   sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE] [--threshold X]
- *                     [--limit N] [--mail-from ADDR [--helo NAME]]
+ *                     [--limit N] [--mail-from ADDR [--helo NAME]] [--profile]
  *                                                    score a labelled corpus with the data
  *                                                    plane's scanner, print the confusion
  *                                                    matrix and per-message timing
@@ -49,6 +49,7 @@ static void rules_main_usage_to(FILE *f)
 		"       sluice-rules compile [-s SET] -o DIR FILE...\n"
 		"       sluice-rules test --db DIR --corpus DIR|MANIFEST.tsv [--results FILE]\n"
 		"                         [--threshold SCORE] [--limit N] [--mail-from ADDR [--helo NAME]]\n"
+		"                         [--profile]\n"
 		"       sluice-rules update -o DIR [--reload PIDFILE] [--state DIR] [--rules DIR]\n"
 		"                           [--site DIR] [--add FILE]... [-s SET]\n"
 		"       sluice-rules diff [--threshold SCORE] [--top N] [--subrules] [--summary]\n"
@@ -458,10 +459,12 @@ static int rules_main_test(int argc, char **argv)
 		{ "limit", required_argument, NULL, 'l' },
 		{ "mail-from", required_argument, NULL, 'f' },
 		{ "helo", required_argument, NULL, 'H' },
+		{ "profile", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dbdir = NULL, *corpus = NULL, *results = NULL;
 	const char *mail_from = NULL, *helo = NULL;
+	bool profile = false;
 	double threshold = -1e9;
 	long limit = -1;
 	char manifest[4096], base[4096], err[512], line[8192];
@@ -474,7 +477,7 @@ static int rules_main_test(int argc, char **argv)
 	size_t nlat = 0, latcap = 0, bytes = 0;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "d:c:r:t:l:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:r:t:l:p", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': dbdir = optarg; break;
 		case 'c': corpus = optarg; break;
@@ -483,6 +486,7 @@ static int rules_main_test(int argc, char **argv)
 		case 'l': limit = atol(optarg); break;
 		case 'f': mail_from = optarg; break;
 		case 'H': helo = optarg; break;
+		case 'p': profile = true; break;
 		default: rules_main_usage();
 		}
 	}
@@ -506,6 +510,12 @@ static int rules_main_test(int argc, char **argv)
 		threshold = filter_db_required_milli(db) / 1000.0;
 	if (filter_shard_new(&fs, db) < 0) {
 		fprintf(stderr, "sluice-rules: out of memory\n");
+		filter_db_unref(&db);
+		return 1;
+	}
+	if (profile && filter_shard_profile(fs, true) < 0) {
+		fprintf(stderr, "sluice-rules: out of memory\n");
+		filter_shard_free(&fs);
 		filter_db_unref(&db);
 		return 1;
 	}
@@ -614,6 +624,8 @@ static int rules_main_test(int argc, char **argv)
 		       "(match limit, depth limit, JIT stack): %llu\n", (unsigned long long)calls,
 		       nlat ? (double)calls / (double)nlat : 0, (unsigned long long)capped);
 	}
+	if (profile)
+		filter_shard_profile_print(fs, stdout, nlat, 20);
 	free(lat);
 	filter_shard_free(&fs);
 	filter_db_unref(&db);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <hs/hs.h>
 #include <pcre2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,5 +291,603 @@ int rules_regex_translate(const char *re, const char *flags, bool lines, struct 
 		out->hs_flags |= HS_FLAG_DOTALL;
 		out->pcre_opts |= PCRE2_DOTALL;
 	}
+	return 0;
+}
+
+/* Copies an escape at p (a backslash and what it takes) into o; returns its length. */
+static size_t rules_regex_escape_len(const char *p)
+{
+	size_t n = 2;
+
+	if (!p[1])
+		return 1;
+	if (strchr("xpPNogk", p[1]) && p[2] == '{') {
+		const char *c = strchr(p + 3, '}');
+
+		n = c ? (size_t)(c - p) + 1 : strlen(p);
+	}
+	return n;
+}
+
+int rules_regex_relax(const char *hs, bool anchors, char **out_r)
+{
+	struct rules_regex_out o = { 0 };
+	size_t n = strlen(hs), i = 0;
+
+	*out_r = NULL;
+	while (i < n) {
+		if (hs[i] == '\\') {
+			size_t k = rules_regex_escape_len(hs + i);
+
+			rules_regex_put(&o, hs + i, k);
+			i += k;
+		} else if (hs[i] == '[') {
+			size_t j = i + 1;
+
+			if (hs[j] == '^')
+				j++;
+			if (hs[j] == ']')
+				j++;
+			while (j < n && hs[j] != ']') {
+				if (hs[j] == '\\')
+					j += rules_regex_escape_len(hs + j);
+				else if (hs[j] == '[' && hs[j + 1] == ':') {
+					const char *c = strstr(hs + j + 2, ":]");
+
+					j = c ? (size_t)(c - hs) + 2 : j + 1;
+				} else
+					j++;
+			}
+			if (j >= n) {
+				free(o.p);
+				return -EINVAL;
+			}
+			rules_regex_put(&o, hs + i, j + 1 - i);
+			i = j + 1;
+		} else if (hs[i] == '{' && isdigit((unsigned char)hs[i + 1])) {
+			char *e;
+			unsigned long lo = strtoul(hs + i + 1, &e, 10), hi = lo;
+			bool unbounded = false;
+
+			if (*e == ',') {
+				if (e[1] == '}') {
+					unbounded = true;
+					e++;
+				} else if (isdigit((unsigned char)e[1])) {
+					hi = strtoul(e + 1, &e, 10);
+				} else {
+					e = NULL;
+				}
+			}
+			if (e && *e == '}' && (unbounded ? lo >= 2 : hi >= 2)) {
+				/* X{m,n} -> X* or X+: every string it matched still matches */
+				rules_regex_put(&o, lo ? "+" : "*", 1);
+				i = (size_t)(e - hs) + 1;
+			} else {
+				rules_regex_put(&o, hs + i, 1);
+				i++;
+			}
+		} else if (anchors && hs[i] == '$' && i + 1 < n) {
+			i++;   /* an assertion dropped matches more, never less */
+		} else {
+			rules_regex_put(&o, hs + i, 1);
+			i++;
+		}
+	}
+	if (o.oom || !o.p) {
+		free(o.p);
+		return o.oom ? -ENOMEM : -EINVAL;
+	}
+	*out_r = o.p;
+	return 0;
+}
+
+/* --- sharing repeated groups (PCRE2 subroutines) --------------------------------------- */
+
+struct rules_regex_grp {
+	size_t   start, end;   /* "(?:" .. ")" inclusive-exclusive */
+	uint64_t hash;
+	bool     used;
+	bool     counted;      /* followed by a counted repeat {m..}: PCRE2 would copy it */
+};
+
+static uint64_t rules_regex_fnv(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+	return h;
+}
+
+static int rules_regex_grp_cmp(const void *a, const void *b)
+{
+	const struct rules_regex_grp *x = a, *y = b;
+	size_t lx = x->end - x->start, ly = y->end - y->start;
+
+	if (lx != ly)
+		return lx > ly ? -1 : 1;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The non-capturing groups of re, or -EINVAL when it sets options inline (a subroutine runs
+ * with the options of where it is defined) or does not parse. */
+static int rules_regex_groups(const char *re, struct rules_regex_grp **g_r, size_t *n_r)
+{
+	size_t n = strlen(re), ng = 0, cap = 0, depth = 0;
+	size_t *stack = malloc((n + 1) * sizeof(*stack));
+	struct rules_regex_grp *g = NULL;
+
+	if (!stack)
+		return -ENOMEM;
+	for (size_t i = 0; i < n;) {
+		if (re[i] == '\\') {
+			i += rules_regex_escape_len(re + i);
+		} else if (re[i] == '[') {
+			size_t j = i + 1;
+
+			if (re[j] == '^')
+				j++;
+			if (re[j] == ']')
+				j++;
+			while (j < n && re[j] != ']') {
+				if (re[j] == '\\')
+					j += rules_regex_escape_len(re + j);
+				else if (re[j] == '[' && re[j + 1] == ':') {
+					const char *c = strstr(re + j + 2, ":]");
+
+					j = c ? (size_t)(c - re) + 2 : j + 1;
+				} else
+					j++;
+			}
+			i = j + 1;
+		} else if (re[i] == '(') {
+			if (re[i + 1] == '?' && strchr("imsxnU^-", re[i + 2]))
+				goto bad;
+			stack[depth++] = i++;
+		} else if (re[i] == ')') {
+			size_t s;
+
+			if (!depth)
+				goto bad;
+			s = stack[--depth];
+			if (re[s + 1] == '?' && re[s + 2] == ':') {
+				if (ng == cap) {
+					struct rules_regex_grp *ngp = realloc(g, (cap = cap ? cap * 2 : 64) * sizeof(*g));
+
+					if (!ngp) {
+						free(g);
+						free(stack);
+						return -ENOMEM;
+					}
+					g = ngp;
+				}
+				g[ng].start = s;
+				g[ng].end = i + 1;
+				g[ng].hash = rules_regex_fnv(re + s, i + 1 - s);
+				g[ng].used = false;
+				g[ng].counted = re[i + 1] == '{' && isdigit((unsigned char)re[i + 2]);
+				ng++;
+			}
+			i++;
+		} else {
+			i++;
+		}
+	}
+	if (depth)
+		goto bad;
+	free(stack);
+	*g_r = g;
+	*n_r = ng;
+	return 0;
+bad:
+	free(g);
+	free(stack);
+	return -EINVAL;
+}
+
+/* One round: each text of a group repeated at least twice, outside the groups already taken,
+ * is defined once and called. */
+static int rules_regex_share_round(const char *re, unsigned round, char **out_r, bool *changed_r)
+{
+	struct rules_regex_grp *g = NULL;
+	size_t ng = 0, nr = 0;
+	struct { size_t start, end; unsigned name; } *rep = NULL;
+	struct rules_regex_out o = { 0 }, def = { 0 };
+	unsigned nnames = 0;
+	int rc = rules_regex_groups(re, &g, &ng);
+
+	*changed_r = false;
+	if (rc < 0)
+		return rc;
+	qsort(g, ng, sizeof(*g), rules_regex_grp_cmp);
+	rep = calloc(ng + 1, sizeof(*rep));
+	if (!rep) {
+		free(g);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < ng;) {
+		size_t j = i, len = g[i].end - g[i].start, free_n = 0;
+		bool counted = false;
+
+		while (j < ng && g[j].end - g[j].start == len && g[j].hash == g[i].hash &&
+		       memcmp(re + g[j].start, re + g[i].start, len) == 0)
+			j++;
+		/* occurrences not inside one already replaced */
+		for (size_t k = i; k < j; k++) {
+			bool inside = false;
+
+			for (size_t r = 0; r < nr && !inside; r++)
+				inside = g[k].start >= rep[r].start && g[k].end <= rep[r].end;
+			g[k].used = !inside;
+			free_n += !inside;
+			counted |= !inside && g[k].counted;
+		}
+		if (len >= 16 && (free_n >= 2 || (free_n && counted))) {
+			char name[32];
+			int nl = snprintf(name, sizeof(name), "(?<sl%u_%u>", round, nnames);
+
+			rules_regex_put(&def, name, (size_t)nl);
+			rules_regex_put(&def, re + g[i].start + 3, len - 3);   /* the body and ')' */
+			for (size_t k = i; k < j; k++)
+				if (g[k].used) {
+					rep[nr].start = g[k].start;
+					rep[nr].end = g[k].end;
+					rep[nr].name = nnames;
+					nr++;
+				}
+			nnames++;
+		}
+		i = j;
+	}
+	if (!nr) {
+		free(g);
+		free(rep);
+		free(def.p);
+		*out_r = strdup(re);
+		return *out_r ? 0 : -ENOMEM;
+	}
+	/* replacements in text order */
+	for (size_t a = 1; a < nr; a++)
+		for (size_t b = a; b > 0 && rep[b - 1].start > rep[b].start; b--) {
+			__typeof__(*rep) t = rep[b];
+
+			rep[b] = rep[b - 1];
+			rep[b - 1] = t;
+		}
+	{
+		size_t at = 0;
+
+		for (size_t r = 0; r < nr; r++) {
+			char call[32];
+			int cl = snprintf(call, sizeof(call), "(?&sl%u_%u)", round, rep[r].name);
+
+			rules_regex_put(&o, re + at, rep[r].start - at);
+			rules_regex_put(&o, call, (size_t)cl);
+			at = rep[r].end;
+		}
+		rules_regex_put(&o, re + at, strlen(re) - at);
+		rules_regex_put(&o, "(?(DEFINE)", 10);
+		rules_regex_put(&o, def.p, def.len);
+		rules_regex_put(&o, ")", 1);
+	}
+	free(g);
+	free(rep);
+	free(def.p);
+	if (o.oom) {
+		free(o.p);
+		return -ENOMEM;
+	}
+	*out_r = o.p;
+	*changed_r = true;
+	return 0;
+}
+
+int rules_regex_share(const char *pcre, char **out_r)
+{
+	char *cur = strdup(pcre);
+	bool any = false;
+
+	*out_r = NULL;
+	if (!cur)
+		return -ENOMEM;
+	for (unsigned round = 0; round < 4; round++) {
+		char *next = NULL;
+		bool changed = false;
+		int rc = rules_regex_share_round(cur, round, &next, &changed);
+
+		free(cur);
+		if (rc < 0)
+			return rc;
+		cur = next;
+		any |= changed;
+		if (!changed)
+			break;
+	}
+	if (!any) {
+		free(cur);
+		return -EINVAL;
+	}
+	*out_r = cur;
+	return 0;
+}
+
+/* --- a head of the pattern as a first tier ---------------------------------------------- */
+
+struct rules_regex_item {
+	size_t   start, atom_end, end;   /* the atom [start, atom_end), its quantifier to end */
+	unsigned min;                    /* least repeat count */
+	bool     group;                  /* a plain or non-capturing group (not lookaround) */
+	size_t   width;                  /* least width of one atom */
+};
+
+static size_t rules_regex_class_end(const char *re, size_t n, size_t i)
+{
+	size_t j = i + 1;
+
+	if (re[j] == '^')
+		j++;
+	if (re[j] == ']')
+		j++;
+	while (j < n && re[j] != ']') {
+		if (re[j] == '\\')
+			j += rules_regex_escape_len(re + j);
+		else if (re[j] == '[' && re[j + 1] == ':') {
+			const char *c = strstr(re + j + 2, ":]");
+
+			j = c ? (size_t)(c - re) + 2 : j + 1;
+		} else
+			j++;
+	}
+	return j < n ? j + 1 : 0;
+}
+
+/* The ')' closing the group opened at i, or 0. */
+static size_t rules_regex_group_end(const char *re, size_t n, size_t i)
+{
+	size_t depth = 0;
+
+	while (i < n) {
+		if (re[i] == '\\') {
+			i += rules_regex_escape_len(re + i);
+		} else if (re[i] == '[') {
+			i = rules_regex_class_end(re, n, i);
+			if (!i)
+				return 0;
+		} else if (re[i] == '(') {
+			depth++;
+			i++;
+		} else if (re[i] == ')') {
+			if (--depth == 0)
+				return i;
+			i++;
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+static size_t rules_regex_min_width(const char *re, size_t s, size_t e, int depth);
+
+/* One item at i (< e); false when it does not parse. */
+static bool rules_regex_item(const char *re, size_t i, size_t e, struct rules_regex_item *it, int depth)
+{
+	size_t n = e, q;
+
+	memset(it, 0, sizeof(*it));
+	it->start = i;
+	it->width = 1;
+	it->min = 1;
+	if (re[i] == '\\') {
+		q = i + rules_regex_escape_len(re + i);
+		if (strchr("bBAzZGK", re[i + 1]))
+			it->width = 0;
+	} else if (re[i] == '[') {
+		q = rules_regex_class_end(re, n, i);
+		if (!q)
+			return false;
+	} else if (re[i] == '(') {
+		size_t c = rules_regex_group_end(re, n, i), body = i + 1;
+
+		if (!c)
+			return false;
+		q = c + 1;
+		if (re[i + 1] == '?') {
+			if (re[i + 2] == ':' || re[i + 2] == '>')
+				body = i + 3;
+			else if (re[i + 2] == '=' || re[i + 2] == '!' ||
+				 (re[i + 2] == '<' && (re[i + 3] == '=' || re[i + 3] == '!')))
+				body = 0;   /* lookaround: no width */
+			else
+				return false;   /* options, conditionals, recursion: not cut */
+		}
+		if (body) {
+			it->group = true;
+			it->width = depth < 64 ? rules_regex_min_width(re, body, c, depth + 1) : 0;
+		} else {
+			it->width = 0;
+		}
+	} else if (re[i] == '^' || re[i] == '$') {
+		q = i + 1;
+		it->width = 0;
+	} else if (re[i] == '|' || re[i] == ')') {
+		return false;
+	} else {
+		q = i + 1;
+	}
+	it->atom_end = q;
+	if (q < n && (re[q] == '?' || re[q] == '*')) {
+		it->min = 0;
+		q++;
+	} else if (q < n && re[q] == '+') {
+		q++;
+	} else if (q < n && re[q] == '{' && isdigit((unsigned char)re[q + 1])) {
+		char *x;
+		unsigned long lo = strtoul(re + q + 1, &x, 10);
+
+		while (*x && *x != '}')
+			x++;
+		if (*x == '}') {
+			it->min = lo > 1000 ? 1000 : (unsigned)lo;
+			q = (size_t)(x - re) + 1;
+		}
+	}
+	if (q < n && (re[q] == '?' || re[q] == '+') && q > it->atom_end)
+		q++;   /* lazy or possessive */
+	it->end = q;
+	return true;
+}
+
+/* Least width of the alternation [s, e). */
+static size_t rules_regex_min_width(const char *re, size_t s, size_t e, int depth)
+{
+	size_t best = SIZE_MAX, cur = 0, i = s;
+
+	while (i <= e) {
+		struct rules_regex_item it;
+
+		if (i == e || re[i] == '|') {
+			if (cur < best)
+				best = cur;
+			cur = 0;
+			i++;
+			continue;
+		}
+		if (!rules_regex_item(re, i, e, &it, depth))
+			return 0;
+		cur += it.width * it.min;
+		i = it.end;
+	}
+	return best == SIZE_MAX ? 0 : best;
+}
+
+static bool rules_regex_head_alt(const char *re, size_t s, size_t e, size_t want, size_t big,
+				 struct rules_regex_out *o, int depth);
+
+/* The head of the sequence [s, e) (no top-level '|'): its items from the first, until want
+ * bytes of least width, cutting into the last if it is a big group that occurs at least once;
+ * every match of the sequence begins with a match of the head. */
+static bool rules_regex_head_seq(const char *re, size_t s, size_t e, size_t want, size_t big,
+				 struct rules_regex_out *o, int depth)
+{
+	size_t acc = 0;
+
+	for (size_t i = s; i < e && acc < want;) {
+		struct rules_regex_item it;
+
+		if (!rules_regex_item(re, i, e, &it, depth))
+			return false;
+		if (it.end - it.start > big) {
+			if (!it.group || !it.min || depth > 32)
+				break;   /* the head ends before it */
+			rules_regex_put(o, "(?:", 3);
+			if (!rules_regex_head_alt(re, re[it.start + 1] == '?' ? it.start + 3 : it.start + 1,
+						  it.atom_end - 1, want - acc, big, o, depth + 1))
+				return false;
+			rules_regex_put(o, ")", 1);
+			return true;
+		}
+		rules_regex_put(o, re + it.start, it.end - it.start);
+		acc += it.width * it.min;
+		i = it.end;
+	}
+	return true;
+}
+
+static bool rules_regex_head_alt(const char *re, size_t s, size_t e, size_t want, size_t big,
+				 struct rules_regex_out *o, int depth)
+{
+	size_t i = s, a = s;
+
+	while (i <= e) {
+		if (i == e || re[i] == '|') {
+			if (!rules_regex_head_seq(re, a, i, want, big, o, depth))
+				return false;
+			if (i < e)
+				rules_regex_put(o, "|", 1);
+			a = ++i;
+			continue;
+		}
+		if (re[i] == '\\')
+			i += rules_regex_escape_len(re + i);
+		else if (re[i] == '[') {
+			i = rules_regex_class_end(re, e, i);
+			if (!i)
+				return false;
+		} else if (re[i] == '(') {
+			size_t c = rules_regex_group_end(re, e, i);
+
+			if (!c)
+				return false;
+			i = c + 1;
+		} else
+			i++;
+	}
+	return true;
+}
+
+int rules_regex_head(const char *hs, size_t want, size_t big, char **out_r)
+{
+	size_t n = strlen(hs), best_w = 0;
+	char *best = NULL;
+	bool alt = false;
+
+	*out_r = NULL;
+	/* a top-level alternation: the head of each alternative */
+	for (size_t i = 0; i < n;) {
+		if (hs[i] == '|') {
+			alt = true;
+			break;
+		}
+		if (hs[i] == '\\')
+			i += rules_regex_escape_len(hs + i);
+		else if (hs[i] == '[') {
+			i = rules_regex_class_end(hs, n, i);
+			if (!i)
+				return -EINVAL;
+		} else if (hs[i] == '(') {
+			size_t c = rules_regex_group_end(hs, n, i);
+
+			if (!c)
+				return -EINVAL;
+			i = c + 1;
+		} else
+			i++;
+	}
+	/* else the best head of any suffix of the top-level items: a match of the pattern holds
+	 * a match of each */
+	for (size_t i = 0; i < n;) {
+		struct rules_regex_item it;
+		struct rules_regex_out o = { 0 };
+		size_t w;
+
+		if (alt ? i > 0 : false)
+			break;
+		if (!(alt ? rules_regex_head_alt(hs, 0, n, want, big, &o, 0) :
+			    rules_regex_head_seq(hs, i, n, want, big, &o, 0)) || o.oom || !o.p) {
+			free(o.p);
+			if (alt || !rules_regex_item(hs, i, n, &it, 0))
+				break;
+			i = it.end;
+			continue;
+		}
+		w = rules_regex_min_width(o.p, 0, o.len, 0);
+		if (w > best_w) {
+			free(best);
+			best = o.p;
+			best_w = w;
+		} else {
+			free(o.p);
+		}
+		if (alt || !rules_regex_item(hs, i, n, &it, 0))
+			break;
+		i = it.end;
+	}
+	if (!best)
+		return -EINVAL;
+	*out_r = best;
 	return 0;
 }

@@ -42,4 +42,30 @@ struct rules_regex {
 int rules_regex_translate(const char *re, const char *flags, bool lines, struct rules_regex *out);
 void rules_regex_clear(struct rules_regex *rx);
 
+/* A looser form of a Hyperscan pattern text, for a first tier that PCRE2 confirms: every
+ * bounded repeat that can repeat more than once, X{m,n} X{m} X{m,} (m or n at least 2),
+ * becomes X+ (X* when m is 0), which Hyperscan compiles as a loop instead of m or n copies;
+ * with anchors, every '$' but a last one is dropped too (Hyperscan refuses embedded end
+ * anchors in a prefilter). Whatever the pattern matched, the looser form matches too. Returns
+ * 0 and a malloc'd *out_r, -EINVAL (an unterminated class), or -ENOMEM. */
+int rules_regex_relax(const char *hs, bool anchors, char **out_r);
+
+/* The same PCRE2 pattern with every group "(?:X)" whose text occurs at least twice, or once
+ * under a counted repeat {m,n} (which PCRE2 compiles as copies), and is at least 16 bytes,
+ * defined once, in a (?(DEFINE)...) at the end, and called as a subroutine
+ * "(?&slR_N)" (PCRE2 runs a subroutine call like the group itself, backtracking into it), in up
+ * to four rounds (groups inside those defined). For a pattern PCRE2 finds too large only for
+ * its repeats, as ReplaceTags expansions are. Returns 0 and a malloc'd *out_r; -EINVAL when
+ * nothing repeats, the pattern sets options inline (a subroutine would run with the options of
+ * the DEFINE), or it does not parse; -ENOMEM. */
+int rules_regex_share(const char *pcre, char **out_r);
+
+/* A head of a Hyperscan pattern text, for a first tier when the whole is too long for
+ * Hyperscan: the items of a run of the top-level sequence from its start, up to want bytes of
+ * least width, cutting into a group longer than big bytes (each of its alternatives in turn), or the heads of the
+ * top-level alternatives. Every match of the pattern holds a match of the head (ending inside
+ * it); of the runs, the one with the most least width is taken. Returns 0 and a malloc'd
+ * *out_r, -EINVAL when nothing parses, -ENOMEM. */
+int rules_regex_head(const char *hs, size_t want, size_t big, char **out_r);
+
 #endif

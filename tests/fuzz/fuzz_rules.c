@@ -1,7 +1,8 @@
 /*
  * fuzz_rules.c - libFuzzer target for the rule-set parser (patterns/compiler/rules_parse.c) and
  * what runs on each parsed rule before Hyperscan: delimiter splitting, the Perl regex
- * translation, and meta expression compilation and evaluation. Hyperscan's own compile is left
+ * translation and the first-tier forms made from it (looser, shared, head), and meta expression
+ * compilation and evaluation. Hyperscan's own compile is left
  * out (slow, and not our parser).
  */
 #include <stdint.h>
@@ -70,8 +71,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				struct rules_regex rx;
 
 				if (rules_regex_translate(re, flags, i & 1, &rx) == 0) {
+					char *o = NULL;
+
 					if (!rx.hs || !rx.pcre)
 						abort();
+					/* the compiler's first-tier forms parse the same texts */
+					if (rules_regex_relax(rx.hs, i & 1, &o) == 0 && !o)
+						abort();
+					free(o);
+					o = NULL;
+					if (rules_regex_share(rx.pcre, &o) == 0 && !o)
+						abort();
+					free(o);
+					o = NULL;
+					if (rules_regex_head(rx.hs, 8, 200, &o) == 0 && !o)
+						abort();
+					free(o);
 					rules_regex_clear(&rx);
 				}
 				free(re);

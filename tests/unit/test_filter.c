@@ -121,7 +121,12 @@ static const char test_filter_rules[] =
 	"body    __NONEMPTY   /\\S/\n"                         /* the Subject does not count */
 	"tflags  __NONEMPTY   nosubject\n"
 	"meta    NO_BODY_TEXT !__NONEMPTY\n"
-	"score   NO_BODY_TEXT 1.13\n";
+	"score   NO_BODY_TEXT 1.13\n"
+	/* prefilter body rules, confirmed on the paragraph (line) holding a candidate, alone */
+	"body    LINE_END     /\\bpassword(?=\\s)/\n"        /* at a paragraph's end: no match */
+	"score   LINE_END     1.17\n"
+	"body    LINE_LATER   /(?<!x)second line/\n"         /* a candidate past the first line */
+	"score   LINE_LATER   1.19\n";
 
 static const char test_filter_rules2[] =
 	"body    ONLY_V2      /viagra/i\n"
@@ -477,6 +482,32 @@ static const struct test_filter_case test_filter_cases[] = {
 		" \n",
 		"NO_BODY_TEXT",                 /* __NONSPACE counts the Subject's characters */
 		1130,
+	},
+	{
+		"a paragraph is matched alone",
+		"Subject: hello\n"
+		"Message-Id: <2@example.com>\n"
+		"Date: Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"\n"
+		"please reset the password\n"
+		"\n"
+		"this is the second line\n"
+		"\n"
+		"your password now\n",
+		"LINE_END,LINE_LATER",
+		1170 + 1190,
+	},
+	{
+		"lookahead stops at the paragraph's end",
+		"Subject: hello\n"
+		"Message-Id: <3@example.com>\n"
+		"Date: Mon, 1 Jul 2002 10:00:00 +0000\n"
+		"\n"
+		"please reset the password\n"
+		"\n"
+		"next one\n",
+		"",
+		0,
 	},
 	{
 		"two characters of text",

@@ -398,6 +398,126 @@ static void test_rules_translate_bad(void **state)
 		assert_int_equal(rules_regex_translate(bad[i], "", false, &rx), -EINVAL);
 }
 
+/* The looser first tier: bounded repeats become loops, classes and escapes stay as they are,
+ * and with anchors an inner '$' goes; the looser form matches wherever the pattern did. */
+static void test_rules_relax(void **state)
+{
+	static const struct { const char *in; bool anchors; const char *want; } t[] = {
+		{ "(?:ab|c){3}x{0,5}y{1,}z{2,}w{1}v{0,1}", false, "(?:ab|c)+x*y{1,}z+w{1}v{0,1}" },
+		{ "[{3}]\\{3}\\x{41}{2}\\p{L}{0,9}", false, "[{3}]\\{3}\\x{41}+\\p{L}*" },
+		{ "[]{2}][[:alpha:]{2}]{4,6}", false, "[]{2}][[:alpha:]{2}]+" },
+		{ "(?:$|\\W)a{2}$", true, "(?:|\\W)a+$" },
+		{ "(?:$|\\W)a$", false, "(?:$|\\W)a$" },
+		{ "a{,3}b{x}", false, "a{,3}b{x}" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char *out = NULL;
+
+		assert_int_equal(rules_regex_relax(t[i].in, t[i].anchors, &out), 0);
+		if (strcmp(out, t[i].want) != 0)
+			fail_msg("relax '%s': '%s', want '%s'", t[i].in, out, t[i].want);
+		free(out);
+	}
+	{
+		char *out = NULL;
+
+		assert_int_equal(rules_regex_relax("[ab", false, &out), -EINVAL);
+		assert_null(out);
+	}
+}
+
+/* A ReplaceTags-like tag: one letter in many spellings, a group longer than 16 bytes. */
+static void test_rules_tag(char *out, size_t cap, char c)
+{
+	size_t n = strlen(out);
+
+	snprintf(out + n, cap - n, "(?:%c|[%c]\\xcc\\x81|%c\\xcc\\x80|[#%c])", c, c, c, c);
+}
+
+static bool test_rules_pcre_matches(const char *re, const char *subj)
+{
+	int ec;
+	PCRE2_SIZE eo;
+	pcre2_code *pc = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &ec, &eo, NULL);
+	pcre2_match_data *md;
+	int rc;
+
+	if (!pc)
+		fail_msg("PCRE2 refuses '%s': %d at %zu", re, ec, (size_t)eo);
+	md = pcre2_match_data_create_from_pattern(pc, NULL);
+	rc = pcre2_match(pc, (PCRE2_SPTR)subj, strlen(subj), 0, 0, md, NULL);
+	pcre2_match_data_free(md);
+	pcre2_code_free(pc);
+	return rc >= 0;
+}
+
+/* Sharing repeated groups as PCRE2 subroutines keeps the matches; inline options refuse it. */
+static void test_rules_share(void **state)
+{
+	static const char *const subj[] = { "pay me now", "xx PAY  ME", "send me", "sendme",
+					    "abcdefghijklmnopq x abcdefghijklmnopq", "hello" };
+	char re[4096] = "(?:^|\\s)(?:", *out = NULL;
+	const char *w1 = "pay", *w2 = "send";
+
+	assert_int_equal(rules_regex_share("(?:abcdefghijklmnop)x(?:abcdefghijklmnop)", &out), 0);
+	assert_string_equal(out, "(?&sl0_0)x(?&sl0_0)(?(DEFINE)(?<sl0_0>abcdefghijklmnop))");
+	free(out);
+	assert_int_equal(rules_regex_share("(?:abcdefghijklmnopq|rst){3}", &out), 0);
+	assert_string_equal(out, "(?&sl0_0){3}(?(DEFINE)(?<sl0_0>abcdefghijklmnopq|rst))");
+	free(out);
+	assert_int_equal(rules_regex_share("(?i)(?:abcdefghijklmnopq)(?:abcdefghijklmnopq)", &out),
+			 -EINVAL);
+	assert_int_equal(rules_regex_share("(?:abc)(?:abc)", &out), -EINVAL);   /* too short */
+	for (const char *p = w1; *p; p++)
+		test_rules_tag(re, sizeof(re), *p);
+	strcat(re, "\\s+");
+	test_rules_tag(re, sizeof(re), 'm');
+	test_rules_tag(re, sizeof(re), 'e');
+	strcat(re, "|");
+	for (const char *p = w2; *p; p++)
+		test_rules_tag(re, sizeof(re), *p);
+	strcat(re, "\\s?");
+	test_rules_tag(re, sizeof(re), 'm');
+	test_rules_tag(re, sizeof(re), 'e');
+	strcat(re, ")");
+	assert_int_equal(rules_regex_share(re, &out), 0);
+	assert_true(strlen(out) < strlen(re));
+	for (size_t i = 0; i < sizeof(subj) / sizeof(subj[0]); i++)
+		if (test_rules_pcre_matches(re, subj[i]) != test_rules_pcre_matches(out, subj[i]))
+			fail_msg("shared form of '%s' differs on '%s': '%s'", re, subj[i], out);
+	free(out);
+}
+
+/* A head of a long pattern: every match of the pattern holds one, and it is shorter. */
+static void test_rules_head(void **state)
+{
+	static const char *const hit[] = { "so pay me now", "send me", "SEND  ME" };
+	char re[8192] = "(?:^|\\s)(?:", *out = NULL;
+	const char *words[] = { "pay", "send", "transfer" };
+
+	for (size_t w = 0; w < 3; w++) {
+		if (w)
+			strcat(re, "|");
+		for (const char *p = words[w]; *p; p++)
+			test_rules_tag(re, sizeof(re), *p);
+		strcat(re, "\\s*");
+		test_rules_tag(re, sizeof(re), 'm');
+		test_rules_tag(re, sizeof(re), 'e');
+	}
+	strcat(re, ")\\b");
+	assert_int_equal(rules_regex_head(re, 3, 200, &out), 0);
+	assert_true(strlen(out) < strlen(re));
+	for (size_t i = 0; i < sizeof(hit) / sizeof(hit[0]); i++) {
+		assert_true(test_rules_pcre_matches(re, hit[i]));
+		if (!test_rules_pcre_matches(out, hit[i]))
+			fail_msg("head '%s' misses '%s'", out, hit[i]);
+	}
+	assert_false(test_rules_pcre_matches(out, "hello world"));
+	free(out);
+	assert_int_equal(rules_regex_head("(?:ab", 3, 200, &out), -EINVAL);
+}
+
 /* --- meta ---------------------------------------------------------------------------------- */
 
 static int test_rules_resolve(void *arg, const char *name)
@@ -533,6 +653,9 @@ int main(void)
 		cmocka_unit_test(test_rules_delims_table),
 		cmocka_unit_test(test_rules_translate_table),
 		cmocka_unit_test(test_rules_translate_bad),
+		cmocka_unit_test(test_rules_relax),
+		cmocka_unit_test(test_rules_share),
+		cmocka_unit_test(test_rules_head),
 		cmocka_unit_test(test_rules_meta_table),
 		cmocka_unit_test(test_rules_meta_bad),
 		cmocka_unit_test(test_rules_compile_small),
