@@ -89,6 +89,7 @@ struct filter_db {
 	uint32_t            nhtml_tags;
 	int                 html_a, html_img;       /* their slots, for an img inside an a; -1 */
 	bool                html_comments;          /* an eval reads HTML comments */
+	bool                htmlx;                  /* an eval of filter_eval_htmlx.c */
 };
 
 #define FILTER_MSG_BBUF 4096u
