@@ -16,6 +16,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* what $pms->get('Subject') has beyond the decoded field: its line end */
+#define FILTER_HTMLX_SUBJ_EXTRA 1
 
 /* the tags of the text style stack (HTML.pm's elements_text_style; th is td) */
 enum { FILTER_HTMLX_T_DEFAULT, FILTER_HTMLX_T_BODY, FILTER_HTMLX_T_FONT, FILTER_HTMLX_T_TABLE,
@@ -723,7 +727,7 @@ static void filter_htmlx_part_reset(struct filter_eval_htmlx_state *x)
 	x->nnames = 0;
 	x->text_active = x->text_nonws = x->have_elem = x->prev_word = x->cur_word = false;
 	x->nbsp = 0;
-	x->title_run = 0;
+	x->title_run = x->title_len = x->title_max = 0;
 	x->decl = 0;
 	filter_htmlx_attrs_reset(x);
 }
@@ -898,8 +902,10 @@ static void filter_htmlx_tests(struct filter_eval_htmlx_state *x, const char *na
 	if (strcmp(name, "object") == 0 || strcmp(name, "embed") == 0)
 		x->flags |= FILTER_HTMLX_F_EMBEDS;
 	if (strcmp(name, "title") == 0)
-		x->title_run = 0;   /* a new title string */
+		x->title_run = x->title_len = 0;   /* a new title string */
 }
+
+static void filter_htmlx_title_check(struct filter_eval_htmlx_state *x);
 
 /* The text element before this markup is complete. */
 static void filter_htmlx_elem_end(struct filter_eval_htmlx_state *x)
@@ -907,6 +913,7 @@ static void filter_htmlx_elem_end(struct filter_eval_htmlx_state *x)
 	if (x->nbsp) {
 		x->nbsp = 0;
 		x->cur_word = false;
+		filter_htmlx_title_check(x);
 	}
 	if (x->text_active) {
 		x->prev_word = x->cur_word;
@@ -1012,6 +1019,17 @@ static void filter_htmlx_font(struct filter_eval_htmlx_state *x)
 		x->flags |= FILTER_HTMLX_F_INVALID;
 }
 
+/* The title's lengths, once no "&nbsp;" (one character) is half read */
+static void filter_htmlx_title_check(struct filter_eval_htmlx_state *x)
+{
+	if (x->nbsp)
+		return;
+	if (x->title_len > x->title_max)
+		x->title_max = x->title_len;
+	if (x->title_run >= 120)
+		x->flags |= FILTER_HTMLX_F_TITLE120;
+}
+
 /* One byte of a text element (html_text) */
 static void filter_htmlx_text_byte(struct filter_eval_htmlx_state *x, uint8_t c)
 {
@@ -1030,8 +1048,14 @@ static void filter_htmlx_text_byte(struct filter_eval_htmlx_state *x, uint8_t c)
 	}
 	/* "&nbsp;" is white space */
 	if (x->nbsp && c == (uint8_t)nbsp[x->nbsp]) {
-		if (++x->nbsp == 6)
+		if (++x->nbsp == 6) {
 			x->nbsp = 0;
+			if (x->in_title > 0) {   /* one character, a space */
+				x->title_run -= 4;
+				x->title_len -= 5;
+				goto title;
+			}
+		}
 		x->cur_word = false;
 		goto title;
 	}
@@ -1050,11 +1074,13 @@ static void filter_htmlx_text_byte(struct filter_eval_htmlx_state *x, uint8_t c)
 	}
 	x->cur_word = word;
 title:
-	if (x->in_title > 0) {
+	if (x->in_title > 0 && (c & 0xc0) != 0x80) {
+		x->title_len++;
 		if (c == '\n')
 			x->title_run = 0;
-		else if ((c & 0xc0) != 0x80 && ++x->title_run >= 120)
-			x->flags |= FILTER_HTMLX_F_TITLE120;
+		else
+			x->title_run++;
+		filter_htmlx_title_check(x);
 	}
 }
 
@@ -1237,6 +1263,7 @@ void filter_eval_htmlx_part(struct filter_msg *fm, bool html, uint32_t len)
 		r->flags = x->flags;
 		r->non_space_len = x->non_space_len;
 		r->image_area = x->image_area;
+		r->title_max = x->title_max;
 		if (x->tags) {
 			r->defined |= FILTER_HTMLX_D_TAGS;
 			r->closed_extra_ratio = (double)x->closed_extra / x->tags;
@@ -1319,6 +1346,15 @@ int filter_eval_htmlx_prepare(struct filter_db *db, struct filter_rule *ru, cons
 	case RULES_EVAL_HTMLX_TITLE120:
 		ru->eval_tag = FILTER_HTMLX_F_TITLE120;
 		break;
+	case RULES_EVAL_HTMLX_TITLE_SUBJ:
+		a0 = filter_htmlx_quoted(&p);
+		if (filter_htmlx_num(a0, &ru->eval_arg[0]))
+			ru->eval_tag = 0;
+		break;
+	case RULES_EVAL_HTMLX_CHARSET_FARAWAY:
+		/* XXX: sluice-rules does not read ok_locales; at its default, "all", HTMLEval's
+		 * html_charset_faraway never hits, and neither does this */
+		break;
 	case RULES_EVAL_HTMLX_RANGE:
 	case RULES_EVAL_HTMLX_IMAGE_RATIO:
 		a0 = ru->eval == RULES_EVAL_HTMLX_RANGE ? filter_htmlx_quoted(&p) : NULL;
@@ -1396,11 +1432,30 @@ static double filter_htmlx_value(const struct filter_htmlx_part *r, int v, bool 
 	}
 }
 
+/* Characters of the decoded Subject, as $pms->get('Subject') has it; 0 if none. */
+static size_t filter_htmlx_subject_len(const struct filter_msg *fm)
+{
+	for (uint32_t i = 0; i < fm->ntop; i++) {
+		const struct filter_hdr *h = &fm->hdrs[i];
+		size_t n = 0;
+
+		if (h->name_len != 7 || strncasecmp(fm->arena + h->name_off, "subject", 7) != 0)
+			continue;
+		for (uint32_t k = 0; k < h->dec_len; k++)
+			n += ((uint8_t)fm->arena[h->dec_off + k] & 0xc0) != 0x80;
+		return n + FILTER_HTMLX_SUBJ_EXTRA;
+	}
+	return 0;
+}
+
 bool filter_eval_htmlx_test(struct filter_msg *fm, const struct filter_rule *ru)
 {
 	const struct filter_eval_htmlx_state *x = &fm->ev_htmlx;
+	size_t subj = 0;
 
 	if (ru->eval_tag < 0)
+		return false;
+	if (ru->eval == RULES_EVAL_HTMLX_TITLE_SUBJ && (subj = filter_htmlx_subject_len(fm)) == 0)
 		return false;
 	for (uint32_t i = 0; i < x->nparts; i++) {
 		const struct filter_htmlx_part *r = &x->parts[i];
@@ -1424,6 +1479,10 @@ bool filter_eval_htmlx_test(struct filter_msg *fm, const struct filter_rule *ru)
 				if (v > lo && v <= hi)
 					return true;
 			}
+			break;
+		case RULES_EVAL_HTMLX_TITLE_SUBJ:
+			if ((double)r->title_max / (double)subj > lo)
+				return true;
 			break;
 		case RULES_EVAL_HTMLX_EVAL:
 			v = r->len;

@@ -57,6 +57,7 @@ struct filter_htmlx_part {
 	double   closed_extra_ratio, bad_tag_ratio, non_element_ratio, obfuscation_ratio;
 	double   non_space_len, image_area;
 	uint32_t len;
+	uint32_t title_max;  /* characters of the longest title */
 	uint8_t  defined;    /* bits: FILTER_HTMLX_D_* */
 	uint8_t  flags;      /* bits: FILTER_HTMLX_F_* */
 };
@@ -78,6 +79,7 @@ struct filter_eval_htmlx_state {
 	bool     text_active, text_nonws, have_elem, prev_word, cur_word;
 	uint8_t  nbsp;                            /* bytes of "&nbsp;" matched */
 	uint32_t title_run;                       /* characters without a newline in the title */
+	uint32_t title_len, title_max;            /* characters of this title, the longest */
 	uint8_t  decl;                            /* bytes of "doctype" matched after "<!" */
 	/* the attributes of the tag being read */
 	uint8_t  ast;                             /* attribute tokenizer state */

@@ -120,6 +120,8 @@ enum rules_eval {
 	RULES_EVAL_HTMLX_IMAGE_RATIO,  /* html_image_ratio(min, max): text / image area */
 	RULES_EVAL_HTMLX_EVAL,         /* html_eval('length', 'op n') */
 	RULES_EVAL_HTMLX_TITLE120,     /* html_text_match('title', '.{120}') */
+	RULES_EVAL_HTMLX_TITLE_SUBJ,   /* html_title_subject_ratio(r): title / Subject length */
+	RULES_EVAL_HTMLX_CHARSET_FARAWAY, /* html_charset_faraway() */
 	RULES_EVAL_HTML_END,
 	RULES_EVAL_HDR_FIRST = 192,    /* filter_eval_header.c: the rest of HeaderEval, RelayEval */
 	RULES_EVAL_HDR_END,
@@ -172,6 +174,8 @@ enum rules_eval {
 	{ "html_image_ratio", NULL, RULES_EVAL_HTMLX_IMAGE_RATIO }, \
 	{ "html_eval", "'length'*", RULES_EVAL_HTMLX_EVAL }, \
 	{ "html_text_match", "'title', '.{120}'", RULES_EVAL_HTMLX_TITLE120 }, \
+	{ "html_title_subject_ratio", NULL, RULES_EVAL_HTMLX_TITLE_SUBJ }, \
+	{ "html_charset_faraway", NULL, RULES_EVAL_HTMLX_CHARSET_FARAWAY }, \
 }
 #define RULES_EVAL_TABLE_HDR { \
 	{ NULL, NULL, 0 }, \
