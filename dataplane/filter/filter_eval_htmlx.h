@@ -29,7 +29,7 @@ struct filter_msg;
 				    * is replaced */
 #define FILTER_HTMLX_NAMES   256u  /* distinct tag names counted per part */
 #define FILTER_HTMLX_PARTS   8u    /* HTML parts whose results are kept */
-#define FILTER_HTMLX_VAL     256u  /* bytes kept of an attribute value */
+#define FILTER_HTMLX_VAL     1024u /* bytes kept of an attribute value (the rest: cut) */
 
 /* a colour as HTML.pm's name_to_rgb leaves it */
 enum { FILTER_HTMLX_COL_HEX, FILTER_HTMLX_COL_EMPTY /* "#" */, FILTER_HTMLX_COL_INVALID,
