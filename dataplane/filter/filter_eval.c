@@ -815,6 +815,7 @@ static void filter_eval_html_tag(struct filter_msg *fm)
 	const struct filter_db *db = fm->db;
 
 	h->st = FILTER_HST_TEXT;
+	filter_eval_htmlx_tag(fm, h->name, h->nlen, h->closing);
 	if (h->nlen >= FILTER_HTML_TAG_LEN)
 		return;
 	h->name[h->nlen] = '\0';
@@ -846,17 +847,21 @@ void filter_eval_html_feed(struct filter_msg *fm, const uint8_t *p, size_t n)
 	if (!h->in_part)
 		return;
 	h->len += (uint32_t)(n < UINT32_MAX - h->len ? n : UINT32_MAX - h->len);
-	if (!fm->db->nhtml_tags && !fm->db->html_comments)
+	if (!fm->db->nhtml_tags && !fm->db->html_comments && !fm->db->htmlx)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = p[i];
 		bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
 		bool alpha = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
 
+		if (h->st >= FILTER_HST_ATTR && h->st <= FILTER_HST_QUOTED)
+			filter_eval_htmlx_attr(fm, c);
 		switch (h->st) {
 		case FILTER_HST_TEXT:
 			if (c == '<')
 				h->st = FILTER_HST_LT;
+			else
+				filter_eval_htmlx_text(fm, c);
 			break;
 		case FILTER_HST_LT:
 		case FILTER_HST_LT_SLASH:
@@ -868,15 +873,19 @@ void filter_eval_html_feed(struct filter_msg *fm, const uint8_t *p, size_t n)
 			} else if (h->st == FILTER_HST_LT && c == '/') {
 				h->st = FILTER_HST_LT_SLASH;
 			} else if (h->st == FILTER_HST_LT && c == '!') {
+				filter_eval_htmlx_markup(fm);
 				h->st = FILTER_HST_BANG;
 			} else if (h->st == FILTER_HST_LT && c == '?') {
+				filter_eval_htmlx_markup(fm);
 				h->st = FILTER_HST_DECL;
 			} else {
+				filter_eval_htmlx_text_lt(fm, h->st == FILTER_HST_LT_SLASH, c);
 				h->st = c == '<' ? FILTER_HST_LT : FILTER_HST_TEXT;
 			}
 			break;
 		case FILTER_HST_BANG:
 			h->st = c == '-' ? FILTER_HST_BANG_DASH : c == '>' ? FILTER_HST_TEXT : FILTER_HST_DECL;
+			filter_eval_htmlx_decl(fm, c, true);
 			break;
 		case FILTER_HST_BANG_DASH:
 			h->dashes = 0;
@@ -899,6 +908,7 @@ void filter_eval_html_feed(struct filter_msg *fm, const uint8_t *p, size_t n)
 			h->dashes = c == '-' ? (uint8_t)(h->dashes < 2 ? h->dashes + 1 : 2) : 0;
 			break;
 		case FILTER_HST_DECL:
+			filter_eval_htmlx_decl(fm, c, false);
 			if (c == '>')
 				h->st = FILTER_HST_TEXT;
 			break;
@@ -962,6 +972,7 @@ void filter_eval_html_part(struct filter_msg *fm, bool html)
 {
 	struct filter_html_tags *h = &fm->html;
 
+	filter_eval_htmlx_part(fm, html, h->len);
 	if (h->in_part) {
 		for (uint32_t k = 0; k < FILTER_HTML_TAGS; k++)
 			if (h->seen_part & (1u << k))

@@ -633,6 +633,7 @@ static void filter_msg_on_body_text(void *arg, const uint8_t *p, size_t len)
 	struct filter_msg *fm = arg;
 
 	filter_eval_mime_text(fm, p, len);
+	filter_eval_htmlx_rendered(fm, p, len);
 	if (fm->db->db[RULES_CLASS_URI] || fm->db->confirm[RULES_CLASS_URI]) {
 		for (size_t i = 0; i < len; i++) {
 			if (filter_msg_addr_char(p[i])) {

@@ -96,6 +96,7 @@ struct filter_db {
 	struct filter_eval_header_db *ev_header;    /* filter_eval_header.c's patterns, or NULL */
 	bool                body_evals;             /* an eval reads the body stream (so it is
 						     * made without body rules too) */
+	bool                htmlx;                  /* an eval of filter_eval_htmlx.c */
 };
 
 #define FILTER_MSG_BBUF 4096u

@@ -132,6 +132,13 @@ enum rules_eval {
 	RULES_EVAL_MIME_IMAGE_RATIO,   /* image_to_text_ratio(type, min, max) */
 	RULES_EVAL_MIME_END,
 	RULES_EVAL_HTML_FIRST = 128,   /* filter_eval_htmlx.c: the rest of HTMLEval, URI tests */
+	RULES_EVAL_HTMLX_TEST = RULES_EVAL_HTML_FIRST + 1, /* html_test('font_low_contrast'...) */
+	RULES_EVAL_HTMLX_RANGE,        /* html_range('max_size'|'..._ratio', min, max) */
+	RULES_EVAL_HTMLX_IMAGE_RATIO,  /* html_image_ratio(min, max): text / image area */
+	RULES_EVAL_HTMLX_EVAL,         /* html_eval('length', 'op n') */
+	RULES_EVAL_HTMLX_TITLE120,     /* html_text_match('title', '.{120}') */
+	RULES_EVAL_HTMLX_TITLE_SUBJ,   /* html_title_subject_ratio(r): title / Subject length */
+	RULES_EVAL_HTMLX_CHARSET_FARAWAY, /* html_charset_faraway() */
 	RULES_EVAL_HTML_END,
 	RULES_EVAL_HDR_FIRST = 192,    /* filter_eval_header.c: the rest of HeaderEval, RelayEval */
 	RULES_EVAL_HDR_FREEMAIL_REPLYTO = RULES_EVAL_HDR_FIRST + 1, /* check_freemail_replyto('replyto') */
@@ -208,7 +215,21 @@ enum rules_eval {
 	{ "image_to_text_ratio", NULL, RULES_EVAL_MIME_IMAGE_RATIO }, \
 }
 #define RULES_EVAL_TABLE_HTML { \
-	{ NULL, NULL, 0 }, \
+	{ "html_test", "'font_low_contrast'", RULES_EVAL_HTMLX_TEST }, \
+	{ "html_test", "'font_invalid_color'", RULES_EVAL_HTMLX_TEST }, \
+	{ "html_test", "'font_face_bad'", RULES_EVAL_HTMLX_TEST }, \
+	{ "html_test", "'form_action_mailto'", RULES_EVAL_HTMLX_TEST }, \
+	{ "html_test", "'embeds'", RULES_EVAL_HTMLX_TEST }, \
+	{ "html_range", "'max_size'*", RULES_EVAL_HTMLX_RANGE }, \
+	{ "html_range", "'closed_extra_ratio'*", RULES_EVAL_HTMLX_RANGE }, \
+	{ "html_range", "'bad_tag_ratio'*", RULES_EVAL_HTMLX_RANGE }, \
+	{ "html_range", "'non_element_ratio'*", RULES_EVAL_HTMLX_RANGE }, \
+	{ "html_range", "'obfuscation_ratio'*", RULES_EVAL_HTMLX_RANGE }, \
+	{ "html_image_ratio", NULL, RULES_EVAL_HTMLX_IMAGE_RATIO }, \
+	{ "html_eval", "'length'*", RULES_EVAL_HTMLX_EVAL }, \
+	{ "html_text_match", "'title', '.{120}'", RULES_EVAL_HTMLX_TITLE120 }, \
+	{ "html_title_subject_ratio", NULL, RULES_EVAL_HTMLX_TITLE_SUBJ }, \
+	{ "html_charset_faraway", NULL, RULES_EVAL_HTMLX_CHARSET_FARAWAY }, \
 }
 #define RULES_EVAL_TABLE_HDR { \
 	{ "check_freemail_replyto", "'replyto'", RULES_EVAL_HDR_FREEMAIL_REPLYTO }, \
