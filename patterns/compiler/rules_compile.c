@@ -37,6 +37,7 @@ struct rules_compile_rule {
 	struct rules_meta_code code;
 	uint32_t  maxhits;      /* tflags multiple maxhits=N (0: no limit) */
 	uint32_t  eval;         /* RULES_KIND_EVAL: enum rules_eval */
+	bool      disabled;     /* score 0 */
 	char     *eval_args;    /* its argument text, without the parentheses */
 	char     *hs_orig;      /* rx.hs before rules_compile_relax replaced it */
 	bool      tried_relax;  /* the looser first tier was tried */
@@ -392,18 +393,20 @@ static int rules_compile_one(struct rules_compile_ctx *c, struct rules_compile_r
 		st->undefined++;
 		return 0;
 	}
-	if (r->def == RULES_DEF_EVAL && !rules_compile_eval_id(r->pattern, &x->eval, &x->eval_args)) {
-		st->eval++;
-		return 0;
-	}
 	if (r->nscore)
 		s = r->score[c->o->score_set];
 	else
 		s = strncmp(r->name, "T_", 2) == 0 ? 0.01 : 1.0;
 	if (!r->nscore && rules_compile_has_flag(r->tflags, "nice"))
 		s = -s;
+	/* score 0 disables a rule whatever it is: not "unsupported" in the report */
 	if (r->nscore && s == 0) {
 		st->disabled++;
+		x->disabled = true;
+		return 0;
+	}
+	if (r->def == RULES_DEF_EVAL && !rules_compile_eval_id(r->pattern, &x->eval, &x->eval_args)) {
+		st->eval++;
 		return 0;
 	}
 	x->score_milli = (int32_t)lround(s * 1000);
@@ -1021,7 +1024,7 @@ static void rules_compile_report_evals(const struct rules_compile_ctx *c, FILE *
 			const struct rules_rule *r = c->cr[i].r;
 			const char *grp;
 
-			if (r->def != RULES_DEF_EVAL || c->cr[i].include)
+			if (r->def != RULES_DEF_EVAL || c->cr[i].include || c->cr[i].disabled)
 				continue;
 			grp = rules_compile_eval_group(r->pattern);
 			if (order[g] ? grp == NULL || strcmp(grp, order[g]) != 0 : grp != NULL)
