@@ -497,8 +497,8 @@ static double rules_parse_cond_term(struct rules_parse_cond *c)
 			c->p++;
 		else
 			c->bad = true;
-		if (word[0] == 'p')
-			return rules_parse_has_plugin(c->rs, arg);
+		if (word[0] == 'p')   /* plugins are kept by their short name, as loadplugin adds them */
+			return rules_parse_has_plugin(c->rs, rules_parse_plugin_short(arg));
 		if (word[0] == 'c')
 			return rules_parse_perl_can(c->rs, arg);
 		return 0;

@@ -79,6 +79,12 @@ static const char test_rules_text[] =
 	"if can(Mail::SpamAssassin::Conf::feature_bug6558_free)\n"
 	"body    CAN_OK      /can/\n"
 	"endif\n"
+	"if plugin(Mail::SpamAssassin::Plugin::Check)\n"     /* full name, as loadplugin gave it */
+	"body    PLUGIN_OK   /plugin/\n"
+	"endif\n"
+	"if !plugin(Mail::SpamAssassin::Plugin::Check)\n"
+	"body    NOT_PLUGIN  /not plugin/\n"
+	"endif\n"
 	"lang de describe SUBJ_FREE Betreff\n"
 	"priority SUBJ_FREE -100\n"
 	"replace_tag  V  (?:v|\\\\/)\n"
@@ -116,6 +122,7 @@ static const struct test_rules_want test_rules_wants[] = {
 	{ "IN_LOADED", RULES_CLASS_BODY, RULES_DEF_REGEX, "/loaded/", NULL, 0, false, NULL },
 	{ "OLD_OK", RULES_CLASS_BODY, RULES_DEF_REGEX, "/old/", NULL, 0, false, NULL },
 	{ "CAN_OK", RULES_CLASS_BODY, RULES_DEF_REGEX, "/can/", NULL, 0, false, NULL },
+	{ "PLUGIN_OK", RULES_CLASS_BODY, RULES_DEF_REGEX, "/plugin/", NULL, 0, false, NULL },
 	{ "REDEF", RULES_CLASS_HEADER, RULES_DEF_REGEX, "/second/", "Subject", RULES_HDR_DECODED, false, NULL },
 };
 
@@ -145,6 +152,7 @@ static void test_rules_check_set(struct rules_set *rs)
 	assert_null(rules_parse_find(rs, "IN_SKIPPED"));
 	assert_null(rules_parse_find(rs, "NESTED"));
 	assert_null(rules_parse_find(rs, "TOO_NEW"));
+	assert_null(rules_parse_find(rs, "NOT_PLUGIN"));
 	r = rules_parse_find(rs, "SUBJ_FREE");
 	assert_int_equal(r->nscore, 1);
 	assert_true(r->score[0] == 1.5 && r->score[3] == 1.5);
@@ -224,8 +232,9 @@ static void test_rules_parse_whole(void **state)
 	assert_int_equal(rules_parse_text(rs, "t.cf", test_rules_text, strlen(test_rules_text)), 0);
 	assert_int_equal(rules_parse_finish(rs), 0);
 	test_rules_check_set(rs);
-	/* skipped blocks: NotLoaded (its nested if is inside it, not counted again), TOO_NEW */
-	assert_int_equal(rs->st.skipped_blocks, 2);
+	/* skipped blocks: NotLoaded (its nested if is inside it, not counted again), TOO_NEW,
+	 * !plugin(Check) */
+	assert_int_equal(rs->st.skipped_blocks, 3);
 	assert_true(rs->st.ignored >= 2);  /* lang, priority */
 	/* ReplaceTags: <inter W1> goes between the tags and at the start (SpamAssassin's split) */
 	assert_string_equal(rules_parse_find(rs, "FUZZ_VI")->pattern,
