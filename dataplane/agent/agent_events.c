@@ -101,8 +101,10 @@ static int cursor_open(struct agent_events *ae, unsigned i, unsigned k)
 	c->cfd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (c->cfd < 0)
 		return -errno;
-	if (pread(c->cfd, b, sizeof(b), 0) == (ssize_t)sizeof(b)) {
-		for (unsigned s = 0; s < 2; s++) {
+	ssize_t got = pread(c->cfd, b, sizeof(b), 0);
+
+	if (got >= 32) {
+		for (unsigned s = 0; s < (unsigned)got / 32; s++) {
 			const uint8_t *p = b + 32 * s;
 
 			if (rd32(p) != AGENT_EV_CURSOR_MAGIC || rd64(p + 24) != XXH3_64bits(p, 24))

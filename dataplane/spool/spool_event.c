@@ -210,6 +210,7 @@ static int evr_open_file(struct spool_evreader *r, uint32_t fileno)
 	r->fileno = fileno;
 	r->buf_len = 0;
 	r->buf_off = 0;
+	r->end_checked = false;
 	return 0;
 }
 
@@ -301,8 +302,24 @@ int spool_evreader_next(struct spool_evreader *r, uint64_t limit, struct spool_e
 		ssize_t have;
 		int rc;
 
-		if (r->seq >= limit)
+		if (r->seq >= limit) {
+			/* Caught up. Once per file: at its end with a later file there (a restart
+			 * began one), move on, so the old one can be removed. */
+			struct spool_evinfo peek;
+
+			if (r->end_checked || r->fd < 0)
+				return 0;
+			r->end_checked = true;
+			if ((have = evr_fill(r, SPOOL_EVENT_HDR)) >= 0 &&
+			    spool_event_decode(r->buf + (r->off - r->buf_off), (size_t)have,
+					       &peek) < 0) {
+				r->buf_len = 0;
+				if (evr_next_file(r))
+					continue;
+			}
+			r->buf_len = 0;
 			return 0;
+		}
 		if (r->fd < 0) {
 			if (!evr_next_file(r))
 				return 0;
@@ -348,6 +365,7 @@ int spool_evreader_next(struct spool_evreader *r, uint64_t limit, struct spool_e
 		}
 		r->off += ev_r->rec_len;
 		r->seq = ev_r->seq;
+		r->end_checked = false;
 		return 1;
 	}
 }

@@ -133,6 +133,7 @@ struct spool_evreader {
 	uint8_t *buf;          /* a window of the file: [buf_off, buf_off + buf_len) */
 	size_t   buf_len, buf_cap;
 	uint64_t buf_off;
+	bool     end_checked;  /* caught up: looked for a later file once already */
 };
 /* Opens a reader on shard directory path at (fileno, off) having consumed seq; fileno 0: from the
  * oldest file. 0 or -errno. */
