@@ -57,7 +57,7 @@
 #define SPOOL_CHUNK_MAX     65536u
 #define SPOOL_STATFS_NS     100000000u   /* refresh the free-space figure at most every 100 ms */
 #define SPOOL_IOV_MAX       1024u
-#define SPOOL_EV_FILE_SIZE  (UINT64_C(16) << 20)   /* an event file's preallocation */
+#define SPOOL_EV_FILE_SIZE  (UINT64_C(4) << 20)    /* an event file's preallocation */
 #define SPOOL_EV_REGEN_WIN  (UINT64_C(1) << 24)    /* numbers past the last event recovery
                                                     * takes from record headers (low 32 bits) */
 
@@ -442,8 +442,10 @@ static int pwrite_all(int fd, const void *p, size_t len, uint64_t off)
 
 /*
  * Starts a new event file (synchronously: at open, and when the current one is full; XXX: a
- * short stall every SPOOL_EV_FILE_SIZE of events), with room for need bytes and a FILE record
- * saying the last number before it. 0 or -errno (the old file stays current).
+ * short stall, writing SPOOL_EV_FILE_SIZE of zeros to the page cache, every few thousand
+ * messages: a spare made ahead through the ring, as for segments, would avoid it), with room
+ * for need bytes and a FILE record saying the last number before it. 0 or -errno (the old file
+ * stays current).
  */
 static int ev_roll(struct spool *sp, size_t need, uint64_t last_before)
 {
@@ -460,12 +462,21 @@ static int ev_roll(struct spool *sp, size_t need, uint64_t last_before)
 		return -errno;
 	spool_event_encode(hdr, SPOOL_EVT_FILE, 0, sp->conf.shard_id, last_before, 0,
 			   clock_wall_ns() / 1000000u, NULL, 0, NULL, 0);
-	/* Preallocated so a sync need not update the size; without room (a full disk) the file
+	/* Preallocated with zeros written (not fallocate's unwritten extents), so a sync of the
+	 * events is a data flush with no metadata to commit; without room (a full disk) the file
 	 * grows as it is written. */
-	(void)!fallocate(fd, 0, 0, (off_t)size);
-	rc = pwrite_all(fd, hdr, sizeof(hdr), 0);
-	if (!rc && fdatasync(fd) < 0)
-		rc = -errno;
+	{
+		static const uint8_t zeros[65536];
+
+		for (uint64_t o = 0; o < size && !rc; o += sizeof(zeros))
+			rc = pwrite_all(fd, zeros, sizeof(zeros), o);
+		if (rc == -ENOSPC)
+			rc = ftruncate(fd, 0) < 0 ? -errno : 0;
+	}
+	if (!rc)
+		rc = pwrite_all(fd, hdr, sizeof(hdr), 0);
+	/* Its name now; its bytes ride the first batch's sync of the events (which flushes every
+	 * dirty page of the file), off this thread. */
 	if (!rc && fsync(sp->dfd) < 0)
 		rc = -errno;
 	if (rc) {
@@ -676,6 +687,8 @@ static int journal_roll(struct spool *sp)
 		uint64_t first = sp->evseq + 1;
 
 		rc = ev_number_pending(sp, NULL, &eb, &el, &ec, &taken);
+		if (!rc && el)
+			spool_event_add_flags(eb, SPOOL_EVF_FIRST);
 		if (!rc && (sp->evfd < 0 || sp->evoff + el > sp->evalloc))
 			rc = ev_roll(sp, el, first - 1);
 		if (!rc)
@@ -1169,7 +1182,7 @@ static void batch_fail_nop(struct spool *sp, struct spool_batch *b, int err);
 
 static void batch_submit(struct spool *sp, struct spool_batch *b)
 {
-	uint32_t n = b->nwop + b->nsegs + (b->evlen ? 2 : 0), k = 0;
+	uint32_t nstate = b->nwop + b->nsegs, n = nstate + (b->evlen ? 2 : 0), k = 0;
 
 	if (io_uring_sq_space_left(sp->ring) < n)
 		io_uring_submit(sp->ring);
@@ -1190,12 +1203,12 @@ static void batch_submit(struct spool *sp, struct spool_batch *b)
 		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
 
 		io_uring_prep_fsync(sqe, b->segs[i]->fd, IORING_FSYNC_DATASYNC);
-		if (++k < n)
+		if (++k < nstate)
 			sqe->flags |= IOSQE_IO_LINK;
 		io_uring_sqe_set_data64(sqe, ud_make(sp, K_SYNC, b));
 	}
 	if (b->evlen) {
-		/* The events, only once the state they describe is synced (spool_event.h). */
+		/* The events: a chain of their own, beside the state's (spool_event.h). */
 		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
 
 		b->evwop = (struct spool_wop){ .b = b, .fd = sp->evfd, .off = b->ev_start,
@@ -1367,6 +1380,7 @@ void spool_flush(struct spool *sp)
 		int rc = 0;
 
 		b->ev_last = sp->evseq;
+		spool_event_add_flags(b->evbuf, SPOOL_EVF_FIRST);
 		if (sp->evfd < 0 || sp->evoff + b->evlen > sp->evalloc)
 			rc = ev_roll(sp, b->evlen, b->ev_first - 1);
 		b->ev_start = sp->evoff;
@@ -1673,6 +1687,7 @@ static int ev_recover_scan(struct spool *sp)
 			close(fd);
 			break;
 		}
+		sp->ev_ndoubt = 0;
 		for (;;) {
 			struct spool_evinfo ev;
 
@@ -1682,17 +1697,42 @@ static int ev_recover_scan(struct spool *sp)
 				break;   /* a file begins with its FILE record */
 			if (have && ev.seq != last + 1)
 				break;   /* not contiguous: what follows is not trusted */
+			if (ev.flags & SPOOL_EVF_FIRST)
+				sp->ev_ndoubt = 0;   /* a later batch: the ones before were whole */
+			if (ev.type != SPOOL_EVT_FILE) {
+				if (sp->ev_ndoubt == sp->ev_doubt_cap) {
+					size_t nc = sp->ev_doubt_cap ? sp->ev_doubt_cap * 2 : 64;
+					uint64_t *no = realloc(sp->ev_doubt_off, nc * sizeof(*no));
+					uint32_t *nl;
+
+					if (no)
+						sp->ev_doubt_off = no;
+					nl = no ? realloc(sp->ev_doubt_len, nc * sizeof(*nl)) : NULL;
+					if (!nl) {
+						rc = -ENOMEM;
+						break;
+					}
+					sp->ev_doubt_len = nl;
+					sp->ev_doubt_cap = nc;
+				}
+				sp->ev_doubt_off[sp->ev_ndoubt] = off;
+				sp->ev_doubt_len[sp->ev_ndoubt] = ev.len;
+				sp->ev_ndoubt++;
+			}
 			have = true;
 			last = ev.seq;
 			wall = ev.wall_ms;
 			off += ev.rec_len;
 		}
+		sp->ev_doubt_fileno = nums[i];
 		free(buf);
 		/* the tail (torn bytes, and the preallocated zeros) goes: this file is written no
 		 * more, and a reader stops at its end */
 		if (have && off < (uint64_t)stt.st_size && ftruncate(fd, (off_t)off) < 0)
 			log_warn(-errno, "spool: %s/%s: truncate", sp->dir, name);
 		close(fd);
+		if (rc)
+			break;
 		if (have) {
 			sp->evseq = last;
 			sp->ev_last_wall_ms = wall;
@@ -1700,6 +1740,7 @@ static int ev_recover_scan(struct spool *sp)
 		}
 	}
 	free(nums);
+	sp->ev_base = sp->evseq - sp->ev_ndoubt;
 	return rc;
 }
 
@@ -1792,8 +1833,53 @@ static int ev_recover_write(struct spool *sp)
 	int rc;
 
 	qsort(sp->regen, sp->nregen, sizeof(*sp->regen), regen_cmp);
-	if (sp->nregen)
+	if (sp->nregen && sp->regen[sp->nregen - 1].seq > max)
 		max = sp->regen[sp->nregen - 1].seq;
+	if (sp->ev_ndoubt) {
+		/* The last batch's events on disk whose state is not: overwritten by VOIDs. */
+		char name[32];
+		int fd;
+		size_t voided = 0;
+
+		spool_event_file_name(name, sp->ev_doubt_fileno);
+		fd = openat(sp->dfd, name, O_RDWR | O_CLOEXEC);
+		for (size_t d = 0; fd >= 0 && d < sp->ev_ndoubt; d++) {
+			uint64_t seq = sp->ev_base + 1 + d;
+			bool have = false;
+			uint8_t *v;
+			size_t vl;
+
+			while (k < sp->nregen && sp->regen[k].seq < seq)
+				k++;
+			have = k < sp->nregen && sp->regen[k].seq == seq;
+			if (have)
+				continue;
+			vl = spool_event_size(sp->ev_doubt_len[d]);
+			if (!(v = calloc(2, vl))) {
+				rc = -ENOMEM;
+				close(fd);
+				goto out;
+			}
+			/* zeros as its payload: the same size, so the records after it stay put */
+			spool_event_encode(v, SPOOL_EVT_VOID, 0, sp->conf.shard_id, seq, 0,
+					   sp->ev_last_wall_ms, v + vl, sp->ev_doubt_len[d], NULL, 0);
+			if ((rc = pwrite_all(fd, v, vl, sp->ev_doubt_off[d])) < 0)
+				log_error(rc, "spool: %s/%s: void an event", sp->dir, name);
+			free(v);
+			voided++;
+		}
+		if (fd >= 0) {
+			if (voided && fdatasync(fd) < 0)
+				log_error(-errno, "spool: %s/%s: sync", sp->dir, name);
+			close(fd);
+		}
+		if (voided)
+			log_info("spool: %s: %zu events of the last batch had no state on disk: made "
+				 "void", sp->dir, voided);
+		k = 0;
+	}
+	size_t from_state = 0;
+
 	for (uint64_t seq = last + 1; seq <= max; seq++) {
 		struct spool_regen *g = NULL;
 		size_t pn = 0;
@@ -1803,6 +1889,7 @@ static int ev_recover_write(struct spool *sp)
 		if (k < sp->nregen && sp->regen[k].seq == seq)
 			g = &sp->regen[k];
 		if (g) {
+			from_state++;
 			if (!(pl = realloc(pl, 4096 + g->env_len))) {
 				rc = -ENOMEM;
 				goto out;
@@ -1823,6 +1910,7 @@ static int ev_recover_write(struct spool *sp)
 		goto out;
 	}
 	if (len) {
+		spool_event_add_flags(buf, SPOOL_EVF_FIRST);
 		if ((rc = pwrite_all(sp->evfd, buf, len, sp->evoff)) < 0 ||
 		    (fdatasync(sp->evfd) < 0 && (rc = -errno) < 0)) {
 			log_error(rc, "spool: %s: write recovered events", sp->dir);
@@ -1830,8 +1918,8 @@ static int ev_recover_write(struct spool *sp)
 		}
 		sp->evoff += len;
 		log_info("spool: %s: %" PRIu64 " events written again after a crash (%zu from the "
-			 "state, %" PRIu64 " numbers void)", sp->dir, max - last, sp->nregen,
-			 max - last - sp->nregen);
+			 "state, %" PRIu64 " numbers void)", sp->dir, max - last, from_state,
+			 max - last - from_state);
 	}
 	sp->evseq = max;
 	ev_publish(sp, max);
@@ -1843,6 +1931,11 @@ out:
 	free(sp->regen);
 	sp->regen = NULL;
 	sp->nregen = sp->regen_cap = 0;
+	free(sp->ev_doubt_off);
+	free(sp->ev_doubt_len);
+	sp->ev_doubt_off = NULL;
+	sp->ev_doubt_len = NULL;
+	sp->ev_ndoubt = sp->ev_doubt_cap = 0;
 	return rc;
 }
 
@@ -1874,13 +1967,13 @@ static int collect_rec(void *arg, const struct spool_record_info *info, uint64_t
 	l->n++;
 	if (info->ev_seq32) {
 		struct spool *sp = l->sp;
-		uint32_t d = info->ev_seq32 - (uint32_t)sp->evseq;
+		uint32_t d = info->ev_seq32 - (uint32_t)sp->ev_base;
 
 		/* a number past the last event, and a record of about that time (the low 32 bits
 		 * of old records' numbers come round again) */
 		if (d && d < SPOOL_EV_REGEN_WIN &&
 		    info->received_ns / 1000000u + 86400000u >= sp->ev_last_wall_ms) {
-			struct spool_regen g = { .seq = sp->evseq + d, .type = SPOOL_EVT_ACCEPTED,
+			struct spool_regen g = { .seq = sp->ev_base + d, .type = SPOOL_EVT_ACCEPTED,
 						 .qid = info->qid, .size = info->body_len,
 						 .received_ns = info->received_ns,
 						 .env_len = info->env_len };
@@ -2091,7 +2184,7 @@ static int replay_jrec(void *arg, const struct spool_jrec *j)
 		struct spool_regen g = { .seq = seq, .type = (uint8_t)SPOOL_EVMARK_TYPE(j->arg),
 					 .qid = j->qid, .rcpt = SPOOL_EVMARK_RCPT(j->arg) };
 
-		if (seq > jr->sp->evseq && seq - jr->sp->evseq < SPOOL_EV_REGEN_WIN &&
+		if (seq > jr->sp->ev_base && seq - jr->sp->ev_base < SPOOL_EV_REGEN_WIN &&
 		    g.type < SPOOL_EVT_NTYPES && regen_add(jr->sp, &g) < 0)
 			return -ENOMEM;
 		return 0;

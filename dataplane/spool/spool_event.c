@@ -100,6 +100,14 @@ size_t spool_event_encode(uint8_t *out, unsigned type, unsigned flags, unsigned 
 	return total;
 }
 
+void spool_event_add_flags(uint8_t *rec, unsigned flags)
+{
+	uint32_t len = get32(rec + 8);
+
+	put16(rec + 6, (uint16_t)(get16(rec + 6) | flags));
+	put64(rec + 40, ev_sum(rec, rec + SPOOL_EVENT_HDR, len, NULL, 0));
+}
+
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -28,19 +28,23 @@
  *
  * The rule, "an event exists if and only if its state change does" (spool.c does it):
  *  - Event numbers are given at group-commit time, in the order the batch writes the state
- *    (segment records, then the journal), and the batch's linked chain writes the events only
- *    after the state's fdatasync completed, and syncs them before any callback (so before the
- *    250). An event on disk therefore always has its state on disk.
+ *    (segment records, then the journal). A batch writes its events and syncs them beside the
+ *    state's writes and syncs (a second linked chain, so the two fdatasyncs run at once), and
+ *    its callbacks (the 250s) and the number the agent may read up to wait for both. Only one
+ *    batch is in flight, so after a crash only the last batch on disk can be partial; its first
+ *    event carries SPOOL_EVF_FIRST.
  *  - Each state change that has an event says which: a message record carries the low 32 bits
  *    of its accepted event's number in its header (spool_record.h, bytes 20..23); a journal
  *    record that has an event is followed, in the same write, by a marker record
  *    (SPOOL_JEV_EVMARK: number, type, recipient).
- *  - Recovery finds the last valid event (torn bytes after it are cut); every record or marker
- *    that names a later number is state without its event (a crash between the two syncs), and
- *    the event is written again from the state (SPOOL_EVF_RECOVERED: the state's own fields;
- *    details only the lost record had, such as the remote reply, are gone). A number between
- *    them with no state (lost with a torn batch, or a failed batch's) becomes a VOID record, so
- *    numbers stay contiguous (the log sink writes a "void" line for it).
+ *  - Recovery finds the last valid event (torn bytes after it are cut) and the last batch's first
+ *    one. An event of that last batch whose state is not on disk (no record, no marker naming
+ *    its number) is overwritten in place by a VOID record of the same size: it never happened,
+ *    and no sink has seen it (they read only up to the durable number). Every record or marker
+ *    naming a number past the last event is state without its event, and the event is written
+ *    again from the state (SPOOL_EVF_RECOVERED: the state's own fields; details only the lost
+ *    record had, such as the remote reply, are gone); a number between them with no state
+ *    becomes a VOID record, so numbers stay contiguous (the log sink writes a "void" line).
  *  - A failed batch (write or sync error) rewinds the numbering to its first event and zeroes the
  *    event bytes it may have written: its messages got a 4xx, its journal events ride again.
  */
@@ -76,6 +80,7 @@ enum spool_evtype {
 const char *spool_evtype_name(unsigned type);
 
 #define SPOOL_EVF_RECOVERED 0x0001u   /* written again at recovery from the state */
+#define SPOOL_EVF_FIRST     0x0002u   /* the first event of its group commit */
 
 enum spool_etlv_tag {
 	SPOOL_ETLV_TEXT = 1,       /* the log line's text (see agent_events.c for how it is used) */
@@ -115,6 +120,8 @@ struct spool_evinfo {
 	uint32_t       len;
 	size_t         rec_len;    /* bytes the record takes in the file */
 };
+/* Adds flags to an encoded record (its checksum again). */
+void spool_event_add_flags(uint8_t *rec, unsigned flags);
 /* Checks the record at p[0..len). 0, -ENODATA (48 zero bytes: end), -EAGAIN (fewer bytes than the
  * record: a short read or a torn tail), -EBADMSG. */
 int spool_event_decode(const void *p, size_t len, struct spool_evinfo *ev_r);

@@ -290,8 +290,13 @@ struct spool {
 	uint64_t           evseq, evseq_durable;
 	uint64_t           ev_last_wall_ms;   /* recovery: the last event's time */
 	struct spool_evq  *evq, **evq_tail;
-	struct spool_regen *regen;     /* recovery: state past the last event */
+	struct spool_regen *regen;     /* recovery: state past ev_base */
 	size_t             nregen, regen_cap;
+	uint64_t           ev_base;     /* recovery: state numbered past this is collected */
+	uint32_t           ev_doubt_fileno;   /* recovery: the last batch's events on disk, */
+	uint64_t          *ev_doubt_off;      /* numbered ev_base + 1 ..., their offsets and */
+	uint32_t          *ev_doubt_len;      /* payload lengths in that file */
+	size_t             ev_ndoubt, ev_doubt_cap;
 };
 
 /* Recovery: a state change whose event number is past the last event on disk. */
