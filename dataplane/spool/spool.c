@@ -487,6 +487,7 @@ static int ev_roll(struct spool *sp, size_t need, uint64_t last_before)
 	if (sp->evfd >= 0)
 		close(sp->evfd);
 	sp->evfd = fd;
+	sp->ev_full_sync = true;
 	sp->evno++;
 	sp->evoff = sizeof(hdr);
 	sp->evalloc = size;
@@ -1182,7 +1183,10 @@ static void batch_fail_nop(struct spool *sp, struct spool_batch *b, int err);
 
 static void batch_submit(struct spool *sp, struct spool_batch *b)
 {
-	uint32_t nstate = b->nwop + b->nsegs, n = nstate + (b->evlen ? 2 : 0), k = 0;
+	uint32_t nstate = b->nwop + b->nsegs, k = 0;
+	/* The events: one write with RWF_DSYNC (one op, one worker), or a write and an fdatasync
+	 * of the whole file after a roll (the new file's FILE record and size are synced too). */
+	uint32_t nev = !b->evlen ? 0 : sp->ev_full_sync ? 2 : 1, n = nstate + nev;
 
 	if (io_uring_sq_space_left(sp->ring) < n)
 		io_uring_submit(sp->ring);
@@ -1214,12 +1218,17 @@ static void batch_submit(struct spool *sp, struct spool_batch *b)
 		b->evwop = (struct spool_wop){ .b = b, .fd = sp->evfd, .off = b->ev_start,
 					       .len = b->evlen };
 		io_uring_prep_write(sqe, sp->evfd, b->evbuf, (unsigned)b->evlen, b->ev_start);
-		sqe->flags |= IOSQE_IO_LINK;
 		io_uring_sqe_set_data64(sqe, ud_make(sp, K_WRITE, &b->evwop));
-		sqe = io_uring_get_sqe(sp->ring);
-		io_uring_prep_fsync(sqe, sp->evfd, IORING_FSYNC_DATASYNC);
-		io_uring_sqe_set_data64(sqe, ud_make(sp, K_SYNC, b));
-		k += 2;
+		if (nev == 2) {
+			sqe->flags |= IOSQE_IO_LINK;
+			sqe = io_uring_get_sqe(sp->ring);
+			io_uring_prep_fsync(sqe, sp->evfd, IORING_FSYNC_DATASYNC);
+			io_uring_sqe_set_data64(sqe, ud_make(sp, K_SYNC, b));
+			sp->ev_full_sync = false;
+		} else {
+			sqe->rw_flags = RWF_DSYNC;
+		}
+		k += nev;
 	}
 	b->outstanding = n;
 	b->start_ns = clock_mono_ns();

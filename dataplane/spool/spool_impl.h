@@ -288,6 +288,7 @@ struct spool {
 	uint32_t           evno;
 	uint64_t           evoff, evalloc;
 	uint64_t           evseq, evseq_durable;
+	bool               ev_full_sync;      /* the next batch syncs the whole event file */
 	uint64_t           ev_last_wall_ms;   /* recovery: the last event's time */
 	struct spool_evq  *evq, **evq_tail;
 	struct spool_regen *regen;     /* recovery: state past ev_base */
