@@ -166,8 +166,11 @@ int agent_events_open(struct agent_events **ae_r, const struct shard *shards, un
 	ae->line = line;
 	snprintf(ae->node, sizeof(ae->node), "%.63s", c->name[0] ? c->name : c->hostname);
 	for (unsigned i = 0; i < n; i++)
-		for (unsigned k = 0; k < AGENT_NSINKS; k++)
+		for (unsigned k = 0; k < AGENT_NSINKS; k++) {
 			ae->cur[i][k].cfd = -1;
+			/* now, with the shards' spools open: tried again at each drain if not */
+			(void)cursor_open(ae, i, k);
+		}
 	*ae_r = ae;
 	return 0;
 }
@@ -225,7 +228,7 @@ void agent_events_drain(struct agent_events *ae, const struct shard *shards, uns
 			unsigned got = 0;
 			int r;
 
-			if (!c->opened && (limit == 0 || cursor_open(ae, i, k) < 0))
+			if (!c->opened && cursor_open(ae, i, k) < 0)
 				continue;
 			while (!paused[k] && got < AGENT_EV_BURST &&
 			       (r = spool_evreader_next(&c->rd, limit, &ev)) == 1) {

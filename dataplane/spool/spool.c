@@ -616,6 +616,13 @@ static int journal_roll(struct spool *sp)
 		return -ENOMEM;
 	spool_record_jrec_encode(snap, &hw);
 	len = SPOOL_JREC_SIZE;
+	{
+		/* the markers of completed batches go with the old journal: say they were whole */
+		struct spool_jrec ed = { .event = SPOOL_JEV_EVDURABLE, .arg = sp->evseq_durable };
+
+		spool_record_jrec_encode(snap + len, &ed);
+		len += SPOOL_JREC_SIZE;
+	}
 	for (uint32_t k = 0; k < sp->ix.cap && !rc; k++)
 		if (sp->ix.tab[k].qid)
 			rc = spool_index_snapshot(&sp->ix.tab[k], &snap, &len, &cap);
@@ -1713,19 +1720,29 @@ static int ev_recover_scan(struct spool *sp)
 					size_t nc = sp->ev_doubt_cap ? sp->ev_doubt_cap * 2 : 64;
 					uint64_t *no = realloc(sp->ev_doubt_off, nc * sizeof(*no));
 					uint32_t *nl;
+					uint8_t *nt;
+					spool_qid *nq;
 
 					if (no)
 						sp->ev_doubt_off = no;
 					nl = no ? realloc(sp->ev_doubt_len, nc * sizeof(*nl)) : NULL;
-					if (!nl) {
+					if (nl)
+						sp->ev_doubt_len = nl;
+					nt = nl ? realloc(sp->ev_doubt_type, nc) : NULL;
+					if (nt)
+						sp->ev_doubt_type = nt;
+					nq = nt ? realloc(sp->ev_doubt_qid, nc * sizeof(*nq)) : NULL;
+					if (!nq) {
 						rc = -ENOMEM;
 						break;
 					}
-					sp->ev_doubt_len = nl;
+					sp->ev_doubt_qid = nq;
 					sp->ev_doubt_cap = nc;
 				}
 				sp->ev_doubt_off[sp->ev_ndoubt] = off;
 				sp->ev_doubt_len[sp->ev_ndoubt] = ev.len;
+				sp->ev_doubt_type[sp->ev_ndoubt] = ev.type;
+				sp->ev_doubt_qid[sp->ev_ndoubt] = ev.qid;
 				sp->ev_ndoubt++;
 			}
 			have = true;
@@ -1861,6 +1878,18 @@ static int ev_recover_write(struct spool *sp)
 			while (k < sp->nregen && sp->regen[k].seq < seq)
 				k++;
 			have = k < sp->nregen && sp->regen[k].seq == seq;
+			/* whole: its batch completed (a journal snapshot says so), or its state was
+			 * there and went since (a message record whose segment was reclaimed) */
+			if (!have && seq <= sp->ev_confirmed)
+				have = true;
+			if (!have && sp->ev_doubt_type[d] == SPOOL_EVT_ACCEPTED) {
+				uint32_t segno = SPOOL_QID_SEG(sp->ev_doubt_qid[d]);
+
+				have = true;
+				for (size_t z = 0; z < sp->ev_nsegs; z++)
+					if (sp->ev_segs[z] == segno)
+						have = false;   /* there, without the record */
+			}
 			if (have)
 				continue;
 			vl = spool_event_size(sp->ev_doubt_len[d]);
@@ -1942,8 +1971,15 @@ out:
 	sp->nregen = sp->regen_cap = 0;
 	free(sp->ev_doubt_off);
 	free(sp->ev_doubt_len);
+	free(sp->ev_doubt_type);
+	free(sp->ev_doubt_qid);
+	free(sp->ev_segs);
+	sp->ev_segs = NULL;
+	sp->ev_nsegs = 0;
 	sp->ev_doubt_off = NULL;
 	sp->ev_doubt_len = NULL;
+	sp->ev_doubt_type = NULL;
+	sp->ev_doubt_qid = NULL;
 	sp->ev_ndoubt = sp->ev_doubt_cap = 0;
 	return rc;
 }
@@ -2188,6 +2224,11 @@ static int replay_jrec(void *arg, const struct spool_jrec *j)
 			*jr->highest = (uint32_t)j->arg;
 		return 0;
 	}
+	if (j->event == SPOOL_JEV_EVDURABLE) {
+		if (j->arg > jr->sp->ev_confirmed)
+			jr->sp->ev_confirmed = j->arg;
+		return 0;
+	}
 	if (j->event == SPOOL_JEV_EVMARK) {
 		uint64_t seq = SPOOL_EVMARK_SEQ(j->arg);
 		struct spool_regen g = { .seq = seq, .type = (uint8_t)SPOOL_EVMARK_TYPE(j->arg),
@@ -2265,9 +2306,11 @@ static int recover(struct spool *sp)
 		log_error(rc, "spool: %s: list segments", sp->dir);
 		return rc;
 	}
+	sp->ev_segs = nums;   /* kept until the events are recovered (ev_recover_write) */
+	sp->ev_nsegs = n;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = recover_segment(sp, nums[i], &highest);
-	free(nums);
+	nums = NULL;
 	if (rc)
 		return rc;
 
@@ -2410,6 +2453,11 @@ static void spool_free(struct spool *sp)
 	for (size_t i = 0; i < sp->nregen; i++)
 		free(sp->regen[i].env);
 	free(sp->regen);
+	free(sp->ev_doubt_off);
+	free(sp->ev_doubt_len);
+	free(sp->ev_doubt_type);
+	free(sp->ev_doubt_qid);
+	free(sp->ev_segs);
 	if (sp->dfd >= 0)
 		close(sp->dfd);
 	free(sp->dir);

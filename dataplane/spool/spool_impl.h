@@ -298,6 +298,11 @@ struct spool {
 	uint64_t          *ev_doubt_off;      /* numbered ev_base + 1 ..., their offsets and */
 	uint32_t          *ev_doubt_len;      /* payload lengths in that file */
 	size_t             ev_ndoubt, ev_doubt_cap;
+	uint8_t           *ev_doubt_type;
+	spool_qid         *ev_doubt_qid;
+	uint64_t           ev_confirmed;      /* recovery: the journal's EVDURABLE */
+	uint32_t          *ev_segs;           /* recovery: the segments there were at the start */
+	size_t             ev_nsegs;
 };
 
 /* Recovery: a state change whose event number is past the last event on disk. */

@@ -184,6 +184,10 @@ int spool_record_message_id(const void *body, size_t len, struct slice *id_r);
 #define SPOOL_EVMARK_SEQ(a)  ((a) & ((UINT64_C(1) << 40) - 1))
 #define SPOOL_EVMARK_TYPE(a) ((unsigned)(((a) >> 40) & 0xff))
 #define SPOOL_EVMARK_RCPT(a) ((uint32_t)((a) >> 48))
+/* At the head of every journal snapshot: arg = the last event whose batch had completed (every
+ * event up to it is whole, with its state, even if that state was compacted away since). State
+ * replay ignores it. */
+#define SPOOL_JEV_EVDURABLE  103
 
 struct spool_jrec {
 	uint8_t     event;
