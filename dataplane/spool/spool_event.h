@@ -28,11 +28,12 @@
  *
  * The rule, "an event exists if and only if its state change does" (spool.c does it):
  *  - Event numbers are given at group-commit time, in the order the batch writes the state
- *    (segment records, then the journal). A batch writes its events and syncs them beside the
- *    state's writes and syncs (a second linked chain, so the two fdatasyncs run at once), and
- *    its callbacks (the 250s) and the number the agent may read up to wait for both. Only one
- *    batch is in flight, so after a crash only the last batch on disk can be partial; its first
- *    event carries SPOOL_EVF_FIRST.
+ *    (segment records, then the journal). A batch writes its events beside the state's writes
+ *    and syncs (one RWF_DSYNC write, or a write and an fdatasync of the whole file after a
+ *    roll: not linked to the state's chain, so the syncs run at once), and its callbacks (the
+ *    250s) and the number the agent may read up to wait for both. Only one batch is in flight,
+ *    so after a crash only the last batch on disk can be partial; its first event carries
+ *    SPOOL_EVF_FIRST.
  *  - Each state change that has an event says which: a message record carries the low 32 bits
  *    of its accepted event's number in its header (spool_record.h, bytes 20..23); a journal
  *    record that has an event is followed, in the same write, by a marker record
@@ -40,7 +41,10 @@
  *  - Recovery finds the last valid event (torn bytes after it are cut) and the last batch's first
  *    one. An event of that last batch whose state is not on disk (no record, no marker naming
  *    its number) is overwritten in place by a VOID record of the same size: it never happened,
- *    and no sink has seen it (they read only up to the durable number). Every record or marker
+ *    and no sink has seen it (they read only up to the durable number). Not when its state
+ *    was there and went since: a journal snapshot says which events had completed
+ *    (SPOOL_JEV_EVDURABLE: the markers before it were compacted away), and an accepted event
+ *    whose segment file is gone had its record (reclaimed once the message was done). Every record or marker
  *    naming a number past the last event is state without its event, and the event is written
  *    again from the state (SPOOL_EVF_RECOVERED: the state's own fields; details only the lost
  *    record had, such as the remote reply, are gone); a number between them with no state
