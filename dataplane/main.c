@@ -65,6 +65,7 @@ static int node_shard_start(struct shard *sh)
 		.spill_bytes = c->spool.spill_size,
 		.min_free_bytes = c->spool.min_free,
 		.commit_delay_us = c->spool.commit_delay_us,
+		.events_durable = &sh->events_durable,
 	};
 	int r;
 

@@ -31,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "agent/agent_events.h"
 #include "agent/agent_stats.h"
 #include "base/log.h"
 #include "base/runas.h"
@@ -202,12 +203,25 @@ static void agent_write_event(void *arg, const struct shard_event *ev)
 				 (size_t)n : sizeof(agent_log.buf) - agent_log.len - 1;
 }
 
-static void agent_drain_events(struct shard *shards, unsigned n)
+static void agent_event_line(const struct shard *sh, const struct shard_event *ev)
+{
+	agent_write_event((void *)sh, ev);
+}
+
+/* The refusal lines from the rings, then the message events from the event logs (their sinks'
+ * cursors are saved once the lines are written). */
+static void agent_drain_events(struct agent_events *ae, struct shard *shards, unsigned n,
+			       bool final)
 {
 	for (unsigned i = 0; i < n; i++)
 		if (!atomic_load(&shards[i].exited) || shards[i].events.slots != NULL)
-			shard_event_drain(&shards[i], agent_write_event, &shards[i], 4096);
+			shard_event_drain(&shards[i], agent_write_event, &shards[i],
+					  final ? SIZE_MAX : 4096);
+	if (ae)
+		agent_events_drain(ae, shards, n, final);
 	agent_log_flush();
+	if (ae)
+		agent_events_commit(ae);
 }
 
 void agent_log_apply(const struct node_config *c)
@@ -485,6 +499,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	struct signalfd_siginfo si;
 	sigset_t set;
 	bool stopping = false, read_armed = false;
+	struct agent_events *ae = NULL;
 	int sfd, r;
 
 	log_set_thread_tag("agent");
@@ -501,6 +516,8 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	r = io_uring_queue_init(64, &ring, 0);
 	if (r < 0)
 		fatal("agent: io_uring_queue_init: %s", strerror(-r));
+	if (agent_events_open(&ae, shards, nshards, agent_event_line) < 0)
+		fatal("agent: out of memory for the event sinks");
 
 	for (;;) {
 		struct io_uring_cqe *cqe;
@@ -547,18 +564,19 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 					shard_request_stop(&ring, &shards[i]);
 			}
 		}
-		agent_drain_events(shards, nshards);
+		agent_drain_events(ae, shards, nshards, false);
 		agent_ctl_finish(&pending, false, shards, nshards);
 		for (unsigned i = 0; i < nshards; i++)
 			exited += atomic_load(&shards[i].exited);
 		if (exited == nshards)
 			break;
 	}
-	for (unsigned i = 0; i < nshards; i++) {
+	for (unsigned i = 0; i < nshards; i++)
 		shard_join(&shards[i]);
-		shard_event_drain(&shards[i], agent_write_event, &shards[i], SIZE_MAX);
+	agent_drain_events(ae, shards, nshards, true);   /* everything on disk is durable now */
+	for (unsigned i = 0; i < nshards; i++)
 		shard_release(&shards[i]);
-	}
+	agent_events_close(&ae);
 	agent_log_flush();
 	if (log_dropped() != 0)
 		log_warn(0, "%llu log lines dropped: the syslog receiver had no room for them",

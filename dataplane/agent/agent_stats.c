@@ -8,6 +8,7 @@
  * Agent thread. Only while the shards run (the agent stops answering before they stop).
  */
 #include "agent/agent_stats.h"
+#include "agent/agent_events.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -351,6 +352,11 @@ int agent_stats_text(const struct shard *shards, unsigned n, const struct delive
 	agent_stats_spool(&b, shards, n);
 	agent_stats_delivery(&b, shards, n);
 	agent_stats_domains(&b, depth, n);
+	asb_head(&b, "sluice_events_backlog", "gauge",
+		 "events a sink has not taken yet (every shard's event log)");
+	for (unsigned k = 0; k < agent_events_nsinks(); k++)
+		asb_printf(&b, "sluice_events_backlog{sink=\"%s\"} %llu\n", agent_events_sink_name(k),
+			   (unsigned long long)agent_events_backlog(k));
 	if (b.oom) {
 		buf_release(&b.b);
 		return -ENOMEM;

@@ -81,6 +81,7 @@ struct djob {
 	size_t                 hdr_len;
 	struct ddest          *dest;
 	uint8_t                long_lines;  /* enum delivery_long_lines for its domain */
+	uint64_t               started_ms;  /* shard clock when it was made (the attempt's duration) */
 };
 
 struct dquota {

@@ -29,6 +29,8 @@
 #include "delivery/delivery_impl.h"
 #include "policy/policy.h"
 #include "shard/shard_event.h"
+#include "spool/spool_event.h"
+#include <stdarg.h>
 
 #define DELIVERY_SCAN_MS 1000u
 
@@ -286,13 +288,70 @@ void delivery_msg_body_put(struct dmsg *m)
 		spool_queue_msg_free(&m->rec);
 }
 
+/*
+ * A message's event (spool_event.h): its log line and typed fields, into the spool's event log
+ * with the journal records appended just before it (same batch). addr, relay, reply may be NULL;
+ * dur_ms < 0: none.
+ */
+static void devent(struct delivery_shard *ds, unsigned type, spool_qid qid, uint32_t rcpt,
+		   const char *addr, const char *relay, const char *reply, int64_t dur_ms,
+		   const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+static void devent(struct delivery_shard *ds, unsigned type, spool_qid qid, uint32_t rcpt,
+		   const char *addr, const char *relay, const char *reply, int64_t dur_ms,
+		   const char *fmt, ...)
+{
+	uint8_t tlv[4096];
+	char text[SHARD_EVENT_MAX];
+	size_t len = 0;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(text))
+		n = sizeof(text) - 1;
+	len += spool_event_tlv(tlv + len, SPOOL_ETLV_TEXT, text, (size_t)n);
+	if (addr)
+		len += spool_event_tlv(tlv + len, SPOOL_ETLV_RCPT, addr, strnlen(addr, 512));
+	if (rcpt != UINT32_MAX) {
+		uint8_t v[4] = { (uint8_t)rcpt, (uint8_t)(rcpt >> 8), (uint8_t)(rcpt >> 16),
+				 (uint8_t)(rcpt >> 24) };
+
+		len += spool_event_tlv(tlv + len, SPOOL_ETLV_RCPT_IDX, v, 4);
+	}
+	if (relay)
+		len += spool_event_tlv(tlv + len, SPOOL_ETLV_RELAY, relay, strnlen(relay, 300));
+	if (reply)
+		len += spool_event_tlv(tlv + len, SPOOL_ETLV_REPLY, reply, strnlen(reply, 1000));
+	if (dur_ms >= 0) {
+		uint32_t d = dur_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)dur_ms;
+		uint8_t v[4] = { (uint8_t)d, (uint8_t)(d >> 8), (uint8_t)(d >> 16), (uint8_t)(d >> 24) };
+
+		len += spool_event_tlv(tlv + len, SPOOL_ETLV_DURATION_MS, v, 4);
+	}
+	if (spool_event_add(ds->sh->spool, type, qid, rcpt, tlv, len) < 0)
+		log_warn(-ENOMEM, "delivery: an event of a message was lost");
+}
+
 static void journal(struct delivery_shard *ds, struct dmsg *m, enum spool_event ev, uint64_t arg)
 {
 	int r = spool_journal_append(ds->sh->spool, m->qid, ev, arg);
+	char q[SPOOL_QID_STRLEN + 1];
 
 	/* -ENOENT: the spool finished with it already (an operator delete raced us). */
 	if (r < 0 && r != -ENOENT)
 		log_warn(r, "delivery: journal event %d for a message", (int)ev);
+	if (r < 0 || (ev != SPOOL_EV_HOLD && ev != SPOOL_EV_RELEASE && ev != SPOOL_EV_DELETE))
+		return;
+	spool_qid_format(m->qid, q);
+	devent(ds, ev == SPOOL_EV_HOLD ? SPOOL_EVT_QUARANTINED : ev == SPOOL_EV_RELEASE ?
+	       SPOOL_EVT_RELEASED : SPOOL_EVT_DELETED, m->qid, UINT32_MAX, NULL, NULL, NULL, -1,
+	       "%s: status=%s", q, ev == SPOOL_EV_HOLD ? "held" : ev == SPOOL_EV_RELEASE ?
+	       "released" : "deleted");
 }
 
 /* ---- DSNs ---- */
@@ -443,8 +502,9 @@ static bool dsn_send(struct delivery_shard *ds, struct dmsg *m, enum delivery_ds
 	}
 	ds->dsn_inflight++;
 	m->dsn_pending++;
-	shard_event(ds->sh, "%s: dsn=%s to=<%s> nrcpt=%u", qid,
-		    action == DELIVERY_DSN_DELAYED ? "delayed" : "failed", dc->to, n);
+	devent(ds, SPOOL_EVT_DSN, m->qid, UINT32_MAX, dc->to, NULL, NULL, -1,
+	       "%s: dsn=%s to=<%s> nrcpt=%u", qid,
+	       action == DELIVERY_DSN_DELAYED ? "delayed" : "failed", dc->to, n);
 	return true;
 }
 
@@ -562,8 +622,9 @@ static void msg_attempt_end(struct delivery_shard *ds, struct dmsg *m)
 				rcpt_fail_local(m, i, "4.4.7", why);
 				ctr_inc(&ds->ctr.rcpt_expired);
 				spool_qid_format(m->qid, q);
-				shard_event(ds->sh, "%s: to=<%s> relay=none status=expired (%s)", q,
-					    r->addr, why);
+				devent(ds, SPOOL_EVT_EXPIRED, m->qid, i, r->addr, "none", why, -1,
+				       "%s: to=<%s> relay=none status=expired (%s)", q, r->addr,
+				       why);
 			}
 		msg_flush_failures(ds, m);
 		msg_finish(ds, m, false);
@@ -603,6 +664,7 @@ void delivery_job_done(struct djob *j)
 	struct delivery_shard *ds = j->ds;
 	struct dmsg *m = j->m;
 	char qid[SPOOL_QID_STRLEN + 1];
+	uint64_t dur = ds->sh->now_ms - j->started_ms;
 
 	spool_qid_format(m->qid, qid);
 	for (unsigned k = 0; k < j->n; k++) {
@@ -621,18 +683,24 @@ void delivery_job_done(struct djob *j)
 			r->state = SPOOL_RCPT_DONE;
 			journal(ds, m, SPOOL_EV_RCPT_DONE, j->ridx[k]);
 			ctr_inc(&ds->ctr.rcpt_sent);
-			shard_event(ds->sh, "%s: to=<%s> relay=%s status=sent (%s)", qid, r->addr,
-				    j->mta[0] ? j->mta : "none", res->diag);
+			devent(ds, SPOOL_EVT_DELIVERED, m->qid, j->ridx[k], r->addr,
+			       j->mta[0] ? j->mta : "none", res->diag, (int64_t)dur,
+			       "%s: to=<%s> relay=%s status=sent (%s)", qid, r->addr,
+			       j->mta[0] ? j->mta : "none", res->diag);
 		} else if (res->status == DELIVERY_RCPT_FAIL) {
 			r->state = SPOOL_RCPT_FAILED;
 			r->dsn_due = true;
 			ctr_inc(&ds->ctr.rcpt_bounced);
-			shard_event(ds->sh, "%s: to=<%s> relay=%s status=bounced (%s)", qid, r->addr,
-				    j->mta[0] ? j->mta : "none", res->diag);
+			devent(ds, SPOOL_EVT_BOUNCED, m->qid, j->ridx[k], r->addr,
+			       j->mta[0] ? j->mta : "none", res->diag, (int64_t)dur,
+			       "%s: to=<%s> relay=%s status=bounced (%s)", qid, r->addr,
+			       j->mta[0] ? j->mta : "none", res->diag);
 		} else {
 			ctr_inc(&ds->ctr.rcpt_deferred);
-			shard_event(ds->sh, "%s: to=<%s> relay=%s status=deferred (%s)", qid, r->addr,
-				    j->mta[0] ? j->mta : "none", res->diag);
+			devent(ds, SPOOL_EVT_DEFERRED, m->qid, j->ridx[k], r->addr,
+			       j->mta[0] ? j->mta : "none", res->diag, (int64_t)dur,
+			       "%s: to=<%s> relay=%s status=deferred (%s)", qid, r->addr,
+			       j->mta[0] ? j->mta : "none", res->diag);
 		}
 	}
 	free(j->ridx);
@@ -662,6 +730,7 @@ static struct djob *job_new(struct delivery_shard *ds, struct dmsg *m, uint32_t 
 
 	if (j == NULL)
 		return NULL;
+	j->started_ms = ds->sh->now_ms;
 	for (uint32_t i = first; i < m->nrcpt; i++)
 		n += m->rcpt[i].state == SPOOL_RCPT_QUEUED && !m->rcpt[i].busy &&
 		     same_domain(m->rcpt[i].addr, m->rcpt[first].addr);

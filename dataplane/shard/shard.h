@@ -154,6 +154,8 @@ struct shard {
 	pthread_t              thread;
 	void                  *delivery;     /* delivery/ state (a later issue) */
 	struct shard_deferred *deferred, **deferred_tail;   /* see shard_defer */
+	uint64_t               events_durable;   /* the spool's last durable event (atomic; the
+	                                          * agent's event sinks read up to it) */
 };
 
 /*

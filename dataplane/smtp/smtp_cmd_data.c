@@ -207,7 +207,6 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 		ctr_inc(&sh->ctr.msg_accepted_by_role[s->role & 1]);
 		ctr_inc(&sh->ctr.msg_by_action[t->action % SHARD_CTR_ACTIONS][s->role & 1]);
 		ctr_add(&sh->ctr.bytes_accepted, t->dec.out_bytes);
-		smtp_log_accepted(s, q);
 		{
 			/* Durable: the relay queue takes it (it copies what it keeps). */
 			struct spool_envelope env = {
@@ -355,6 +354,12 @@ static void smtp_end_of_data(struct smtp_session *s)
 		env.tls_info = (struct slice){ t->tls_info, strlen(t->tls_info) };
 	}
 	t->spooled_size = spool_msg_size(t->msg);
+	r = smtp_log_accepted_event(s, t->msg);
+	if (r < 0) {
+		spool_msg_abort(&t->msg);
+		smtp_body_fail_reply(s, r);
+		goto done;
+	}
 	r = spool_msg_commit(t->msg, &env, smtp_committed, s);
 	t->msg = NULL;           /* the spool's now, whatever happened */
 	if (r < 0) {

@@ -16,6 +16,8 @@
 #include "policy/policy.h"
 #include "shard/shard_event.h"
 #include "smtp/smtp_session.h"
+#include "spool/spool.h"
+#include "spool/spool_event.h"
 
 #define SMTP_LOG_FIELD_MAX 256u   /* a path's worth (RFC 5321 §4.5.3.1.3) */
 
@@ -159,10 +161,13 @@ void smtp_log_reject_connect(struct shard *sh, const char *client_ip, uint16_t p
 	shard_event(sh, "%s", b.p);
 }
 
-void smtp_log_accepted(struct smtp_session *s, const char *qid)
+int smtp_log_accepted_event(struct smtp_session *s, struct spool_msg *m)
 {
 	const struct smtp_txn *t = s->txn;
 	char sc[32], tls[160];
+	uint8_t tlv[SHARD_EVENT_MAX + 128], port[2] = { (uint8_t)s->client_port,
+						       (uint8_t)(s->client_port >> 8) };
+	size_t len = 0;
 	struct lbuf b;
 
 	shard_event_score(sc, sizeof(sc), t->score_milli);
@@ -175,7 +180,6 @@ void smtp_log_accepted(struct smtp_session *s, const char *qid)
 	} else
 		snprintf(tls, sizeof(tls), "none");
 	b.n = 0;
-	lb_printf(&b, "%s: accept: qid=%s ", s->id, qid);
 	lb_peer(&b, s->client_addr, s->client_port, &s->lconf);
 	lb_field(&b, "helo=", s->helo, s->helo ? strlen(s->helo) : 0);
 	lb_printf(&b, " tls=%s", tls);
@@ -186,15 +190,19 @@ void smtp_log_accepted(struct smtp_session *s, const char *qid)
 		  t->rules_hit[0] ? t->rules_hit : "none");
 	lb_puts(&b, " to=", 4);
 	for (uint32_t i = 0; i < t->nrcpt; i++) {
-		/* Whole addresses only; "..." says the list was cut (nrcpt has the count). */
-		if (b.n + t->rcpts[i].len + 8 >= sizeof(b.p)) {
+		/* Whole addresses only; "..." says the list was cut (nrcpt has the count). The
+		 * sink puts "SID: accept: qid=Q " before it: room kept for that. */
+		if (b.n + t->rcpts[i].len + 8 + 64 >= sizeof(b.p)) {
 			lb_puts(&b, "...", 3);
 			break;
 		}
 		lb_printf(&b, "%s", i ? "," : "");
 		lb_field(&b, "", t->rcpts[i].p, t->rcpts[i].len);
 	}
-	shard_event(s->sh, "%s", b.p);
+	len += spool_event_tlv(tlv + len, SPOOL_ETLV_TEXT, b.p, b.n);
+	len += spool_event_tlv(tlv + len, SPOOL_ETLV_SID, s->id, strnlen(s->id, 64));
+	len += spool_event_tlv(tlv + len, SPOOL_ETLV_CLIENT_PORT, port, 2);
+	return spool_msg_event(m, tlv, len);
 }
 
 struct slice smtp_log_path_arg(struct slice arg)

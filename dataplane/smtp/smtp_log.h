@@ -16,8 +16,9 @@
  * and is cut (ending "...") when the line would pass SHARD_EVENT_MAX; nrcpt is the count.
  * score is one decimal, rounded (shard_event_score), as in X-Spam-Status.
  *
- * Shard thread only. The lines go through the shard's event ring (shard_event), never straight
- * to the output: the shard never blocks on the log. Reject lines are info level: they are not
+ * Shard thread only. The reject lines go through the shard's event ring (shard_event), never
+ * straight to the output: the shard never blocks on the log. The accepted line is the message's
+ * accepted event, durable with the message (spool_event.h), written by the agent's log sink. Reject lines are info level: they are not
  * written when log_level is warning or error.
  */
 #ifndef SLUICE_SMTP_LOG_H
@@ -42,9 +43,12 @@ void smtp_log_reject(struct smtp_session *s, unsigned code, const char *enh, con
 void smtp_log_reject_connect(struct shard *sh, const char *client_ip, uint16_t port,
 			     const struct listen_conf *lc, unsigned code, const char *enh,
 			     const char *text);
-/* The accepted line, once the message is durable (smtp_cmd_data.c), before the transaction is
- * reset. qid is the formatted queue id. */
-void smtp_log_accepted(struct smtp_session *s, const char *qid);
+/* The accepted event of a message about to be committed (smtp_cmd_data.c): the line above
+ * without its "SID: accept: qid=Q " (the agent's log sink writes those: the queue id is given
+ * by the group commit) and the session id and client port, as the message's accepted event
+ * (spool_msg_event; spool_event.h). 0 or -ENOMEM. */
+struct spool_msg;
+int smtp_log_accepted_event(struct smtp_session *s, struct spool_msg *m);
 
 /* The address in a MAIL or RCPT argument, for from= / to= even when it does not parse:
  * "FROM:<a@b> SIZE=1" -> "a@b", "TO: junk" -> "junk". */

@@ -46,6 +46,7 @@
 #include "base/counter.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "spool_event.h"
 #include "spool_impl.h"
 
 #define SPOOL_DEF_SEGMENT   (UINT64_C(64) << 20)
@@ -56,6 +57,9 @@
 #define SPOOL_CHUNK_MAX     65536u
 #define SPOOL_STATFS_NS     100000000u   /* refresh the free-space figure at most every 100 ms */
 #define SPOOL_IOV_MAX       1024u
+#define SPOOL_EV_FILE_SIZE  (UINT64_C(4) << 20)    /* an event file's preallocation */
+#define SPOOL_EV_REGEN_WIN  (UINT64_C(1) << 24)    /* numbers past the last event recovery
+                                                    * takes from record headers (low 32 bits) */
 
 /* user_data: ud_tag (8) | kind (8) | pointer (48). */
 enum { K_WRITE = 1, K_SYNC, K_NOP, K_STREAM, K_SPARE_OPEN, K_SPARE_PREP, K_TIMER };
@@ -391,6 +395,183 @@ static int seg_take(struct spool *sp, struct spool_seg **seg_r)
 	return 0;
 }
 
+/* ---- The event log (spool_event.h) ---- */
+
+static void ev_publish(struct spool *sp, uint64_t seq)
+{
+	sp->evseq_durable = seq;
+	if (sp->conf.events_durable)
+		__atomic_store_n(sp->conf.events_durable, seq, __ATOMIC_RELEASE);
+}
+
+uint64_t spool_event_durable_seq(const struct spool *sp)
+{
+	return __atomic_load_n(&sp->evseq_durable, __ATOMIC_ACQUIRE);
+}
+
+static int ev_grow(uint8_t **buf, size_t *cap, size_t len, size_t need)
+{
+	if (len + need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 8192;
+
+	while (ncap < len + need)
+		ncap *= 2;
+	uint8_t *n = realloc(*buf, ncap);
+
+	if (!n)
+		return -ENOMEM;
+	*buf = n;
+	*cap = ncap;
+	return 0;
+}
+
+/* Writes all of p at off of fd (synchronously). 0 or -errno. */
+static int pwrite_all(int fd, const void *p, size_t len, uint64_t off)
+{
+	for (size_t w = 0; w < len; ) {
+		ssize_t n = pwrite(fd, (const uint8_t *)p + w, len - w, (off_t)(off + w));
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			w += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Starts a new event file (synchronously: at open, and when the current one is full; XXX: a
+ * short stall, writing SPOOL_EV_FILE_SIZE of zeros to the page cache, every few thousand
+ * messages: a spare made ahead through the ring, as for segments, would avoid it), with room
+ * for need bytes and a FILE record saying the last number before it. 0 or -errno (the old file
+ * stays current).
+ */
+static int ev_roll(struct spool *sp, size_t need, uint64_t last_before)
+{
+	uint64_t size = SPOOL_EV_FILE_SIZE;
+	uint8_t hdr[SPOOL_EVENT_HDR];
+	char name[32];
+	int fd, rc = 0;
+
+	while (size < 2 * (need + sizeof(hdr)))
+		size *= 2;
+	spool_event_file_name(name, sp->evno + 1);
+	fd = openat(sp->dfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	spool_event_encode(hdr, SPOOL_EVT_FILE, 0, sp->conf.shard_id, last_before, 0,
+			   clock_wall_ns() / 1000000u, NULL, 0, NULL, 0);
+	/* Preallocated with zeros written (not fallocate's unwritten extents), so a sync of the
+	 * events is a data flush with no metadata to commit; without room (a full disk) the file
+	 * grows as it is written. */
+	{
+		static const uint8_t zeros[65536];
+
+		for (uint64_t o = 0; o < size && !rc; o += sizeof(zeros))
+			rc = pwrite_all(fd, zeros, sizeof(zeros), o);
+		if (rc == -ENOSPC)
+			rc = ftruncate(fd, 0) < 0 ? -errno : 0;
+	}
+	if (!rc)
+		rc = pwrite_all(fd, hdr, sizeof(hdr), 0);
+	/* Its name now; its bytes ride the first batch's sync of the events (which flushes every
+	 * dirty page of the file), off this thread. */
+	if (!rc && fsync(sp->dfd) < 0)
+		rc = -errno;
+	if (rc) {
+		close(fd);
+		unlinkat(sp->dfd, name, 0);
+		return rc;
+	}
+	if (sp->evfd >= 0)
+		close(sp->evfd);
+	sp->evfd = fd;
+	sp->ev_full_sync = true;
+	sp->evno++;
+	sp->evoff = sizeof(hdr);
+	sp->evalloc = size;
+	return 0;
+}
+
+int spool_msg_event(struct spool_msg *m, const void *tlv, size_t len)
+{
+	uint8_t *c = malloc(len ? len : 1);
+
+	if (!c)
+		return -ENOMEM;
+	memcpy(c, tlv, len);
+	free(m->ev_tlv);
+	m->ev_tlv = c;
+	m->ev_len = (uint32_t)len;
+	return 0;
+}
+
+static uint64_t evmark_arg(const struct spool_evq *q, uint64_t seq)
+{
+	return SPOOL_EVMARK_SEQ(seq) | (uint64_t)q->type << 40 |
+	       (uint64_t)(q->rcpt > 0xfffe ? 0xffff : q->rcpt) << 48;
+}
+
+int spool_event_add(struct spool *sp, unsigned type, spool_qid qid, uint32_t rcpt,
+		    const void *tlv, size_t len)
+{
+	struct spool_evq *q = malloc(sizeof(*q) + len);
+
+	if (!q)
+		return -ENOMEM;
+	*q = (struct spool_evq){ .type = (uint8_t)type, .qid = qid, .rcpt = rcpt,
+				 .wall_ms = clock_wall_ns() / 1000000u, .len = (uint32_t)len };
+	memcpy(q->tlv, tlv, len);
+	/* Its marker follows the state records appended so far; numbered at the batch. */
+	q->jmark = sp->jpend_len;
+	jpend_add(sp, SPOOL_JEV_EVMARK, qid, evmark_arg(q, 0));
+	q->marked = sp->jpend_len == q->jmark + SPOOL_JREC_SIZE;
+	*sp->evq_tail = q;
+	sp->evq_tail = &q->next;
+	return 0;
+}
+
+/* Numbers the pending journal events (in order, after what was numbered before) and encodes
+ * them into *buf; their markers in jbuf (NULL: none to patch) get the numbers. The list moves to
+ * *taken_r. 0 or -ENOMEM (nothing numbered). */
+static int ev_number_pending(struct spool *sp, uint8_t *jbuf, uint8_t **buf, size_t *len,
+			     size_t *cap, struct spool_evq **taken_r)
+{
+	size_t need = 0;
+
+	for (struct spool_evq *q = sp->evq; q; q = q->next)
+		need += spool_event_size(q->len);
+	if (ev_grow(buf, cap, *len, need) < 0)
+		return -ENOMEM;
+	for (struct spool_evq *q = sp->evq; q; q = q->next) {
+		uint64_t seq = ++sp->evseq;
+
+		if (q->marked && jbuf) {
+			struct spool_jrec j = { .event = SPOOL_JEV_EVMARK, .qid = q->qid,
+						.arg = evmark_arg(q, seq) };
+
+			spool_record_jrec_encode(jbuf + q->jmark, &j);
+		}
+		*len += spool_event_encode(*buf + *len, q->type, 0, sp->conf.shard_id, seq, q->qid,
+					   q->wall_ms, q->tlv, q->len, NULL, 0);
+	}
+	*taken_r = sp->evq;
+	sp->evq = NULL;
+	sp->evq_tail = &sp->evq;
+	return 0;
+}
+
+static void evq_free(struct spool_evq *q)
+{
+	while (q) {
+		struct spool_evq *n = q->next;
+
+		free(q);
+		q = n;
+	}
+}
+
 /* ---- The journal ---- */
 
 static void jpend_add(struct spool *sp, uint8_t ev, spool_qid qid, uint64_t arg)
@@ -435,9 +616,43 @@ static int journal_roll(struct spool *sp)
 		return -ENOMEM;
 	spool_record_jrec_encode(snap, &hw);
 	len = SPOOL_JREC_SIZE;
+	{
+		/* the markers of completed batches go with the old journal: say they were whole */
+		struct spool_jrec ed = { .event = SPOOL_JEV_EVDURABLE, .arg = sp->evseq_durable };
+
+		spool_record_jrec_encode(snap + len, &ed);
+		len += SPOOL_JREC_SIZE;
+	}
 	for (uint32_t k = 0; k < sp->ix.cap && !rc; k++)
 		if (sp->ix.tab[k].qid)
 			rc = spool_index_snapshot(&sp->ix.tab[k], &snap, &len, &cap);
+	if (rc) {
+		free(snap);
+		return rc;
+	}
+	/* The pending events' markers go with the snapshot (its state is theirs), numbered as
+	 * ev_number_pending numbers them below; the events are written once it is synced. */
+	{
+		uint64_t seq = sp->evseq;
+
+		for (struct spool_evq *q = sp->evq; q && !rc; q = q->next) {
+			struct spool_jrec mk = { .event = SPOOL_JEV_EVMARK, .qid = q->qid,
+						 .arg = evmark_arg(q, ++seq) };
+
+			if (len + SPOOL_JREC_SIZE > cap) {
+				uint8_t *n = realloc(snap, cap * 2);
+
+				if (!n) {
+					rc = -ENOMEM;
+					break;
+				}
+				snap = n;
+				cap *= 2;
+			}
+			spool_record_jrec_encode(snap + len, &mk);
+			len += SPOOL_JREC_SIZE;
+		}
+	}
 	if (rc) {
 		free(snap);
 		return rc;
@@ -473,6 +688,33 @@ static int journal_roll(struct spool *sp)
 	}
 	j->off = len;
 	sp->jcur = j;
+	if (sp->evq) {
+		uint8_t *eb = NULL;
+		size_t el = 0, ec = 0;
+		struct spool_evq *taken = NULL;
+		uint64_t first = sp->evseq + 1;
+
+		rc = ev_number_pending(sp, NULL, &eb, &el, &ec, &taken);
+		if (!rc && el)
+			spool_event_add_flags(eb, SPOOL_EVF_FIRST);
+		if (!rc && (sp->evfd < 0 || sp->evoff + el > sp->evalloc))
+			rc = ev_roll(sp, el, first - 1);
+		if (!rc)
+			rc = pwrite_all(sp->evfd, eb, el, sp->evoff);
+		if (!rc && fdatasync(sp->evfd) < 0)
+			rc = -errno;
+		if (!rc) {
+			sp->evoff += el;
+			ev_publish(sp, sp->evseq);
+		} else {
+			/* XXX: their markers are durable: the next start writes them again */
+			log_error(rc, "spool: %s: cannot write %" PRIu64 " events after a journal "
+				  "roll", sp->dir, sp->evseq - first + 1);
+		}
+		rc = 0;
+		free(eb);
+		evq_free(taken);
+	}
 	if (old) {
 		char name[32];
 
@@ -590,6 +832,7 @@ static void msg_destroy(struct spool_msg *m)
 {
 	chunks_free(m->head);
 	free(m->meta);
+	free(m->ev_tlv);
 	if (m->spill) {
 		m->spill->nrec = 0;
 		m->spill->nlive = 0;
@@ -783,6 +1026,8 @@ static void batch_free(struct spool_batch *b)
 	free(b->segs);
 	free(b->seg_start);
 	free(b->jbuf);
+	free(b->evbuf);
+	evq_free(b->evq);
 	free(b);
 }
 
@@ -894,6 +1139,34 @@ static int batch_place(struct spool *sp, struct spool_batch *b, struct spool_msg
 		return rc;
 	spool_record_hdr_encode(m->meta, m->qid, m->spill ? SPOOL_RECORD_F_SPILL : 0, m->size,
 				m->env_len, m->received_ns, m->payload_sum);
+	if (m->ev_tlv) {
+		/* Its accepted event: numbered in the order the records are written (spool_event.h). */
+		uint8_t sz[8];
+		size_t need = spool_event_size(m->ev_len + 6 + m->env_len + 6 + 8);
+		uint8_t *tail;
+
+		if (ev_grow(&b->evbuf, &b->evcap, b->evlen, need + 14) < 0)
+			panic("spool: out of memory building a batch");   /* XXX: as below */
+		m->ev_seq = ++sp->evseq;
+		if (!b->ev_first)
+			b->ev_first = m->ev_seq;
+		for (int i = 0; i < 8; i++)
+			sz[i] = (uint8_t)(m->size >> (8 * i));
+		/* payload: the caller's TLVs || SIZE || ENV (the record's own envelope bytes) */
+		tail = malloc(6 + 8 + 6 + m->env_len);
+		if (!tail)
+			panic("spool: out of memory building a batch");
+		size_t tl = spool_event_tlv(tail, SPOOL_ETLV_SIZE, sz, 8);
+
+		tl += spool_event_tlv(tail + tl, SPOOL_ETLV_ENV, m->meta + SPOOL_RECORD_HDR_SIZE,
+				      m->env_len);
+		b->evlen += spool_event_encode(b->evbuf + b->evlen, SPOOL_EVT_ACCEPTED, 0,
+					       sp->conf.shard_id, m->ev_seq, m->qid,
+					       m->received_ns / 1000000u, m->ev_tlv, m->ev_len,
+					       tail, tl);
+		free(tail);
+		spool_record_hdr_set_evseq(m->meta, (uint32_t)m->ev_seq);
+	}
 	spool_record_hdr_seal(m->meta, sp->seal_key);
 	rc = batch_add_iov(b, seg->fd, off, m->meta, SPOOL_RECORD_HDR_SIZE);
 	pos = m->spill ? m->spill_off : off + SPOOL_RECORD_HDR_SIZE;
@@ -917,7 +1190,10 @@ static void batch_fail_nop(struct spool *sp, struct spool_batch *b, int err);
 
 static void batch_submit(struct spool *sp, struct spool_batch *b)
 {
-	uint32_t n = b->nwop + b->nsegs, k = 0;
+	uint32_t nstate = b->nwop + b->nsegs, k = 0;
+	/* The events: one write with RWF_DSYNC (one op, one worker), or a write and an fdatasync
+	 * of the whole file after a roll (the new file's FILE record and size are synced too). */
+	uint32_t nev = !b->evlen ? 0 : sp->ev_full_sync ? 2 : 1, n = nstate + nev;
 
 	if (io_uring_sq_space_left(sp->ring) < n)
 		io_uring_submit(sp->ring);
@@ -938,9 +1214,28 @@ static void batch_submit(struct spool *sp, struct spool_batch *b)
 		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
 
 		io_uring_prep_fsync(sqe, b->segs[i]->fd, IORING_FSYNC_DATASYNC);
-		if (++k < n)
+		if (++k < nstate)
 			sqe->flags |= IOSQE_IO_LINK;
 		io_uring_sqe_set_data64(sqe, ud_make(sp, K_SYNC, b));
+	}
+	if (b->evlen) {
+		/* The events: a chain of their own, beside the state's (spool_event.h). */
+		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
+
+		b->evwop = (struct spool_wop){ .b = b, .fd = sp->evfd, .off = b->ev_start,
+					       .len = b->evlen };
+		io_uring_prep_write(sqe, sp->evfd, b->evbuf, (unsigned)b->evlen, b->ev_start);
+		io_uring_sqe_set_data64(sqe, ud_make(sp, K_WRITE, &b->evwop));
+		if (nev == 2) {
+			sqe->flags |= IOSQE_IO_LINK;
+			sqe = io_uring_get_sqe(sp->ring);
+			io_uring_prep_fsync(sqe, sp->evfd, IORING_FSYNC_DATASYNC);
+			io_uring_sqe_set_data64(sqe, ud_make(sp, K_SYNC, b));
+			sp->ev_full_sync = false;
+		} else {
+			sqe->rw_flags = RWF_DSYNC;
+		}
+		k += nev;
 	}
 	b->outstanding = n;
 	b->start_ns = clock_mono_ns();
@@ -1020,7 +1315,7 @@ void spool_flush(struct spool *sp)
 	}
 	/* The whole chain must sit in the SQ at once (a link cannot span two submissions): a batch
 	 * uses at most sq_cap - 4 SQEs and batch_submit empties the SQ first if need be. */
-	budget = sp->sq_cap - 4;
+	budget = sp->sq_cap - 6;   /* and two for the events */
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return;
@@ -1079,6 +1374,15 @@ void spool_flush(struct spool *sp)
 		b->jseq = sp->jseq;
 		sp->jpend = NULL;
 		sp->jpend_len = sp->jpend_cap = 0;
+		if (sp->evq) {
+			uint64_t first = sp->evseq + 1;
+
+			if (ev_number_pending(sp, b->jbuf, &b->evbuf, &b->evlen, &b->evcap,
+					      &b->evq) < 0)
+				panic("spool: out of memory building a batch");
+			if (!b->ev_first)
+				b->ev_first = first;
+		}
 		if (batch_add_seg(b, sp->jcur) < 0 ||
 		    batch_add_iov(b, sp->jcur->fd, sp->jcur->off, b->jbuf, b->jlen) < 0)
 			panic("spool: out of memory building a batch");
@@ -1087,6 +1391,23 @@ void spool_flush(struct spool *sp)
 	if (!b->nwop) {
 		batch_free(b);
 		return;
+	}
+	if (b->evlen) {
+		int rc = 0;
+
+		b->ev_last = sp->evseq;
+		spool_event_add_flags(b->evbuf, SPOOL_EVF_FIRST);
+		if (sp->evfd < 0 || sp->evoff + b->evlen > sp->evalloc)
+			rc = ev_roll(sp, b->evlen, b->ev_first - 1);
+		b->ev_start = sp->evoff;
+		if (rc < 0) {
+			/* No room for the events: the state must not go without them. */
+			log_warn(rc, "spool: %s: cannot start a new event file", sp->dir);
+			b->evlen = 0;   /* nothing of them was written */
+			batch_fail_nop(sp, b, rc);
+			return;
+		}
+		sp->evoff += b->evlen;
 	}
 	batch_submit(sp, b);
 }
@@ -1155,6 +1476,35 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 		}
 		if (nb)
 			log_warn(err, "spool: %s: a batch of %u messages failed", sp->dir, nb);
+		if (b->ev_first) {
+			/* Its numbers go again (nothing was numbered after them: one batch at a
+			 * time), its event bytes are zeroed (recovery must not find them), and its
+			 * journal events ride again, ahead of the newer ones (spool_event.h). */
+			struct spool_evq **tail = &b->evq;
+
+			sp->evseq = b->ev_first - 1;
+			if (b->evlen) {
+				if (fallocate(sp->evfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					      (off_t)b->ev_start, (off_t)b->evlen) < 0 ||
+				    fdatasync(sp->evfd) < 0)
+					log_error(-errno, "spool: %s: cannot clear the events of a "
+						  "failed batch", sp->dir);
+				sp->evoff = b->ev_start;
+			}
+			for (struct spool_evq *q = b->evq; q; q = q->next) {
+				q->jmark = sp->jpend_len;
+				jpend_add(sp, SPOOL_JEV_EVMARK, q->qid, evmark_arg(q, 0));
+				q->marked = sp->jpend_len == q->jmark + SPOOL_JREC_SIZE;
+				tail = &q->next;
+			}
+			if (b->evq) {
+				*tail = sp->evq;
+				if (!sp->evq)
+					sp->evq_tail = tail;
+				sp->evq = b->evq;
+				b->evq = NULL;
+			}
+		}
 	} else {
 		for (m = b->msgs; m; m = m->next) {
 			struct spool_ient *e = spool_index_put(&sp->ix, m->qid);
@@ -1175,6 +1525,8 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 		ctr_max(&sp->st.batches_max, nb);
 		if (b->jlen && b->jseq > sp->jseq_durable)
 			sp->jseq_durable = b->jseq;
+		if (b->ev_last > sp->evseq_durable)
+			ev_publish(sp, b->ev_last);
 	}
 	for (m = b->msgs; m; m = m->next)
 		if (m->spill) {
@@ -1288,7 +1640,349 @@ struct rec_list {
 	spool_qid *qid;
 	uint32_t  *nrcpt;
 	uint32_t   n, cap;
+	struct spool *sp;
 };
+
+/* ---- Recovery of the event log (spool_event.h: the rule) ---- */
+
+static int regen_add(struct spool *sp, const struct spool_regen *g)
+{
+	if (sp->nregen == sp->regen_cap) {
+		size_t ncap = sp->regen_cap ? sp->regen_cap * 2 : 64;
+		struct spool_regen *n = realloc(sp->regen, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		sp->regen = n;
+		sp->regen_cap = ncap;
+	}
+	sp->regen[sp->nregen++] = *g;
+	return 0;
+}
+
+/* The last event number on disk: the newest file with a FILE record, scanned to its last valid
+ * record; the bytes after it (a torn write) are cut. 0 or -errno. */
+static int ev_recover_scan(struct spool *sp)
+{
+	uint32_t *nums = NULL;
+	size_t n = 0;
+	int rc = spool_event_files(sp->dfd, &nums, &n);
+
+	sp->evfd = -1;
+	if (rc < 0) {
+		log_error(rc, "spool: %s: list event files", sp->dir);
+		return rc;
+	}
+	if (n)
+		sp->evno = nums[n - 1];
+	for (size_t i = n; i-- > 0; ) {
+		char name[32];
+		struct stat stt;
+		uint8_t *buf = NULL;
+		uint64_t off = 0, last = 0, wall = 0;
+		bool have = false;
+		int fd;
+
+		spool_event_file_name(name, nums[i]);
+		if ((fd = openat(sp->dfd, name, O_RDWR | O_CLOEXEC)) < 0 || fstat(fd, &stt) < 0) {
+			rc = -errno;
+			log_error(rc, "spool: %s/%s: open", sp->dir, name);
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (stt.st_size > 0 && !(buf = malloc((size_t)stt.st_size))) {
+			close(fd);
+			rc = -ENOMEM;
+			break;
+		}
+		if (stt.st_size > 0 && pread(fd, buf, (size_t)stt.st_size, 0) != stt.st_size) {
+			rc = -EIO;
+			log_error(rc, "spool: %s/%s: read", sp->dir, name);
+			free(buf);
+			close(fd);
+			break;
+		}
+		sp->ev_ndoubt = 0;
+		for (;;) {
+			struct spool_evinfo ev;
+
+			if (spool_event_decode(buf + off, (size_t)stt.st_size - off, &ev) < 0)
+				break;
+			if (!have && ev.type != SPOOL_EVT_FILE)
+				break;   /* a file begins with its FILE record */
+			if (have && ev.seq != last + 1)
+				break;   /* not contiguous: what follows is not trusted */
+			if (ev.flags & SPOOL_EVF_FIRST)
+				sp->ev_ndoubt = 0;   /* a later batch: the ones before were whole */
+			if (ev.type != SPOOL_EVT_FILE) {
+				if (sp->ev_ndoubt == sp->ev_doubt_cap) {
+					size_t nc = sp->ev_doubt_cap ? sp->ev_doubt_cap * 2 : 64;
+					uint64_t *no = realloc(sp->ev_doubt_off, nc * sizeof(*no));
+					uint32_t *nl;
+					uint8_t *nt;
+					spool_qid *nq;
+
+					if (no)
+						sp->ev_doubt_off = no;
+					nl = no ? realloc(sp->ev_doubt_len, nc * sizeof(*nl)) : NULL;
+					if (nl)
+						sp->ev_doubt_len = nl;
+					nt = nl ? realloc(sp->ev_doubt_type, nc) : NULL;
+					if (nt)
+						sp->ev_doubt_type = nt;
+					nq = nt ? realloc(sp->ev_doubt_qid, nc * sizeof(*nq)) : NULL;
+					if (!nq) {
+						rc = -ENOMEM;
+						break;
+					}
+					sp->ev_doubt_qid = nq;
+					sp->ev_doubt_cap = nc;
+				}
+				sp->ev_doubt_off[sp->ev_ndoubt] = off;
+				sp->ev_doubt_len[sp->ev_ndoubt] = ev.len;
+				sp->ev_doubt_type[sp->ev_ndoubt] = ev.type;
+				sp->ev_doubt_qid[sp->ev_ndoubt] = ev.qid;
+				sp->ev_ndoubt++;
+			}
+			have = true;
+			last = ev.seq;
+			wall = ev.wall_ms;
+			off += ev.rec_len;
+		}
+		sp->ev_doubt_fileno = nums[i];
+		free(buf);
+		/* the tail (torn bytes, and the preallocated zeros) goes: this file is written no
+		 * more, and a reader stops at its end */
+		if (have && off < (uint64_t)stt.st_size && ftruncate(fd, (off_t)off) < 0)
+			log_warn(-errno, "spool: %s/%s: truncate", sp->dir, name);
+		close(fd);
+		if (rc)
+			break;
+		if (have) {
+			sp->evseq = last;
+			sp->ev_last_wall_ms = wall;
+			break;
+		}
+	}
+	free(nums);
+	sp->ev_base = sp->evseq - sp->ev_ndoubt;
+	return rc;
+}
+
+static int regen_cmp(const void *a, const void *b)
+{
+	const struct spool_regen *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static const char *regen_status(unsigned type)
+{
+	switch (type) {
+	case SPOOL_EVT_DELIVERED: return "sent";
+	case SPOOL_EVT_BOUNCED:   return "bounced";
+	case SPOOL_EVT_DEFERRED:  return "deferred";
+	case SPOOL_EVT_EXPIRED:   return "expired";
+	default:                  return spool_evtype_name(type);
+	}
+}
+
+/* One event written again from its state: TLVs into out (room for 2 KiB + the envelope). */
+static size_t regen_payload(struct spool *sp, const struct spool_regen *g, uint8_t *out)
+{
+	char text[1200], q[SPOOL_QID_STRLEN + 1];
+	size_t len = 0;
+	int n;
+
+	spool_qid_format(g->qid, q);
+	if (g->type == SPOOL_EVT_ACCEPTED) {
+		struct spool_envelope env = { 0 };
+		uint32_t nrcpt = 0;
+		uint8_t sz[8];
+
+		(void)spool_record_env_decode(g->env, g->env_len, &env, NULL, 0, &nrcpt);
+		n = snprintf(text, sizeof(text), "from %.*s to %.*s: helo=<%.*s> from=<%.*s> "
+			     "nrcpt=%u size=%" PRIu64 " (recovered after a crash)",
+			     (int)(env.client_addr.len > 64 ? 64 : env.client_addr.len),
+			     env.client_addr.p ? env.client_addr.p : "",
+			     (int)(env.listener.len > 64 ? 64 : env.listener.len),
+			     env.listener.p ? env.listener.p : "",
+			     (int)(env.helo.len > 256 ? 256 : env.helo.len), env.helo.p ? env.helo.p : "",
+			     (int)(env.mail_from.len > 256 ? 256 : env.mail_from.len),
+			     env.mail_from.p ? env.mail_from.p : "", nrcpt, g->size);
+		for (size_t i = 0; i < (size_t)n && i < sizeof(text); i++)
+			if ((unsigned char)text[i] < 0x20)
+				text[i] = '?';
+		len += spool_event_tlv(out + len, SPOOL_ETLV_TEXT, text,
+				       (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+		if (env.session_id.len && env.session_id.len < 64)
+			len += spool_event_tlv(out + len, SPOOL_ETLV_SID, env.session_id.p,
+					       env.session_id.len);
+		for (int i = 0; i < 8; i++)
+			sz[i] = (uint8_t)(g->size >> (8 * i));
+		len += spool_event_tlv(out + len, SPOOL_ETLV_SIZE, sz, 8);
+		len += spool_event_tlv(out + len, SPOOL_ETLV_ENV, g->env, g->env_len);
+		return len;
+	}
+	if (g->rcpt != 0xffff && g->type >= SPOOL_EVT_DELIVERED && g->type <= SPOOL_EVT_EXPIRED) {
+		struct spool_queue_msg m;
+		char addr[300] = "?";
+
+		if (spool_queue_read(sp, g->qid, &m) == 0) {
+			if (g->rcpt < m.env.nrcpt)
+				snprintf(addr, sizeof(addr), "%.*s", (int)(m.rcpts[g->rcpt].len > 256 ?
+					 256 : m.rcpts[g->rcpt].len), m.rcpts[g->rcpt].p);
+			spool_queue_msg_free(&m);
+		}
+		for (char *c = addr; *c; c++)
+			if ((unsigned char)*c < 0x20)
+				*c = '?';
+		n = snprintf(text, sizeof(text), "%s: to=<%s> relay=? status=%s (recovered after a "
+			     "crash: the attempt's details were lost)", q, addr, regen_status(g->type));
+		len += spool_event_tlv(out + len, SPOOL_ETLV_RCPT, addr, strlen(addr));
+	} else {
+		n = snprintf(text, sizeof(text), "%s: %s (recovered after a crash)", q,
+			     spool_evtype_name(g->type));
+	}
+	len += spool_event_tlv(out + len, SPOOL_ETLV_TEXT, text, (size_t)n);
+	return len;
+}
+
+/* After the segments and the journal were read: a new event file for this run, and in it the
+ * events of state past the last event (VOID for numbers with no state). 0 or -errno. */
+static int ev_recover_write(struct spool *sp)
+{
+	uint64_t last = sp->evseq, max = last;
+	uint8_t *buf = NULL, *pl = NULL;
+	size_t len = 0, cap = 0, k = 0;
+	int rc;
+
+	qsort(sp->regen, sp->nregen, sizeof(*sp->regen), regen_cmp);
+	if (sp->nregen && sp->regen[sp->nregen - 1].seq > max)
+		max = sp->regen[sp->nregen - 1].seq;
+	if (sp->ev_ndoubt) {
+		/* The last batch's events on disk whose state is not: overwritten by VOIDs. */
+		char name[32];
+		int fd;
+		size_t voided = 0;
+
+		spool_event_file_name(name, sp->ev_doubt_fileno);
+		fd = openat(sp->dfd, name, O_RDWR | O_CLOEXEC);
+		for (size_t d = 0; fd >= 0 && d < sp->ev_ndoubt; d++) {
+			uint64_t seq = sp->ev_base + 1 + d;
+			bool have = false;
+			uint8_t *v;
+			size_t vl;
+
+			while (k < sp->nregen && sp->regen[k].seq < seq)
+				k++;
+			have = k < sp->nregen && sp->regen[k].seq == seq;
+			/* whole: its batch completed (a journal snapshot says so), or its state was
+			 * there and went since (a message record whose segment was reclaimed) */
+			if (!have && seq <= sp->ev_confirmed)
+				have = true;
+			if (!have && sp->ev_doubt_type[d] == SPOOL_EVT_ACCEPTED) {
+				uint32_t segno = SPOOL_QID_SEG(sp->ev_doubt_qid[d]);
+
+				have = true;
+				for (size_t z = 0; z < sp->ev_nsegs; z++)
+					if (sp->ev_segs[z] == segno)
+						have = false;   /* there, without the record */
+			}
+			if (have)
+				continue;
+			vl = spool_event_size(sp->ev_doubt_len[d]);
+			if (!(v = calloc(2, vl))) {
+				rc = -ENOMEM;
+				close(fd);
+				goto out;
+			}
+			/* zeros as its payload: the same size, so the records after it stay put */
+			spool_event_encode(v, SPOOL_EVT_VOID, 0, sp->conf.shard_id, seq, 0,
+					   sp->ev_last_wall_ms, v + vl, sp->ev_doubt_len[d], NULL, 0);
+			if ((rc = pwrite_all(fd, v, vl, sp->ev_doubt_off[d])) < 0)
+				log_error(rc, "spool: %s/%s: void an event", sp->dir, name);
+			free(v);
+			voided++;
+		}
+		if (fd >= 0) {
+			if (voided && fdatasync(fd) < 0)
+				log_error(-errno, "spool: %s/%s: sync", sp->dir, name);
+			close(fd);
+		}
+		if (voided)
+			log_info("spool: %s: %zu events of the last batch had no state on disk: made "
+				 "void", sp->dir, voided);
+		k = 0;
+	}
+	size_t from_state = 0;
+
+	for (uint64_t seq = last + 1; seq <= max; seq++) {
+		struct spool_regen *g = NULL;
+		size_t pn = 0;
+
+		while (k < sp->nregen && sp->regen[k].seq < seq)
+			k++;
+		if (k < sp->nregen && sp->regen[k].seq == seq)
+			g = &sp->regen[k];
+		if (g) {
+			from_state++;
+			if (!(pl = realloc(pl, 4096 + g->env_len))) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			pn = regen_payload(sp, g, pl);
+		}
+		if (ev_grow(&buf, &cap, len, spool_event_size(pn)) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		len += spool_event_encode(buf + len, g ? g->type : SPOOL_EVT_VOID,
+					  g ? SPOOL_EVF_RECOVERED : 0, sp->conf.shard_id, seq,
+					  g ? g->qid : 0, g ? (g->received_ns ? g->received_ns / 1000000u :
+					  sp->ev_last_wall_ms) : sp->ev_last_wall_ms, pl, pn, NULL, 0);
+	}
+	if ((rc = ev_roll(sp, len, last)) < 0) {
+		log_error(rc, "spool: %s: cannot start an event file", sp->dir);
+		goto out;
+	}
+	if (len) {
+		spool_event_add_flags(buf, SPOOL_EVF_FIRST);
+		if ((rc = pwrite_all(sp->evfd, buf, len, sp->evoff)) < 0 ||
+		    (fdatasync(sp->evfd) < 0 && (rc = -errno) < 0)) {
+			log_error(rc, "spool: %s: write recovered events", sp->dir);
+			goto out;
+		}
+		sp->evoff += len;
+		log_info("spool: %s: %" PRIu64 " events written again after a crash (%zu from the "
+			 "state, %" PRIu64 " numbers void)", sp->dir, max - last, from_state,
+			 max - last - from_state);
+	}
+	sp->evseq = max;
+	ev_publish(sp, max);
+out:
+	free(buf);
+	free(pl);
+	for (size_t i = 0; i < sp->nregen; i++)
+		free(sp->regen[i].env);
+	free(sp->regen);
+	sp->regen = NULL;
+	sp->nregen = sp->regen_cap = 0;
+	free(sp->ev_doubt_off);
+	free(sp->ev_doubt_len);
+	free(sp->ev_doubt_type);
+	free(sp->ev_doubt_qid);
+	free(sp->ev_segs);
+	sp->ev_segs = NULL;
+	sp->ev_nsegs = 0;
+	sp->ev_doubt_off = NULL;
+	sp->ev_doubt_len = NULL;
+	sp->ev_doubt_type = NULL;
+	sp->ev_doubt_qid = NULL;
+	sp->ev_ndoubt = sp->ev_doubt_cap = 0;
+	return rc;
+}
 
 static int collect_rec(void *arg, const struct spool_record_info *info, uint64_t off,
 		       const uint8_t *payload)
@@ -1316,6 +2010,28 @@ static int collect_rec(void *arg, const struct spool_record_info *info, uint64_t
 	l->qid[l->n] = info->qid;
 	l->nrcpt[l->n] = nrcpt;
 	l->n++;
+	if (info->ev_seq32) {
+		struct spool *sp = l->sp;
+		uint32_t d = info->ev_seq32 - (uint32_t)sp->ev_base;
+
+		/* a number past the last event, and a record of about that time (the low 32 bits
+		 * of old records' numbers come round again) */
+		if (d && d < SPOOL_EV_REGEN_WIN &&
+		    info->received_ns / 1000000u + 86400000u >= sp->ev_last_wall_ms) {
+			struct spool_regen g = { .seq = sp->ev_base + d, .type = SPOOL_EVT_ACCEPTED,
+						 .qid = info->qid, .size = info->body_len,
+						 .received_ns = info->received_ns,
+						 .env_len = info->env_len };
+
+			if (!(g.env = malloc(info->env_len ? info->env_len : 1)))
+				return -ENOMEM;
+			memcpy(g.env, payload + info->body_len, info->env_len);
+			if (regen_add(sp, &g) < 0) {
+				free(g.env);
+				return -ENOMEM;
+			}
+		}
+	}
 	return 0;
 }
 
@@ -1399,7 +2115,7 @@ static int damage_keep(struct spool *sp, int fd, const char *segname,
 
 static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 {
-	struct rec_list l = { 0 };
+	struct rec_list l = { .sp = sp };
 	struct spool_segscan r;
 	bool pinned = false;
 	struct spool_seg *seg;
@@ -1508,6 +2224,21 @@ static int replay_jrec(void *arg, const struct spool_jrec *j)
 			*jr->highest = (uint32_t)j->arg;
 		return 0;
 	}
+	if (j->event == SPOOL_JEV_EVDURABLE) {
+		if (j->arg > jr->sp->ev_confirmed)
+			jr->sp->ev_confirmed = j->arg;
+		return 0;
+	}
+	if (j->event == SPOOL_JEV_EVMARK) {
+		uint64_t seq = SPOOL_EVMARK_SEQ(j->arg);
+		struct spool_regen g = { .seq = seq, .type = (uint8_t)SPOOL_EVMARK_TYPE(j->arg),
+					 .qid = j->qid, .rcpt = SPOOL_EVMARK_RCPT(j->arg) };
+
+		if (seq > jr->sp->ev_base && seq - jr->sp->ev_base < SPOOL_EV_REGEN_WIN &&
+		    g.type < SPOOL_EVT_NTYPES && regen_add(jr->sp, &g) < 0)
+			return -ENOMEM;
+		return 0;
+	}
 	segno = SPOOL_QID_SEG(j->qid);
 	if (SPOOL_QID_SHARD(j->qid) == jr->sp->conf.shard_id && segno > *jr->highest)
 		*jr->highest = segno;
@@ -1569,13 +2300,17 @@ static int recover(struct spool *sp)
 	int rc;
 	struct spool_seg *seg, *next;
 
+	if ((rc = ev_recover_scan(sp)) < 0)
+		return rc;
 	if ((rc = spool_dir_list(sp->dfd, "seg-", ".dat", &nums, &n)) < 0) {
 		log_error(rc, "spool: %s: list segments", sp->dir);
 		return rc;
 	}
+	sp->ev_segs = nums;   /* kept until the events are recovered (ev_recover_write) */
+	sp->ev_nsegs = n;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = recover_segment(sp, nums[i], &highest);
-	free(nums);
+	nums = NULL;
 	if (rc)
 		return rc;
 
@@ -1619,6 +2354,12 @@ static int recover(struct spool *sp)
 		free(nums);
 		return rc;
 	}
+	/* Events of state past the last event, before a settle may reclaim their records. */
+	if ((rc = ev_recover_write(sp)) < 0 && rc == -ENOMEM) {
+		free(nums);
+		return rc;
+	}
+	rc = 0;
 
 	/* Done messages no longer count; segments with nothing left go. */
 	for (uint32_t k = 0; k < sp->ix.cap; k++) {
@@ -1706,6 +2447,17 @@ static void spool_free(struct spool *sp)
 	}
 	spool_index_free(&sp->ix);
 	free(sp->jpend);
+	if (sp->evfd >= 0)
+		close(sp->evfd);
+	evq_free(sp->evq);
+	for (size_t i = 0; i < sp->nregen; i++)
+		free(sp->regen[i].env);
+	free(sp->regen);
+	free(sp->ev_doubt_off);
+	free(sp->ev_doubt_len);
+	free(sp->ev_doubt_type);
+	free(sp->ev_doubt_qid);
+	free(sp->ev_segs);
 	if (sp->dfd >= 0)
 		close(sp->dfd);
 	free(sp->dir);
@@ -1743,6 +2495,8 @@ int spool_open(struct spool **sp_r, const struct spool_conf *conf, struct io_uri
 		sp->journal_size = 64 * 1024;
 	sp->segs.next = sp->segs.prev = &sp->segs;
 	sp->pending_tail = &sp->pending;
+	sp->evq_tail = &sp->evq;
+	sp->evfd = -1;
 	sp->dfd = -1;
 	dlen = strlen(conf->dir) + 16;
 	if (!(sp->dir = malloc(dlen))) {

@@ -71,6 +71,8 @@ struct spool_conf {
 	uint64_t    min_free_bytes;   /* below this free space, refuse new messages (default 64 MiB) */
 	uint32_t    commit_delay_us;  /* extra wait to gather a bigger batch (default 0); only
 	                               * taken while spool_set_siblings says more are coming */
+	uint64_t   *events_durable;   /* if set: the spool stores there (atomically) the number of
+	                               * its last durable event, for the agent (spool_event.h) */
 };
 
 /*
@@ -140,6 +142,23 @@ int spool_journal_defer(struct spool *sp, spool_qid qid, uint64_t next_s, uint32
  * before its records are durable remembers spool_journal_seq() and waits for the other. */
 uint64_t spool_journal_seq(const struct spool *sp);
 uint64_t spool_journal_durable_seq(const struct spool *sp);
+
+/* ---- Events (spool_event.h: the format, the rule and the reader) ---- */
+
+/* The accepted event of a message not committed yet: the caller's TLVs (SPOOL_ETLV_*, copied);
+ * the spool adds the envelope and numbers it when the batch is built. Without it a message has
+ * no accepted event (DSNs). 0 or -ENOMEM. */
+int spool_msg_event(struct spool_msg *m, const void *tlv, size_t len);
+/*
+ * An event about a message's state after it was spooled (enum spool_evtype), described by the
+ * journal records appended just before it in this loop turn (spool_journal_append/_defer):
+ * both ride the next batch; rcpt is the recipient's index or UINT32_MAX. tlv: the payload
+ * (copied). 0 or -ENOMEM (the event is lost; the state is not).
+ */
+int spool_event_add(struct spool *sp, unsigned type, spool_qid qid, uint32_t rcpt,
+		    const void *tlv, size_t len);
+/* The number of the last event on disk (any thread). */
+uint64_t spool_event_durable_seq(const struct spool *sp);
 
 /* ---- Delivery's view of this shard's queue (spool_queue.c; the owning shard only) ---- */
 

@@ -186,6 +186,23 @@ struct spool_msg {
 	uint64_t             payload_sum, received_ns, commit_ns;
 	spool_qid            qid;
 	struct spool_seg    *seg;         /* where the record went */
+	/* its accepted event (spool_msg_event): the caller's TLVs, and the number it got */
+	uint8_t             *ev_tlv;
+	uint32_t             ev_len;
+	uint64_t             ev_seq;
+};
+
+/* An event that rides the journal (spool_event_add), waiting for its number at the next batch. */
+struct spool_evq {
+	struct spool_evq *next;
+	uint8_t           type;
+	spool_qid         qid;
+	uint32_t          rcpt;
+	uint64_t          wall_ms;
+	size_t            jmark;      /* offset of its marker in jpend (or in the batch's jbuf) */
+	bool              marked;
+	uint32_t          len;
+	uint8_t           tlv[];
 };
 
 struct spool_wop {
@@ -208,6 +225,12 @@ struct spool_batch {
 	uint8_t           *jbuf;       /* journal bytes written by this batch */
 	size_t             jlen, jcap;
 	uint64_t           jseq;       /* the journal records up to this one are in it */
+	/* events: written after the state's syncs in the same chain (spool_event.h) */
+	uint8_t           *evbuf;
+	size_t             evlen, evcap;
+	uint64_t           ev_first, ev_last, ev_start;   /* numbers given; file offset */
+	struct spool_evq  *evq;        /* the journal events numbered in this batch */
+	struct spool_wop   evwop;
 	uint32_t           outstanding;
 	int                err;
 	uint64_t           start_ns;
@@ -259,6 +282,38 @@ struct spool {
 	struct spool_stats st;
 	uint64_t           seal_key;   /* seals every record header written (spool_record.h) */
 	bool               have_seal;  /* else no record may be written (seal_ensure) */
+
+	/* The event log (spool_event.h): the newest file, the numbers given and durable. */
+	int                evfd;
+	uint32_t           evno;
+	uint64_t           evoff, evalloc;
+	uint64_t           evseq, evseq_durable;
+	bool               ev_full_sync;      /* the next batch syncs the whole event file */
+	uint64_t           ev_last_wall_ms;   /* recovery: the last event's time */
+	struct spool_evq  *evq, **evq_tail;
+	struct spool_regen *regen;     /* recovery: state past ev_base */
+	size_t             nregen, regen_cap;
+	uint64_t           ev_base;     /* recovery: state numbered past this is collected */
+	uint32_t           ev_doubt_fileno;   /* recovery: the last batch's events on disk, */
+	uint64_t          *ev_doubt_off;      /* numbered ev_base + 1 ..., their offsets and */
+	uint32_t          *ev_doubt_len;      /* payload lengths in that file */
+	size_t             ev_ndoubt, ev_doubt_cap;
+	uint8_t           *ev_doubt_type;
+	spool_qid         *ev_doubt_qid;
+	uint64_t           ev_confirmed;      /* recovery: the journal's EVDURABLE */
+	uint32_t          *ev_segs;           /* recovery: the segments there were at the start */
+	size_t             ev_nsegs;
+};
+
+/* Recovery: a state change whose event number is past the last event on disk. */
+struct spool_regen {
+	uint64_t  seq;
+	uint8_t   type;
+	spool_qid qid;
+	uint32_t  rcpt;
+	uint8_t  *env;       /* ACCEPTED: a copy of the record's envelope (malloc'd) */
+	uint32_t  env_len;
+	uint64_t  size, received_ns;
 };
 
 #endif

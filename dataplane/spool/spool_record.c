@@ -49,6 +49,12 @@ static uint64_t seal_of(const uint8_t *hdr, uint64_t key)
 	return XXH3_64bits_withSeed(hdr, 48, key);
 }
 
+void spool_record_hdr_set_evseq(uint8_t hdr[SPOOL_RECORD_HDR_SIZE], uint32_t seq32)
+{
+	put32(hdr + 20, seq32);
+	put64(hdr + 56, XXH3_64bits(hdr, 56));
+}
+
 void spool_record_hdr_seal(uint8_t hdr[SPOOL_RECORD_HDR_SIZE], uint64_t key)
 {
 	put64(hdr + 48, seal_of(hdr, key));
@@ -83,6 +89,7 @@ int spool_record_hdr_decode(const void *p, size_t len, struct spool_record_info 
 	info_r->received_ns = get64(b + 32);
 	info_r->payload_sum = get64(b + 40);
 	info_r->seal = get64(b + 48);
+	info_r->ev_seq32 = get32(b + 20);
 	if (info_r->body_len > SPOOL_RECORD_BODY_MAX || info_r->env_len > SPOOL_RECORD_ENV_MAX)
 		return -EBADMSG;
 	info_r->rec_len = spool_record_align(hsz + info_r->body_len + info_r->env_len);

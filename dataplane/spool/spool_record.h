@@ -14,7 +14,8 @@
  *     6   2  flags        SPOOL_RECORD_F_*
  *     8   8  body_len
  *    16   4  env_len
- *    20   4  reserved     0
+ *    20   4  ev_seq32     low 32 bits of the message's accepted event number (spool_event.h),
+ *                         0 when it has none (records before the event log, DSNs)
  *    24   8  qid          shard | segment | offset/8: must match where the record lies
  *    32   8  received_ns  wall clock at end of data
  *    40   8  payload_sum  XXH3-64 of body || envelope
@@ -84,6 +85,7 @@ struct spool_record_info {
 	uint64_t payload_sum;
 	uint64_t rec_len;   /* hdr_size + body + env, rounded up to 8 */
 	uint64_t seal;      /* bytes 48..55 as written */
+	uint32_t ev_seq32;  /* bytes 20..23 */
 };
 
 static inline uint64_t spool_record_align(uint64_t n)
@@ -96,6 +98,8 @@ static inline uint64_t spool_record_align(uint64_t n)
 void spool_record_hdr_encode(uint8_t out[SPOOL_RECORD_HDR_SIZE], spool_qid qid, uint16_t flags,
 			     uint64_t body_len, uint32_t env_len, uint64_t received_ns,
 			     uint64_t payload_sum);
+/* Sets ev_seq32 of an encoded header (before sealing it). */
+void spool_record_hdr_set_evseq(uint8_t hdr[SPOOL_RECORD_HDR_SIZE], uint32_t seq32);
 /* Sets the seal of an encoded header (and its hdr_sum again) with the shard's key. */
 void spool_record_hdr_seal(uint8_t hdr[SPOOL_RECORD_HDR_SIZE], uint64_t key);
 /* Whether the 64 bytes of an encoded header carry the seal of key. */
@@ -173,6 +177,17 @@ int spool_record_message_id(const void *body, size_t len, struct slice *id_r);
  * 5 is never SPOOL_JREC_VERSION. */
 #define SPOOL_JEV_DEFER_INFO 101
 #define SPOOL_JTEXT_MAX      256
+/* The marker of an event that rides the journal (spool_event.h), right after the state records
+ * it describes, in the same write: arg = number (40 bits) | type << 40 | recipient << 48
+ * (0xffff: none or too large). State replay ignores it. */
+#define SPOOL_JEV_EVMARK     102
+#define SPOOL_EVMARK_SEQ(a)  ((a) & ((UINT64_C(1) << 40) - 1))
+#define SPOOL_EVMARK_TYPE(a) ((unsigned)(((a) >> 40) & 0xff))
+#define SPOOL_EVMARK_RCPT(a) ((uint32_t)((a) >> 48))
+/* At the head of every journal snapshot: arg = the last event whose batch had completed (every
+ * event up to it is whole, with its state, even if that state was compacted away since). State
+ * replay ignores it. */
+#define SPOOL_JEV_EVDURABLE  103
 
 struct spool_jrec {
 	uint8_t     event;

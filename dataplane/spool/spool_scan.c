@@ -584,7 +584,8 @@ static int reader_jrec(void *arg, const struct spool_jrec *j)
 	struct reader *rd = arg;
 	struct spool_ient *e;
 
-	if (j->event == SPOOL_JEV_HIGHWATER)
+	if (j->event == SPOOL_JEV_HIGHWATER || j->event == SPOOL_JEV_EVMARK ||
+	    j->event == SPOOL_JEV_EVDURABLE)
 		return 0;
 	e = spool_index_put(&rd->ix, j->qid);
 	if (!e)

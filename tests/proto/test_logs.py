@@ -32,7 +32,7 @@ ACCEPT = re.compile(
     r"(?P<port>\d+) to (?P<listen>\S+) \((?P<role>primary|fallback) MX\): helo=<(?P<helo>[^>]*)>"
     r" tls=(?P<tls>\S+) from=<(?P<from>[^>]*)> nrcpt=(?P<nrcpt>\d+) size=(?P<size>\d+)"
     r" score=(?P<score>-?\d+\.\d) action=(?P<action>[a-z]+) tests=(?P<tests>\S+)"
-    r" to=(?P<to>.*)$")
+    r" to=(?P<to>.*?)(?: id=(?P<id>\S+))?$")
 
 
 def rejects(node_or_text):

@@ -30,6 +30,7 @@
 #include "spool.h"
 #include "spool_impl.h"
 #include "spool_record.h"
+#include "spool_event.h"
 
 #define UD_TAG 0x5a
 
@@ -1988,6 +1989,257 @@ static void test_cost(void **state)
 	env_free(e);
 }
 
+/* ---- The event log (spool_event.h) ---- */
+
+/* Commits one message with an accepted event whose text is `text`. */
+static int commit_msg_ev(struct env *e, const struct msgspec *ms, const char *text,
+			 struct result *r)
+{
+	struct spool_envelope ev;
+	struct spool_msg *m;
+	uint8_t tlv[256];
+	size_t tl = spool_event_tlv(tlv, SPOOL_ETLV_TEXT, text, strlen(text));
+	int rc = spool_msg_begin(e->sp, &m);
+
+	if (rc)
+		return rc;
+	assert_int_equal(spool_msg_write(m, "body\r\n", 6), 0);
+	assert_int_equal(spool_msg_event(m, tlv, tl), 0);
+	env_fill(&ev, ms);
+	memset(r, 0, sizeof(*r));
+	return spool_msg_commit(m, &ev, done_cb, r);
+}
+
+/* Every event of shard 3 from the oldest file: types[i], flags[i], qids[i] for seq i + 1. */
+static size_t read_events(struct env *e, uint8_t *types, uint16_t *flags, spool_qid *qids,
+			  size_t max)
+{
+	struct spool_evreader rd;
+	struct spool_evinfo ev;
+	char dir[300];
+	size_t n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/shard-3", e->dir);
+	assert_int_equal(spool_evreader_open(&rd, dir, 0, 0, 0), 0);
+	while (n < max && spool_evreader_next(&rd, UINT64_MAX, &ev) == 1) {
+		assert_int_equal(ev.seq, n + 1);   /* contiguous from 1 */
+		assert_int_equal(ev.shard, 3);
+		types[n] = ev.type;
+		flags[n] = ev.flags;
+		qids[n] = ev.qid;
+		n++;
+	}
+	spool_evreader_close(&rd);
+	return n;
+}
+
+static void test_events_numbered_with_state(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(6, 1);
+	struct result r[3];
+	uint8_t types[16];
+	uint16_t flags[16];
+	spool_qid qids[16];
+	uint8_t tlv[64];
+	size_t tl = spool_event_tlv(tlv, SPOOL_ETLV_TEXT, "sent", 4);
+
+	(void)state;
+	env_open(e);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[i]), 0);
+	drain(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 3);
+	assert_int_equal(spool_journal_append(e->sp, r[0].qid, SPOOL_EV_RCPT_DONE, 0), 0);
+	assert_int_equal(spool_event_add(e->sp, SPOOL_EVT_DELIVERED, r[0].qid, 0, tlv, tl), 0);
+	assert_int_equal(spool_journal_append(e->sp, r[1].qid, SPOOL_EV_HOLD, 0), 0);
+	assert_int_equal(spool_event_add(e->sp, SPOOL_EVT_QUARANTINED, r[1].qid, UINT32_MAX, tlv,
+					 tl), 0);
+	assert_int_equal(spool_event_durable_seq(e->sp), 3);   /* not before its batch */
+	drain(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 5);
+	assert_int_equal(read_events(e, types, flags, qids, 16), 5);
+	assert_int_equal(types[0], SPOOL_EVT_ACCEPTED);
+	assert_int_equal(qids[2], r[2].qid);
+	assert_int_equal(types[3], SPOOL_EVT_DELIVERED);
+	assert_int_equal(types[4], SPOOL_EVT_QUARANTINED);
+	assert_false(flags[4] & SPOOL_EVF_RECOVERED);
+	/* A journal roll carries the pending events' markers into the snapshot. */
+	assert_int_equal(spool_journal_append(e->sp, r[1].qid, SPOOL_EV_RELEASE, 0), 0);
+	assert_int_equal(spool_event_add(e->sp, SPOOL_EVT_RELEASED, r[1].qid, UINT32_MAX, tlv, tl),
+			 0);
+	e->sp->jneed_roll = true;
+	drain(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 6);
+	env_close(e);
+	/* A restart numbers on from there, in a new file. */
+	env_open(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 6);
+	assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[0]), 0);
+	drain(e);
+	assert_int_equal(read_events(e, types, flags, qids, 16), 7);
+	assert_int_equal(types[5], SPOOL_EVT_RELEASED);
+	assert_int_equal(types[6], SPOOL_EVT_ACCEPTED);
+	env_free(e);
+}
+
+/* A crash between the state's sync and the events': the events are written again from the
+ * state at the next start, with their numbers (the iff rule of spool_event.h). */
+static void test_events_recovered_from_state(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(6, 1);
+	struct result r[3];
+	uint8_t types[16], tlv[64];
+	uint16_t flags[16];
+	spool_qid qids[16];
+	size_t tl = spool_event_tlv(tlv, SPOOL_ETLV_TEXT, "sent", 4);
+	char path[400];
+	uint32_t *nums;
+	size_t n;
+	struct stat st;
+	int dfd;
+
+	(void)state;
+	env_open(e);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[i]), 0);
+	drain(e);
+	assert_int_equal(spool_journal_append(e->sp, r[0].qid, SPOOL_EV_RCPT_DONE, 1), 0);
+	assert_int_equal(spool_event_add(e->sp, SPOOL_EVT_DELIVERED, r[0].qid, 1, tlv, tl), 0);
+	drain(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 4);
+	/* the state stays, the events past the second are lost: cut the event file there */
+	snprintf(path, sizeof(path), "%s/shard-3", e->dir);
+	dfd = open(path, O_RDONLY | O_DIRECTORY);
+	assert_int_equal(spool_event_files(dfd, &nums, &n), 0);
+	close(dfd);
+	assert_int_equal(n, 1);
+	snprintf(path, sizeof(path), "%s/shard-3/events-%08x.ev", e->dir, nums[0]);
+	free(nums);
+	spool_close(&e->sp);   /* with nothing in flight: as if killed after the syncs */
+	assert_int_equal(stat(path, &st), 0);
+	{
+		/* FILE record + 2 accepted events (their size: the payload is TEXT + SIZE + ENV) */
+		uint8_t *b = read_file(path, &n);
+		size_t off = 0;
+		struct spool_evinfo ev;
+
+		for (int k = 0; k < 3; k++) {
+			assert_int_equal(spool_event_decode(b + off, n - off, &ev), 0);
+			off += ev.rec_len;
+		}
+		memset(b + off, 0, n - off);
+		memset(b + off, 0x5a, 20);   /* and a torn write after it */
+		write_file(path, b, n);
+		free(b);
+	}
+	log_set_level(LOG_ERROR);
+	env_open(e);
+	log_set_level(LOG_INFO);
+	assert_int_equal(spool_event_durable_seq(e->sp), 4);
+	assert_int_equal(read_events(e, types, flags, qids, 16), 4);
+	assert_int_equal(types[2], SPOOL_EVT_ACCEPTED);
+	assert_true(flags[2] & SPOOL_EVF_RECOVERED);
+	assert_int_equal(qids[2], r[2].qid);
+	assert_int_equal(types[3], SPOOL_EVT_DELIVERED);
+	assert_true(flags[3] & SPOOL_EVF_RECOVERED);
+	assert_int_equal(qids[3], r[0].qid);
+	assert_false(flags[1] & SPOOL_EVF_RECOVERED);
+	/* once only: a second start finds them on disk */
+	env_close(e);
+	env_open(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 4);
+	assert_int_equal(read_events(e, types, flags, qids, 16), 4);
+	env_free(e);
+}
+
+/* A crash after the last batch's events were written but before its state was: those events
+ * never happened. They become VOIDs in place (same numbers, same size), the others stay. */
+static void test_events_without_state_voided(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(6, 1);
+	struct result r[3];
+	uint8_t types[16];
+	uint16_t flags[16];
+	spool_qid qids[16];
+	char path[400];
+	int fd;
+
+	(void)state;
+	env_open(e);
+	assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[0]), 0);
+	assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[1]), 0);
+	drain(e);
+	assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[2]), 0);
+	drain(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 3);
+	spool_close(&e->sp);
+	/* the third message's record never reached the disk: zero it */
+	seg_path(e, SPOOL_QID_SEG(r[2].qid), path, sizeof(path));
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	{
+		uint8_t z[4096] = { 0 };
+
+		assert_int_equal(pwrite(fd, z, sizeof(z), (off_t)SPOOL_QID_OFF(r[2].qid)),
+				 (ssize_t)sizeof(z));
+	}
+	close(fd);
+	log_set_level(LOG_ERROR);
+	env_open(e);
+	log_set_level(LOG_INFO);
+	assert_int_equal(spool_event_durable_seq(e->sp), 3);
+	assert_int_equal(read_events(e, types, flags, qids, 16), 3);
+	assert_int_equal(types[0], SPOOL_EVT_ACCEPTED);
+	assert_int_equal(types[1], SPOOL_EVT_ACCEPTED);
+	assert_int_equal(types[2], SPOOL_EVT_VOID);
+	/* the batch before the last is whole: never in doubt */
+	env_close(e);
+	env_open(e);
+	assert_int_equal(read_events(e, types, flags, qids, 16), 3);
+	assert_int_equal(types[1], SPOOL_EVT_ACCEPTED);
+	env_free(e);
+}
+
+/* The last batch's journal events lose their markers when the journal is compacted; its
+ * snapshot says their batch completed, so they stay (not made void) at the next start. */
+static void test_events_kept_after_journal_roll(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(6, 1);
+	struct result r[2];
+	uint8_t types[16], tlv[64];
+	uint16_t flags[16];
+	spool_qid qids[16];
+	size_t tl = spool_event_tlv(tlv, SPOOL_ETLV_TEXT, "sent", 4);
+
+	(void)state;
+	env_open(e);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[i]), 0);
+	drain(e);
+	assert_int_equal(spool_journal_append(e->sp, r[0].qid, SPOOL_EV_RCPT_DONE, 0), 0);
+	assert_int_equal(spool_event_add(e->sp, SPOOL_EVT_DELIVERED, r[0].qid, 0, tlv, tl), 0);
+	drain(e);
+	{
+		uint32_t jno = e->sp->jcur->segno;
+
+		e->sp->jneed_roll = true;   /* compacted: the marker of event 3 is gone */
+		spool_flush(e->sp);
+		assert_true(e->sp->jcur->segno > jno);
+	}
+	spool_close(&e->sp);
+	log_set_level(LOG_ERROR);
+	env_open(e);
+	log_set_level(LOG_INFO);
+	assert_int_equal(read_events(e, types, flags, qids, 16), 3);
+	assert_int_equal(types[2], SPOOL_EVT_DELIVERED);
+	assert_int_equal(qids[2], r[0].qid);
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2018,6 +2270,10 @@ int main(void)
 		cmocka_unit_test(test_open_full_disk),
 		cmocka_unit_test(test_killed_process_ids),
 		cmocka_unit_test(test_cost),
+		cmocka_unit_test(test_events_numbered_with_state),
+		cmocka_unit_test(test_events_recovered_from_state),
+		cmocka_unit_test(test_events_without_state_voided),
+		cmocka_unit_test(test_events_kept_after_journal_roll),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
