@@ -26,12 +26,11 @@
 enum filter_eval_cmp { FILTER_CMP_EQ = 1, FILTER_CMP_NE, FILTER_CMP_LT, FILTER_CMP_LE, FILTER_CMP_GT,
 		       FILTER_CMP_GE };
 
-/* The next quoted argument of "'a', 'b'" (terminated in place), or NULL. */
-static char *filter_eval_quoted(char **p)
+char *filter_eval_quoted(char **p)
 {
 	char q, *e, *a;
 
-	while (**p == ' ' || **p == ',')
+	while (**p == ' ' || **p == ',' || **p == '\t')
 		(*p)++;
 	if (**p != '\'' && **p != '"')
 		return NULL;

@@ -1288,25 +1288,6 @@ void filter_eval_htmlx_part(struct filter_msg *fm, bool html, uint32_t len)
 
 /* --- the evals ---------------------------------------------------------------------------- */
 
-/* The next quoted argument of "'a', 'b'" (terminated in place), or NULL. */
-static char *filter_htmlx_quoted(char **p)
-{
-	char q, *e, *a;
-
-	while (**p == ' ' || **p == ',' || **p == '\t')
-		(*p)++;
-	if (**p != '\'' && **p != '"')
-		return NULL;
-	q = *(*p)++;
-	e = strchr(*p, q);
-	if (!e)
-		return NULL;
-	*e = '\0';
-	a = *p;
-	*p = e + 1;
-	return a;
-}
-
 static bool filter_htmlx_num(const char *s, double *v_r)
 {
 	char *e;
@@ -1338,7 +1319,7 @@ int filter_eval_htmlx_prepare(struct filter_db *db, struct filter_rule *ru, cons
 	ru->eval_arg[1] = HUGE_VAL;
 	switch (ru->eval) {
 	case RULES_EVAL_HTMLX_TEST:
-		a0 = filter_htmlx_quoted(&p);
+		a0 = filter_eval_quoted(&p);
 		for (size_t i = 0; a0 && i < sizeof(flags) / sizeof(flags[0]); i++)
 			if (strcmp(a0, flags[i]) == 0)
 				ru->eval_tag = flagbits[i];
@@ -1347,7 +1328,7 @@ int filter_eval_htmlx_prepare(struct filter_db *db, struct filter_rule *ru, cons
 		ru->eval_tag = FILTER_HTMLX_F_TITLE120;
 		break;
 	case RULES_EVAL_HTMLX_TITLE_SUBJ:
-		a0 = filter_htmlx_quoted(&p);
+		a0 = filter_eval_quoted(&p);
 		if (filter_htmlx_num(a0, &ru->eval_arg[0]))
 			ru->eval_tag = 0;
 		break;
@@ -1357,9 +1338,9 @@ int filter_eval_htmlx_prepare(struct filter_db *db, struct filter_rule *ru, cons
 		break;
 	case RULES_EVAL_HTMLX_RANGE:
 	case RULES_EVAL_HTMLX_IMAGE_RATIO:
-		a0 = ru->eval == RULES_EVAL_HTMLX_RANGE ? filter_htmlx_quoted(&p) : NULL;
-		a1 = filter_htmlx_quoted(&p);
-		a2 = filter_htmlx_quoted(&p);
+		a0 = ru->eval == RULES_EVAL_HTMLX_RANGE ? filter_eval_quoted(&p) : NULL;
+		a1 = filter_eval_quoted(&p);
+		a2 = filter_eval_quoted(&p);
 		if (!filter_htmlx_num(a1, &ru->eval_arg[0]))
 			break;
 		if (a2 && strcmp(a2, "inf") != 0 && !filter_htmlx_num(a2, &ru->eval_arg[1]))
@@ -1377,8 +1358,8 @@ int filter_eval_htmlx_prepare(struct filter_db *db, struct filter_rule *ru, cons
 		const char *e;
 		int op = 0;
 
-		a0 = filter_htmlx_quoted(&p);
-		a1 = filter_htmlx_quoted(&p);
+		a0 = filter_eval_quoted(&p);
+		a1 = filter_eval_quoted(&p);
 		if (!a0 || !a1 || strcmp(a0, "length") != 0)
 			break;
 		e = a1;

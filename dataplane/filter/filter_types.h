@@ -277,6 +277,9 @@ void filter_eval_run(struct filter_msg *fm);
  * Envelope-Sender or Return-Path when written above every Received field (and none when
  * fetchmail picked up an X-Sender message). Lower-cased address into out; false if none. */
 bool filter_eval_envfrom(const struct filter_msg *fm, char *out, size_t outlen);
+/* The next quoted argument of "'a', 'b'" (terminated in place), or NULL: the evals'
+ * argument lists. */
+char *filter_eval_quoted(char **p);
 /* Parses an eval's argument text at load into ru->eval_arg (and db->html_tags). */
 int filter_eval_prepare(struct filter_db *db, struct filter_rule *ru, const char *args, size_t len);
 /* The HTML tag counter: a text/html part begins (html true) or another entity does; raw HTML

@@ -309,6 +309,29 @@ static size_t rules_regex_escape_len(const char *p)
 	return n;
 }
 
+/* The index after the ']' closing the class opened at i, or 0 when it is not closed. */
+static size_t rules_regex_class_end(const char *re, size_t n, size_t i)
+{
+	size_t j = i + 1;
+
+	if (re[j] == '^')
+		j++;
+	if (re[j] == ']')
+		j++;
+	while (j < n && re[j] != ']') {
+		if (re[j] == '\\')
+			j += rules_regex_escape_len(re + j);
+		else if (re[j] == '[' && re[j + 1] == ':') {
+			const char *c = strstr(re + j + 2, ":]");
+
+			j = c ? (size_t)(c - re) + 2 : j + 1;
+		} else
+			j++;
+	}
+	return j < n ? j + 1 : 0;
+}
+
+
 int rules_regex_relax(const char *hs, bool anchors, char **out_r)
 {
 	struct rules_regex_out o = { 0 };
@@ -322,28 +345,14 @@ int rules_regex_relax(const char *hs, bool anchors, char **out_r)
 			rules_regex_put(&o, hs + i, k);
 			i += k;
 		} else if (hs[i] == '[') {
-			size_t j = i + 1;
+			size_t e = rules_regex_class_end(hs, n, i);
 
-			if (hs[j] == '^')
-				j++;
-			if (hs[j] == ']')
-				j++;
-			while (j < n && hs[j] != ']') {
-				if (hs[j] == '\\')
-					j += rules_regex_escape_len(hs + j);
-				else if (hs[j] == '[' && hs[j + 1] == ':') {
-					const char *c = strstr(hs + j + 2, ":]");
-
-					j = c ? (size_t)(c - hs) + 2 : j + 1;
-				} else
-					j++;
-			}
-			if (j >= n) {
+			if (e == 0) {
 				free(o.p);
 				return -EINVAL;
 			}
-			rules_regex_put(&o, hs + i, j + 1 - i);
-			i = j + 1;
+			rules_regex_put(&o, hs + i, e - i);
+			i = e;
 		} else if (hs[i] == '{' && isdigit((unsigned char)hs[i + 1])) {
 			char *e;
 			unsigned long lo = strtoul(hs + i + 1, &e, 10), hi = lo;
@@ -426,23 +435,9 @@ static int rules_regex_groups(const char *re, struct rules_regex_grp **g_r, size
 		if (re[i] == '\\') {
 			i += rules_regex_escape_len(re + i);
 		} else if (re[i] == '[') {
-			size_t j = i + 1;
+			size_t e = rules_regex_class_end(re, n, i);
 
-			if (re[j] == '^')
-				j++;
-			if (re[j] == ']')
-				j++;
-			while (j < n && re[j] != ']') {
-				if (re[j] == '\\')
-					j += rules_regex_escape_len(re + j);
-				else if (re[j] == '[' && re[j + 1] == ':') {
-					const char *c = strstr(re + j + 2, ":]");
-
-					j = c ? (size_t)(c - re) + 2 : j + 1;
-				} else
-					j++;
-			}
-			i = j + 1;
+			i = e ? e : n + 1;
 		} else if (re[i] == '(') {
 			if (re[i + 1] == '?' && strchr("imsxnU^-", re[i + 2]))
 				goto bad;
@@ -622,27 +617,6 @@ struct rules_regex_item {
 	bool     group;                  /* a plain or non-capturing group (not lookaround) */
 	size_t   width;                  /* least width of one atom */
 };
-
-static size_t rules_regex_class_end(const char *re, size_t n, size_t i)
-{
-	size_t j = i + 1;
-
-	if (re[j] == '^')
-		j++;
-	if (re[j] == ']')
-		j++;
-	while (j < n && re[j] != ']') {
-		if (re[j] == '\\')
-			j += rules_regex_escape_len(re + j);
-		else if (re[j] == '[' && re[j + 1] == ':') {
-			const char *c = strstr(re + j + 2, ":]");
-
-			j = c ? (size_t)(c - re) + 2 : j + 1;
-		} else
-			j++;
-	}
-	return j < n ? j + 1 : 0;
-}
 
 /* The ')' closing the group opened at i, or 0. */
 static size_t rules_regex_group_end(const char *re, size_t n, size_t i)
