@@ -126,7 +126,8 @@ int filter_eval_mime_prepare(struct filter_db *db, struct filter_rule *ru, const
 	int n;
 
 	ru->eval_arg[0] = ru->eval_arg[1] = EV_UNDEF;
-	if (ru->eval == RULES_EVAL_MIME_UPPERCASE || ru->eval == RULES_EVAL_MIME_IMAGE_RATIO)
+	if (ru->eval == RULES_EVAL_MIME_UPPERCASE || ru->eval == RULES_EVAL_MIME_IMAGE_RATIO ||
+	    ru->eval == RULES_EVAL_MIME_TVD_VERTICAL)
 		db->body_evals = true;
 	ru->eval_tag = -1;
 	if (len >= sizeof(buf))
@@ -206,6 +207,8 @@ void filter_eval_mime_begin(struct filter_msg *fm)
 	memset(st, 0, offsetof(struct filter_eval_mime_state, words));
 	st->nwords = 0;
 	st->hdr_st = 1;
+	st->tvd = -1;
+	st->p_term = '\n';
 }
 
 /* --- the word table (multipart_alternative_difference) ------------------------------------ */
@@ -996,7 +999,22 @@ static void ev_para_end(struct filter_eval_mime_state *st)
 			st->up_upper += st->p_upper;
 		}
 	}
-	st->p_len = st->p_lower = st->p_upper = 0;
+	/* BodyEval's tvd_vertical_words: spaces against the rest, per line of SpamAssassin's text
+	 * array, which keeps each line's "\n" (the Subject's too) and the last one's trailing
+	 * white space as one space (p_term) */
+	{
+		uint32_t len = st->p_len + (st->p_term != 0), sp = st->p_spaces + (st->p_term == ' ');
+		uint32_t non = len - sp;
+
+		if (len > 5) {
+			int32_t pct = sp > non || non == 0 ? 100 : (int32_t)(100ull * sp / non);
+
+			if (pct > st->tvd)
+				st->tvd = pct;
+		}
+	}
+	st->p_term = '\n';
+	st->p_len = st->p_lower = st->p_upper = st->p_spaces = 0;
 	st->p_space = false;
 }
 
@@ -1016,6 +1034,8 @@ void filter_eval_mime_body(struct filter_msg *fm, const uint8_t *p, size_t n)
 			st->p_head[st->p_len] = (char)c;
 		if (st->p_len < UINT32_MAX)
 			st->p_len++;
+		if (c == ' ')
+			st->p_spaces++;
 		if (c == ' ' && st->p_len > 1)
 			st->p_space = true;
 		else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
@@ -1219,6 +1239,8 @@ bool filter_eval_mime_test(struct filter_msg *fm, const struct filter_rule *ru)
 	struct filter_eval_mime_state *st = &fm->ev_mime;
 	double a0 = ru->eval_arg[0], a1 = ru->eval_arg[1];
 
+	if (!st->finished)   /* how the last line ends: what the body text still holds back */
+		st->p_term = fm->nl >= 2 ? '\n' : (fm->nl || fm->ws) ? ' ' : 0;
 	ev_finish(st);
 	if (ru->eval_tag < 0)
 		return false;
@@ -1248,6 +1270,9 @@ bool filter_eval_mime_test(struct filter_msg *fm, const struct filter_rule *ru)
 			pct = (double)st->up_upper / (double)(st->up_upper + st->up_lower) * 100;
 		return pct > a0 && pct <= a1;
 	}
+	case RULES_EVAL_MIME_TVD_VERTICAL:
+		/* min <= ratio < max, a max of 100 or more taken as 101 */
+		return st->tvd >= a0 && st->tvd < (a1 >= 100 ? 101 : a1);
 	case RULES_EVAL_MIME_MA_NON_TEXT:
 		return st->ma_non_text;
 	case RULES_EVAL_MIME_B64_LENGTH:

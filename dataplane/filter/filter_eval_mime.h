@@ -108,6 +108,10 @@ struct filter_eval_mime_state {
 	uint64_t up_len, up_lower, up_upper;
 	uint32_t p_len, p_lower, p_upper;
 	bool     p_space;
+	uint32_t p_spaces;           /* ' ' in the paragraph (tvd_vertical_words) */
+	int32_t  tvd;                /* the highest space ratio of a paragraph over 5 bytes; -1 */
+	char     p_term;             /* what ends the paragraph in SpamAssassin's text: '\n', ' '
+				      * or nothing (the last one) */
 	char     p_head[160];
 	/* the message's body length (line ends counted once) */
 	uint64_t body_bytes;

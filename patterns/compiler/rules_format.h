@@ -130,6 +130,7 @@ enum rules_eval {
 	RULES_EVAL_MIME_IMAGE_COUNT,   /* image_count(type, min[, max]) (ImageInfo) */
 	RULES_EVAL_MIME_PIXELS,        /* pixel_coverage(type, min[, max]) */
 	RULES_EVAL_MIME_IMAGE_RATIO,   /* image_to_text_ratio(type, min, max) */
+	RULES_EVAL_MIME_TVD_VERTICAL,  /* tvd_vertical_words(min, max) (BodyEval) */
 	RULES_EVAL_MIME_END,
 	RULES_EVAL_HTML_FIRST = 128,   /* filter_eval_htmlx.c: the rest of HTMLEval, URI tests */
 	RULES_EVAL_HTMLX_TEST = RULES_EVAL_HTML_FIRST + 1, /* html_test('font_low_contrast'...) */
@@ -210,6 +211,7 @@ enum rules_eval {
 	{ "multipart_alternative_difference_count", NULL, RULES_EVAL_MIME_ALT_DIFF_COUNT }, \
 	{ "check_blank_line_ratio", NULL, RULES_EVAL_MIME_BLANK_RATIO }, \
 	{ "check_body_length", NULL, RULES_EVAL_MIME_BODY_LENGTH }, \
+	{ "tvd_vertical_words", NULL, RULES_EVAL_MIME_TVD_VERTICAL }, \
 	{ "image_count", NULL, RULES_EVAL_MIME_IMAGE_COUNT }, \
 	{ "pixel_coverage", NULL, RULES_EVAL_MIME_PIXELS }, \
 	{ "image_to_text_ratio", NULL, RULES_EVAL_MIME_IMAGE_RATIO }, \
