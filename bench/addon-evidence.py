@@ -121,6 +121,31 @@ def rule_effects(res, scores, dropped):
     return per_rule
 
 
+def set_harm(res, scores, dropped, eff):
+    """A kept rule to drop because the kept set, on top of SpamAssassin's, misjudges a ham or
+    loses a spam that SpamAssassin's rules alone do not; None when it does neither."""
+    suspects = {}
+    for byname in res.values():
+        alone, both = byname["sa"], byname["sa+addon"]
+        for path, (label, total, fired) in both.items():
+            base = alone.get(path)
+            if base is None:
+                continue
+            worse = (label == "ham" and total >= THR and base[1] < THR) or \
+                    (label == "spam" and total < THR and base[1] >= THR)
+            for r in fired if worse else ():
+                if r in scores and r not in dropped:
+                    suspects[r] = suspects.get(r, 0) + 1
+    if not suspects:
+        return None
+
+    def worth(r):
+        sets = eff.get(r, {})
+        return sum(x["gain"] + x["saved"] - x["fp"] - x["loss"] for x in sets.values())
+    # the least useful first; among equals the one in most bad verdicts, then the name
+    return min(suspects, key=lambda r: (worth(r), -suspects[r], r))
+
+
 def verdict(sets):
     harm = sum(x["fp"] + x["loss"] for x in sets.values())
     good = sum(x["gain"] + x["saved"] for x in sets.values())
@@ -135,7 +160,9 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--prune", action="store_true",
                     help="drop the harmful rules (score 0 in an overlay), score again, until none "
-                         "is harmful; then drop the neutral ones and report the set that is left")
+                         "is harmful; then the neutral ones; then, while the set as a whole "
+                         "misjudges a ham or loses a spam SpamAssassin's rules alone do not, "
+                         "the least useful rule firing there; report the set that is left")
     a = ap.parse_args()
     rules_bin = os.path.join(a.build, "patterns", "sluice-rules")
     os.makedirs(a.work, exist_ok=True)
@@ -153,7 +180,7 @@ def main():
     dropped, first, phase = set(), None, "harmful"
     print("compiling SpamAssassin's rules ...", flush=True)
     compile_db(rules_bin, dbs["sa"], site, [])
-    for _ in range(8):
+    for _ in range(12):
         with open(overlay, "w") as f:
             f.write("# rules dropped by bench/addon-evidence.py --prune\n")
             for r in sorted(dropped):
@@ -176,6 +203,12 @@ def main():
             if neutral:
                 dropped |= neutral
                 continue
+        # the set as a whole: several rules together may misjudge a ham (or lose a spam) that
+        # none does alone; of the rules firing there, the one worth least goes
+        worst = set_harm(res, scores, dropped, eff)
+        if worst:
+            dropped.add(worst)
+            continue
         break
     res0, eff0 = first
     lines = ["# Sluice's add-on rules on top of SpamAssassin's (threshold %.1f)" % THR, "",
