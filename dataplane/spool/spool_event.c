@@ -193,7 +193,8 @@ int spool_event_files(int dfd, uint32_t **nums_r, size_t *n_r)
 		v[n++] = x;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_u32);
+	if (n)   /* v is NULL with no file */
+		qsort(v, n, sizeof(*v), cmp_u32);
 	*nums_r = v;
 	*n_r = n;
 	return 0;
