@@ -500,7 +500,8 @@ int spool_msg_event(struct spool_msg *m, const void *tlv, size_t len)
 
 	if (!c)
 		return -ENOMEM;
-	memcpy(c, tlv, len);
+	if (len)
+		memcpy(c, tlv, len);
 	free(m->ev_tlv);
 	m->ev_tlv = c;
 	m->ev_len = (uint32_t)len;
@@ -522,7 +523,8 @@ int spool_event_add(struct spool *sp, unsigned type, spool_qid qid, uint32_t rcp
 		return -ENOMEM;
 	*q = (struct spool_evq){ .type = (uint8_t)type, .qid = qid, .rcpt = rcpt,
 				 .wall_ms = clock_wall_ns() / 1000000u, .len = (uint32_t)len };
-	memcpy(q->tlv, tlv, len);
+	if (len)
+		memcpy(q->tlv, tlv, len);
 	/* Its marker follows the state records appended so far; numbered at the batch. */
 	q->jmark = sp->jpend_len;
 	jpend_add(sp, SPOOL_JEV_EVMARK, qid, evmark_arg(q, 0));
@@ -1858,7 +1860,8 @@ static int ev_recover_write(struct spool *sp)
 	size_t len = 0, cap = 0, k = 0;
 	int rc;
 
-	qsort(sp->regen, sp->nregen, sizeof(*sp->regen), regen_cmp);
+	if (sp->nregen)   /* regen is NULL with none */
+		qsort(sp->regen, sp->nregen, sizeof(*sp->regen), regen_cmp);
 	if (sp->nregen && sp->regen[sp->nregen - 1].seq > max)
 		max = sp->regen[sp->nregen - 1].seq;
 	if (sp->ev_ndoubt) {
