@@ -521,6 +521,20 @@ static void ev_img_byte(struct filter_eval_mime_state *st, uint8_t c);
 /* ImageInfo's reading of the decoded image (ev_img_byte) */
 enum { IM_HEAD, IM_PNG_CHUNK, IM_PNG_IHDR, IM_JPEG_MARK, IM_JPEG_SKIP, IM_JPEG_SOF };
 
+/* A leaf's line begins: what ev_line_end sums is zero again. */
+static void ev_line_reset(struct filter_eval_mime_state *st)
+{
+	st->ln_len = 0;
+	st->qp_st = 0;
+	st->qp_line = st->qp_run = 0;
+	st->qp_since = UINT32_MAX;
+	st->qp_ws = false;
+	st->qp_tail[0] = st->qp_tail[1] = 0;
+	st->uni_st = 0;
+	st->uni_line = 0;
+	st->ln_illegal = false;
+}
+
 /* The leaf whose body was streaming is complete. */
 static void ev_leaf_finish(struct filter_eval_mime_state *st)
 {
@@ -682,15 +696,7 @@ void filter_eval_mime_headers_end(struct filter_msg *fm, unsigned depth)
 		st->im_pos = st->im_skip = st->im_w = st->im_h = 0;
 		st->im_nbuf = 0;
 		st->im_done = false;
-		st->ln_len = 0;
-		st->qp_st = 0;
-		st->qp_line = st->qp_run = 0;
-		st->qp_since = UINT32_MAX;
-		st->qp_ws = false;
-		st->qp_tail[0] = st->qp_tail[1] = 0;
-		st->uni_st = 0;
-		st->uni_line = 0;
-		st->ln_illegal = false;
+		ev_line_reset(st);
 	}
 
 	st->ct_seen = false;
@@ -734,15 +740,7 @@ static void ev_line_end(struct filter_eval_mime_state *st, bool nl)
 		st->normal_chars += len - 8ull * st->uni_line;
 		st->unicode_chars += st->uni_line;
 	}
-	st->ln_len = 0;
-	st->qp_st = 0;
-	st->qp_line = st->qp_run = 0;
-	st->qp_since = UINT32_MAX;
-	st->qp_ws = false;
-	st->qp_tail[0] = st->qp_tail[1] = 0;
-	st->uni_st = 0;
-	st->uni_line = 0;
-	st->ln_illegal = false;
+	ev_line_reset(st);
 }
 
 static inline bool ev_hexu(uint8_t c)

@@ -143,6 +143,29 @@ int filter_shard_profile(struct filter_shard *fs, bool on)
 	return 0;
 }
 
+/* The rule ids with a non-zero used[], the top of them by key (descending) first, into ord.
+ * Returns how many of those top ones there are. A selection sort: top is small. */
+static uint32_t filter_prof_rank(uint32_t *ord, const uint64_t *used, const uint64_t *key,
+				 uint32_t nrules, unsigned top)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < nrules; i++)
+		if (used[i])
+			ord[n++] = i;
+	for (uint32_t k = 0; k < n && k < top; k++) {
+		uint32_t best = k, t;
+
+		for (uint32_t j = k + 1; j < n; j++)
+			if (key[ord[j]] > key[ord[best]])
+				best = j;
+		t = ord[k];
+		ord[k] = ord[best];
+		ord[best] = t;
+	}
+	return n < top ? n : top;
+}
+
 void filter_shard_profile_print(const struct filter_shard *fs, FILE *f, uint64_t nmsg, unsigned top)
 {
 	static const char *const parts[FILTER_PROF_NPARTS] = {
@@ -167,38 +190,14 @@ void filter_shard_profile_print(const struct filter_shard *fs, FILE *f, uint64_t
 	ord = calloc(p->nrules + 1, sizeof(*ord));
 	if (!ord)
 		return;
-	for (uint32_t i = 0; i < p->nrules; i++)
-		if (p->rule_calls[i])
-			ord[n++] = i;
-	/* a small selection sort: top is small */
-	for (uint32_t k = 0; k < n && k < top; k++) {
-		uint32_t best = k;
-
-		for (uint32_t j = k + 1; j < n; j++)
-			if (p->rule_ns[ord[j]] > p->rule_ns[ord[best]])
-				best = j;
-		uint32_t t = ord[k];
-		ord[k] = ord[best];
-		ord[best] = t;
+	n = filter_prof_rank(ord, p->rule_calls, p->rule_ns, p->nrules, top);
+	for (uint32_t k = 0; k < n; k++)
 		fprintf(f, "  pcre2 %-40s %9.1f us %8.2f runs\n", db->rules[ord[k]].name,
 			(double)p->rule_ns[ord[k]] / d, (double)p->rule_calls[ord[k]] / (nmsg ? (double)nmsg : 1.0));
-	}
-	n = 0;
-	for (uint32_t i = 0; i < p->nrules; i++)
-		if (p->rule_reports[i])
-			ord[n++] = i;
-	for (uint32_t k = 0; k < n && k < top; k++) {
-		uint32_t best = k;
-
-		for (uint32_t j = k + 1; j < n; j++)
-			if (p->rule_reports[ord[j]] > p->rule_reports[ord[best]])
-				best = j;
-		uint32_t t = ord[k];
-		ord[k] = ord[best];
-		ord[best] = t;
+	n = filter_prof_rank(ord, p->rule_reports, p->rule_reports, p->nrules, top);
+	for (uint32_t k = 0; k < n; k++)
 		fprintf(f, "  reports %-38s %9.2f per message\n", db->rules[ord[k]].name,
 			(double)p->rule_reports[ord[k]] / (nmsg ? (double)nmsg : 1.0));
-	}
 	free(ord);
 }
 
