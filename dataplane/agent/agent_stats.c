@@ -64,15 +64,17 @@ static void asb_sample(struct agent_stats_buf *b, const char *name, unsigned sha
 static const char *const agent_stats_roles[2] = { "primary", "fallback" };
 
 /* A family of scalar counters: entries with help start a family, those after it without help
- * are more label sets of it; off is where each shard's value sits from its base. */
+ * are more label sets of it; off is where each shard's value sits in its struct; type NULL
+ * is a counter. */
 struct agent_stats_field {
-	const char *name, *labels, *help;
+	const char *name, *labels, *help, *type;
 	size_t      off;
 };
 
-/* Writes each family: # HELP, then its label sets shard by shard. base(i) is shard i's struct. */
+/* Writes each family: # HELP, then its label sets shard by shard. Shard i's struct is at
+ * base + i * stride (an array of shards' counters, or of struct shard). */
 static void asb_fields(struct agent_stats_buf *b, const struct agent_stats_field *fs, size_t nf,
-		       const void *const *bases, unsigned n)
+		       const void *base, size_t stride, unsigned n)
 {
 	for (size_t k = 0; k < nf; k++) {
 		size_t last = k;
@@ -81,32 +83,37 @@ static void asb_fields(struct agent_stats_buf *b, const struct agent_stats_field
 			continue;
 		while (last + 1 < nf && fs[last + 1].help == NULL)
 			last++;
-		asb_head(b, fs[k].name, "counter", fs[k].help);
+		asb_head(b, fs[k].name, fs[k].type ? fs[k].type : "counter", fs[k].help);
 		for (unsigned i = 0; i < n; i++)
 			for (size_t f = k; f <= last; f++)
 				asb_sample(b, fs[f].name, i, fs[f].labels,
-					   ctr_read((const uint64_t *)((const char *)bases[i] + fs[f].off)));
+					   ctr_read((const uint64_t *)((const char *)base + i * stride + fs[f].off)));
 	}
 }
 
-#define SC(f) offsetof(struct shard_counters, f)
+#define SC(f) (offsetof(struct shard, ctr) + offsetof(struct shard_counters, f))
 static const struct agent_stats_field agent_stats_shard_fields[] = {
 	{ "sluice_connections_refused_total", "reason=\"max_sessions\"",
-	  "connections refused before a session, by reason", SC(conn_refused_pool) },
-	{ "sluice_connections_refused_total", "reason=\"connections_per_ip\"", NULL, SC(conn_refused_ip) },
-	{ "sluice_connections_refused_total", "reason=\"ip_block\"", NULL, SC(conn_refused_block) },
-	{ "sluice_connections_closed_total", NULL, "SMTP sessions ended", SC(conn_closed) },
-	{ "sluice_received_bytes_total", NULL, "bytes of the messages accepted", SC(bytes_accepted) },
-	{ "sluice_refusals_total", "class=\"4xx\"", "4xx and 5xx replies (each is a reject log line)",
+	  "connections refused before a session, by reason", NULL, SC(conn_refused_pool) },
+	{ "sluice_connections_refused_total", "reason=\"connections_per_ip\"", NULL, NULL,
+	  SC(conn_refused_ip) },
+	{ "sluice_connections_refused_total", "reason=\"ip_block\"", NULL, NULL,
+	  SC(conn_refused_block) },
+	{ "sluice_connections_closed_total", NULL, "SMTP sessions ended", NULL, SC(conn_closed) },
+	{ "sluice_received_bytes_total", NULL, "bytes of the messages accepted", NULL,
+	  SC(bytes_accepted) },
+	{ "sluice_refusals_total", "class=\"4xx\"", "4xx and 5xx replies (each is a reject log line)", NULL,
 	  SC(replies_4xx) },
-	{ "sluice_refusals_total", "class=\"5xx\"", NULL, SC(replies_5xx) },
-	{ "sluice_tls_failures_total", NULL, "inbound TLS handshakes that failed", SC(tls_failures) },
+	{ "sluice_refusals_total", "class=\"5xx\"", NULL, NULL, SC(replies_5xx) },
+	{ "sluice_tls_failures_total", NULL, "inbound TLS handshakes that failed", NULL,
+	  SC(tls_failures) },
 	{ "sluice_protocol_errors_total", "kind=\"syntax\"",
-	  "SMTP commands refused as unknown, malformed or out of sequence", SC(proto_errors) },
-	{ "sluice_protocol_errors_total", "kind=\"client\"", NULL, SC(cmd_errors) },
-	{ "sluice_timeouts_total", NULL, "sessions closed by a timeout", SC(timeouts) },
-	{ "sluice_early_talkers_total", NULL, "clients that talked before the greeting", SC(early_talkers) },
-	{ "sluice_log_events_dropped_total", NULL, "log lines the event ring had no room for",
+	  "SMTP commands refused as unknown, malformed or out of sequence", NULL, SC(proto_errors) },
+	{ "sluice_protocol_errors_total", "kind=\"client\"", NULL, NULL, SC(cmd_errors) },
+	{ "sluice_timeouts_total", NULL, "sessions closed by a timeout", NULL, SC(timeouts) },
+	{ "sluice_early_talkers_total", NULL, "clients that talked before the greeting", NULL,
+	  SC(early_talkers) },
+	{ "sluice_log_events_dropped_total", NULL, "log lines the event ring had no room for", NULL,
 	  SC(events_dropped) },
 };
 #undef SC
@@ -151,23 +158,28 @@ static void agent_stats_smtp(struct agent_stats_buf *b, const struct shard *shar
 			asb_sample(b, "sluice_tls_handshakes_total", i, lab,
 				   ctr_read(&shards[i].ctr.tls_by_version[v]));
 		}
-	{
-		const void **bases = malloc((n ? n : 1) * sizeof(*bases));
-
-		if (bases == NULL) {
-			b->oom = true;
-			return;
-		}
-		for (unsigned i = 0; i < n; i++)
-			bases[i] = &shards[i].ctr;
-		asb_fields(b, agent_stats_shard_fields,
-			   sizeof(agent_stats_shard_fields) / sizeof(agent_stats_shard_fields[0]), bases, n);
-		free(bases);
-	}
+	asb_fields(b, agent_stats_shard_fields,
+		   sizeof(agent_stats_shard_fields) / sizeof(agent_stats_shard_fields[0]), shards,
+		   sizeof(*shards), n);
 }
 
 static void agent_stats_spool(struct agent_stats_buf *b, const struct shard *shards, unsigned n)
 {
+#define SP(f) offsetof(struct spool_stats, f)
+	static const struct agent_stats_field spool_counters[] = {
+		{ "sluice_spool_messages_committed_total", NULL, "messages made durable (fsynced)", NULL,
+		  SP(messages_committed) },
+		{ "sluice_spool_committed_bytes_total", NULL, "bytes made durable", NULL, SP(bytes_committed) },
+		{ "sluice_spool_fsyncs_total", NULL, "fsync and fdatasync calls of group commits", NULL,
+		  SP(syncs) },
+		{ "sluice_spool_commit_errors_total", NULL, "messages whose commit failed (451 to the client)",
+		  NULL, SP(commit_errors) },
+	}, spool_gauges[] = {
+		{ "sluice_spool_queued_messages", NULL, "messages in the spool not yet done", "gauge",
+		  SP(queued) },
+		{ "sluice_spool_segments", NULL, "spool segment files", "gauge", SP(segments) },
+	};
+#undef SP
 	static const uint64_t bounds_us[] = SPOOL_COMMIT_BUCKETS_US;
 	struct spool_stats *st = calloc(n ? n : 1, sizeof(*st));
 	char lab[64];
@@ -179,18 +191,8 @@ static void agent_stats_spool(struct agent_stats_buf *b, const struct shard *sha
 	for (unsigned i = 0; i < n; i++)
 		if (shards[i].spool != NULL && !atomic_load(&shards[i].exited))
 			spool_get_stats(shards[i].spool, &st[i]);
-	asb_head(b, "sluice_spool_messages_committed_total", "counter", "messages made durable (fsynced)");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_spool_messages_committed_total", i, NULL, st[i].messages_committed);
-	asb_head(b, "sluice_spool_committed_bytes_total", "counter", "bytes made durable");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_spool_committed_bytes_total", i, NULL, st[i].bytes_committed);
-	asb_head(b, "sluice_spool_fsyncs_total", "counter", "fsync and fdatasync calls of group commits");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_spool_fsyncs_total", i, NULL, st[i].syncs);
-	asb_head(b, "sluice_spool_commit_errors_total", "counter", "messages whose commit failed (451 to the client)");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_spool_commit_errors_total", i, NULL, st[i].commit_errors);
+	asb_fields(b, spool_counters, sizeof(spool_counters) / sizeof(spool_counters[0]), st,
+		   sizeof(*st), n);
 	asb_head(b, "sluice_spool_commit_seconds", "histogram",
 		 "group commit latency, from the batch's first message to its last fsync");
 	for (unsigned i = 0; i < n; i++) {
@@ -208,12 +210,7 @@ static void agent_stats_spool(struct agent_stats_buf *b, const struct shard *sha
 			   (double)st[i].sync_ns_total / 1e9);
 		asb_sample(b, "sluice_spool_commit_seconds_count", i, NULL, cum);
 	}
-	asb_head(b, "sluice_spool_queued_messages", "gauge", "messages in the spool not yet done");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_spool_queued_messages", i, NULL, st[i].queued);
-	asb_head(b, "sluice_spool_segments", "gauge", "spool segment files");
-	for (unsigned i = 0; i < n; i++)
-		asb_sample(b, "sluice_spool_segments", i, NULL, st[i].segments);
+	asb_fields(b, spool_gauges, sizeof(spool_gauges) / sizeof(spool_gauges[0]), st, sizeof(*st), n);
 	free(st);
 }
 
@@ -222,31 +219,30 @@ static void agent_stats_delivery(struct agent_stats_buf *b, const struct shard *
 #define DC(f) offsetof(struct delivery_counters, f)
 	static const struct agent_stats_field fields[] = {
 		{ "sluice_delivery_recipients_total", "result=\"sent\"",
-		  "recipient delivery attempts by result (sent, bounced, deferred, expired)", DC(rcpt_sent) },
-		{ "sluice_delivery_recipients_total", "result=\"bounced\"", NULL, DC(rcpt_bounced) },
-		{ "sluice_delivery_recipients_total", "result=\"deferred\"", NULL, DC(rcpt_deferred) },
-		{ "sluice_delivery_recipients_total", "result=\"expired\"", NULL, DC(rcpt_expired) },
-		{ "sluice_delivery_deferrals_total", NULL, "messages put back for a retry", DC(msg_deferred) },
-		{ "sluice_delivery_dsn_total", NULL, "delivery status notifications made", DC(dsn) },
-		{ "sluice_delivery_connections_total", NULL, "outbound SMTP connections opened",
+		  "recipient delivery attempts by result (sent, bounced, deferred, expired)", NULL, DC(rcpt_sent) },
+		{ "sluice_delivery_recipients_total", "result=\"bounced\"", NULL, NULL,
+		  DC(rcpt_bounced) },
+		{ "sluice_delivery_recipients_total", "result=\"deferred\"", NULL, NULL,
+		  DC(rcpt_deferred) },
+		{ "sluice_delivery_recipients_total", "result=\"expired\"", NULL, NULL,
+		  DC(rcpt_expired) },
+		{ "sluice_delivery_deferrals_total", NULL, "messages put back for a retry", NULL,
+		  DC(msg_deferred) },
+		{ "sluice_delivery_dsn_total", NULL, "delivery status notifications made", NULL,
+		  DC(dsn) },
+		{ "sluice_delivery_connections_total", NULL, "outbound SMTP connections opened", NULL,
 		  DC(connections) },
 	};
 #undef DC
 	struct delivery_counters *dc = calloc(n ? n : 1, sizeof(*dc));
-	const void **bases = calloc(n ? n : 1, sizeof(*bases));
 
-	if (dc == NULL || bases == NULL) {
-		free(dc);
-		free(bases);
+	if (dc == NULL) {
 		b->oom = true;
 		return;
 	}
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n; i++)
 		delivery_get_counters(&shards[i], &dc[i]);
-		bases[i] = &dc[i];
-	}
-	asb_fields(b, fields, sizeof(fields) / sizeof(fields[0]), bases, n);
-	free(bases);
+	asb_fields(b, fields, sizeof(fields) / sizeof(fields[0]), dc, sizeof(*dc), n);
 	free(dc);
 }
 
