@@ -35,17 +35,14 @@ static void asb_printf(struct agent_stats_buf *b, const char *fmt, ...) __attrib
 
 static void asb_printf(struct agent_stats_buf *b, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
-	int n;
 
 	if (b->oom)
 		return;
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0 || buf_append(&b->b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+	if (buf_vprintf(&b->b, fmt, ap) < 0)
 		b->oom = true;
+	va_end(ap);
 }
 
 static void asb_head(struct agent_stats_buf *b, const char *name, const char *type, const char *help)

@@ -47,27 +47,36 @@ int buf_append(struct buf *b, const void *p, size_t n)
 	return 0;
 }
 
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list again;
+	int n;
+
+	va_copy(again, ap);
+	n = vsnprintf((char *)b->last, buf_room(b), fmt, ap);
+	if (n >= 0 && (size_t)n >= buf_room(b)) {
+		if (buf_reserve(b, (size_t)n + 1) < 0) {
+			va_end(again);
+			return -ENOMEM;
+		}
+		n = vsnprintf((char *)b->last, buf_room(b), fmt, again);
+	}
+	va_end(again);
+	if (n < 0)
+		return -EINVAL;
+	b->last += n;
+	return 0;
+}
+
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	int r;
 
 	va_start(ap, fmt);
-	n = vsnprintf((char *)b->last, buf_room(b), fmt, ap);
+	r = buf_vprintf(b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n >= buf_room(b)) {
-		if (buf_reserve(b, (size_t)n + 1) < 0)
-			return -ENOMEM;
-		va_start(ap, fmt);
-		n = vsnprintf((char *)b->last, buf_room(b), fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return -EINVAL;
-	}
-	b->last += n;
-	return 0;
+	return r;
 }
 
 void buf_consume(struct buf *b, size_t n)

@@ -8,6 +8,7 @@
 #ifndef SLUICE_BASE_BUF_H
 #define SLUICE_BASE_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -67,7 +68,9 @@ static inline size_t buf_put(struct buf *b, const void *p, size_t len)
  * the allocation doubled (from 256). 0 or -ENOMEM (the buffer as it was). */
 int  buf_reserve(struct buf *b, size_t n);
 int  buf_append(struct buf *b, const void *p, size_t n);
+/* Appends the formatted text (a NUL after it, outside the unread bytes). */
 int  buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int  buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* n bytes read from pos; an emptied buffer starts again at its start. */
 void buf_consume(struct buf *b, size_t n);
 /* Frees the allocation: back to an empty growable buffer. */

@@ -147,22 +147,12 @@ static int out_printf(struct delivery_client *c, const char *fmt, ...)
 static int out_printf(struct delivery_client *c, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	int r;
 
-	for (size_t want = 600;;) {
-		if (out_reserve(c, want) != 0)
-			return -ENOMEM;
-		va_start(ap, fmt);
-		n = vsnprintf((char *)c->out.last, buf_room(&c->out), fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return -EINVAL;
-		if ((size_t)n < buf_room(&c->out)) {
-			c->out.last += n;
-			return 0;
-		}
-		want = (size_t)n + 1;
-	}
+	va_start(ap, fmt);
+	r = buf_vprintf(&c->out, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 static int pend_push(struct delivery_client *c, enum cmd_kind k, uint32_t arg)

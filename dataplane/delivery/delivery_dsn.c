@@ -56,17 +56,13 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((forma
 static void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !sb_grow(b, (size_t)n))
+	if (b->oom)
 		return;
 	va_start(ap, fmt);
-	vsnprintf((char *)b->b.last, (size_t)n + 1, fmt, ap);
+	if (buf_vprintf(&b->b, fmt, ap) < 0)   /* it leaves the NUL after the text */
+		b->oom = true;
 	va_end(ap);
-	b->b.last += n;
 }
 
 /* A value for a header field: control characters become spaces, at most max octets. */

@@ -958,8 +958,9 @@ static void stats_key(const char *line, size_t len, char *key, size_t keylen)
 static void stats_live(const char *dir, bool per_shard)
 {
 	struct sockaddr_un sa;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	struct buf rb = { 0 };
+	char *buf;
+	size_t len;
 	struct stats_sample *smp = NULL;
 	size_t nsmp = 0, capsmp = 0;
 	ssize_t n;
@@ -975,27 +976,20 @@ static void stats_live(const char *dir, bool per_shard)
 			close(fd);
 		return;
 	}
-	for (;;) {
-		if (len + 65536 > cap) {
-			char *nb = realloc(buf, cap = (len + 65536) * 2);
-
-			if (!nb)
-				break;
-			buf = nb;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
+	/* the whole reply, NUL-terminated */
+	while (buf_reserve(&rb, 65536 + 1) == 0 && (n = read(fd, rb.last, buf_room(&rb) - 1)) > 0)
+		rb.last += n;
 	close(fd);
-	if (!buf || len < 3 || strncmp(buf, "ok ", 3) != 0) {
-		printf("live counters: %.*s\n", buf && len ? (int)strcspn(buf, "\n") : 16,
-		       buf && len ? buf : "no reply from the node");
-		free(buf);
+	buf = (char *)rb.start;
+	len = buf_unread(&rb);
+	if (buf)
+		buf[len] = '\0';
+	if (len < 3 || strncmp(buf, "ok ", 3) != 0) {
+		printf("live counters: %.*s\n", len ? (int)strcspn(buf, "\n") : 22,
+		       len ? buf : "no reply from the node");
+		buf_release(&rb);
 		return;
 	}
-	buf[len] = '\0';
 	printf("live counters of the running node%s:\n", per_shard ? ", per shard" : " (all shards)");
 	for (char *line = strchr(buf, '\n'); line && *++line; line = strchr(line, '\n')) {
 		size_t ll = strcspn(line, "\n");
@@ -1038,7 +1032,7 @@ static void stats_live(const char *dir, bool per_shard)
 			printf("  %s %llu\n", smp[k].key, smp[k].v);
 	}
 	free(smp);
-	free(buf);
+	buf_release(&rb);
 }
 
 /* Sends "<op> <target>" for each op of ops (requeue: release, then flush); the message counts
