@@ -152,9 +152,11 @@ static int rules_update_hash_tree(XXH3_state_t *h, const char *dir, int depth)
 
 		if (r == 0 && de[i]->d_name[0] != '.') {
 			snprintf(path, sizeof(path), "%s/%s", dir, de[i]->d_name);
-			if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && depth < 4)
+			if (stat(path, &st) < 0)
+				;   /* gone since the listing: nothing to hash */
+			else if (S_ISDIR(st.st_mode) && depth < 4)
 				r = rules_update_hash_tree(h, path, depth + 1);
-			else if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			else if (S_ISREG(st.st_mode))
 				r = rules_update_hash_file(h, path);
 		}
 		free(de[i]);

@@ -83,6 +83,7 @@ def check_caps_after_start(pid, bounding):
 
 
 def port_free(host, p):
+    """Whether nothing holds host:p (a bind there works)."""
     s = socket.socket()
     try:
         s.bind((host, p))
@@ -91,15 +92,6 @@ def port_free(host, p):
         return False
     finally:
         s.close()
-
-
-def st_wait(cond, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def start_prefixed(n, prefix, timeout=20):
@@ -378,19 +370,8 @@ def test_unprivileged_start_with_a_capability_drops_it():
     if not IS_ROOT or shutil.which("setpriv") is None:
         print("SKIP: needs root and setpriv")
         return
-    port = None
-    for p in range(700, 1000):
-        try:
-            for host in ("127.0.0.2", "127.0.0.3"):
-                s = socket.socket()
-                try:
-                    s.bind((host, p))
-                finally:
-                    s.close()
-            port = p
-            break
-        except OSError:
-            continue
+    port = next((p for p in range(700, 1000)
+                 if port_free("127.0.0.2", p) and port_free("127.0.0.3", p)), None)
     check(port is not None, "a free port under 1024")
     n = unprivileged_node()
     try:
@@ -418,7 +399,7 @@ def test_unprivileged_start_with_a_capability_drops_it():
         n.write_conf()
         before = n.read_log().count("reloaded")
         n.hup()
-        check(st_wait(lambda: n.read_log().count("reloaded") > before, 10), n.read_log()[-1500:])
+        check(wait_for(lambda: n.read_log().count("reloaded") > before, 10), n.read_log()[-1500:])
         time.sleep(0.3)
         eq(send_one(("127.0.0.4", port2), "port2-%d@ops" % port2)[0], 250,
            "serves on port %d, added by a reload" % port2)
