@@ -432,16 +432,26 @@ static int filter_msg_on_hdr_match(unsigned int id, unsigned long long from,
 /* tflags multiple on a header rule that hit: its matches in the value, counted like Perl's
  * m//g up to its maxhits (255 without), added to what other header fields of the target (each
  * MIME part's) gave, for the metas that compare the count. */
-static void filter_msg_hdr_count(struct filter_msg *fm, uint32_t id, const struct filter_rule *ru)
+/* tflags multiple: n matches so far, more counted like Perl's m//g from start (an empty
+ * match moves one byte on), until max. Returns the count. */
+static unsigned filter_msg_count(struct filter_msg *fm, uint32_t id, const pcre2_code *re,
+				 PCRE2_SPTR subj, PCRE2_SIZE len, PCRE2_SIZE start, unsigned n,
+				 unsigned max)
 {
-	unsigned n = fm->cnt[id], max = ru->maxhits ? ru->maxhits : 255;
-	PCRE2_SIZE start = 0, *ov = pcre2_get_ovector_pointer(fm->fs->md);
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(fm->fs->md);
 
-	while (n < max && start <= fm->vlen &&
-	       filter_shard_match(fm, id, ru->pcre, (PCRE2_SPTR)fm->val, fm->vlen, start) >= 0) {
+	while (n < max && start <= len && filter_shard_match(fm, id, re, subj, len, start) >= 0) {
 		n++;
 		start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
 	}
+	return n;
+}
+
+static void filter_msg_hdr_count(struct filter_msg *fm, uint32_t id, const struct filter_rule *ru)
+{
+	unsigned n = filter_msg_count(fm, id, ru->pcre, (PCRE2_SPTR)fm->val, fm->vlen, 0, fm->cnt[id],
+				      ru->maxhits ? ru->maxhits : 255);
+
 	fm->cnt[id] = (uint8_t)(n ? n : 1);
 }
 
@@ -922,19 +932,12 @@ static void filter_msg_confirm(struct filter_msg *fm)
 				continue;
 			filter_bit_set(fm->hits, id);
 			if (ru->flags & RULES_RF_MULTIPLE) {
-				/* count like Perl's m//g, up to maxhits */
-				unsigned max = ru->target && ru->target < 255 ? ru->target : 255, n = 1;
+				/* the first match is found: the rest up to maxhits */
 				PCRE2_SIZE *ov = pcre2_get_ovector_pointer(fm->fs->md);
 
-				while (n < max) {
-					PCRE2_SIZE start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
-
-					if (start > t->len ||
-					    filter_shard_match(fm, id, ru->pcre, t->p, t->len, start) < 0)
-						break;
-					n++;
-				}
-				fm->cnt[id] = (uint8_t)n;
+				fm->cnt[id] = (uint8_t)filter_msg_count(fm, id, ru->pcre, t->p, t->len,
+					ov[1] > ov[0] ? ov[1] : ov[0] + 1, 1,
+					ru->target && ru->target < 255 ? ru->target : 255);
 			}
 		}
 	}
