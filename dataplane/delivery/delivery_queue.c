@@ -356,6 +356,25 @@ static void journal(struct delivery_shard *ds, struct dmsg *m, enum spool_event 
 
 /* ---- DSNs ---- */
 
+/* A DSN is a message of its own: its accepted event says whose notice it is, so a log that
+ * follows it by queue id sees where it came from before its delivery events. */
+static int dsn_accepted_event(struct spool_msg *sm, const char *orig_qid,
+			      enum delivery_dsn_action action,
+			      struct slice to, size_t size)
+{
+	char text[SPOOL_QID_STRLEN + 600];
+	uint8_t tlv[sizeof(text) + 32];
+	size_t len = 0;
+	int n;
+
+	n = snprintf(text, sizeof(text), "client=localhost[127.0.0.1] dsn=%s orig=%s from=<> "
+		     "nrcpt=1 size=%zu to=<%.*s>", action == DELIVERY_DSN_DELAYED ? "delayed" :
+		     "failed", orig_qid, size, (int)(to.len > 512 ? 512 : to.len), to.p);
+	len += spool_event_tlv(tlv + len, SPOOL_ETLV_TEXT, text, (size_t)n);
+	len += spool_event_tlv(tlv + len, SPOOL_ETLV_SID, "dsn", 3);
+	return spool_msg_event(sm, tlv, len);
+}
+
 struct dsn_commit {
 	struct delivery_shard *ds;
 	spool_qid              orig;     /* its DONE waits for this commit (0: nothing waits) */
@@ -470,6 +489,13 @@ static bool dsn_send(struct delivery_shard *ds, struct dmsg *m, enum delivery_ds
 		log_warn(-ENOMEM, "delivery: %s: cannot spool a DSN", qid);
 		if (sm)
 			spool_msg_abort(&sm);
+		free(dc);
+		delivery_dsn_out_free(&out);
+		return false;
+	}
+	if (dsn_accepted_event(sm, qid, action, from, out.len) < 0) {
+		log_warn(-ENOMEM, "delivery: %s: cannot spool a DSN", qid);
+		spool_msg_abort(&sm);
 		free(dc);
 		delivery_dsn_out_free(&out);
 		return false;

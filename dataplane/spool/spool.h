@@ -147,7 +147,7 @@ uint64_t spool_journal_durable_seq(const struct spool *sp);
 
 /* The accepted event of a message not committed yet: the caller's TLVs (SPOOL_ETLV_*, copied);
  * the spool adds the envelope and numbers it when the batch is built. Without it a message has
- * no accepted event (DSNs). 0 or -ENOMEM. */
+ * no accepted event. 0 or -ENOMEM. */
 int spool_msg_event(struct spool_msg *m, const void *tlv, size_t len);
 /*
  * An event about a message's state after it was spooled (enum spool_evtype), described by the

@@ -15,6 +15,7 @@ Run: tests/integration/test_relay.py [name-filter ...]
 import email
 import email.policy
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -129,6 +130,16 @@ def test_5xx_some_recipients_bounce_with_dsn():
         check(wait_for(lambda: queue_empty(n), 5), "spool empty (original and DSN done)")
         time.sleep(1.5)
         eq(len(dest.accepted), 1, "never redelivered to the recipient already done")
+        # The DSN is a message of its own in the event log: accepted (naming the original),
+        # then delivered, under its own queue id.
+        log = n.read_log()
+        orig = re.search(r"accept: qid=([0-9A-F]{16}) .*from=<alice@src.test>", log)
+        acc = re.search(r"dsn: accept: qid=([0-9A-F]{16}) .*dsn=failed orig=([0-9A-F]{16}) "
+                        r"from=<> nrcpt=1 size=\d+ to=<alice@src.test> id=\S+", log)
+        check(orig and acc, "the DSN's accepted event in the log:\n%s" % log[-3000:])
+        eq(acc.group(2), orig.group(1), "the DSN's accepted event names the original")
+        check(re.search(r"%s: to=<alice@src.test> .*status=sent" % acc.group(1), log),
+              "the DSN's delivery under its own queue id")
     finally:
         n.cleanup()
         dest.stop()
