@@ -17,6 +17,7 @@ each figure) and OUT/*.png (gnuplot). Prints the summary. Never asserts a speed:
 status is 0 when every leg that could run ran and every message was accepted, 1 otherwise.
 
   bench/run-ingress.py --build /tmp/build-bench [--rounds 3] [--messages 5000] [--smoke]
+                       [--base-build DIR]   (an older build as one more server, sluice-base)
 """
 import argparse
 import datetime
@@ -47,6 +48,9 @@ def parse():
     ap.add_argument("--load-threads", type=int, default=1)
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--servers", default="sluice,postfix,smtp-sink")
+    ap.add_argument("--base-build", default=None,
+                    help="another build of Sluice (e.g. before a redesign): its sluice-node runs "
+                         "as the server sluice-base in the same rounds")
     ap.add_argument("--clients", default="sluice-load,smtp-source")
     ap.add_argument("--idle", type=int, default=10000, help="idle connections (0: skip)")
     ap.add_argument("--idle-postfix", type=int, default=200,
@@ -119,8 +123,13 @@ def main():
     want = [s.strip() for s in args.servers.split(",") if s.strip()]
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     pb = args.port_base
+    if args.base_build and "sluice-base" not in want:
+        want.insert(want.index("sluice") + 1 if "sluice" in want else 0, "sluice-base")
     catalogue = {
         "sluice": lambda: peers.SluiceNode(exe_node, args.out, "127.0.0.2", pb, args.shards, hold=True),
+        "sluice-base": lambda: peers.SluiceNode(
+            os.path.join(args.base_build or "", "dataplane", "sluice-node"), args.out,
+            "127.0.0.3", pb + 4, args.shards, hold=True, name="sluice-base"),
         "postfix": lambda: peers.Postfix(args.out, "127.0.0.1", pb + 1,
                                          smtpd_max=max(100, args.idle_postfix + 10)),
         "smtp-sink": lambda: peers.SmtpSink(args.out, "127.0.0.1", pb + 2),
@@ -228,7 +237,8 @@ def report(args, servers, unavailable, clients, runs, idle):
             }
     ratios = {}
     for c in clients:
-        for a, b in (("sluice", "postfix"), ("sluice", "smtp-sink"), ("postfix", "smtp-sink")):
+        for a, b in (("sluice", "postfix"), ("sluice-base", "postfix"), ("sluice", "sluice-base"),
+                     ("sluice", "smtp-sink"), ("postfix", "smtp-sink")):
             ma = summary.get(f"{a}/{c}", {}).get("msgs_per_s_median")
             mb = summary.get(f"{b}/{c}", {}).get("msgs_per_s_median")
             per_round = []

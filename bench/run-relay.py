@@ -27,6 +27,7 @@ OUT/relay-*.png (gnuplot). Exit status: 0 when every leg delivered every accepte
 1 otherwise. Never asserts a speed.
 
   bench/run-relay.py --build /tmp/build-bench [--rounds 3] [--messages 2000] [--filter] [--smoke]
+                     [--base-build DIR]   (an older build as one more relay, sluice-base)
 """
 import argparse
 import datetime
@@ -57,6 +58,9 @@ def parse():
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--relays", default="sluice,postfix")
+    ap.add_argument("--base-build", default=None,
+                    help="another build of Sluice (e.g. before a redesign): its sluice-node runs "
+                         "as the relay sluice-base in the same rounds")
     ap.add_argument("--clients", default="sluice-load,smtp-source")
     ap.add_argument("--filter", action="store_true",
                     help="also run sluice+filter (the shipped rules, compiled once into OUT)")
@@ -224,6 +228,8 @@ def main():
     want = [s.strip() for s in args.relays.split(",") if s.strip()]
     if args.filter and "sluice+filter" not in want:
         want.insert(want.index("sluice") + 1 if "sluice" in want else 0, "sluice+filter")
+    if args.base_build and "sluice-base" not in want:
+        want.insert(want.index("sluice") + 1 if "sluice" in want else 0, "sluice-base")
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     pb = args.port_base
     unavailable = {}
@@ -245,8 +251,12 @@ def main():
                                                    rules_dir=db, name="sluice+filter"),
         "postfix": lambda: peers.PostfixRelay(args.out, "127.0.0.1", pb + 2,
                                               sink_port=pb + 5),
+        "sluice-base": lambda: peers.SluiceRelay(
+            os.path.join(args.base_build or "", "dataplane", "sluice-node"), args.out,
+            "127.0.0.3", pb + 6, args.shards, route=f"127.0.0.1:{pb + 7}", name="sluice-base"),
     }
-    sink_ports = {"sluice": pb + 3, "sluice+filter": pb + 4, "postfix": pb + 5}
+    sink_ports = {"sluice": pb + 3, "sluice+filter": pb + 4, "postfix": pb + 5,
+                  "sluice-base": pb + 7}
     relays = []
     for name in want:
         p = catalogue[name]()
@@ -319,7 +329,7 @@ def report(args, names, unavailable, clients, runs, db):
             }
     ratios = {}
     for c in clients:
-        for a in ("sluice", "sluice+filter"):
+        for a in ("sluice", "sluice+filter", "sluice-base"):
             sa, sb = summary.get(f"{a}/{c}"), summary.get(f"postfix/{c}")
             if not sa or not sb:
                 continue

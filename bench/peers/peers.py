@@ -361,12 +361,14 @@ class SluiceNode(Peer):
     name = "sluice"
 
     def __init__(self, exe, workdir, host="127.0.0.2", port=25250, shards=2,
-                 domain="bench.test", route="127.0.0.1:9", node_extra="", hold=False):
+                 domain="bench.test", route="127.0.0.1:9", node_extra="", hold=False,
+                 name="sluice"):
         self.exe, self.host, self.port, self.shards = exe, host, port, shards
+        self.name = name   # "sluice-base": an older build beside this one (--base-build)
         # hold: spool and start no delivery, like the Postfix peer with everything on hold.
         self.extra = "\n[delivery]\nhold = yes\n" if hold else ""
         self.node_extra = node_extra   # more [node] lines, e.g. "rules_dir = DIR\n"
-        self.dir = os.path.join(workdir, "sluice")
+        self.dir = os.path.join(workdir, name.replace("+", "-"))
         self.domain, self.route = domain, route
         self.proc = None
 
@@ -488,9 +490,7 @@ class SluiceRelay(SluiceNode):
     def __init__(self, exe, workdir, host="127.0.0.2", port=25260, shards=2,
                  domain="bench.test", route="127.0.0.1:25263", rules_dir=None, name="sluice"):
         super().__init__(exe, workdir, host, port, shards, domain, route,
-                         f"rules_dir = {rules_dir}\n" if rules_dir else "")
-        self.name = name
-        self.dir = os.path.join(workdir, name.replace("+", "-"))
+                         f"rules_dir = {rules_dir}\n" if rules_dir else "", name=name)
         self.rules_dir = rules_dir
 
 
