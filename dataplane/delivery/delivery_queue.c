@@ -769,13 +769,15 @@ static void msg_place_recovered(struct delivery_shard *ds, struct dmsg *m,
 {
 	uint64_t now_s = clock_wall_ns() / 1000000000u;
 
+	/* The attempt count is journaled with each deferral, so the backoff goes on where it was,
+	 * also for a message whose retry came due while the node was down. XXX: "warned" is not
+	 * journaled: a delay warning may go twice. */
+	m->attempts = e->attempts;
 	ds->load.loaded++;
 	if (e->held) {
 		ds->load.held++;
 		msg_set_state(ds, m, DMSG_HELD);
 	} else if (e->defer_until > now_s) {
-		/* The attempt count is journaled with each deferral, so the backoff goes on where
-		 * it was. XXX: "warned" is not: a delay warning may go twice. */
 		m->attempts = e->attempts ? e->attempts : 1;
 		m->next_ms = ds->sh->now_ms + (e->defer_until - now_s) * 1000u;
 		msg_set_state(ds, m, DMSG_DEFERRED);
