@@ -66,6 +66,8 @@ static int node_shard_start(struct shard *sh)
 		.min_free_bytes = c->spool.min_free,
 		.commit_delay_us = c->spool.commit_delay_us,
 		.events_durable = &sh->events_durable,
+		/* Each shard holds its share of a domain's spool_quota (spool_quota.c). */
+		.quota_shares = c->shards ? c->shards : (unsigned)sysconf(_SC_NPROCESSORS_ONLN),
 	};
 	int r;
 
@@ -165,12 +167,6 @@ static void node_shard_config(struct shard *sh, struct node_config *old)
 		log_warn(r, "shard %u: the new rule set could not be set up; keeping the old one", sh->id);
 }
 
-static void node_shard_queued(struct shard *sh, uint64_t qid, const struct spool_envelope *env,
-			      uint64_t size)
-{
-	delivery_enqueue(sh, qid, env, size);
-}
-
 static const struct shard_hooks node_hooks = {
 	.start = node_shard_start,
 	.turn = node_shard_turn,
@@ -179,8 +175,6 @@ static const struct shard_hooks node_hooks = {
 	.abort = node_shard_abort,
 	.finish = node_shard_finish,
 	.config = node_shard_config,
-	.queued = node_shard_queued,
-	.over_quota = delivery_domain_over_quota,
 };
 
 static void usage(FILE *f)

@@ -4,8 +4,10 @@
  * building blocks of this folder (client engine, reply parser, body encoder, DSNs, retry
  * schedule, routes, c-ares on the shard's ring).
  *
- * What happens to a message: smtp_committed (the message is durable) reports it through the
- * shard's queued hook, which main.c wires to delivery_enqueue; the
+ * What happens to a message: delivery_shard_start registers the queue as the consumer of the
+ * shard's spool (spool_set_consumer), which hands it every message once durable (after the fsync,
+ * before the 250) with the envelope decoded from the record, and at start every message recovery
+ * found not done; SMTP and delivery meet only there. The
  * queue groups its recipients by domain, one job per domain group; a job walks the domain's
  * route (fixed destinations from the configuration, or MX records) and runs one SMTP transaction
  * on a connection to the destination (reused, at most [delivery] concurrency per destination per
@@ -19,9 +21,8 @@
  * X-Spam-Status prepended); quarantine (held in the spool, journal HOLD, never delivered until
  * released; the quarantine role of a later issue takes it from there).
  *
- * Spool quota per domain (spool_quota, default 1G): accounted per shard as quota / shards (the
- * shards share nothing, so each holds its share; a domain whose mail lands unevenly on shards may
- * be refused a little early on one of them). Over the quota, RCPT answers 451 4.3.1.
+ * The spool quota per domain is the spool's (spool_quota.c: where the queued octets are
+ * counted); RCPT asks it.
  *
  * Crash safety: nothing here is the only copy of anything. A restart reloads every not-done
  * message from the spool index; a recipient whose 250 came just before the crash (its
@@ -43,7 +44,8 @@
 /* Sets the SHARD_OP_DELIVERY and SHARD_OP_DNS handlers (once, before the shards start). */
 void delivery_setup(void);
 
-/* After spool_open: loads this shard's not-done messages, sets up DNS. 0 or -errno. */
+/* After spool_open: sets up DNS, becomes the spool's consumer (which loads this shard's not-done
+ * messages). 0 or -errno. */
 int delivery_shard_start(struct shard *sh);
 /* Once per loop turn: starts the attempts that became due. */
 void delivery_shard_turn(struct shard *sh);
@@ -53,16 +55,8 @@ void delivery_shard_stop(struct shard *sh);
 bool delivery_shard_idle(struct shard *sh);
 /* The grace period is over: cut every connection (the spool still has the messages). */
 void delivery_shard_abort(struct shard *sh);
-/* After the loop: frees everything. */
+/* After the loop, before spool_close: stops consuming, frees everything. */
 void delivery_shard_finish(struct shard *sh);
-
-/* A message just became durable (err == 0 in smtp_committed, before the 250 goes out). env's
- * strings are copied; size: the body's octets (for the quota). */
-void delivery_enqueue(struct shard *sh, spool_qid qid, const struct spool_envelope *env,
-		      uint64_t size);
-
-/* Whether this shard holds its share of the domain's spool_quota already (RCPT: 451 4.3.1). */
-bool delivery_domain_over_quota(struct shard *sh, const struct domain_conf *d);
 
 /* ---- Live counters (written by the shard, read by the agent while it runs) ---- */
 

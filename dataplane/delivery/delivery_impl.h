@@ -52,7 +52,6 @@ struct dmsg {
 	unsigned      jobs;        /* alive */
 	unsigned      dsn_pending; /* DSN commits in flight; DONE waits for them */
 	bool          done_after_dsn;
-	bool          quota_counted;
 	/* The body while transactions read it. */
 	struct spool_queue_msg rec;
 	unsigned      body_refs;
@@ -84,20 +83,12 @@ struct djob {
 	uint64_t               started_ms;  /* shard clock when it was made (the attempt's duration) */
 };
 
-struct dquota {
-	struct dquota *next;
-	uint64_t       bytes;
-	char           name[];
-};
-
 #define DELIVERY_HASH 16384u
-#define DELIVERY_QUOTA_HASH 256u
 
 struct delivery_shard {
 	struct shard               *sh;
 	struct delivery_dns        *dns;
 	struct delivery_route_health health;
-	unsigned                    nshards;
 	uint64_t                    rnd;
 	bool                        stopping, aborted;
 
@@ -111,7 +102,9 @@ struct delivery_shard {
 	unsigned                    nconns;
 	unsigned                    dsn_inflight;
 	uint32_t                    rr;
-	struct dquota              *quota[DELIVERY_QUOTA_HASH];
+	struct {                                 /* what the spool handed over at start */
+		unsigned loaded, held, bad;
+	}                           load;
 
 	struct delivery_counters    ctr;         /* base/counter.h: read by the agent */
 	/* Closed connections not yet freed, and destinations to wake: both handled at the next

@@ -1,8 +1,9 @@
 /*
  * delivery_queue.c - the per-shard queue manager: the messages of this shard not yet done, their
  * attempts (one job per recipient domain), the results journaled per recipient, retries on
- * delivery_retry's schedule, expiry, delay warnings and DSNs, the per-domain spool quota, the
- * operator's commands, and the shard hooks. See delivery.h.
+ * delivery_retry's schedule, expiry, delay warnings and DSNs, the operator's commands, and the
+ * consumer of the shard's spool (every durable message, live or recovered, enters here). See
+ * delivery.h.
  *
  * Journal rules kept here (spool.h): RCPT_DONE is appended as soon as a recipient's 250 arrives;
  * a failed recipient's RCPT_FAILED is appended right after its DSN was committed (same group
@@ -78,7 +79,7 @@ static void msg_set_state(struct delivery_shard *ds, struct dmsg *m, enum dmsg_s
 	dl_add_tail(&ds->list[st], &m->link);
 }
 
-/* ---- quota ---- */
+/* ---- recipients ---- */
 
 struct slice delivery_addr_domain(const char *addr)
 {
@@ -87,68 +88,6 @@ struct slice delivery_addr_domain(const char *addr)
 	if (at == NULL)
 		return (struct slice){ "", 0 };
 	return (struct slice){ at + 1, strlen(at + 1) };
-}
-
-static uint32_t dom_hash(struct slice d)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < d.len; i++)
-		h = (h ^ (uint32_t)(unsigned char)(d.p[i] | 0x20)) * 16777619u;
-	return h % DELIVERY_QUOTA_HASH;
-}
-
-static struct dquota *quota_get(struct delivery_shard *ds, struct slice d, bool create)
-{
-	uint32_t h = dom_hash(d);
-	struct dquota *q;
-
-	for (q = ds->quota[h]; q; q = q->next)
-		if (strlen(q->name) == d.len && strncasecmp(q->name, d.p, d.len) == 0)
-			return q;
-	if (!create || !(q = calloc(1, sizeof(*q) + d.len + 1)))
-		return NULL;
-	memcpy(q->name, d.p, d.len);
-	q->next = ds->quota[h];
-	ds->quota[h] = q;
-	return q;
-}
-
-/* Adds (sign +1) or takes back (-1) the message's size for each domain it goes to, once. */
-static void quota_account(struct delivery_shard *ds, struct dmsg *m, int sign)
-{
-	if ((sign > 0) == m->quota_counted)
-		return;
-	m->quota_counted = sign > 0;
-	for (uint32_t i = 0; i < m->nrcpt; i++) {
-		struct slice d = delivery_addr_domain(m->rcpt[i].addr);
-		struct dquota *q;
-		bool seen = false;
-
-		for (uint32_t k = 0; k < i && !seen; k++) {
-			struct slice e = delivery_addr_domain(m->rcpt[k].addr);
-
-			seen = e.len == d.len && strncasecmp(e.p, d.p, d.len) == 0;
-		}
-		if (seen || !(q = quota_get(ds, d, sign > 0)))
-			continue;
-		if (sign > 0)
-			q->bytes += m->size;
-		else
-			q->bytes = q->bytes > m->size ? q->bytes - m->size : 0;
-	}
-}
-
-bool delivery_domain_over_quota(struct shard *sh, const struct domain_conf *d)
-{
-	struct delivery_shard *ds = delivery_of(sh);
-	struct dquota *q;
-
-	if (ds == NULL || d == NULL)
-		return false;
-	q = quota_get(ds, (struct slice){ d->name, strlen(d->name) }, false);
-	/* Each shard holds its share: the quota divided by the shard count (see delivery.h). */
-	return q != NULL && q->bytes >= d->spool_quota / (ds->nshards ? ds->nshards : 1);
 }
 
 /* ---- messages ---- */
@@ -199,7 +138,6 @@ static void msg_free(struct delivery_shard *ds, struct dmsg *m)
 {
 	if (m->jobs || m->body_refs)
 		panic("delivery: freeing message with %u jobs, %u body refs", m->jobs, m->body_refs);
-	quota_account(ds, m, -1);
 	msg_hash_del(ds, m);
 	dl_del(&m->link);
 	for (uint32_t i = 0; m->rcpt && i < m->nrcpt; i++) {
@@ -250,7 +188,6 @@ static struct dmsg *msg_new(struct delivery_shard *ds, spool_qid qid,
 		return NULL;
 	}
 	msg_hash_add(ds, m);
-	quota_account(ds, m, +1);
 	return m;
 }
 
@@ -378,7 +315,6 @@ static int dsn_accepted_event(struct spool_msg *sm, const char *orig_qid,
 struct dsn_commit {
 	struct delivery_shard *ds;
 	spool_qid              orig;     /* its DONE waits for this commit (0: nothing waits) */
-	uint64_t               size;
 	char                   to[];
 };
 
@@ -390,17 +326,7 @@ static void dsn_committed(void *arg, spool_qid qid, int err)
 
 	ds->dsn_inflight--;
 	if (err == 0) {
-		struct slice to = { dc->to, strlen(dc->to) };
-		struct spool_envelope env = {
-			.mail_from = { "", 0 },
-			.nrcpt = 1,
-			.rcpts = &to,
-			.received_ns = clock_wall_ns(),
-			.body_type = 1,
-		};
-
-		ctr_inc(&ds->ctr.dsn);
-		delivery_enqueue(ds->sh, qid, &env, dc->size);
+		ctr_inc(&ds->ctr.dsn);   /* the spool handed it to delivery_take already */
 	} else {
 		/* XXX: the DSN is lost with the disk error; the original still ends. */
 		log_warn(err, "delivery: a DSN to <%s> could not be spooled", dc->to);
@@ -502,7 +428,6 @@ static bool dsn_send(struct delivery_shard *ds, struct dmsg *m, enum delivery_ds
 	}
 	dc->ds = ds;
 	dc->orig = m->qid;
-	dc->size = out.len;
 	memcpy(dc->to, from.p, from.len);
 	dc->to[from.len] = '\0';
 	to = (struct slice){ dc->to, from.len };
@@ -864,18 +789,45 @@ static void msg_attempt(struct delivery_shard *ds, struct dmsg *m)
 
 /* ---- the shard's side ---- */
 
-void delivery_enqueue(struct shard *sh, spool_qid qid, const struct spool_envelope *env,
-		      uint64_t size)
+/* A recovered message goes where its journal left it: held, deferred, or ready. */
+static void msg_place_recovered(struct delivery_shard *ds, struct dmsg *m,
+				const struct spool_queue_ent *e)
 {
-	struct delivery_shard *ds = delivery_of(sh);
-	struct dmsg *m;
+	uint64_t now_s = clock_wall_ns() / 1000000000u;
 
-	if (ds == NULL)
-		return;
-	m = msg_new(ds, qid, env, size, NULL, 0);
+	/* The attempt count is journaled with each deferral, so the backoff goes on where it was,
+	 * also for a message whose retry came due while the node was down. XXX: "warned" is not
+	 * journaled: a delay warning may go twice. */
+	m->attempts = e->attempts;
+	ds->load.loaded++;
+	if (e->held) {
+		ds->load.held++;
+		msg_set_state(ds, m, DMSG_HELD);
+	} else if (e->defer_until > now_s) {
+		m->attempts = e->attempts ? e->attempts : 1;
+		m->next_ms = ds->sh->now_ms + (e->defer_until - now_s) * 1000u;
+		msg_set_state(ds, m, DMSG_DEFERRED);
+	} else {
+		msg_set_state(ds, m, DMSG_READY);
+	}
+}
+
+/* The spool's consumer (spool_set_consumer): a message durable in this shard's spool, just
+ * committed (before its 250, or a DSN of ours) or found at start. env's strings are copied. */
+static void delivery_take(void *arg, const struct spool_queue_ent *e,
+			  const struct spool_envelope *env, uint64_t body_len)
+{
+	struct delivery_shard *ds = arg;
+	struct dmsg *m = msg_new(ds, e->qid, env, body_len, e->rstate, e->nrstate);
+
 	if (m == NULL) {
 		/* It stays in the spool: the next start delivers it. */
 		log_warn(-ENOMEM, "delivery: cannot queue a message; it waits for a restart");
+		ds->load.bad += e->recovered;
+		return;
+	}
+	if (e->recovered) {
+		msg_place_recovered(ds, m, e);
 		return;
 	}
 	if (env->action == POLICY_QUARANTINE) {
@@ -924,91 +876,17 @@ void delivery_shard_turn(struct shard *sh)
 
 /* ---- start-up: the spool's not-done messages ---- */
 
-struct load_item {
-	spool_qid qid;
-	bool      held;
-	uint64_t  defer_until;
-	uint32_t  attempts;      /* journaled with each deferral */
-	uint8_t  *rstate;
-	uint32_t  nrstate;
-};
-
-struct load_list {
-	struct load_item *v;
-	size_t            n, cap;
-};
-
-static int load_collect(void *arg, const struct spool_queue_ent *e)
-{
-	struct load_list *l = arg;
-	struct load_item *it;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		struct load_item *v = realloc(l->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	it = &l->v[l->n++];
-	*it = (struct load_item){ .qid = e->qid, .held = e->held, .defer_until = e->defer_until,
-				  .attempts = e->attempts };
-	if (e->rstate && e->nrstate && (it->rstate = malloc(e->nrstate))) {
-		memcpy(it->rstate, e->rstate, e->nrstate);
-		it->nrstate = e->nrstate;
-	}
-	return 0;
-}
-
+/* Registers delivery_take on the shard's spool, which hands it the recovered messages first. */
 static void load_queue(struct delivery_shard *ds)
 {
 	struct shard *sh = ds->sh;
-	struct load_list l = { 0 };
-	uint64_t now_s = clock_wall_ns() / 1000000000u;
-	unsigned loaded = 0, held = 0, bad = 0;
+	int unreadable = spool_set_consumer(sh->spool, delivery_take, ds);
 
-	if (spool_queue_each(sh->spool, load_collect, &l) < 0)
-		log_warn(-ENOMEM, "shard %u: delivery: not every queued message could be listed",
-			 sh->id);
-	for (size_t i = 0; i < l.n; i++) {
-		struct load_item *it = &l.v[i];
-		struct spool_queue_msg rec;
-		struct dmsg *m;
-
-		if (spool_queue_read(sh->spool, it->qid, &rec) < 0) {
-			bad++;
-			free(it->rstate);
-			continue;
-		}
-		m = msg_new(ds, it->qid, &rec.env, rec.body_len, it->rstate, it->nrstate);
-		if (m != NULL && rec.received_ns)
-			m->arrival_ns = rec.received_ns;
-		spool_queue_msg_free(&rec);
-		free(it->rstate);
-		if (m == NULL) {
-			bad++;
-			continue;
-		}
-		loaded++;
-		if (it->held) {
-			held++;
-			msg_set_state(ds, m, DMSG_HELD);
-		} else if (it->defer_until > now_s) {
-			/* The attempt count is journaled with each deferral, so the backoff goes on
-			 * where it was. XXX: "warned" is not: a delay warning may go twice. */
-			m->attempts = it->attempts ? it->attempts : 1;
-			m->next_ms = sh->now_ms + (it->defer_until - now_s) * 1000u;
-			msg_set_state(ds, m, DMSG_DEFERRED);
-		} else {
-			msg_set_state(ds, m, DMSG_READY);
-		}
-	}
-	free(l.v);
-	if (loaded || bad)
+	if (unreadable > 0)
+		ds->load.bad += (unsigned)unreadable;
+	if (ds->load.loaded || ds->load.bad)
 		log_info("shard %u: delivery: %u queued messages (%u held) from the spool%s", sh->id,
-			 loaded, held, bad ? ", some unreadable" : "");
+			 ds->load.loaded, ds->load.held, ds->load.bad ? ", some unreadable" : "");
 }
 
 int delivery_shard_start(struct shard *sh)
@@ -1023,7 +901,6 @@ int delivery_shard_start(struct shard *sh)
 	if (ds == NULL)
 		return -ENOMEM;
 	ds->sh = sh;
-	ds->nshards = c->shards ? c->shards : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	ds->rnd = (clock_mono_ns() ^ ((uint64_t)sh->id << 32) ^ (uint64_t)(uintptr_t)ds) | 1;
 	for (int i = 0; i < DMSG_NSTATES; i++)
 		dl_init(&ds->list[i]);
@@ -1081,6 +958,7 @@ void delivery_shard_finish(struct shard *sh)
 
 	if (ds == NULL)
 		return;
+	spool_set_consumer(sh->spool, NULL, NULL);   /* spool_close's last batches find no one */
 	log_info("shard %u: delivery: %llu recipients delivered, %llu bounced, %llu deferrals, "
 		 "%llu DSNs, %llu connections; %u messages left queued", sh->id,
 		 (unsigned long long)ds->ctr.rcpt_sent, (unsigned long long)ds->ctr.rcpt_bounced,
@@ -1104,13 +982,6 @@ void delivery_shard_finish(struct shard *sh)
 				delivery_msg_body_put(m);
 			}
 			msg_free(ds, m);
-		}
-	for (uint32_t h = 0; h < DELIVERY_QUOTA_HASH; h++)
-		while (ds->quota[h]) {
-			struct dquota *q = ds->quota[h];
-
-			ds->quota[h] = q->next;
-			free(q);
 		}
 	free(ds);
 	sh->delivery = NULL;

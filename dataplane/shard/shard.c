@@ -39,11 +39,6 @@ void shard_set_hooks(const struct shard_hooks *h)
 	shard_hooks = *h;
 }
 
-const struct shard_hooks *shard_get_hooks(void)
-{
-	return &shard_hooks;
-}
-
 struct io_uring_sqe *shard_sqe(struct shard *sh)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);

@@ -168,9 +168,8 @@ struct shard {
  *   abort:  the grace period is over: close whatever is left.
  *   finish: after the loop, before the ring goes: close the spool, free per-shard state.
  *   config: a new snapshot is in place (sh->conf); old is still valid during the call.
- *   queued: a message is durable in this shard's spool (before its 250 goes out): the
- *           relay queue takes it from here. The SMTP server and the queue meet only here.
- *   over_quota: whether a served domain has more spooled than its quota (RCPT says 451).
+ * (The SMTP server and the relay queue meet in the shard's spool, not here: spool.h's
+ * spool_set_consumer and spool_domain_over_quota.)
  */
 struct shard_hooks {
 	int  (*start)(struct shard *sh);
@@ -180,12 +179,7 @@ struct shard_hooks {
 	void (*abort)(struct shard *sh);
 	void (*finish)(struct shard *sh);
 	void (*config)(struct shard *sh, struct node_config *old);
-	void (*queued)(struct shard *sh, uint64_t qid, const struct spool_envelope *env,
-		       uint64_t size);
-	bool (*over_quota)(struct shard *sh, const struct domain_conf *d);
 };
-/* The hooks as set, for the layers above that report into them (queued, over_quota). */
-const struct shard_hooks *shard_get_hooks(void);
 void shard_set_hooks(const struct shard_hooks *h);
 
 /* Starts shard id's thread, which sets up its ring (a SINGLE_ISSUER ring must be created by the

@@ -207,23 +207,7 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 		ctr_inc(&sh->ctr.msg_accepted_by_role[s->role & 1]);
 		ctr_inc(&sh->ctr.msg_by_action[t->action % SHARD_CTR_ACTIONS][s->role & 1]);
 		ctr_add(&sh->ctr.bytes_accepted, t->dec.out_bytes);
-		{
-			/* Durable: the relay queue takes it (it copies what it keeps). */
-			struct spool_envelope env = {
-				.role = s->role,
-				.body_type = t->body_type,
-				.smtputf8 = t->smtputf8,
-				.mail_from = t->mail_from,
-				.nrcpt = t->nrcpt,
-				.rcpts = t->rcpts,
-				.received_ns = clock_wall_ns(),
-				.score_milli = t->score_milli,
-				.action = t->action,
-				.rules_hit = { t->rules_hit, strlen(t->rules_hit) },
-			};
-
-			shard_get_hooks()->queued(sh, qid, &env, t->dec.out_bytes);
-		}
+		/* Durable, and the spool handed it to the relay queue already (spool.h). */
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", q);
 	} else {
 		log_warn(err, "%s: message not stored", s->id);

@@ -117,7 +117,8 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 		smtp_session_error(s);
 		return;
 	}
-	if (shard_get_hooks()->over_quota(s->sh, dc)) {
+	if (spool_domain_over_quota(s->sh->spool, (struct slice){ dc->name, strlen(dc->name) },
+				    dc->spool_quota)) {
 		/* Its destination is not taking mail fast enough: spool no more for it. */
 		smtp_reply(s, 451, "4.3.1", "<%.*s>: Error: queue for this domain is full, try again "
 			   "later", (int)ra.path.addr.len, ra.path.addr.p);

@@ -754,6 +754,7 @@ int spool_journal_append(struct spool *sp, spool_qid qid, enum spool_event ev, u
 	seg = e->seg;
 	if (!was_done && (e->flags & SPOOL_IF_DONE)) {
 		ctr_dec(&sp->st.queued);
+		spool_quota_release(&e->quota);
 		if (seg && seg->nlive)
 			seg->nlive--;
 		if (seg)
@@ -835,6 +836,7 @@ static void msg_destroy(struct spool_msg *m)
 	chunks_free(m->head);
 	free(m->meta);
 	free(m->ev_tlv);
+	spool_quota_release(&m->quota);   /* empty unless it never became durable */
 	if (m->spill) {
 		m->spill->nrec = 0;
 		m->spill->nlive = 0;
@@ -997,6 +999,8 @@ int spool_msg_commit(struct spool_msg *m, const struct spool_envelope *env, spoo
 	pad = rec_len - SPOOL_RECORD_HDR_SIZE - m->size - env_len;
 	if (!rc && !(m->meta = calloc(1, SPOOL_RECORD_HDR_SIZE + env_len + pad)))
 		rc = -ENOMEM;
+	if (!rc)
+		rc = spool_quota_ref_build(sp->qtab, env, m->size, &m->quota);
 	if (rc) {
 		spool_msg_abort(&m);
 		return rc;
@@ -1514,6 +1518,9 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 			if (e) {
 				e->seg = m->seg;
 				e->nrcpt = m->nrcpt;
+				e->quota = m->quota;
+				m->quota = (struct spool_quota_ref){ 0 };
+				spool_quota_charge(&e->quota);
 			} else {
 				/* Durable, just not indexed until the next start. */
 				log_error(-ENOMEM, "spool: %s: cannot index a committed message",
@@ -1548,6 +1555,9 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 	for (; m; m = next) {
 		next = m->next;
 		m->seg = NULL;   /* may be gone already */
+		if (!err)
+			spool_queue_hand_over(sp, m->qid, m->meta + SPOOL_RECORD_HDR_SIZE, m->env_len,
+					      m->size);
 		m->done(m->arg, m->qid, err);
 		msg_destroy(m);
 	}
@@ -1641,6 +1651,7 @@ void spool_get_stats(const struct spool *sp, struct spool_stats *st)
 struct rec_list {
 	spool_qid *qid;
 	uint32_t  *nrcpt;
+	struct spool_quota_ref *quota;   /* moved to the index entry, charged if not done */
 	uint32_t   n, cap;
 	struct spool *sp;
 };
@@ -1992,26 +2003,44 @@ static int collect_rec(void *arg, const struct spool_record_info *info, uint64_t
 {
 	struct rec_list *l = arg;
 	struct spool_envelope env;
+	struct spool_quota_ref quota = { 0 };
+	const uint8_t *ep = payload + info->body_len;
 	uint32_t nrcpt = 0;
 
-	if (spool_record_env_decode(payload + info->body_len, info->env_len, &env, NULL, 0,
-				    &nrcpt) < 0)
+	if (spool_record_env_decode(ep, info->env_len, &env, NULL, 0, &nrcpt) < 0)
 		nrcpt = 0;   /* checksummed but undecodable: queued with no recipients */
+	if (nrcpt) {
+		/* Its domains for the quota (charged once recovery knows it is not done). */
+		struct slice *rcpts = spool_queue_rcpt_scratch(l->sp, nrcpt);
+
+		if (!rcpts)
+			return -ENOMEM;
+		spool_record_env_decode(ep, info->env_len, &env, rcpts, nrcpt, &nrcpt);
+		if (spool_quota_ref_build(l->sp->qtab, &env, info->body_len, &quota) < 0)
+			return -ENOMEM;
+	}
 	if (l->n == l->cap) {
 		uint32_t ncap = l->cap ? l->cap * 2 : 256;
 		spool_qid *nq = realloc(l->qid, ncap * sizeof(*nq));
+		struct spool_quota_ref *nquota;
 		uint32_t *nr;
 
-		if (!nq)
+		if (nq)
+			l->qid = nq;
+		if (nq && (nr = realloc(l->nrcpt, ncap * sizeof(*nr))))
+			l->nrcpt = nr;
+		else
+			nr = NULL;
+		if (!nr || !(nquota = realloc(l->quota, ncap * sizeof(*nquota)))) {
+			spool_quota_release(&quota);
 			return -ENOMEM;
-		l->qid = nq;
-		if (!(nr = realloc(l->nrcpt, ncap * sizeof(*nr))))
-			return -ENOMEM;
-		l->nrcpt = nr;
+		}
+		l->quota = nquota;
 		l->cap = ncap;
 	}
 	l->qid[l->n] = info->qid;
 	l->nrcpt[l->n] = nrcpt;
+	l->quota[l->n] = quota;
 	l->n++;
 	if (info->ev_seq32) {
 		struct spool *sp = l->sp;
@@ -2201,13 +2230,18 @@ static int recover_segment(struct spool *sp, uint32_t segno, uint32_t *highest)
 			continue;   /* cannot happen: offsets are unique within a segment */
 		e->seg = seg;
 		e->nrcpt = l.nrcpt[i];
+		e->quota = l.quota[i];
+		l.quota[i] = (struct spool_quota_ref){ 0 };
 		seg->nrec++;
 		seg->nlive++;
 	}
 out:
 	close(fd);
+	for (uint32_t i = 0; i < l.n; i++)
+		spool_quota_release(&l.quota[i]);
 	free(l.qid);
 	free(l.nrcpt);
+	free(l.quota);
 	return rc;
 }
 
@@ -2370,10 +2404,13 @@ static int recover(struct spool *sp)
 
 		if (!e->qid)
 			continue;
-		if (e->flags & SPOOL_IF_DONE)
+		if (e->flags & SPOOL_IF_DONE) {
 			e->seg->nlive--;
-		else
+			spool_quota_release(&e->quota);
+		} else {
 			ctr_inc(&sp->st.queued);
+			spool_quota_charge(&e->quota);
+		}
 	}
 	for (seg = sp->segs.next; seg != &sp->segs; seg = next) {
 		next = seg->next;
@@ -2449,6 +2486,8 @@ static void spool_free(struct spool *sp)
 		free(sp->spare);
 	}
 	spool_index_free(&sp->ix);
+	spool_quota_tab_free(sp->qtab);
+	free(sp->handoff_rcpts);
 	free(sp->jpend);
 	if (sp->evfd >= 0)
 		close(sp->evfd);

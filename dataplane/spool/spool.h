@@ -73,6 +73,8 @@ struct spool_conf {
 	                               * taken while spool_set_siblings says more are coming */
 	uint64_t   *events_durable;   /* if set: the spool stores there (atomically) the number of
 	                               * its last durable event, for the agent (spool_event.h) */
+	unsigned    quota_shares;     /* spools sharing each domain's quota (the node's shards):
+	                               * this one holds quota / quota_shares (0 counts as 1) */
 };
 
 /*
@@ -172,6 +174,7 @@ struct spool_queue_ent {
 	                                * queued); valid during the callback only */
 	uint32_t        nrstate;
 	uint32_t        attempts;      /* deferred attempts journaled (spool_journal_defer) */
+	bool            recovered;     /* found at start (spool_set_consumer), not just committed */
 };
 typedef int spool_queue_fn(void *arg, const struct spool_queue_ent *e);
 /* Walks the messages of this shard that are not done (after spool_open: the recovered ones and
@@ -198,6 +201,31 @@ struct spool_queue_msg {
  */
 int spool_queue_read(struct spool *sp, spool_qid qid, struct spool_queue_msg *m_r);
 void spool_queue_msg_free(struct spool_queue_msg *m);
+
+/* ---- The hand-off: where SMTP's messages meet delivery (spool_queue.c) ---- */
+
+/* One durable message for the consumer: its state in the index (all recipients queued and not
+ * held for a fresh one), the envelope decoded from its record (slices valid during the call
+ * only) and its body's octets. */
+typedef void spool_consume_fn(void *arg, const struct spool_queue_ent *e,
+			      const struct spool_envelope *env, uint64_t body_len);
+/*
+ * Registers the shard's consumer (delivery) and hands it every message recovery found not done
+ * (e->recovered), read back from its record. From then on each committed message is handed to it
+ * once, when durable: after its fsync, before its commit callback (so the queue has it before the
+ * 250 goes out). fn may append to the journal and commit. Returns the number of recovered
+ * messages whose record could not be read back (they stay in the spool, logged), or -ENOMEM when
+ * not every one could be listed (those handed over still were).
+ */
+int spool_set_consumer(struct spool *sp, spool_consume_fn *fn, void *arg);
+
+/* Whether this spool holds its share of a domain's quota already (RCPT: 451 4.3.1): the body
+ * octets of its not-done messages with a recipient in the domain (counted once per message,
+ * from the durable commit to DONE, recovered ones included) against quota / quota_shares.
+ * domain: as in the recipients, compared case-insensitively. */
+bool spool_domain_over_quota(const struct spool *sp, struct slice domain, uint64_t quota);
+/* Those octets (tests, counters). */
+uint64_t spool_domain_queued_bytes(const struct spool *sp, struct slice domain);
 
 /* Upper bounds of the group commit latency histogram (begin of the batch to its last fsync),
  * in microseconds; a last bucket takes the rest. */

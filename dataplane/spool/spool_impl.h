@@ -112,6 +112,37 @@ enum {
 
 struct spool_seg;
 
+/* ---- Queued octets per recipient domain (spool_quota.c) ---- */
+
+struct spool_qdom {
+	struct spool_qdom *next;
+	uint64_t           bytes;     /* body octets of the charged messages for this domain */
+	uint32_t           len;
+	char               name[];
+};
+
+#define SPOOL_QUOTA_HASH 256u
+
+/* A message's share of the accounting: the distinct domains of its recipients. */
+struct spool_quota_ref {
+	struct spool_qdom  *one;      /* the domain, when there is only one (no allocation) */
+	struct spool_qdom **many;     /* n > 1: malloc'd */
+	uint32_t            n;
+	bool                charged;
+	uint64_t            bytes;
+};
+
+/* Fills ref (uncharged) with the distinct domains of env's recipients, creating their entries
+ * in tab. 0 or -ENOMEM (ref is then empty). */
+int spool_quota_ref_build(struct spool_qdom **tab, const struct spool_envelope *env,
+			  uint64_t bytes, struct spool_quota_ref *ref_r);
+/* Adds the message's octets to each of its domains (once). */
+void spool_quota_charge(struct spool_quota_ref *ref);
+/* Takes them back if charged, and empties ref. */
+void spool_quota_release(struct spool_quota_ref *ref);
+/* Frees every domain entry of tab. */
+void spool_quota_tab_free(struct spool_qdom **tab);
+
 struct spool_ient {
 	spool_qid         qid;        /* 0 = empty slot */
 	struct spool_seg *seg;        /* writer: the segment holding the record */
@@ -122,6 +153,7 @@ struct spool_ient {
 	uint32_t          flags;      /* SPOOL_IF_* */
 	uint32_t          attempts;   /* delivery attempts that deferred (DEFER_INFO) */
 	char             *last_reply; /* the last deferral's reply text (malloc'd), or NULL */
+	struct spool_quota_ref quota; /* writer: charged from the durable commit to DONE */
 };
 
 struct spool_index {
@@ -143,6 +175,16 @@ int spool_index_apply(struct spool_ient *e, const struct spool_jrec *j);
 void spool_index_counts(const struct spool_ient *e, uint32_t *done_r, uint32_t *failed_r);
 /* Appends the journal records that rebuild e's state to *out (grown); 0 or -ENOMEM. */
 int spool_index_snapshot(const struct spool_ient *e, uint8_t **out, size_t *len, size_t *cap);
+
+/* ---- The hand-off (spool_queue.c) ---- */
+
+struct spool;
+/* The spool's scratch of n recipient slices (grown, kept until close); NULL on ENOMEM. */
+struct slice *spool_queue_rcpt_scratch(struct spool *sp, uint32_t n);
+/* A committed message is durable (batch_finish, before its callback): decodes its envelope
+ * (env_len bytes at envp, the ones the record holds) and hands it to the consumer, if any. */
+void spool_queue_hand_over(struct spool *sp, spool_qid qid, const uint8_t *envp,
+			   uint32_t env_len, uint64_t body_len);
 
 /* ---- The writer (spool.c) ---- */
 
@@ -190,6 +232,7 @@ struct spool_msg {
 	uint8_t             *ev_tlv;
 	uint32_t             ev_len;
 	uint64_t             ev_seq;
+	struct spool_quota_ref quota; /* built at commit, moved to the index entry when durable */
 };
 
 /* An event that rides the journal (spool_event_add), waiting for its number at the next batch. */
@@ -257,6 +300,11 @@ struct spool {
 	uint64_t           journal_size;
 
 	struct spool_index ix;
+	struct spool_qdom *qtab[SPOOL_QUOTA_HASH];   /* queued octets per domain (spool_quota.c) */
+	spool_consume_fn  *consume;   /* the hand-off (spool_set_consumer), or NULL */
+	void              *consume_arg;
+	struct slice      *handoff_rcpts;   /* scratch for the envelope decoded for it */
+	uint32_t           handoff_cap;
 
 	struct spool_msg  *pending, **pending_tail;
 	uint32_t           npending;

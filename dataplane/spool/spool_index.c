@@ -82,6 +82,7 @@ void spool_index_del(struct spool_index *ix, spool_qid qid)
 		return;
 	free(e->rstate);
 	free(e->last_reply);
+	spool_quota_release(&e->quota);
 	mask = ix->cap - 1;
 	i = (uint32_t)(e - ix->tab);
 	/* Backward shift: move later members of the probe run into the hole when their home slot
@@ -104,6 +105,7 @@ void spool_index_free(struct spool_index *ix)
 		if (ix->tab[k].qid) {
 			free(ix->tab[k].rstate);
 			free(ix->tab[k].last_reply);
+			spool_quota_release(&ix->tab[k].quota);
 		}
 	free(ix->tab);
 	memset(ix, 0, sizeof(*ix));

@@ -1,7 +1,8 @@
 /*
- * spool_queue.c - the delivery queue's view of one shard's spool: the messages not yet done (from
- * the in-memory index, so a restart finds them after recovery) and reading one record back by
- * queue id.
+ * spool_queue.c - the delivery queue's view of one shard's spool: the hand-off of each durable
+ * message to the consumer (the one place where what SMTP accepted enters delivery, live or
+ * recovered), the messages not yet done (from the in-memory index, so a restart finds them after
+ * recovery) and reading one record back by queue id.
  *
  * Shard thread only (the spool's owner). Reads are synchronous preads of a record this process
  * wrote (see spool.h: XXX a cold read blocks the shard).
@@ -12,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "spool_impl.h"
+#include "spool_record.h"
 
 static void ent_fill(const struct spool_ient *ie, struct spool_queue_ent *e)
 {
@@ -23,6 +26,7 @@ static void ent_fill(const struct spool_ient *ie, struct spool_queue_ent *e)
 	e->rstate = ie->rstate;
 	e->nrstate = ie->rcap;
 	e->attempts = ie->attempts;
+	e->recovered = false;
 }
 
 int spool_queue_each(struct spool *sp, spool_queue_fn *fn, void *arg)
@@ -136,4 +140,100 @@ void spool_queue_msg_free(struct spool_queue_msg *m)
 	free(m->payload);
 	free(m->rcpts);
 	memset(m, 0, sizeof(*m));
+}
+
+/* ---- The hand-off ---- */
+
+struct slice *spool_queue_rcpt_scratch(struct spool *sp, uint32_t n)
+{
+	if (n > sp->handoff_cap) {
+		struct slice *v = realloc(sp->handoff_rcpts, n * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		sp->handoff_rcpts = v;
+		sp->handoff_cap = n;
+	}
+	return sp->handoff_rcpts;
+}
+
+void spool_queue_hand_over(struct spool *sp, spool_qid qid, const uint8_t *envp,
+			   uint32_t env_len, uint64_t body_len)
+{
+	struct spool_envelope env;
+	struct spool_queue_ent e;
+	uint32_t nrcpt = 0;
+	int rc;
+
+	if (!sp->consume || spool_queue_get(sp, qid, &e) < 0)
+		return;   /* not indexed (out of memory at the commit): the next start has it */
+	rc = spool_record_env_decode(envp, env_len, &env, sp->handoff_rcpts, sp->handoff_cap,
+				     &nrcpt);
+	if (rc == 0 && nrcpt > sp->handoff_cap)   /* more recipients than ever before */
+		rc = spool_queue_rcpt_scratch(sp, nrcpt) == NULL ? -ENOMEM :
+		     spool_record_env_decode(envp, env_len, &env, sp->handoff_rcpts,
+					     sp->handoff_cap, &nrcpt);
+	if (rc < 0) {
+		log_warn(rc, "spool: %s: a durable message cannot be handed to delivery; the next "
+			 "start does", sp->dir);
+		return;
+	}
+	sp->consume(sp->consume_arg, &e, &env, body_len);
+}
+
+struct handoff_list {
+	spool_qid *v;
+	size_t     n, cap;
+};
+
+static int handoff_collect(void *arg, const struct spool_queue_ent *e)
+{
+	struct handoff_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		spool_qid *v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = e->qid;
+	return 0;
+}
+
+int spool_set_consumer(struct spool *sp, spool_consume_fn *fn, void *arg)
+{
+	struct handoff_list l = { 0 };
+	int listed, unreadable = 0;
+
+	sp->consume = fn;
+	sp->consume_arg = arg;
+	if (fn == NULL)
+		return 0;
+	/* The ids first: fn may journal, which must not happen under the walk. */
+	listed = spool_queue_each(sp, handoff_collect, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		struct spool_queue_msg rec;
+		struct spool_queue_ent e;
+
+		if (spool_queue_get(sp, l.v[i], &e) < 0)
+			continue;
+		if (spool_queue_read(sp, l.v[i], &rec) < 0) {
+			unreadable++;
+			continue;
+		}
+		e.recovered = true;
+		if (rec.received_ns)   /* the header's, as the record was written */
+			rec.env.received_ns = rec.received_ns;
+		fn(arg, &e, &rec.env, rec.body_len);
+		spool_queue_msg_free(&rec);
+	}
+	free(l.v);
+	if (listed < 0) {
+		log_warn(listed, "spool: %s: not every queued message could be listed", sp->dir);
+		return listed;
+	}
+	return unreadable;
 }

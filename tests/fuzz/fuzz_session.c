@@ -83,16 +83,6 @@ static void fuzz_shard_turn(struct shard *sh)
 
 static void fuzz_shard_nop(struct shard *sh) { (void)sh; }
 static bool fuzz_shard_idle(struct shard *sh) { (void)sh; return true; }
-static void fuzz_shard_queued(struct shard *sh, uint64_t qid, const struct spool_envelope *env,
-			      uint64_t size)
-{
-	(void)sh; (void)qid; (void)env; (void)size;   /* nothing is relayed: it stays spooled */
-}
-static bool fuzz_over_quota(struct shard *sh, const struct domain_conf *d)
-{
-	(void)sh; (void)d;
-	return false;
-}
 
 static const struct shard_hooks fuzz_hooks = {
 	.start = fuzz_shard_start,
@@ -100,9 +90,7 @@ static const struct shard_hooks fuzz_hooks = {
 	.stop = fuzz_shard_nop,
 	.idle = fuzz_shard_idle,
 	.abort = fuzz_shard_nop,
-	.finish = fuzz_shard_nop,
-	.queued = fuzz_shard_queued,
-	.over_quota = fuzz_over_quota,
+	.finish = fuzz_shard_nop,   /* no consumer on the spool: nothing is relayed, it stays */
 };
 
 static void die(const char *what)

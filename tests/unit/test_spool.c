@@ -2240,6 +2240,146 @@ static void test_events_kept_after_journal_roll(void **state)
 	env_free(e);
 }
 
+/* ---- The hand-off to delivery and the per-domain quota ---- */
+
+struct handoff {
+	struct result *r;          /* the commit's callback: not called yet at the hand-off */
+	int            calls, done_before;
+	spool_qid      qid;
+	bool           recovered, held;
+	uint64_t       body_len, received_ns;
+	uint32_t       nrcpt;
+	char           from[64], rcpt1[64];
+};
+
+static void handoff_fn(void *arg, const struct spool_queue_ent *qe,
+		       const struct spool_envelope *env, uint64_t body_len)
+{
+	struct handoff *h = arg;
+
+	h->calls++;
+	h->done_before += h->r ? h->r->calls : 0;
+	h->qid = qe->qid;
+	h->recovered = qe->recovered;
+	h->held = qe->held;
+	h->body_len = body_len;
+	h->received_ns = env->received_ns;
+	h->nrcpt = env->nrcpt;
+	snprintf(h->from, sizeof(h->from), "%.*s", (int)env->mail_from.len, env->mail_from.p);
+	snprintf(h->rcpt1, sizeof(h->rcpt1), "%.*s", (int)env->rcpts[env->nrcpt - 1].len,
+		 env->rcpts[env->nrcpt - 1].p);
+}
+
+static void test_consumer_before_callback(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(1000, 5);
+	struct handoff h = { 0 };
+	struct result r;
+
+	(void)state;
+	env_open(e);
+	assert_int_equal(spool_set_consumer(e->sp, handoff_fn, &h), 0);
+	assert_int_equal(h.calls, 0);   /* nothing recovered */
+	assert_int_equal(commit_msg(e, &ms, 0, &r), 0);
+	h.r = &r;
+	drain(e);
+	/* Once, durable, before the callback that sends the 250, with the envelope committed. */
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(h.done_before, 0);
+	assert_int_equal(h.qid, r.qid);
+	assert_false(h.recovered);
+	assert_false(h.held);
+	assert_int_equal(h.body_len, 1000);
+	assert_int_equal(h.received_ns, 1700000000000000005ull);
+	assert_int_equal(h.nrcpt, 2);
+	assert_string_equal(h.from, "alice@example.org");
+	assert_string_equal(h.rcpt1, "carol@example.net");
+	/* Unregistered: the next commit goes to no one. */
+	assert_int_equal(spool_set_consumer(e->sp, NULL, NULL), 0);
+	assert_int_equal(commit_msg(e, &ms, 0, &r), 0);
+	drain(e);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(h.calls, 1);
+	env_free(e);
+}
+
+static void test_consumer_gets_recovered(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(300, 2);
+	struct handoff h = { 0 };
+	struct result r[3];
+
+	(void)state;
+	env_open(e);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(commit_msg(e, &ms, 0, &r[i]), 0);
+	drain(e);
+	assert_int_equal(spool_journal_append(e->sp, r[0].qid, SPOOL_EV_DONE, 0), 0);
+	assert_int_equal(spool_journal_append(e->sp, r[1].qid, SPOOL_EV_HOLD, 0), 0);
+	assert_int_equal(spool_journal_append(e->sp, r[2].qid, SPOOL_EV_DONE, 0), 0);
+	drain(e);
+	spool_close(&e->sp);
+	env_open(e);
+	/* Only the one not done, read back from its record, with its journaled state. */
+	assert_int_equal(spool_set_consumer(e->sp, handoff_fn, &h), 0);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(h.qid, r[1].qid);
+	assert_true(h.recovered);
+	assert_true(h.held);
+	assert_int_equal(h.body_len, 300);
+	assert_string_equal(h.rcpt1, "carol@example.net");
+	env_free(e);
+}
+
+static void test_domain_quota(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec one = spec(1000, 1), two = spec(500, 2);
+	struct slice net = SLICE_LIT("example.net"), a = SLICE_LIT("a.test"),
+		     b = SLICE_LIT("B.TEST");
+	struct result r1, r2;
+
+	(void)state;
+	e->conf.quota_shares = 2;
+	env_open(e);
+	two.nrcpt = 3;
+	two.rcpts[0] = SLICE_LIT("x@a.test");
+	two.rcpts[1] = SLICE_LIT("y@b.test");
+	two.rcpts[2] = SLICE_LIT("z@A.test");
+	assert_int_equal(commit_msg(e, &one, 0, &r1), 0);
+	assert_int_equal(commit_msg(e, &two, 0, &r2), 0);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, net), 0);   /* not durable yet */
+	drain(e);
+	/* Once per message and domain, whatever the case of the domain. */
+	assert_int_equal(spool_domain_queued_bytes(e->sp, net), 1000);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, a), 500);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, b), 500);
+	/* This spool holds half of each quota. */
+	assert_true(spool_domain_over_quota(e->sp, net, 2000));
+	assert_false(spool_domain_over_quota(e->sp, net, 2002));
+	assert_false(spool_domain_over_quota(e->sp, SLICE_LIT("other.test"), 0));
+	/* A recipient settled is still queued bytes; DONE takes them back. */
+	assert_int_equal(spool_journal_append(e->sp, r2.qid, SPOOL_EV_RCPT_DONE, 0), 0);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, a), 500);
+	assert_int_equal(spool_journal_append(e->sp, r1.qid, SPOOL_EV_DONE, 0), 0);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, net), 0);
+	drain(e);
+	/* Recovery counts what is left, before any consumer. */
+	spool_close(&e->sp);
+	env_open(e);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, net), 0);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, a), 500);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, b), 500);
+	assert_int_equal(spool_journal_append(e->sp, r2.qid, SPOOL_EV_DELETE, 0), 0);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, a), 0);
+	assert_int_equal(spool_domain_queued_bytes(e->sp, b), 0);
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2274,6 +2414,9 @@ int main(void)
 		cmocka_unit_test(test_events_recovered_from_state),
 		cmocka_unit_test(test_events_without_state_voided),
 		cmocka_unit_test(test_events_kept_after_journal_roll),
+		cmocka_unit_test(test_consumer_before_callback),
+		cmocka_unit_test(test_consumer_gets_recovered),
+		cmocka_unit_test(test_domain_quota),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
