@@ -331,6 +331,20 @@ static bool rules_compile_head(struct rules_compile_ctx *c, struct rules_compile
 	return false;
 }
 
+/* Group repeats that add this much to a pattern as Hyperscan builds it
+ * (rules_regex_expanded_size), and at least RULES_COMPILE_COPIES_RATIO times its text, make it
+ * one Hyperscan takes whole only after tens of seconds, or refuses as too large after them
+ * (the ReplaceTags forms of __FILL_THIS_FORM_*): its looser first tier is taken straight away. */
+#define RULES_COMPILE_COPIES_MIN   8000.0
+#define RULES_COMPILE_COPIES_RATIO 5.0
+
+static bool rules_compile_copies(const struct rules_compile_rule *x)
+{
+	double len = (double)strlen(x->rx.hs), size = rules_regex_expanded_size(x->rx.hs);
+
+	return size - len >= RULES_COMPILE_COPIES_MIN && size >= RULES_COMPILE_COPIES_RATIO * len;
+}
+
 /* Native, prefilter or not at all; fills kind and the final hs flags. */
 static void rules_compile_classify(struct rules_compile_ctx *c, struct rules_compile_rule *x)
 {
@@ -339,6 +353,14 @@ static void rules_compile_classify(struct rules_compile_ctx *c, struct rules_com
 	pcre2_code *pc;
 
 	rules_compile_pcre_fit(c, x);
+	if (rules_compile_copies(x)) {
+		pc = rules_compile_pcre(&x->rx);
+		if (pc && rules_compile_relax(c, x)) {
+			pcre2_code_free(pc);
+			return;
+		}
+		pcre2_code_free(pc);
+	}
 
 	if (!(x->rx.features & RULES_RX_NEEDS_PREFILTER) && rules_compile_hs_ok(x->rx.hs, base, &empty)) {
 		x->kind = RULES_KIND_HS;

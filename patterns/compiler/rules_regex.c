@@ -332,6 +332,82 @@ static size_t rules_regex_class_end(const char *re, size_t n, size_t i)
 }
 
 
+/* How large a Hyperscan pattern text is once its counted repeats of groups are written out as
+ * copies ((?:X){2,5}: five X), as Hyperscan's compiler builds them (a repeated character or
+ * class it runs as one counter); saturates at RULES_REGEX_SIZE_MAX.
+ * Groups nest up to 64 deep; a deeper one counts as its text. */
+#define RULES_REGEX_SIZE_MAX 1e12
+#define RULES_REGEX_SIZE_DEPTH 64
+
+double rules_regex_expanded_size(const char *hs)
+{
+	struct { double sum, last; bool grp; } st[RULES_REGEX_SIZE_DEPTH + 1] = { { 0, 0, false } };
+	size_t n = strlen(hs), i = 0;
+	unsigned d = 0, over = 0;
+
+	while (i < n) {
+		size_t k = 1;
+
+		if (hs[i] == '{' && isdigit((unsigned char)hs[i + 1])) {
+			char *e;
+			unsigned long lo = strtoul(hs + i + 1, &e, 10), hi = lo;
+
+			if (*e == ',' && isdigit((unsigned char)e[1]))
+				hi = strtoul(e + 1, &e, 10);
+			else if (*e == ',')
+				e++;
+			if (*e == '}') {
+				if (st[d].grp)
+					st[d].last *= (double)(hi > 1 ? hi : 1);
+				if (st[d].last > RULES_REGEX_SIZE_MAX)
+					st[d].last = RULES_REGEX_SIZE_MAX;
+				i = (size_t)(e - hs) + 1;
+				continue;
+			}
+		}
+		if (hs[i] == '(' && d < RULES_REGEX_SIZE_DEPTH && !over) {
+			st[d].sum += st[d].last;
+			st[d].last = 0;
+			d++;
+			st[d].sum = 1;
+			st[d].last = 0;
+			i++;
+			continue;
+		}
+		if (hs[i] == '(')
+			over++;
+		if (hs[i] == ')' && over) {
+			over--;
+		} else if (hs[i] == ')' && d) {
+			double w = st[d].sum + st[d].last + 1;
+
+			d--;
+			st[d].sum += st[d].last;
+			st[d].last = w;
+			st[d].grp = true;
+			i++;
+			continue;
+		}
+		if (hs[i] == '\\')
+			k = rules_regex_escape_len(hs + i);
+		else if (hs[i] == '[')
+			k = rules_regex_class_end(hs, n, i) ? rules_regex_class_end(hs, n, i) - i : n - i;
+		st[d].sum += st[d].last;
+		st[d].last = (double)k;
+		st[d].grp = false;
+		i += k;
+	}
+	while (d) {
+		double w = st[d].sum + st[d].last;
+
+		d--;
+		st[d].sum += st[d].last;
+		st[d].last = w;
+	}
+	return st[0].sum + st[0].last > RULES_REGEX_SIZE_MAX ? RULES_REGEX_SIZE_MAX :
+	       st[0].sum + st[0].last;
+}
+
 int rules_regex_relax(const char *hs, bool anchors, char **out_r)
 {
 	struct rules_regex_out o = { 0 };
@@ -390,6 +466,7 @@ int rules_regex_relax(const char *hs, bool anchors, char **out_r)
 	*out_r = o.p;
 	return 0;
 }
+
 
 /* --- sharing repeated groups (PCRE2 subroutines) --------------------------------------- */
 

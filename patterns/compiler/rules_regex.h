@@ -50,6 +50,11 @@ void rules_regex_clear(struct rules_regex *rx);
  * 0 and a malloc'd *out_r, -EINVAL (an unterminated class), or -ENOMEM. */
 int rules_regex_relax(const char *hs, bool anchors, char **out_r);
 
+/* The size of a Hyperscan pattern text with its counted repeats of groups written out as
+ * copies ((?:X){2,5} as five X): what Hyperscan's compiler builds, and what its compile time
+ * grows with. */
+double rules_regex_expanded_size(const char *hs);
+
 /* The same PCRE2 pattern with every group "(?:X)" whose text occurs at least twice, or once
  * under a counted repeat {m,n} (which PCRE2 compiles as copies), and is at least 16 bytes,
  * defined once, in a (?(DEFINE)...) at the end, and called as a subroutine

@@ -436,6 +436,19 @@ static void test_rules_relax(void **state)
 	}
 }
 
+/* Group repeats count as copies, a repeated character or class as itself. */
+static void test_rules_expanded_size(void **state)
+{
+	(void)state;
+	assert_true(rules_regex_expanded_size("abc") == 3.0);
+	assert_true(rules_regex_expanded_size("a{1000}[xy]{50}") == 5.0);
+	/* "(" + "ab" + ")" = 4 bytes, five times, then "c" */
+	assert_true(rules_regex_expanded_size("(ab){2,5}c") == 21.0);
+	/* nested: the inner group (4 bytes) three times in the outer (1 + 12 + 1), twice */
+	assert_true(rules_regex_expanded_size("((ab){3}){2}") == 28.0);
+	assert_true(rules_regex_expanded_size("[(]{9}\\({9}") == 5.0);
+}
+
 /* A ReplaceTags-like tag: one letter in many spellings, a group longer than 16 bytes. */
 static void test_rules_tag(char *out, size_t cap, char c)
 {
@@ -663,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_rules_translate_table),
 		cmocka_unit_test(test_rules_translate_bad),
 		cmocka_unit_test(test_rules_relax),
+		cmocka_unit_test(test_rules_expanded_size),
 		cmocka_unit_test(test_rules_share),
 		cmocka_unit_test(test_rules_head),
 		cmocka_unit_test(test_rules_meta_table),
