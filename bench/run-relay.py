@@ -6,7 +6,9 @@ bench.test to its own sink:
   sluice         sluice-node with `[domain bench.test] route = 127.0.0.1:SINKPORT`: spooled
                  with group commit (fsync) before the 250, then delivered by its relay client
   sluice+filter  the same with the content filter on (`[node] rules_dir` = the shipped rules,
-                 patterns/rules/*.cf, compiled once into OUT/db-rules by sluice-rules); --filter
+                 patterns/rules/*.cf, compiled once into OUT/db-rules by sluice-rules, or the
+                 databases in --rules-db, e.g. SpamAssassin's as `sluice-rules update` writes
+                 them: the default rule set); --filter
   postfix        a private Postfix as the same relay: relay_domains = bench.test, transport_maps
                  to smtp:[127.0.0.1]:SINKPORT, its queue fsynced, default settings otherwise
 Sink: `sluice-load sink --record FILE`, started afresh for every leg on the relay's sink port;
@@ -64,6 +66,9 @@ def parse():
     ap.add_argument("--clients", default="sluice-load,smtp-source")
     ap.add_argument("--filter", action="store_true",
                     help="also run sluice+filter (the shipped rules, compiled once into OUT)")
+    ap.add_argument("--rules-db", default=None,
+                    help="compiled rules for sluice+filter instead of the shipped set (a directory "
+                         "sluice-rules compile or update wrote)")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds to wait for arrivals after the client finished")
     ap.add_argument("--warmup", type=int, default=200,
@@ -234,7 +239,9 @@ def main():
     pb = args.port_base
     unavailable = {}
     db = None
-    if "sluice+filter" in want:
+    if "sluice+filter" in want and args.rules_db:
+        db = os.path.abspath(args.rules_db)
+    elif "sluice+filter" in want:
         db = os.path.join(args.out, "db-rules")
         shutil.rmtree(db, ignore_errors=True)
         rule_dir = os.path.join(ROOT, "patterns", "rules")

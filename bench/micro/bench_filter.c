@@ -34,8 +34,7 @@ struct ruleset {
 static struct ruleset sets[] = {
 	{ .name = "header", .files = "10_sluice_headers.cf" },
 	{ .name = "body",   .files = "20_sluice_body.cf" },
-	{ .name = "uri",    .files = "30_sluice_uri.cf" },
-	{ .name = "all",    .files = "10_sluice_headers.cf 20_sluice_body.cf 30_sluice_uri.cf 50_sluice_meta.cf" },
+	{ .name = "all",    .files = "10_sluice_headers.cf 20_sluice_body.cf 50_sluice_meta.cf" },
 };
 
 static int compile_set(struct ruleset *rs)

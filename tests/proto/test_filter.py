@@ -44,10 +44,17 @@ def compile_rules(outdir, extra=None):
 DB = None
 
 
+# The shipped add-on set keeps only rules with evidence on real mail (README), so how much the
+# sample scores there is not this suite's business: one rule of its own gives the spam sample a
+# known floor for the policy thresholds, with the shipped set compiled around it.
+SAMPLE_RULE = ("body     SL_TEST_LOTTERY /selected as a WINNER of our international/\n"
+               "score    SL_TEST_LOTTERY 4.0\n")
+
+
 def db():
     global DB
     if DB is None:
-        DB = compile_rules(os.path.join(WORK, "rules"))
+        DB = compile_rules(os.path.join(WORK, "rules"), SAMPLE_RULE)
     return DB
 
 
