@@ -91,8 +91,8 @@ static const struct conf_section {
 	{ "delivery", set_delivery },
 };
 
-/* The owners of section (its name case-insensitive): 1 when it has any, then *r is the first
- * answer other than -ENOENT (or -ENOENT). */
+/* Asks the owners of section (its name case-insensitive) in turn: false when it has none, else
+ * true with *r the first answer other than -ENOENT (-ENOENT: none took the key). */
 static bool conf_section_set(struct node_config *c, const char *section, const char *k,
 			     const char *v, char *why, size_t whylen, int *r)
 {

@@ -167,11 +167,7 @@ int delivery_tuning_set(struct delivery_tuning *t, const char *k, const char *v,
 		r = 0;
 	} else
 		return -ENOENT;
-	if (r < 0) {
-		snprintf(why, whylen, "bad value \"%s\"%s", v, r == -ERANGE ? " (out of range)" : "");
-		return -EINVAL;
-	}
-	return 0;
+	return r < 0 ? cfgval_bad_value(r, v, true, why, whylen) : 0;
 }
 
 int delivery_tuning_domain_set(struct domain_conf *d, const char *k, const char *v, char *why,

@@ -55,8 +55,10 @@ int listen_conf_set(struct listen_conf *l, const char *k, const char *v, char *w
 			l->role = LISTEN_ROLE_PRIMARY;
 		else if (strcasecmp(v, "fallback") == 0)
 			l->role = LISTEN_ROLE_FALLBACK;
-		else
-			goto bad_role;
+		else {
+			snprintf(why, whylen, "want primary or fallback, not \"%s\"", v);
+			return -EINVAL;
+		}
 		return 0;
 	}
 	if (strcmp(k, "starttls") == 0) {
@@ -78,9 +80,6 @@ int listen_conf_set(struct listen_conf *l, const char *k, const char *v, char *w
 		return 0;
 	}
 	return -ENOENT;
-bad_role:
-	snprintf(why, whylen, "want primary or fallback, not \"%s\"", v);
-	return -EINVAL;
 }
 
 bool listen_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)

@@ -4,7 +4,6 @@
 #include "shard/shard_conf.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "base/cfgval.h"
@@ -28,9 +27,5 @@ int shard_conf_set(struct shard_conf *sc, const char *key, const char *value, ch
 		sc->shutdown_grace_ms = u;
 	} else
 		return -ENOENT;
-	if (r < 0) {
-		snprintf(why, whylen, "bad value \"%s\"%s", value, r == -ERANGE ? " (out of range)" : "");
-		return -EINVAL;
-	}
-	return 0;
+	return r < 0 ? cfgval_bad_value(r, value, true, why, whylen) : 0;
 }

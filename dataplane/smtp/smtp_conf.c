@@ -77,11 +77,7 @@ int smtp_conf_limits_set(struct node_limits *l, const char *k, const char *v, ch
 		l->header_size = u;
 	} else
 		return -ENOENT;
-	if (r < 0) {
-		snprintf(why, whylen, "bad value \"%s\"%s", v, r == -ERANGE ? " (out of range)" : "");
-		return -EINVAL;
-	}
-	return 0;
+	return r < 0 ? cfgval_bad_value(r, v, true, why, whylen) : 0;
 }
 
 int smtp_conf_tls_set(struct smtp_tls_conf *t, const char *k, const char *v, char *why,

@@ -63,9 +63,5 @@ int spool_tuning_set(struct spool_tuning *s, const char *k, const char *v, char 
 		s->commit_delay_us = (uint32_t)u;
 	} else
 		return -ENOENT;
-	if (r < 0) {
-		snprintf(why, whylen, "bad value \"%s\"", v);
-		return -EINVAL;
-	}
-	return 0;
+	return r < 0 ? cfgval_bad_value(r, v, false, why, whylen) : 0;
 }
