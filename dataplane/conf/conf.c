@@ -634,9 +634,9 @@ int node_config_load_buffer(const char *name, const char *buf, size_t len,
 			    struct node_config **conf_r, char *err, size_t errlen)
 {
 	static _Atomic uint64_t generation;
-	struct load_ctx lc = { .name = name, .pos = buf, .end = buf + len };
+	struct load_ctx lc = { .name = name, .pos = buf, .end = len ? buf + len : buf };
 	struct node_config *c;
-	const char *nul = memchr(buf, '\0', len);
+	const char *nul = len ? memchr(buf, '\0', len) : NULL;   /* buf may be NULL when empty */
 	int r;
 
 	if (nul != NULL) {
