@@ -41,6 +41,7 @@
 #include "base/log.h"
 #include "base/pidlock.h"
 #include "base/runas.h"
+#include "conf/node_config.h"
 #include "delivery/delivery.h"
 #include "filter/filter.h"
 #include "net/iplimit.h"
@@ -71,7 +72,7 @@ static int node_shard_start(struct shard *sh)
 	};
 	int r;
 
-	pool_init(&sh->sessions, sizeof(struct smtp_session), c->limits.max_sessions);
+	pool_init(&sh->sessions, sizeof(struct smtp_session), c->snap.shard.max_sessions);
 	r = spool_open(&sh->spool, &sc, &sh->ring, SHARD_OP_SPOOL);
 	if (r < 0)
 		return r;
@@ -463,7 +464,7 @@ static void node_drop_privileges(const struct node_config *conf)
 		      conf->spool_dir, (unsigned)geteuid(), strerror(errno));
 	/* A reload (SIGHUP) reads these again as this user: say now what it could not read. */
 	if (geteuid() != 0) {
-		const char *const files[] = { conf->path, conf->tls_cert, conf->tls_key, conf->rules_dir };
+		const char *const files[] = { conf->path, conf->tls.cert, conf->tls.key, conf->rules_dir };
 
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 			if (files[i][0] != '\0' && access(files[i], i == 3 ? R_OK | X_OK : R_OK) < 0)
@@ -562,7 +563,7 @@ int main(int argc, char **argv)
 	snprintf(pid_file, sizeof(pid_file), "%s", conf->ops.pid_file);
 	for (unsigned i = 0; i < nshards; i++) {
 		r = shard_start(&shards[i], i, nshards <= ncpu ? (int)i : -1, conf,
-				&fds[i * conf->nlisten]);
+				&fds[i * conf->nlisten], conf->nlisten);
 		if (r < 0)
 			fatal("shard %u did not start: %s", i, strerror(-r));
 	}

@@ -35,6 +35,7 @@
 #include "agent/agent_stats.h"
 #include "base/log.h"
 #include "base/runas.h"
+#include "conf/node_config.h"
 #include "delivery/delivery.h"
 #include "net/listener.h"
 #include "shard/shard_event.h"

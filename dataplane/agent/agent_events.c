@@ -29,7 +29,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "shard/snapshot.h"
+#include "conf/node_config.h"
 #include "spool/spool.h"
 #include "spool/spool_event.h"
 

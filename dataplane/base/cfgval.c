@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -167,4 +168,11 @@ int cfgval_hostport(const char *s, bool numeric_only, struct sockaddr_storage *a
 	else
 		((struct sockaddr_in6 *)addr_r)->sin6_port = htons((uint16_t)port);
 	return 0;
+}
+
+int cfgval_bad_value(int r, const char *value, bool range_note, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "bad value \"%s\"%s", value,
+		 range_note && r == -ERANGE ? " (out of range)" : "");
+	return -EINVAL;
 }

@@ -7,6 +7,7 @@
 #define SLUICE_BASE_CFGVAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -21,5 +22,8 @@ int cfgval_uint(const char *s, uint64_t min, uint64_t max, uint64_t *v_r);
  * numeric_only). Fills addr_r/len_r. */
 int cfgval_hostport(const char *s, bool numeric_only, struct sockaddr_storage *addr_r,
 		    socklen_t *len_r);
+/* A key setter's refusal after one of the above returned r: why = "bad value \"VALUE\"", with
+ * " (out of range)" after -ERANGE when range_note. Returns -EINVAL. */
+int cfgval_bad_value(int r, const char *value, bool range_note, char *why, size_t whylen);
 
 #endif

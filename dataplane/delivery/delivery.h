@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf/node_config.h"
 #include "shard/shard.h"
 #include "spool/spool.h"
 

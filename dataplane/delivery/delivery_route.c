@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "shard/snapshot.h"
+#include "conf/node_config.h"
 
 /* splitmix64: a tiny, good enough generator for shuffling (not for secrets). */
 static uint64_t route_rand(uint64_t *s)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "conf/node_config.h"
 
 static listener_accept_fn *listener_accept;
 

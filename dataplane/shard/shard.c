@@ -147,6 +147,7 @@ static void shard_pin(struct shard *sh)
 struct shard_boot {
 	struct shard *sh;
 	const int    *listen_fds;
+	unsigned      nlisten;
 	sem_t         done;
 	int           result;
 };
@@ -290,7 +291,7 @@ static void *shard_thread(void *arg)
 	if (r == 0)
 		r = shard_bufs_setup(sh);
 	if (r == 0) {
-		unsigned n = sh->conf->nlisten;
+		unsigned n = boot->nlisten;
 
 		sh->listeners = calloc(n ? n : 1, sizeof(*sh->listeners));
 		if (sh->listeners == NULL)
@@ -302,9 +303,14 @@ static void *shard_thread(void *arg)
 				r = -ENOMEM;
 				break;
 			}
+			/* bound by the caller: the socket says to what, for a reload to match */
 			*l = (struct shard_listener){ .sh = sh, .fd = boot->listen_fds[i], .index = i,
-						      .addr = sh->conf->listen[i].addr,
-						      .addrlen = sh->conf->listen[i].addrlen };
+						      .addrlen = sizeof(l->addr) };
+			if (getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addrlen) < 0) {
+				r = -errno;
+				free(l);
+				break;
+			}
 			sh->listeners[sh->nlisteners++] = l;
 		}
 	}
@@ -326,16 +332,17 @@ static void *shard_thread(void *arg)
 }
 
 int shard_start(struct shard *sh, unsigned id, int cpu, struct node_config *conf,
-		const int *listen_fds)
+		const int *listen_fds, unsigned nlisten)
 {
-	struct shard_boot boot = { .sh = sh, .listen_fds = listen_fds };
+	struct shard_boot boot = { .sh = sh, .listen_fds = listen_fds, .nlisten = nlisten };
 	int r;
 
 	memset(sh, 0, sizeof(*sh));
 	sh->id = id;
 	sh->cpu = (unsigned)cpu;
 	sh->conf = node_config_ref(conf);
-	pool_init(&sh->sessions, 1, conf->limits.max_sessions);   /* the size is set by the SMTP layer */
+	pool_init(&sh->sessions, 1, snapshot_of(conf)->shard.max_sessions);   /* the size is set by
+									       * the SMTP layer */
 	sem_init(&boot.done, 0, 0);
 	r = pthread_create(&sh->thread, NULL, shard_thread, &boot);
 	if (r != 0) {
@@ -381,7 +388,7 @@ static void shard_stop_msg(struct shard *sh, struct shard_msg *m)
 	if (sh->stopping)
 		return;
 	sh->stopping = true;
-	sh->stop_deadline_ms = sh->now_ms + sh->conf->limits.shutdown_grace_ms;
+	sh->stop_deadline_ms = sh->now_ms + snapshot_of(sh->conf)->shard.shutdown_grace_ms;
 	log_info("shard %u: stopping", sh->id);
 	shard_hooks.stop(sh);
 }

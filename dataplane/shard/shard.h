@@ -184,11 +184,11 @@ void shard_set_hooks(const struct shard_hooks *h);
 
 /* Starts shard id's thread, which sets up its ring (a SINGLE_ISSUER ring must be created by the
  * thread that uses it), buffers and arena, then runs hooks.start, and only then returns: 0, or
- * -errno after the thread logged why. listen_fds: one socket per snapshot listen entry, owned by
- * the shard from here on (main binds them in order so SO_REUSEPORT groups form). cpu: -1 for no
- * pinning. */
+ * -errno after the thread logged why. listen_fds[0..nlisten): one bound socket per snapshot
+ * listen entry, in order, owned by the shard from here on (main binds them in order so
+ * SO_REUSEPORT groups form). cpu: -1 for no pinning. */
 int shard_start(struct shard *sh, unsigned id, int cpu, struct node_config *conf,
-		const int *listen_fds);
+		const int *listen_fds, unsigned nlisten);
 /* Asks the shard to drain and stop (any thread, through from_ring). */
 int shard_request_stop(struct io_uring *from_ring, struct shard *sh);
 void shard_join(struct shard *sh);

@@ -1,6 +1,6 @@
 /*
  * smtp_limits.h - every SMTP limit in one place. The RFC 5321 §4.5.3.1 minimums are the defaults;
- * the configurable ones are defaults of struct node_limits (shard/snapshot.h).
+ * the configurable ones are defaults of struct node_limits (smtp/smtp_conf.h).
  */
 #ifndef SLUICE_SMTP_LIMITS_H
 #define SLUICE_SMTP_LIMITS_H

@@ -31,6 +31,7 @@
 
 #include "base/arena.h"
 #include "base/timer.h"
+#include "conf/node_config.h"
 #include "shard/shard.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"

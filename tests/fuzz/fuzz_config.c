@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c - libFuzzer target for the node's configuration loader (shard/snapshot.c over
+ * fuzz_config.c - libFuzzer target for the node's configuration loader (conf/conf.c over
  * inih): every section and key, the value parsers (sizes, durations, addresses, routes, policy
  * lists and thresholds) and the whole-file checks (duplicates, listeners, thresholds in order,
  * postmaster).
@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "shard/snapshot.h"
+#include "conf/node_config.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

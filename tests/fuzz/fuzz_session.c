@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "conf/node_config.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
 #include "shard/shard.h"
@@ -67,7 +68,7 @@ static int fuzz_shard_start(struct shard *sh)
 	};
 	int r;
 
-	pool_init(&sh->sessions, sizeof(struct smtp_session), c->limits.max_sessions);
+	pool_init(&sh->sessions, sizeof(struct smtp_session), c->snap.shard.max_sessions);
 	r = spool_open(&sh->spool, &sc, &sh->ring, SHARD_OP_SPOOL);
 	if (r < 0)
 		return r;
@@ -162,7 +163,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		errno = -fd;
 		die("listener_open");
 	}
-	if (shard_start(&fuzz_shard, 0, -1, conf, &fd) < 0)
+	if (shard_start(&fuzz_shard, 0, -1, conf, &fd, 1) < 0)
 		die("shard_start");
 	memcpy(&fuzz_addr, &conf->listen[0].addr, sizeof(fuzz_addr));
 	node_config_unref(&conf);

@@ -25,7 +25,7 @@
 #include "delivery/delivery_reply.h"
 #include "delivery/delivery_retry.h"
 #include "delivery/delivery_route.h"
-#include "shard/snapshot.h"
+#include "conf/node_config.h"
 
 enum split { SPLIT_WHOLE, SPLIT_BYTE, SPLIT_RANDOM, SPLIT_COUNT };
 static const char *const split_name[] = { "whole", "byte", "random" };

@@ -1,0 +1,117 @@
+/*
+ * node_config.h - the node's configuration as one immutable snapshot, and the one parser that
+ * builds it.
+ *
+ * A snapshot is built from a named buffer (the INI file's contents under its path, or later the
+ * cluster's "config version N") by node_config_load_buffer, never changed afterwards, and handed
+ * to every shard, which switches at a safe point (shard/snapshot.h: the reference count and the
+ * swap). Each part is declared, defaulted, set key by key and checked by the module that owns it;
+ * this layer reads the INI, dispatches each section's keys to their owner, and keeps what is
+ * generic: line numbers, duplicates, unknown sections and keys, and the order of the whole-file
+ * checks (conf.c).
+ *
+ * The file (INI, parsed with inih):
+ *   [node]      name, hostname, shards, spool_dir, rules_dir, log_level, banner, log
+ *               (stderr|syslog), log_facility, log_socket, postmaster,
+ *               user, group, run_as_root, pid_file (struct node_ops; applied by main at start)
+ *                                                                   conf/conf_node.c
+ *   [limits]    message_size, recipients, errors, session_time, idle_timeout, connections_per_ip,
+ *               command_line, greet_pause, header_count, header_size    smtp/smtp_conf.c
+ *               max_sessions, shutdown_grace                            shard/shard_conf.c
+ *   [spool]     segment_size, spill_size, min_free, commit_delay       spool/spool_tuning.c
+ *   [tls]       cert, key                                               smtp/smtp_conf.c
+ *   [listen N]  address, role (primary|fallback), starttls (yes|no), greet_pause
+ *                                                                       net/listen_conf.c
+ *   [policy]    the default policy (keys of policy_conf_set), allow_routing  conf/conf_policy.c
+ *   [delivery]  hold, retry_first, retry_max, expire, delay_warning, retry_flat, retry_jitter,
+ *               concurrency (per destination per shard), connect_timeout, idle_time (an idle
+ *               outbound connection is kept this long), helo_name, dns_server, mx_port,
+ *               helo/starttls/mail/rcpt/data_init/data_xfer/data_done/rset/quit_timeout (total
+ *               deadlines per outbound stage), min_data_rate, long_lines (pass|wrap|refuse)
+ *                                                                   delivery/delivery_tuning.c
+ *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
+ *               spool_quota, allow_routing (policy/domain_conf.c), long_lines (overrides
+ *               [delivery]'s; delivery_tuning.c), and policy keys overriding the default
+ * A bad file is refused with "NAME:LINE: [section] key: reason": besides bad values, a section
+ * or key given twice (the list keys of a policy excepted), a missing hostname or spool_dir, a
+ * [domain] name that cannot match a recipient, two listeners on one address, and policy
+ * thresholds out of order (tag <= quarantine <= reject, per MX role, after a domain's overrides).
+ * A file without any [domain] loads with a warning.
+ */
+#ifndef SLUICE_CONF_NODE_CONFIG_H
+#define SLUICE_CONF_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <openssl/ssl.h>
+
+#include "base/buf.h"
+#include "delivery/delivery_tuning.h"
+#include "net/listen_conf.h"
+#include "policy/domain_conf.h"
+#include "shard/snapshot.h"
+#include "smtp/smtp_conf.h"
+#include "spool/spool_tuning.h"
+
+struct policy;
+struct filter_db;
+
+struct node_config {
+	struct snapshot      snap;           /* first: the reference count, the shard's own part */
+	uint64_t             generation;     /* bumps on every reload */
+	char                *path;           /* the name the buffer was given */
+	char                 name[64];
+	char                 hostname[256];
+	char                 banner[256];
+	char                 spool_dir[512];
+	char                 rules_dir[512]; /* compiled rule set; empty = no content filter */
+	unsigned             shards;         /* 0 = one per online CPU */
+	int                  log_level;
+	struct node_limits   limits;
+	struct spool_tuning  spool;
+	struct smtp_tls_conf tls;
+	SSL_CTX             *tls_ctx;        /* NULL without [tls] */
+	SSL_CTX             *tls_client_ctx; /* outbound STARTTLS, no verification */
+	SSL_CTX             *tls_client_verify_ctx; /* outbound, verifying (NULL: no domain asks) */
+	struct delivery_tuning delivery;
+	struct listen_conf  *listen;
+	unsigned             nlisten;
+	struct domain_conf  *domains;        /* sorted by name */
+	unsigned             ndomains;
+	struct policy       *default_policy;
+	struct filter_db    *filter_db;      /* NULL without rules_dir */
+	uint8_t              log_output;     /* [node] log: enum log_output (stderr | syslog) */
+	uint8_t              log_facility;   /* [node] log_facility: syslog facility (mail) */
+	char                 log_socket[108];/* [node] log_socket: syslog socket; empty: /dev/log */
+	char                 postmaster[320];/* [node] postmaster: where bare <postmaster> goes; default
+					      * postmaster@ the first domain; empty: no domain */
+	bool                 allow_routing;  /* [policy] allow_routing: the domains' default */
+	/* How the process runs: read by main at start only (a reload that changes them warns). */
+	struct node_ops {
+		char  user[64], group[64];   /* [node] user/group; empty: no switch */
+		uid_t uid;                   /* resolved at load when user is set */
+		gid_t gid;                   /* group, or the user's primary group */
+		bool  run_as_root;           /* [node] run_as_root: root without user is allowed */
+		char  pid_file[512];         /* default spool_dir/sluice-node.pid */
+		int   spool_dir_line;        /* for --check-config's messages */
+	} ops;
+};
+
+/* The parser: the INI text buf[0..len) under name, which stands for the source in errors
+ * ("NAME:LINE: [section] key: reason") and in node_config.path. Returns 0 with a snapshot
+ * holding one reference in *conf_r, or -EINVAL (-ENOMEM) with the reason in err. */
+int node_config_load_buffer(const char *name, const char *buf, size_t len,
+			    struct node_config **conf_r, char *err, size_t errlen);
+/* Reads the file at path and hands it to node_config_load_buffer under its path. Same returns. */
+int node_config_load(const char *path, struct node_config **conf_r, char *err, size_t errlen);
+
+/* The served domain for a recipient domain (case-insensitive), or NULL: not ours (relaying). */
+static inline const struct domain_conf *node_config_domain(const struct node_config *c,
+							   struct slice domain)
+{
+	return domain_conf_find(c->domains, c->ndomains, domain);
+}
+
+#endif
