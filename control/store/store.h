@@ -41,6 +41,10 @@ uint64_t store_cluster_version(struct store *st);
 /* The schema version this binary migrates to. */
 unsigned store_schema_version(void);
 
+/* A JSON string field, or NULL; a flag field as 1, 0, or -1 (absent or not a boolean). */
+const char *store_json_str(json_t *obj, const char *name);
+int store_json_flag(json_t *obj, const char *name);
+
 /* --- domains (store_domain.c) -------------------------------------------------------------
  * A domain: {"name", "route", "tls"?, "tls_verify"?, "spool_quota"?, "long_lines"?,
  * "allow_routing"?, "policy": {KEY: VALUE}}. */

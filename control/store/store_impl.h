@@ -26,10 +26,6 @@ json_t *store_col(sqlite3_stmt *s, int i);
 void store_col_opt(json_t *obj, const char *name, sqlite3_stmt *s, int i);
 /* Column i as a flag (tls_verify...): JSON true/false, left out when NULL. */
 void store_col_flag(json_t *obj, const char *name, sqlite3_stmt *s, int i);
-/* A JSON flag field as store_stmt's 'b': 1, 0, or -1 (absent). */
-int store_json_flag(json_t *obj, const char *name);
-/* A JSON string field, or NULL. */
-const char *store_json_str(json_t *obj, const char *name);
 int64_t store_now(void);
 void store_log(struct store *st, const char *what);
 
