@@ -273,7 +273,7 @@ void api_login(struct api_req *r)
 		/* The web's cookie: not readable by scripts, HTTPS only, never sent cross-site. */
 		snprintf(r->set_cookie, sizeof(r->set_cookie), "sluice_session=%s; Path=/api; "
 			 "Max-Age=%d; HttpOnly; Secure; SameSite=Strict", token, API_SESSION_TTL);
-		api_reply(r, 200, json_pack("{sos}", "user", store_user_get(r->st, name), "expires",
+		api_reply(r, 200, json_pack("{soss}", "user", store_user_get(r->st, name), "expires",
 					    "12h"));
 	}
 	json_decref(body);

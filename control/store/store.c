@@ -244,7 +244,7 @@ int store_change_begin(struct store *st, struct store_change *c)
 
 int store_change_key(struct store_change *c, const char *key, char *text)
 {
-	json_t *row = json_pack("[ss]", key, text);
+	json_t *row = json_pack("[ss?]", key, text);
 
 	free(text);
 	return row && json_array_append_new(c->keys, row) == 0 ? 0 : -ENOMEM;
