@@ -38,7 +38,8 @@ struct wire_domain {
 	const char           *long_lines;  /* pass | wrap | refuse */
 	int                   allow_routing;
 	size_t                npolicy;
-	const struct wire_kv *policy;      /* policy keys (wire_policy_key_known), in key order */
+	const struct wire_kv *policy;      /* policy keys (wire_policy_key_known); rendered in this
+					    * order, the plain ones before the primary_/fallback_ */
 };
 
 struct wire_listen {

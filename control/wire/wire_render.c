@@ -44,6 +44,11 @@ static int wire_flag(struct buf *b, const char *key, int flag)
 	return flag < 0 ? 0 : wire_line(b, key, flag ? "yes" : "no");
 }
 
+static bool wire_policy_key_role_specific(const char *key)
+{
+	return strncmp(key, "primary_", 8) == 0 || strncmp(key, "fallback_", 9) == 0;
+}
+
 int wire_render_domain(struct buf *b, const struct wire_domain *d, uint64_t version)
 {
 	int rc = wire_header(b, "domain", d->name, version);
@@ -55,8 +60,12 @@ int wire_render_domain(struct buf *b, const struct wire_domain *d, uint64_t vers
 	rc = rc ? rc : wire_line(b, "spool_quota", d->spool_quota);
 	rc = rc ? rc : wire_line(b, "long_lines", d->long_lines);
 	rc = rc ? rc : wire_flag(b, "allow_routing", d->allow_routing);
-	for (size_t i = 0; rc == 0 && i < d->npolicy; i++)
-		rc = wire_line(b, d->policy[i].key, d->policy[i].value);
+	/* The parser applies policy keys in written order and a plain threshold sets both MX
+	 * roles: the plain keys go first so a primary_ or fallback_ key is never undone. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; rc == 0 && i < d->npolicy; i++)
+			if (wire_policy_key_role_specific(d->policy[i].key) == (pass == 1))
+				rc = wire_line(b, d->policy[i].key, d->policy[i].value);
 	return rc;
 }
 
