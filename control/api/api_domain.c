@@ -37,10 +37,7 @@ static void api_domain_put(struct api_req *r, const char *path_name, bool create
 		return;
 	}
 	rc = store_domain_put(r->st, &r->actor, d, create);
-	if (rc < 0)
-		api_fail_store(r, rc, store_json_str(d, "name"));
-	else
-		api_reply(r, create ? 201 : 200, store_domain_get(r->st, store_json_str(d, "name")));
+	api_reply_stored(r, rc, create ? 201 : 200, store_json_str(d, "name"), store_domain_get);
 	json_decref(d);
 }
 
@@ -114,13 +111,8 @@ void api_policy_put(struct api_req *r)
 	struct api_error e;
 	int rc;
 
-	if (d == NULL)
-		return;
-	if (api_json_parse(r->body, r->body_len, &body, &e) < 0 ||
-	    api_json_check(body, api_policy_fields, &e) < 0) {
-		api_fail_with(r, &e);
+	if (d == NULL || (body = api_body(r, api_policy_fields)) == NULL)
 		goto out;
-	}
 	value = store_json_str(body, "value");
 	if (!wire_policy_key_known(r->param[1])) {
 		api_fail(r, 400, "key", "unknown policy key \"%s\"", r->param[1]);

@@ -61,20 +61,13 @@ int api_domain_parse(const char *body, size_t len, const char *path_name, json_t
 		     struct api_error *e)
 {
 	json_t *d = NULL;
-	const char *name;
 	int rc = api_json_parse(body, len, &d, e);
 
 	if (rc < 0)
 		return rc;
 	rc = api_json_check(d, api_domain_fields, e);
-	name = store_json_str(d, "name");
-	if (rc == 0 && path_name == NULL && name == NULL)
-		rc = api_json_error(e, "name", "missing");
-	if (rc == 0 && path_name != NULL && name != NULL && strcmp(name, path_name) != 0)
-		rc = api_json_error(e, "name", "differs from the path's (a domain is renamed by "
-				    "creating the new one and deleting the old)");
-	if (rc == 0 && name == NULL)
-		json_object_set_new(d, "name", json_string(path_name));
+	if (rc == 0)
+		rc = api_body_name(d, path_name, e);
 	if (rc == 0 && json_object_get(d, "policy") == NULL)
 		json_object_set_new(d, "policy", json_object());
 	if (rc == 0)

@@ -76,6 +76,9 @@ void api_fail_with(struct api_req *r, const struct api_error *e);
 /* A store error as its response: -ENOENT 404, -EEXIST 409, -EBUSY 409, else 500. */
 void api_fail_store(struct api_req *r, int rc, const char *what);
 
+/* After a store put: the error for rc < 0, else status with the object get reads by name. */
+void api_reply_stored(struct api_req *r, int rc, int status, const char *name,
+		      json_t *(*get)(struct store *, const char *));
 /* The user may act on this domain: a superadmin, or a domain admin owning it. */
 bool api_owns_domain(const struct api_req *r, const char *domain);
 
@@ -92,6 +95,11 @@ int api_json_parse(const char *body, size_t len, json_t **obj_r, struct api_erro
 /* Checks obj against fields (a NULL name ends them): an unknown field, a missing required one
  * or one of the wrong type is a 400 naming it. 0 or -EINVAL. */
 int api_json_check(json_t *obj, const struct api_field *fields, struct api_error *e);
+/* The request's body, parsed and checked against fields; NULL with the error response set. */
+json_t *api_body(struct api_req *r, const struct api_field *fields);
+/* The object's "name" for PUT .../NAME (path_name) or POST (NULL): taken from the path when
+ * absent, else it must match it; missing on POST is an error. 0 or -EINVAL (e set). */
+int api_body_name(json_t *obj, const char *path_name, struct api_error *e);
 int api_json_error(struct api_error *e, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

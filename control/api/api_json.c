@@ -36,6 +36,34 @@ int api_json_parse(const char *body, size_t len, json_t **obj_r, struct api_erro
 	return 0;
 }
 
+json_t *api_body(struct api_req *r, const struct api_field *fields)
+{
+	struct api_error e;
+	json_t *obj = NULL;
+
+	if (api_json_parse(r->body, r->body_len, &obj, &e) == 0 &&
+	    api_json_check(obj, fields, &e) == 0)
+		return obj;
+	json_decref(obj);
+	api_fail_with(r, &e);
+	return NULL;
+}
+
+int api_body_name(json_t *obj, const char *path_name, struct api_error *e)
+{
+	const char *name = json_string_value(json_object_get(obj, "name"));
+
+	if (name == NULL && path_name == NULL)
+		return api_json_error(e, "name", "missing");
+	if (name == NULL)
+		return json_object_set_new(obj, "name", json_string(path_name)) == 0 ? 0
+		       : api_json_error(e, "name", "out of memory");
+	if (path_name != NULL && strcmp(name, path_name) != 0)
+		return api_json_error(e, "name", "differs from the path's (an object is renamed by "
+				      "creating the new one and deleting the old)");
+	return 0;
+}
+
 static bool api_type_ok(json_t *v, enum api_type t)
 {
 	size_t i;

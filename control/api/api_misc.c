@@ -31,14 +31,12 @@ static const struct api_field api_ruleset_fields[] = {
 
 void api_ruleset_put(struct api_req *r)
 {
-	struct api_error e;
-	json_t *body = NULL;
+	json_t *body = api_body(r, api_ruleset_fields);
 	bool created;
 	int rc;
 
-	if (api_json_parse(r->body, r->body_len, &body, &e) < 0 ||
-	    api_json_check(body, api_ruleset_fields, &e) < 0) {
-		api_fail_with(r, &e);
+	if (body == NULL) {
+		return;
 	} else if (strlen(r->param[0]) > 128 || r->param[0][0] == '.' ||
 		   strspn(r->param[0], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			  "0123456789_-.") != strlen(r->param[0])) {

@@ -110,31 +110,17 @@ static int api_node_check(json_t *n, struct api_error *e)
 static void api_node_put(struct api_req *r, const char *path_name, bool create)
 {
 	struct api_error e;
-	json_t *n = NULL;
+	json_t *n = api_body(r, api_node_fields);
 	int rc;
 
-	if (api_json_parse(r->body, r->body_len, &n, &e) < 0 ||
-	    api_json_check(n, api_node_fields, &e) < 0)
-		goto bad;
-	if (path_name != NULL && store_json_str(n, "name") == NULL)
-		json_object_set_new(n, "name", json_string(path_name));
-	if (store_json_str(n, "name") == NULL) {
-		api_json_error(&e, "name", "missing");
-		goto bad;
-	}
-	if (path_name != NULL && strcmp(store_json_str(n, "name"), path_name) != 0) {
-		api_json_error(&e, "name", "differs from the path's");
-		goto bad;
-	}
+	if (n == NULL)
+		return;
 	if (json_object_get(n, "listen") == NULL)
 		json_object_set_new(n, "listen", json_array());
-	if (api_node_check(n, &e) < 0)
+	if (api_body_name(n, path_name, &e) < 0 || api_node_check(n, &e) < 0)
 		goto bad;
 	rc = store_node_put(r->st, &r->actor, n, create);
-	if (rc < 0)
-		api_fail_store(r, rc, store_json_str(n, "name"));
-	else
-		api_reply(r, create ? 201 : 200, store_node_get(r->st, store_json_str(n, "name")));
+	api_reply_stored(r, rc, create ? 201 : 200, store_json_str(n, "name"), store_node_get);
 	json_decref(n);
 	return;
 bad:
@@ -172,16 +158,11 @@ static const struct api_field api_report_fields[] = {
 
 void api_node_report(struct api_req *r)
 {
-	struct api_error e;
-	json_t *body = NULL;
+	json_t *body = api_body(r, api_report_fields);
 	int rc;
 
-	if (api_json_parse(r->body, r->body_len, &body, &e) < 0 ||
-	    api_json_check(body, api_report_fields, &e) < 0) {
-		api_fail_with(r, &e);
-		json_decref(body);
+	if (body == NULL)
 		return;
-	}
 	rc = store_node_report(r->st, r->param[0], store_json_str(body, "version"),
 			       (uint64_t)json_integer_value(json_object_get(body, "applied_version")));
 	json_decref(body);
@@ -205,17 +186,12 @@ static const struct api_field api_roles_fields[] = {
 
 void api_roles_put(struct api_req *r)
 {
-	struct api_error e;
-	json_t *body = NULL;
+	json_t *body = api_body(r, api_roles_fields);
 	const char *bad = NULL;
 	int rc;
 
-	if (api_json_parse(r->body, r->body_len, &body, &e) < 0 ||
-	    api_json_check(body, api_roles_fields, &e) < 0) {
-		api_fail_with(r, &e);
-		json_decref(body);
+	if (body == NULL)
 		return;
-	}
 	rc = store_roles_set(r->st, &r->actor, body, &bad);
 	if (rc == -ENOENT)
 		api_fail(r, 400, bad, "no such node");

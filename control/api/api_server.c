@@ -120,6 +120,15 @@ void api_fail_store(struct api_req *r, int rc, const char *what)
 		api_fail(r, 500, NULL, "the store failed (%s)", strerror(-rc));
 }
 
+void api_reply_stored(struct api_req *r, int rc, int status, const char *name,
+		      json_t *(*get)(struct store *, const char *))
+{
+	if (rc < 0)
+		api_fail_store(r, rc, name);
+	else
+		api_reply(r, status, get(r->st, name));
+}
+
 bool api_owns_domain(const struct api_req *r, const char *domain)
 {
 	json_t *v;

@@ -79,20 +79,13 @@ static int api_user_check(json_t *u, struct api_error *e)
 static void api_user_put(struct api_req *r, const char *path_name, bool create)
 {
 	struct api_error e;
-	json_t *u = NULL;
+	json_t *u = api_body(r, api_user_fields);
 	char *password = NULL;
 	int rc;
 
-	if (api_json_parse(r->body, r->body_len, &u, &e) < 0 ||
-	    api_json_check(u, api_user_fields, &e) < 0)
-		goto bad;
-	if (path_name != NULL && store_json_str(u, "name") == NULL)
-		json_object_set_new(u, "name", json_string(path_name));
-	if (path_name != NULL && strcmp(store_json_str(u, "name"), path_name) != 0) {
-		api_json_error(&e, "name", "differs from the path's");
-		goto bad;
-	}
-	if (api_user_check(u, &e) < 0)
+	if (u == NULL)
+		return;
+	if (api_body_name(u, path_name, &e) < 0 || api_user_check(u, &e) < 0)
 		goto bad;
 	if (store_json_str(u, "password") != NULL)
 		password = strdup(store_json_str(u, "password"));
@@ -101,10 +94,7 @@ static void api_user_put(struct api_req *r, const char *path_name, bool create)
 	if (password != NULL)
 		memset(password, 0, strlen(password));
 	free(password);
-	if (rc < 0)
-		api_fail_store(r, rc, store_json_str(u, "name"));
-	else
-		api_reply(r, create ? 201 : 200, store_user_get(r->st, store_json_str(u, "name")));
+	api_reply_stored(r, rc, create ? 201 : 200, store_json_str(u, "name"), store_user_get);
 	json_decref(u);
 	return;
 bad:
@@ -155,7 +145,6 @@ static const struct api_field api_token_fields[] = {
 
 void api_token_create(struct api_req *r)
 {
-	struct api_error e;
 	json_t *body = NULL, *t;
 	const char *user;
 	char token[STORE_TOKEN_LEN + 1];
@@ -163,12 +152,8 @@ void api_token_create(struct api_req *r)
 	int64_t id;
 	int rc;
 
-	if (api_json_parse(r->body, r->body_len, &body, &e) < 0 ||
-	    api_json_check(body, api_token_fields, &e) < 0) {
-		api_fail_with(r, &e);
-		json_decref(body);
+	if ((body = api_body(r, api_token_fields)) == NULL)
 		return;
-	}
 	user = store_json_str(body, "user");
 	if (user == NULL)
 		user = store_json_str(r->user, "name");
@@ -250,18 +235,13 @@ static const struct api_field api_login_fields[] = {
 
 void api_login(struct api_req *r)
 {
-	struct api_error e;
 	json_t *body = NULL;
 	char token[STORE_TOKEN_LEN + 1];
 	const char *name;
 	int64_t id;
 
-	if (api_json_parse(r->body, r->body_len, &body, &e) < 0 ||
-	    api_json_check(body, api_login_fields, &e) < 0) {
-		api_fail_with(r, &e);
-		json_decref(body);
+	if ((body = api_body(r, api_login_fields)) == NULL)
 		return;
-	}
 	name = store_json_str(body, "name");
 	r->actor.user = name;
 	if (store_user_check_password(r->st, name, store_json_str(body, "password")) < 0)

@@ -125,6 +125,57 @@ const char *store_json_str(json_t *obj, const char *name)
 	return json_string_value(json_object_get(obj, name));
 }
 
+int store_buf_take(struct buf *b, int rc, char **text_r)
+{
+	if (rc == 0 && (*text_r = strndup((const char *)b->pos, buf_unread(b))) == NULL)
+		rc = -ENOMEM;
+	buf_release(b);
+	return rc;
+}
+
+int store_delete_plain(struct store *st, const struct store_actor *a,
+		       json_t *(*get)(struct store *, const char *), const char *sql,
+		       const char *kind, const char *name)
+{
+	struct store_change c;
+	char action[64];
+	json_t *before;
+	int rc;
+
+	before = store_change_begin_on(st, &c, get, name, &rc);
+	if (before == NULL)
+		return rc;
+	rc = store_run(st, store_stmt(st, sql, "s", name));
+	snprintf(action, sizeof(action), "%s.delete", kind);
+	return store_change_end(&c, rc, a, action, kind, name, before, NULL);
+}
+
+void store_cols(json_t *obj, sqlite3_stmt *s, int first, ...)
+{
+	va_list ap;
+	const char *name;
+
+	va_start(ap, first);
+	for (int i = first; (name = va_arg(ap, const char *)) != NULL; i++)
+		json_object_set_new(obj, name, store_col(s, i));
+	va_end(ap);
+}
+
+json_t *store_list(struct store *st, const char *sql, json_t *(*get)(struct store *, const char *))
+{
+	sqlite3_stmt *s = store_stmt(st, sql, "");
+	json_t *list = json_array();
+
+	while (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
+		json_t *o = get(st, (const char *)sqlite3_column_text(s, 0));
+
+		if (o != NULL)
+			json_array_append_new(list, o);
+	}
+	sqlite3_finalize(s);
+	return list;
+}
+
 /* --- opening and migrations ------------------------------------------------------------ */
 
 unsigned store_schema_version(void)
@@ -242,6 +293,21 @@ int store_change_begin(struct store *st, struct store_change *c)
 	return 0;
 }
 
+json_t *store_change_begin_on(struct store *st, struct store_change *c,
+			      json_t *(*get)(struct store *, const char *), const char *name,
+			      int *rc_r)
+{
+	json_t *before;
+
+	*rc_r = store_change_begin(st, c);
+	if (*rc_r < 0)
+		return NULL;
+	before = get(st, name);
+	if (before == NULL)
+		*rc_r = store_change_abort(c, -ENOENT);
+	return before;
+}
+
 int store_change_key(struct store_change *c, const char *key, char *text)
 {
 	json_t *row = json_pack("[ss?]", key, text);
@@ -294,6 +360,20 @@ int store_change_commit(struct store_change *c, const struct store_actor *a, con
 	json_decref(c->keys);
 	c->keys = NULL;
 	return 0;
+}
+
+int store_change_end(struct store_change *c, int rc, const struct store_actor *a,
+		     const char *action, const char *kind, const char *name, json_t *before,
+		     json_t *after)
+{
+	char object[320];
+
+	snprintf(object, sizeof(object), "%s.%s", kind, name);
+	rc = rc < 0 ? store_change_abort(c, rc)
+		    : store_change_commit(c, a, action, object, before, after);
+	json_decref(before);
+	json_decref(after);
+	return rc;
 }
 
 int store_change_abort(struct store_change *c, int rc)

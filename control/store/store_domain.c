@@ -43,17 +43,7 @@ json_t *store_domain_get(struct store *st, const char *name)
 
 json_t *store_domain_list(struct store *st)
 {
-	sqlite3_stmt *s = store_stmt(st, "SELECT name FROM domains ORDER BY name", "");
-	json_t *list = json_array();
-
-	while (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
-		json_t *d = store_domain_get(st, (const char *)sqlite3_column_text(s, 0));
-
-		if (d != NULL)
-			json_array_append_new(list, d);
-	}
-	sqlite3_finalize(s);
-	return list;
+	return store_list(st, "SELECT name FROM domains ORDER BY name", store_domain_get);
 }
 
 int store_domain_render(json_t *domain, uint64_t version, char **text_r)
@@ -93,13 +83,7 @@ int store_domain_render(json_t *domain, uint64_t version, char **text_r)
 	d.policy = kv;
 	rc = wire_render_domain(&b, &d, version);
 	free(kv);
-	if (rc < 0) {
-		buf_release(&b);
-		return rc;
-	}
-	*text_r = strndup((const char *)b.pos, buf_unread(&b));
-	buf_release(&b);
-	return *text_r ? 0 : -ENOMEM;
+	return store_buf_take(&b, rc, text_r);
 }
 
 /* Queues domain.<name> for the outbox: its fragment as it now is, or a delete. */
@@ -114,19 +98,14 @@ static int store_domain_publish(struct store_change *c, const char *name, json_t
 }
 
 /* Ends a domain change: publishes it and commits with the audit row. */
-static int store_domain_finish(struct store_change *c, const struct store_actor *a,
+static int store_domain_finish(struct store_change *c, int rc, const struct store_actor *a,
 			       const char *action, const char *name, json_t *before)
 {
-	json_t *after = store_domain_get(c->st, name);
-	char object[WIRE_KEY_MAX];
-	int rc;
+	json_t *after = rc < 0 ? NULL : store_domain_get(c->st, name);
 
-	wire_key_domain(name, object, sizeof(object));
-	rc = store_domain_publish(c, name, after);
-	rc = rc ? store_change_abort(c, rc) : store_change_commit(c, a, action, object, before, after);
-	json_decref(after);
-	json_decref(before);
-	return rc;
+	if (rc == 0)
+		rc = store_domain_publish(c, name, after);
+	return store_change_end(c, rc, a, action, "domain", name, before, after);
 }
 
 int store_domain_put(struct store *st, const struct store_actor *a, json_t *domain, bool create)
@@ -163,30 +142,21 @@ int store_domain_put(struct store *st, const struct store_actor *a, json_t *doma
 						      "value) VALUES (?, ?, ?)", "sss", name, key,
 						      json_string_value(value)));
 	}
-	if (rc < 0) {
-		json_decref(before);
-		return store_change_abort(&c, -EIO);
-	}
-	return store_domain_finish(&c, a, create ? "domain.create" : "domain.update", name, before);
+	return store_domain_finish(&c, rc, a, create ? "domain.create" : "domain.update", name,
+				   before);
 }
 
 int store_domain_delete(struct store *st, const struct store_actor *a, const char *name)
 {
 	struct store_change c;
 	json_t *before;
-	int rc = store_change_begin(st, &c);
+	int rc;
 
-	if (rc < 0)
-		return rc;
-	before = store_domain_get(st, name);
+	before = store_change_begin_on(st, &c, store_domain_get, name, &rc);
 	if (before == NULL)
-		return store_change_abort(&c, -ENOENT);
+		return rc;
 	rc = store_run(st, store_stmt(st, "DELETE FROM domains WHERE name = ?", "s", name));
-	if (rc < 0) {
-		json_decref(before);
-		return store_change_abort(&c, -EIO);
-	}
-	return store_domain_finish(&c, a, "domain.delete", name, before);
+	return store_domain_finish(&c, rc, a, "domain.delete", name, before);
 }
 
 int store_policy_set(struct store *st, const struct store_actor *a, const char *domain,
@@ -213,9 +183,6 @@ int store_policy_set(struct store *st, const struct store_actor *a, const char *
 					      "key = ?", "ss", domain, key));
 	rc = rc ? rc : store_run(st, store_stmt(st, "UPDATE domains SET updated = ? WHERE name = ?",
 						"is", store_now(), domain));
-	if (rc < 0) {
-		json_decref(before);
-		return store_change_abort(&c, -EIO);
-	}
-	return store_domain_finish(&c, a, value ? "policy.set" : "policy.delete", domain, before);
+	return store_domain_finish(&c, rc, a, value ? "policy.set" : "policy.delete", domain,
+				   before);
 }

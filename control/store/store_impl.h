@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include "base/buf.h"
 #include "store/store.h"
 
 struct store {
@@ -26,6 +27,18 @@ json_t *store_col(sqlite3_stmt *s, int i);
 void store_col_opt(json_t *obj, const char *name, sqlite3_stmt *s, int i);
 /* Column i as a flag (tls_verify...): JSON true/false, left out when NULL. */
 void store_col_flag(json_t *obj, const char *name, sqlite3_stmt *s, int i);
+/* Every object a query of names (one column) names, each read with get, as an array. */
+json_t *store_list(struct store *st, const char *sql, json_t *(*get)(struct store *, const char *));
+/* A rendering's outcome: with rc 0 the buffer's text into *text_r (malloc'ed). Releases b.
+ * rc, or -ENOMEM. */
+int store_buf_take(struct buf *b, int rc, char **text_r);
+/* Deletes the object get finds by name with sql (one text parameter, the name), audited as
+ * "KIND.delete" (a kind that publishes nothing: users, rule sets). 0, -ENOENT, -EIO. */
+int store_delete_plain(struct store *st, const struct store_actor *a,
+		       json_t *(*get)(struct store *, const char *), const char *sql,
+		       const char *kind, const char *name);
+/* Sets obj[name] = column i for each name from column first on (store_col); NULL ends them. */
+void store_cols(json_t *obj, sqlite3_stmt *s, int first, ...);
 int64_t store_now(void);
 void store_log(struct store *st, const char *what);
 
@@ -36,12 +49,22 @@ struct store_change {
 	json_t       *keys;     /* array of [key, fragment|null], in order */
 };
 int  store_change_begin(struct store *st, struct store_change *c);
+/* Begins a change on an object that must exist: its state before (get by name), or NULL with
+ * the transaction closed and *rc_r = -ENOENT (or the error of beginning). */
+json_t *store_change_begin_on(struct store *st, struct store_change *c,
+			      json_t *(*get)(struct store *, const char *), const char *name,
+			      int *rc_r);
 /* Queues a key for the outbox: text NULL deletes it. Takes text (malloc'ed) over. 0, -ENOMEM. */
 int  store_change_key(struct store_change *c, const char *key, char *text);
 /* Writes the audit row (before/after may be NULL), the outbox rows and the version when keys
  * were queued, and commits. Steals neither before nor after. 0 or -EIO (rolled back). */
 int  store_change_commit(struct store_change *c, const struct store_actor *a, const char *action,
 			 const char *object, json_t *before, json_t *after);
+/* Ends a change: with rc < 0 rolls back and returns rc, else commits as store_change_commit
+ * with the object named "KIND.NAME". Releases before and after either way. */
+int  store_change_end(struct store_change *c, int rc, const struct store_actor *a,
+		      const char *action, const char *kind, const char *name, json_t *before,
+		      json_t *after);
 /* Rolls back; returns rc so callers can `return store_change_abort(&c, rc);`. */
 int  store_change_abort(struct store_change *c, int rc);
 

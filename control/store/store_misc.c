@@ -18,11 +18,7 @@ json_t *store_ruleset_get(struct store *st, const char *name, bool with_text)
 
 	if (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
 		r = json_object();
-		json_object_set_new(r, "name", store_col(s, 0));
-		json_object_set_new(r, "sha256", store_col(s, 1));
-		json_object_set_new(r, "size", store_col(s, 2));
-		json_object_set_new(r, "uploaded_by", store_col(s, 3));
-		json_object_set_new(r, "uploaded_at", store_col(s, 4));
+		store_cols(r, s, 0, "name", "sha256", "size", "uploaded_by", "uploaded_at", NULL);
 		if (with_text)
 			json_object_set_new(r, "text", store_col(s, 5));
 	}
@@ -30,28 +26,24 @@ json_t *store_ruleset_get(struct store *st, const char *name, bool with_text)
 	return r;
 }
 
+/* A rule set without its text, as lists show it. */
+static json_t *store_ruleset_brief(struct store *st, const char *name)
+{
+	return store_ruleset_get(st, name, false);
+}
+
 json_t *store_ruleset_list(struct store *st)
 {
-	sqlite3_stmt *s = store_stmt(st, "SELECT name FROM rulesets ORDER BY name", "");
-	json_t *list = json_array();
-
-	while (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
-		json_t *r = store_ruleset_get(st, (const char *)sqlite3_column_text(s, 0), false);
-
-		if (r != NULL)
-			json_array_append_new(list, r);
-	}
-	sqlite3_finalize(s);
-	return list;
+	return store_list(st, "SELECT name FROM rulesets ORDER BY name", store_ruleset_brief);
 }
 
 int store_ruleset_put(struct store *st, const struct store_actor *a, const char *name,
 		      const char *text, bool *created_r)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	char hex[65], object[300];
+	char hex[65];
 	struct store_change c;
-	json_t *before, *after;
+	json_t *before;
 	int rc;
 
 	SHA256((const unsigned char *)text, strlen(text), md);
@@ -67,37 +59,14 @@ int store_ruleset_put(struct store *st, const struct store_actor *a, const char 
 				      "uploaded_by = excluded.uploaded_by, uploaded_at = "
 				      "excluded.uploaded_at", "ssssi", name, text, hex, a->user,
 				      store_now()));
-	if (rc < 0) {
-		json_decref(before);
-		return store_change_abort(&c, -EIO);
-	}
-	after = store_ruleset_get(st, name, false);
-	snprintf(object, sizeof(object), "ruleset.%s", name);
-	rc = store_change_commit(&c, a, before ? "ruleset.update" : "ruleset.create", object, before,
-				 after);
-	json_decref(before);
-	json_decref(after);
-	return rc;
+	return store_change_end(&c, rc, a, before ? "ruleset.update" : "ruleset.create", "ruleset",
+				name, before, rc < 0 ? NULL : store_ruleset_get(st, name, false));
 }
 
 int store_ruleset_delete(struct store *st, const struct store_actor *a, const char *name)
 {
-	struct store_change c;
-	char object[300];
-	json_t *before;
-	int rc = store_change_begin(st, &c);
-
-	if (rc < 0)
-		return rc;
-	before = store_ruleset_get(st, name, false);
-	if (before == NULL)
-		return store_change_abort(&c, -ENOENT);
-	rc = store_run(st, store_stmt(st, "DELETE FROM rulesets WHERE name = ?", "s", name));
-	snprintf(object, sizeof(object), "ruleset.%s", name);
-	rc = rc ? store_change_abort(&c, -EIO)
-		: store_change_commit(&c, a, "ruleset.delete", object, before, NULL);
-	json_decref(before);
-	return rc;
+	return store_delete_plain(st, a, store_ruleset_brief, "DELETE FROM rulesets WHERE name = ?",
+				  "ruleset", name);
 }
 
 static json_t *store_audit_json(sqlite3_stmt *s, int i)
@@ -125,15 +94,10 @@ json_t *store_audit_list(struct store *st, int64_t after, unsigned limit)
 			break;
 		}
 		r = json_object();
-		json_object_set_new(r, "id", store_col(s, 0));
-		json_object_set_new(r, "at", store_col(s, 1));
-		json_object_set_new(r, "actor", store_col(s, 2));
-		json_object_set_new(r, "action", store_col(s, 3));
-		json_object_set_new(r, "object", store_col(s, 4));
+		store_cols(r, s, 0, "id", "at", "actor", "action", "object", NULL);
 		json_object_set_new(r, "before", store_audit_json(s, 5));
 		json_object_set_new(r, "after", store_audit_json(s, 6));
-		json_object_set_new(r, "address", store_col(s, 7));
-		json_object_set_new(r, "version", store_col(s, 8));
+		store_cols(r, s, 7, "address", "version", NULL);
 		json_array_append_new(items, r);
 	}
 	sqlite3_finalize(s);

@@ -22,9 +22,7 @@ static json_t *store_node_listen(struct store *st, const char *name)
 	while (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
 		json_t *l = json_object();
 
-		json_object_set_new(l, "label", store_col(s, 0));
-		json_object_set_new(l, "address", store_col(s, 1));
-		json_object_set_new(l, "role", store_col(s, 2));
+		store_cols(l, s, 0, "label", "address", "role", NULL);
 		store_col_flag(l, "starttls", s, 3);
 		json_array_append_new(list, l);
 	}
@@ -40,8 +38,7 @@ json_t *store_node_get(struct store *st, const char *name)
 
 	if (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
 		n = json_object();
-		json_object_set_new(n, "name", store_col(s, 0));
-		json_object_set_new(n, "site", store_col(s, 1));
+		store_cols(n, s, 0, "name", "site", NULL);
 		store_col_opt(n, "fingerprint", s, 2);
 		store_col_opt(n, "last_seen", s, 3);
 		store_col_opt(n, "version", s, 4);
@@ -56,17 +53,7 @@ json_t *store_node_get(struct store *st, const char *name)
 
 json_t *store_node_list(struct store *st)
 {
-	sqlite3_stmt *s = store_stmt(st, "SELECT name FROM nodes ORDER BY name", "");
-	json_t *list = json_array();
-
-	while (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
-		json_t *n = store_node_get(st, (const char *)sqlite3_column_text(s, 0));
-
-		if (n != NULL)
-			json_array_append_new(list, n);
-	}
-	sqlite3_finalize(s);
-	return list;
+	return store_list(st, "SELECT name FROM nodes ORDER BY name", store_node_get);
 }
 
 /* node.<name>: the node's [listen] sections, or a delete. */
@@ -88,29 +75,20 @@ static int store_node_publish(struct store_change *c, const char *name, json_t *
 		wl[i].role = store_json_str(l, "role");
 		wl[i].starttls = store_json_flag(l, "starttls");
 	}
-	if (rc == 0 && now != NULL) {
-		rc = wire_render_node(&b, &wn, c->version);
-		if (rc == 0 && (text = strndup((const char *)b.pos, buf_unread(&b))) == NULL)
-			rc = -ENOMEM;
-	}
-	buf_release(&b);
+	if (rc == 0 && now != NULL)
+		rc = store_buf_take(&b, wire_render_node(&b, &wn, c->version), &text);
 	free(wl);
 	return rc ? rc : store_change_key(c, key, text);
 }
 
-static int store_node_finish(struct store_change *c, const struct store_actor *a,
+static int store_node_finish(struct store_change *c, int rc, const struct store_actor *a,
 			     const char *action, const char *name, json_t *before)
 {
-	json_t *after = store_node_get(c->st, name);
-	char object[WIRE_KEY_MAX];
-	int rc;
+	json_t *after = rc < 0 ? NULL : store_node_get(c->st, name);
 
-	wire_key_node(name, object, sizeof(object));
-	rc = store_node_publish(c, name, after);
-	rc = rc ? store_change_abort(c, rc) : store_change_commit(c, a, action, object, before, after);
-	json_decref(after);
-	json_decref(before);
-	return rc;
+	if (rc == 0)
+		rc = store_node_publish(c, name, after);
+	return store_change_end(c, rc, a, action, "node", name, before, after);
 }
 
 int store_node_put(struct store *st, const struct store_actor *a, json_t *node, bool create)
@@ -145,35 +123,25 @@ int store_node_put(struct store *st, const struct store_actor *a, json_t *node, 
 						      store_json_str(l, "role"),
 						      store_json_flag(l, "starttls")));
 	}
-	if (rc < 0) {
-		json_decref(before);
-		return store_change_abort(&c, rc == -EEXIST ? -EEXIST : -EIO);
-	}
-	return store_node_finish(&c, a, create ? "node.create" : "node.update", name, before);
+	return store_node_finish(&c, rc, a, create ? "node.create" : "node.update", name, before);
 }
 
 int store_node_delete(struct store *st, const struct store_actor *a, const char *name)
 {
 	struct store_change c;
 	json_t *before;
-	int rc = store_change_begin(st, &c);
+	int rc;
 
-	if (rc < 0)
-		return rc;
-	before = store_node_get(st, name);
+	before = store_change_begin_on(st, &c, store_node_get, name, &rc);
 	if (before == NULL)
-		return store_change_abort(&c, -ENOENT);
+		return rc;
 	if (store_int(st, store_stmt(st, "SELECT count(*) FROM roles WHERE node = ?", "s", name),
 		      0) > 0) {
 		json_decref(before);
 		return store_change_abort(&c, -EBUSY);
 	}
 	rc = store_run(st, store_stmt(st, "DELETE FROM nodes WHERE name = ?", "s", name));
-	if (rc < 0) {
-		json_decref(before);
-		return store_change_abort(&c, -EIO);
-	}
-	return store_node_finish(&c, a, "node.delete", name, before);
+	return store_node_finish(&c, rc, a, "node.delete", name, before);
 }
 
 int store_node_report(struct store *st, const char *name, const char *version, uint64_t applied)
@@ -209,7 +177,7 @@ int store_roles_set(struct store *st, const struct store_actor *a, json_t *roles
 	struct wire_roles wr;
 	struct buf b = { 0 };
 	json_t *before, *after;
-	char *text;
+	char *text = NULL;
 	int rc = store_change_begin(st, &c);
 
 	if (rc < 0)
@@ -242,10 +210,8 @@ int store_roles_set(struct store *st, const struct store_actor *a, json_t *roles
 	after = store_roles_get(st);
 	wr = (struct wire_roles){ store_json_str(after, "log"), store_json_str(after, "quarantine"),
 				  store_json_str(after, "archive") };
-	rc = wire_render_roles(&b, &wr, c.version);
-	text = rc ? NULL : strndup((const char *)b.pos, buf_unread(&b));
-	buf_release(&b);
-	rc = text ? store_change_key(&c, WIRE_KEY_ROLES, text) : -ENOMEM;
+	rc = store_buf_take(&b, wire_render_roles(&b, &wr, c.version), &text);
+	rc = rc ? rc : store_change_key(&c, WIRE_KEY_ROLES, text);
 	rc = rc ? store_change_abort(&c, rc)
 		: store_change_commit(&c, a, "roles.set", WIRE_KEY_ROLES, before, after);
 	json_decref(before);
@@ -259,8 +225,7 @@ int store_join_create(struct store *st, const struct store_actor *a, const char 
 		      const char *site, int64_t ttl, char *token_r)
 {
 	struct store_change c;
-	char hash[65], object[WIRE_KEY_MAX];
-	json_t *after;
+	char hash[65];
 	int rc = store_change_begin(st, &c);
 
 	if (rc < 0)
@@ -270,13 +235,8 @@ int store_join_create(struct store *st, const struct store_actor *a, const char 
 	rc = store_run(st, store_stmt(st, "INSERT INTO join_tokens (node, site, hash, created, "
 				      "expires) VALUES (?, ?, ?, ?, ?)", "sssii", node, site, hash,
 				      store_now(), store_now() + ttl));
-	if (rc < 0)
-		return store_change_abort(&c, -EIO);
-	after = json_pack("{ssss}", "node", node, "site", site);
-	snprintf(object, sizeof(object), "join.%s", node);
-	rc = store_change_commit(&c, a, "join.create", object, NULL, after);
-	json_decref(after);
-	return rc;
+	return store_change_end(&c, rc, a, "join.create", "join", node, NULL,
+				json_pack("{ssss}", "node", node, "site", site));
 }
 
 int store_join_consume(struct store *st, const char *token, json_t **info_r)

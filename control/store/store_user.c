@@ -28,9 +28,7 @@ json_t *store_user_get(struct store *st, const char *name)
 
 	if (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
 		u = json_object();
-		json_object_set_new(u, "name", store_col(s, 0));
-		json_object_set_new(u, "role", store_col(s, 1));
-		json_object_set_new(u, "created", store_col(s, 2));
+		store_cols(u, s, 0, "name", "role", "created", NULL);
 	}
 	sqlite3_finalize(s);
 	if (u == NULL)
@@ -44,17 +42,7 @@ json_t *store_user_get(struct store *st, const char *name)
 
 json_t *store_user_list(struct store *st)
 {
-	sqlite3_stmt *s = store_stmt(st, "SELECT name FROM users ORDER BY name", "");
-	json_t *list = json_array();
-
-	while (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
-		json_t *u = store_user_get(st, (const char *)sqlite3_column_text(s, 0));
-
-		if (u != NULL)
-			json_array_append_new(list, u);
-	}
-	sqlite3_finalize(s);
-	return list;
+	return store_list(st, "SELECT name FROM users ORDER BY name", store_user_get);
 }
 
 static int store_user_set_list(struct store *st, const char *sql, const char *name, json_t *list)
@@ -74,9 +62,9 @@ int store_user_put(struct store *st, const struct store_actor *a, json_t *user,
 		   const char *password, bool create)
 {
 	const char *name = store_json_str(user, "name");
-	char hash[crypto_pwhash_STRBYTES], object[80];
+	char hash[crypto_pwhash_STRBYTES];
 	struct store_change c;
-	json_t *before, *after;
+	json_t *before;
 	int rc;
 
 	/* Hashed before the transaction: argon2id takes a while and the write lock must not. */
@@ -110,36 +98,14 @@ int store_user_put(struct store *st, const struct store_actor *a, json_t *user,
 					   "(?, ?)", name, json_object_get(user, "domains"));
 	rc = rc ? rc : store_user_set_list(st, "INSERT INTO user_addresses (user, address) VALUES "
 					   "(?, ?)", name, json_object_get(user, "addresses"));
-	if (rc < 0) {
-		json_decref(before);
-		return store_change_abort(&c, -EIO);
-	}
-	after = store_user_get(st, name);
-	snprintf(object, sizeof(object), "user.%s", name);
-	rc = store_change_commit(&c, a, create ? "user.create" : "user.update", object, before, after);
-	json_decref(before);
-	json_decref(after);
-	return rc;
+	return store_change_end(&c, rc, a, create ? "user.create" : "user.update", "user", name,
+				before, rc < 0 ? NULL : store_user_get(st, name));
 }
 
 int store_user_delete(struct store *st, const struct store_actor *a, const char *name)
 {
-	struct store_change c;
-	char object[80];
-	json_t *before;
-	int rc = store_change_begin(st, &c);
-
-	if (rc < 0)
-		return rc;
-	before = store_user_get(st, name);
-	if (before == NULL)
-		return store_change_abort(&c, -ENOENT);
-	rc = store_run(st, store_stmt(st, "DELETE FROM users WHERE name = ?", "s", name));
-	snprintf(object, sizeof(object), "user.%s", name);
-	rc = rc ? store_change_abort(&c, -EIO)
-		: store_change_commit(&c, a, "user.delete", object, before, NULL);
-	json_decref(before);
-	return rc;
+	return store_delete_plain(st, a, store_user_get, "DELETE FROM users WHERE name = ?", "user",
+				  name);
 }
 
 int store_user_check_password(struct store *st, const char *name, const char *password)
@@ -164,12 +130,7 @@ static json_t *store_token_row(sqlite3_stmt *s)
 {
 	json_t *t = json_object();
 
-	json_object_set_new(t, "id", store_col(s, 0));
-	json_object_set_new(t, "user", store_col(s, 1));
-	json_object_set_new(t, "kind", store_col(s, 2));
-	json_object_set_new(t, "description", store_col(s, 3));
-	json_object_set_new(t, "created", store_col(s, 4));
-	json_object_set_new(t, "expires", store_col(s, 5));
+	store_cols(t, s, 0, "id", "user", "kind", "description", "created", "expires", NULL);
 	json_object_set_new(t, "revoked", json_boolean(sqlite3_column_int(s, 6)));
 	json_object_set_new(t, "last_used", store_col(s, 7));
 	return t;
@@ -206,8 +167,7 @@ int store_token_create(struct store *st, const struct store_actor *a, const char
 {
 	const char *kname = kind == STORE_TOKEN_SESSION ? "session" : "api";
 	struct store_change c;
-	char hash[65], object[40];
-	json_t *after;
+	char hash[65], id[24];
 	int rc = store_change_begin(st, &c);
 
 	if (rc < 0)
@@ -224,12 +184,9 @@ int store_token_create(struct store *st, const struct store_actor *a, const char
 	if (rc < 0)
 		return store_change_abort(&c, -EIO);
 	*id_r = sqlite3_last_insert_rowid(st->db);
-	after = store_token_get(st, *id_r);
-	snprintf(object, sizeof(object), "token.%lld", (long long)*id_r);
-	rc = store_change_commit(&c, a, kind == STORE_TOKEN_SESSION ? "session.create"
-				 : "token.create", object, NULL, after);
-	json_decref(after);
-	return rc;
+	snprintf(id, sizeof(id), "%lld", (long long)*id_r);
+	return store_change_end(&c, 0, a, kind == STORE_TOKEN_SESSION ? "session.create"
+				: "token.create", "token", id, NULL, store_token_get(st, *id_r));
 }
 
 int store_token_auth(struct store *st, const char *token, int64_t *id_r, json_t **user_r)
@@ -259,8 +216,8 @@ int store_token_auth(struct store *st, const char *token, int64_t *id_r, json_t 
 int store_token_revoke(struct store *st, const struct store_actor *a, int64_t id)
 {
 	struct store_change c;
-	char object[40];
-	json_t *before, *after;
+	char name[24];
+	json_t *before;
 	int rc = store_change_begin(st, &c);
 
 	if (rc < 0)
@@ -269,14 +226,7 @@ int store_token_revoke(struct store *st, const struct store_actor *a, int64_t id
 	if (before == NULL)
 		return store_change_abort(&c, -ENOENT);
 	rc = store_run(st, store_stmt(st, "UPDATE tokens SET revoked = 1 WHERE id = ?", "i", id));
-	if (rc < 0) {
-		json_decref(before);
-		return store_change_abort(&c, -EIO);
-	}
-	after = store_token_get(st, id);
-	snprintf(object, sizeof(object), "token.%lld", (long long)id);
-	rc = store_change_commit(&c, a, "token.revoke", object, before, after);
-	json_decref(before);
-	json_decref(after);
-	return rc;
+	snprintf(name, sizeof(name), "%lld", (long long)id);
+	return store_change_end(&c, rc, a, "token.revoke", "token", name, before,
+				rc < 0 ? NULL : store_token_get(st, id));
 }
