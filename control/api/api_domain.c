@@ -34,6 +34,7 @@ static void api_domain_put(struct api_req *r, const char *path_name, bool create
 	if (api_domain_parse(r->body, r->body_len, path_name, &d, &e) < 0 ||
 	    api_check_domain(d, &e) < 0) {
 		api_fail_with(r, &e);
+		json_decref(d);
 		return;
 	}
 	rc = store_domain_put(r->st, &r->actor, d, create);
