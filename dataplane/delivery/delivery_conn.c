@@ -3,11 +3,10 @@
  * destinations (host:port, with the TLS policy) and their connections, each driving one
  * delivery_client engine over io_uring in the shard that owns the message.
  *
- * I/O follows the inbound session (smtp_session.c): recv into the shard's provided buffers
- * (IOSQE_BUFFER_SELECT), one send in flight (output staged meanwhile in a second buffer), TLS
- * through memory BIOs, an `inflight` count so nothing is freed while an operation of its is in
- * the ring, and one timer per connection (connect, each wait, idle reuse). TCP_NODELAY on every
- * socket: the engine writes small pipelined groups and Nagle would hold them.
+ * I/O is the inbound session's (net/conn.h): recv into the shard's provided buffers, one send
+ * in flight (output staged meanwhile), TLS through memory BIOs, the conn's count of operations
+ * in the ring so nothing is freed while one is in flight, and its deadline timer (connect, each
+ * wait, idle reuse). TCP_NODELAY on every socket: the engine writes small pipelined groups.
  *
  * Limits: at most [delivery] concurrency connections per destination per shard; others wait in
  * the destination's queue (FIFO) and take the next connection that becomes free; an idle
@@ -34,21 +33,21 @@
  * again at once, wrapped, and wrapped lines for DCONN_WRAP_MS.
  *
  * Lifetime rule (issue 14: nothing is freed while something still refers to it):
- *   - A struct dconn belongs to its destination's list (d->conns) from conn_new until the reaper
+ *   - A struct dconn belongs to its destination's list (d->conns) from dconn_new until the reaper
  *     frees it; nothing else frees it, and nothing frees it where it stands.
- *   - conn_close() is the one way a connection ends. It is idempotent; it marks it closing,
- *     takes it off the durable waiters, cancels its timer, cancels its operations in the ring
- *     (and shuts the socket down so a send to a peer that stopped reading completes), gives its
- *     slot back to the destination, and puts it on ds->dead.
- *   - conn_reap(), from delivery_conn_turn (the top of the shard's loop turn, where no caller up
+ *   - dconn_close() is the one way a connection ends. It is idempotent; it takes it off the
+ *     durable waiters, closes its conn (conn_close: timer and operations in the ring cancelled,
+ *     the socket shut down under a send to a peer that stopped reading), gives its slot back to
+ *     the destination, and puts it on ds->dead.
+ *   - dconn_reap(), from delivery_conn_turn (the top of the shard's loop turn, where no caller up
  *     the stack holds a connection), frees a dead connection once no io_uring operation of it is
- *     in flight (inflight == 0) and no DNS lookup of it is outstanding (dns_wait). A completion or
+ *     in flight (conn_busy) and no DNS lookup of it is outstanding (dns_wait). A completion or
  *     a DNS answer that comes for a closing connection only drops its count.
  *   - So a connection pointer stays valid for the whole call that holds it: after any call that
- *     can close it (conn_pump, conn_closed, conn_fail_early, job_next_dest, dest_kick), the
- *     caller looks at cn->closing and does nothing more with it when set.
- *   - A timer never fires for a closed connection (conn_close cancels it, the handler checks).
- *   - A connection never holds a job when it closes: conn_closed hands it back first. A job is
+ *     can close it (dconn_pump, dconn_closed, dconn_fail_early, job_next_dest, dest_kick), the
+ *     caller looks at cn->conn.closing and does nothing more with it when set.
+ *   - A timer never fires for a closed connection (dconn_close cancels it, the handler checks).
+ *   - A connection never holds a job when it closes: dconn_closed hands it back first. A job is
  *     in exactly one place: a destination's wait queue, a connection (cn->job), or the resolver
  *     (j->dns_wait); the queue frees it in delivery_job_done. Destinations live until the shard
  *     ends (delivery_conn_free_all).
@@ -61,24 +60,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "base/counter.h"
 #include "base/log.h"
 #include "base/tls.h"
 #include "delivery/delivery_impl.h"
+#include "net/conn.h"
 
-#define DCONN_RECV 0u
-#define DCONN_SEND 1u
-#define DCONN_CONNECT 2u
 #define DCONN_OUT_HIGH (256u * 1024u)
 #define DCONN_BODY_CHUNK (64u * 1024u)
 /* How long a destination whose TLS handshake failed gets plain text at once (tls = may), and one
@@ -105,7 +97,7 @@ struct dconn {
 	struct dconn          *next, *prev;
 	struct ddest          *dest;
 	struct delivery_shard *ds;
-	int                    fd;
+	struct conn            conn;              /* fd, output, TLS, I/O, the deadline timer */
 	struct delivery_client c;
 	bool                   c_init;
 	struct djob           *job;
@@ -114,17 +106,11 @@ struct dconn {
 	unsigned              *cmap, ncrc;
 	size_t                 body_off;
 	bool                   hdr_done, body_held;
-	struct timer           timer;
-	SSL                   *ssl;
-	BIO                   *rbio, *wbio;
-	bool                   tls_hs;
-	struct buf             out, tx;           /* staged; being sent (swapped when tx drains) */
-	bool                   send_armed, recv_armed, connecting, connected, closing, idle;
-	bool                   dns_wait, ever_ready, recv_retry;
+	bool                   idle;
+	bool                   dns_wait, ever_ready;
 	bool                   wait_durable;      /* on ds->durable_waiters */
 	uint64_t               wait_jseq;         /* the last message's journal records */
 	struct dconn          *wait_next;
-	unsigned               inflight;
 	struct sockaddr_storage sa;
 	socklen_t              salen;
 	struct dconn          *dead_next;         /* on ds->dead once closing */
@@ -132,14 +118,16 @@ struct dconn {
 	uint64_t               deadline_ms;       /* 0: none set */
 };
 
-static void conn_pump(struct dconn *cn);
+static void dconn_pump(struct dconn *cn);
 static void job_next_dest(struct djob *j);
-static void conn_connect(struct dconn *cn);
-static void conn_close(struct dconn *cn);
+static void dconn_connect(struct dconn *cn);
+static void dconn_close(struct dconn *cn);
 
-static inline uint64_t conn_ud(struct dconn *cn, unsigned kind)
+static const struct conn_ops dconn_ops;
+
+static inline struct dconn *dconn_of(struct conn *c)
 {
-	return shard_ud(SHARD_OP_DELIVERY, (uintptr_t)cn | kind);
+	return CONN_OWNER(c, struct dconn, conn);
 }
 
 /* ---- jobs ---- */
@@ -238,7 +226,7 @@ static void dest_push_front(struct ddest *d, struct djob *j)
 		d->wq_tail = &j->next;
 }
 
-static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d);
+static struct dconn *dconn_new(struct delivery_shard *ds, struct ddest *d);
 
 /* Wakes the destination at the next turn (a slot came free deep in some call stack). */
 static void dest_kick_later(struct delivery_shard *ds, struct ddest *d)
@@ -257,10 +245,10 @@ static void dest_kick(struct delivery_shard *ds, struct ddest *d)
 		return;
 	for (struct dconn *cn = d->conns, *cnext; cn && d->wq_head; cn = cnext) {
 		cnext = cn->next;
-		if (cn->idle && !cn->closing) {
+		if (cn->idle && !cn->conn.closing) {
 			cn->idle = false;
-			timer_cancel(&ds->sh->timers, &cn->timer);
-			conn_pump(cn);   /* takes a job: the connection stays */
+			conn_deadline_cancel(&cn->conn);
+			dconn_pump(cn);   /* takes a job: the connection stays */
 		}
 	}
 	if (d->wq_head && d->nconn == 0 &&
@@ -282,9 +270,9 @@ static void dest_kick(struct delivery_shard *ds, struct ddest *d)
 		unsigned connecting = 0;
 
 		for (struct dconn *cn = d->conns; cn; cn = cn->next)
-			connecting += !cn->ever_ready && !cn->closing;
+			connecting += !cn->ever_ready && !cn->conn.closing;
 		while (connecting < waiting && d->nconn < ds->sh->conf->delivery.concurrency) {
-			if (conn_new(ds, d) == NULL)
+			if (dconn_new(ds, d) == NULL)
 				break;
 			connecting++;
 		}
@@ -412,66 +400,17 @@ void delivery_conn_job_start(struct delivery_shard *ds, struct djob *j)
 
 /* ---- connection output ---- */
 
-static int conn_pull_tls(struct dconn *cn)
+static void dconn_flush(struct dconn *cn)
 {
-	uint8_t tmp[16384];
-	int n;
-
-	while ((n = BIO_read(cn->wbio, tmp, sizeof(tmp))) > 0)
-		if (buf_append(&cn->out, tmp, (size_t)n) < 0)
-			return -ENOMEM;
-	return 0;
-}
-
-static int conn_stage(struct dconn *cn, const uint8_t *p, size_t n)
-{
-	if (cn->ssl != NULL && !cn->tls_hs && cn->c.tls_active) {
-		if (SSL_write(cn->ssl, p, (int)n) <= 0)
-			return -EIO;
-		return conn_pull_tls(cn);
+	if (conn_flush(&cn->conn) < 0) {
+		delivery_client_abort(&cn->c, -ENOMEM);
+		dconn_pump(cn);
 	}
-	return buf_append(&cn->out, p, n);
-}
-
-static void conn_flush(struct dconn *cn)
-{
-	struct io_uring_sqe *sqe;
-
-	if (cn->send_armed || cn->closing || cn->fd < 0 || !cn->connected)
-		return;
-	if (buf_unread(&cn->tx) == 0) {
-		struct buf t = cn->tx;   /* empty: the staged bytes go out without a copy */
-
-		if (buf_unread(&cn->out) == 0)
-			return;
-		cn->tx = cn->out;
-		cn->out = t;
-	}
-	sqe = shard_sqe(cn->ds->sh);
-	io_uring_prep_send(sqe, cn->fd, cn->tx.pos, buf_unread(&cn->tx), MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, conn_ud(cn, DCONN_SEND));
-	cn->send_armed = true;
-	cn->inflight++;
-}
-
-static void conn_arm_recv(struct dconn *cn)
-{
-	struct io_uring_sqe *sqe;
-
-	if (cn->recv_armed || cn->closing || cn->fd < 0 || !cn->connected)
-		return;
-	sqe = shard_sqe(cn->ds->sh);
-	io_uring_prep_recv(sqe, cn->fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = SHARD_BUF_GROUP;
-	io_uring_sqe_set_data64(sqe, conn_ud(cn, DCONN_RECV));
-	cn->recv_armed = true;
-	cn->inflight++;
 }
 
 /* ---- connection life ---- */
 
-static void conn_unwait(struct dconn *cn)
+static void dconn_unwait(struct dconn *cn)
 {
 	struct dconn **pp = &cn->ds->durable_waiters;
 
@@ -485,29 +424,17 @@ static void conn_unwait(struct dconn *cn)
 }
 
 /* Frees a dead connection: nothing refers to it any more (see the lifetime rule). */
-static void conn_destroy(struct dconn *cn)
+static void dconn_destroy(struct dconn *cn)
 {
 	struct delivery_shard *ds = cn->ds;
-	struct shard *sh = ds->sh;
 	struct ddest *d = cn->dest;
 
-	if (!cn->closing || cn->inflight || cn->dns_wait || cn->job != NULL)
+	if (!cn->conn.closing || conn_busy(&cn->conn) || cn->dns_wait || cn->job != NULL)
 		panic("delivery: freeing a live connection (inflight %u, dns %d, job %p)",
-		      cn->inflight, cn->dns_wait, (void *)cn->job);
-	timer_cancel(&sh->timers, &cn->timer);
-	if (cn->fd >= 0) {
-		struct io_uring_sqe *sqe = shard_sqe(sh);
-
-		io_uring_prep_close(sqe, cn->fd);
-		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
-		cn->fd = -1;
-	}
-	if (cn->ssl)
-		SSL_free(cn->ssl);
+		      cn->conn.inflight, cn->dns_wait, (void *)cn->job);
+	conn_fini(&cn->conn);
 	if (cn->c_init)
 		delivery_client_fini(&cn->c);
-	buf_release(&cn->out);
-	buf_release(&cn->tx);
 	free(cn->crc);
 	free(cn->cmap);
 	if (cn->prev)
@@ -521,19 +448,19 @@ static void conn_destroy(struct dconn *cn)
 }
 
 /* Frees the dead connections nothing refers to any more. Only from the turn. */
-static void conn_reap(struct delivery_shard *ds)
+static void dconn_reap(struct delivery_shard *ds)
 {
 	struct dconn **pp = &ds->dead;
 
 	while (*pp != NULL) {
 		struct dconn *cn = *pp;
 
-		if (cn->inflight || cn->dns_wait) {
+		if (conn_busy(&cn->conn) || cn->dns_wait) {
 			pp = &cn->dead_next;
 			continue;
 		}
 		*pp = cn->dead_next;
-		conn_destroy(cn);
+		dconn_destroy(cn);
 	}
 }
 
@@ -545,7 +472,7 @@ void delivery_conn_turn(struct delivery_shard *ds)
 	struct dconn **pp = &ds->durable_waiters;
 	struct ddest *kicks = ds->kicks;
 
-	conn_reap(ds);
+	dconn_reap(ds);
 	/* The list as it is now: a kick that frees a slot again queues for the next turn. */
 	ds->kicks = NULL;
 	while (kicks != NULL) {
@@ -566,41 +493,22 @@ void delivery_conn_turn(struct delivery_shard *ds)
 		*pp = cn->wait_next;
 		cn->wait_durable = false;
 		cn->wait_next = NULL;
-		conn_pump(cn);
+		dconn_pump(cn);
 	}
 }
 
-static void conn_cancel_op(struct dconn *cn, unsigned kind)
-{
-	struct io_uring_sqe *sqe = shard_sqe(cn->ds->sh);
-
-	io_uring_prep_cancel64(sqe, conn_ud(cn, kind), 0);
-	io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
-}
-
-/* Ends the connection (the only way; idempotent). The memory stays until conn_reap. */
-static void conn_close(struct dconn *cn)
+/* Ends the connection (the only way; idempotent). The memory stays until dconn_reap. */
+static void dconn_close(struct dconn *cn)
 {
 	struct delivery_shard *ds = cn->ds;
 
-	if (cn->closing)
+	if (cn->conn.closing)
 		return;
 	if (cn->job != NULL)
 		panic("delivery: closing a connection that holds a job");
-	cn->closing = true;
 	cn->idle = false;
-	conn_unwait(cn);
-	timer_cancel(&ds->sh->timers, &cn->timer);
-	if (cn->fd >= 0) {
-		if (cn->connecting)
-			conn_cancel_op(cn, DCONN_CONNECT);
-		if (cn->recv_armed)
-			conn_cancel_op(cn, DCONN_RECV);
-		if (cn->send_armed) {
-			conn_cancel_op(cn, DCONN_SEND);
-			shutdown(cn->fd, SHUT_RDWR);
-		}
-	}
+	dconn_unwait(cn);
+	conn_close(&cn->conn);
 	cn->dest->nconn--;
 	cn->dead_next = ds->dead;
 	ds->dead = cn;
@@ -608,7 +516,7 @@ static void conn_close(struct dconn *cn)
 }
 
 /* Hands the transaction's results back to the job. */
-static void conn_job_results(struct dconn *cn)
+static void dconn_job_results(struct dconn *cn)
 {
 	struct djob *j = cn->job;
 
@@ -627,7 +535,7 @@ static void conn_job_results(struct dconn *cn)
 
 /* The engine says the session is over (QUIT done, or a failure). The connection is closed
  * first, then its job and the jobs waiting for its destination move on. */
-static void conn_closed(struct dconn *cn)
+static void dconn_closed(struct dconn *cn)
 {
 	struct delivery_shard *ds = cn->ds;
 	struct ddest *d = cn->dest;
@@ -641,7 +549,7 @@ static void conn_closed(struct dconn *cn)
 			 d->tls == DOMAIN_TLS_MAY && !d->verify;
 	struct djob *w;
 
-	if (cn->closing)
+	if (cn->conn.closing)
 		return;
 	if (tls_retry) {
 		d->tls_fail_until_ms = ds->sh->now_ms + DCONN_TLS_FAIL_MS;
@@ -654,8 +562,8 @@ static void conn_closed(struct dconn *cn)
 				 delivery_client_stage_name(cn->c.error.stage));
 	}
 	if (j != NULL)
-		conn_job_results(cn);
-	conn_close(cn);
+		dconn_job_results(cn);
+	dconn_close(cn);
 	if (j != NULL) {
 		if (tls_retry)
 			j->tls = DOMAIN_TLS_NONE;   /* as Postfix: opportunistic TLS falls back */
@@ -688,7 +596,7 @@ static void conn_closed(struct dconn *cn)
 	}
 }
 
-static void conn_fail_early(struct dconn *cn, int err, const char *why)
+static void dconn_fail_early(struct dconn *cn, int err, const char *why)
 {
 	/* No engine yet (lookup or connect failed): the same as a session failure. */
 	struct ddest *d = cn->dest;
@@ -705,11 +613,11 @@ static void conn_fail_early(struct dconn *cn, int err, const char *why)
 			cn->c.error.stage = DELIVERY_CLIENT_ST_BANNER;
 		}
 	}
-	conn_closed(cn);
+	dconn_closed(cn);
 }
 
 /* Arms the timer for the wait in progress: its stage's total deadline, set when the stage began. */
-static void conn_arm_deadline(struct dconn *cn)
+static void dconn_arm_deadline(struct dconn *cn)
 {
 	struct shard *sh = cn->ds->sh;
 	uint32_t key = delivery_client_wait_key(&cn->c);
@@ -725,44 +633,31 @@ static void conn_arm_deadline(struct dconn *cn)
 			cn->deadline_ms += cn->job->cm.size * 1000u /
 					   (rate ? rate : DELIVERY_MIN_DATA_RATE_DEF);
 	}
-	timer_arm(&sh->timers, &cn->timer,
-		  cn->deadline_ms > sh->now_ms ? cn->deadline_ms - sh->now_ms : 1);
+	conn_deadline_in(&cn->conn, cn->deadline_ms > sh->now_ms ? cn->deadline_ms - sh->now_ms : 1);
 }
 
-static void conn_timer_fire(struct timer *t)
+static void dconn_on_deadline(struct conn *c)
 {
-	struct dconn *cn = (struct dconn *)((char *)t - offsetof(struct dconn, timer));
+	struct dconn *cn = dconn_of(c);
 
-	if (cn->closing)
-		return;
-	if (cn->recv_retry) {
-		/* The retry borrowed the timer: put the wait's own timer back. */
-		cn->recv_retry = false;
-		conn_arm_recv(cn);
-		if (cn->idle)
-			timer_arm(&cn->ds->sh->timers, &cn->timer, cn->ds->sh->conf->delivery.idle_ms);
-		else
-			conn_arm_deadline(cn);
-		return;
-	}
 	if (cn->idle) {
 		cn->idle = false;
 		delivery_client_quit(&cn->c);
-		conn_pump(cn);
+		dconn_pump(cn);
 		return;
 	}
 	if (!cn->c_init) {
-		conn_fail_early(cn, -ETIMEDOUT, "connect");
+		dconn_fail_early(cn, -ETIMEDOUT, "connect");
 		return;
 	}
 	/* The stage's deadline (a byte now and then does not move it). */
 	log_info("delivery: %s:%u: deadline of the %s stage passed", cn->dest->host, cn->dest->port,
 		 delivery_client_stage_name(cn->c.stage));
 	delivery_client_abort(&cn->c, -ETIMEDOUT);
-	conn_pump(cn);
+	dconn_pump(cn);
 }
 
-static int conn_init_engine(struct dconn *cn)
+static int dconn_init_engine(struct dconn *cn)
 {
 	const struct node_config *c = cn->ds->sh->conf;
 	const struct delivery_tuning *t = &c->delivery;
@@ -795,15 +690,15 @@ static int conn_init_engine(struct dconn *cn)
 	return r;
 }
 
-static void conn_addr_done(void *arg, int err, const struct delivery_dns_addr *a, unsigned n)
+static void dconn_addr_done(void *arg, int err, const struct delivery_dns_addr *a, unsigned n)
 {
 	struct dconn *cn = arg;
 
 	cn->dns_wait = false;
-	if (cn->closing)
+	if (cn->conn.closing)
 		return;   /* the reaper frees it */
 	if (err < 0 || n == 0) {
-		conn_fail_early(cn, err < 0 ? err : -ENODATA, "address lookup");
+		dconn_fail_early(cn, err < 0 ? err : -ENODATA, "address lookup");
 		return;
 	}
 	memcpy(&cn->sa, &a[0].ss, a[0].len);
@@ -812,30 +707,21 @@ static void conn_addr_done(void *arg, int err, const struct delivery_dns_addr *a
 		((struct sockaddr_in *)&cn->sa)->sin_port = htons(cn->dest->port);
 	else
 		((struct sockaddr_in6 *)&cn->sa)->sin6_port = htons(cn->dest->port);
-	conn_connect(cn);
+	dconn_connect(cn);
 }
 
-static void conn_connect(struct dconn *cn)
+static void dconn_connect(struct dconn *cn)
 {
-	struct shard *sh = cn->ds->sh;
-	struct io_uring_sqe *sqe;
-	int one = 1;
+	int r = conn_connect(&cn->conn, (struct sockaddr *)&cn->sa, cn->salen);
 
-	cn->fd = socket(cn->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (cn->fd < 0) {
-		conn_fail_early(cn, -errno, "socket");
+	if (r < 0) {
+		dconn_fail_early(cn, r, "socket");
 		return;
 	}
-	setsockopt(cn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	sqe = shard_sqe(sh);
-	io_uring_prep_connect(sqe, cn->fd, (struct sockaddr *)&cn->sa, cn->salen);
-	io_uring_sqe_set_data64(sqe, conn_ud(cn, DCONN_CONNECT));
-	cn->connecting = true;
-	cn->inflight++;
-	timer_arm(&sh->timers, &cn->timer, sh->conf->delivery.connect_timeout_ms);
+	conn_deadline_in(&cn->conn, cn->ds->sh->conf->delivery.connect_timeout_ms);
 }
 
-static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d)
+static struct dconn *dconn_new(struct delivery_shard *ds, struct ddest *d)
 {
 	struct dconn *cn = calloc(1, sizeof(*cn));
 	struct sockaddr_in *s4;
@@ -845,8 +731,7 @@ static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d)
 		return NULL;
 	cn->ds = ds;
 	cn->dest = d;
-	cn->fd = -1;
-	timer_init(&cn->timer, conn_timer_fire);
+	conn_init(&cn->conn, ds->sh, &dconn_ops);
 	cn->next = d->conns;
 	if (d->conns)
 		d->conns->prev = cn;
@@ -861,12 +746,12 @@ static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d)
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(d->port);
 		cn->salen = sizeof(*s4);
-		conn_connect(cn);
+		dconn_connect(cn);
 	} else if (inet_pton(AF_INET6, d->host, &s6->sin6_addr) == 1) {
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons(d->port);
 		cn->salen = sizeof(*s6);
-		conn_connect(cn);
+		dconn_connect(cn);
 	} else {
 		int r = -ENOENT;
 
@@ -874,78 +759,46 @@ static struct dconn *conn_new(struct delivery_shard *ds, struct ddest *d)
 		 * numeric answer), and the answer clears it. */
 		cn->dns_wait = true;
 		if (ds->dns)
-			r = delivery_dns_addr(ds->dns, d->host, AF_UNSPEC, conn_addr_done, cn);
+			r = delivery_dns_addr(ds->dns, d->host, AF_UNSPEC, dconn_addr_done, cn);
 		if (r < 0) {
 			cn->dns_wait = false;
-			conn_fail_early(cn, r, "address lookup");
+			dconn_fail_early(cn, r, "address lookup");
 		}
 	}
 	/* NULL when it failed at once (closed; its failure moved the waiting jobs on). */
-	return cn->closing ? NULL : cn;
+	return cn->conn.closing ? NULL : cn;
 }
 
 /* ---- TLS ---- */
 
-static void conn_tls_step(struct dconn *cn)
+static void dconn_tls_step(struct dconn *cn)
 {
-	int r = SSL_do_handshake(cn->ssl);
+	int r = conn_tls_handshake(&cn->conn);
+	char why[256];
 
-	if (conn_pull_tls(cn) < 0) {
-		delivery_client_abort(&cn->c, -ENOMEM);
+	if (r == 0)
 		return;
-	}
 	if (r == 1) {
-		cn->tls_hs = false;
 		delivery_client_tls_done(&cn->c, true);
 		return;
 	}
-	r = SSL_get_error(cn->ssl, r);
-	if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE)
-		return;
-	{
-		char why[256];
-
-		tls_errors(why, sizeof(why));
-		log_info("delivery: %s:%u: TLS handshake failed: %s", cn->dest->host, cn->dest->port,
-			 why);
-	}
-	cn->tls_hs = false;
+	tls_errors(why, sizeof(why));
+	log_info("delivery: %s:%u: TLS handshake failed: %s", cn->dest->host, cn->dest->port, why);
 	delivery_client_tls_done(&cn->c, false);
 }
 
-static int conn_tls_start(struct dconn *cn)
+static int dconn_tls_start(struct dconn *cn)
 {
 	const struct node_config *c = cn->ds->sh->conf;
 	SSL_CTX *ctx = cn->dest->verify ? c->tls_client_verify_ctx : c->tls_client_ctx;
-	struct in6_addr tmp;
 
-	if (ctx == NULL || (cn->ssl = SSL_new(ctx)) == NULL)
-		return -ENOMEM;
-	cn->rbio = BIO_new(BIO_s_mem());
-	cn->wbio = BIO_new(BIO_s_mem());
-	if (!cn->rbio || !cn->wbio) {
-		BIO_free(cn->rbio);
-		BIO_free(cn->wbio);
-		SSL_free(cn->ssl);
-		cn->ssl = NULL;
-		return -ENOMEM;
-	}
-	SSL_set_bio(cn->ssl, cn->rbio, cn->wbio);
-	SSL_set_connect_state(cn->ssl);
-	if (inet_pton(AF_INET, cn->dest->host, &tmp) != 1 &&
-	    inet_pton(AF_INET6, cn->dest->host, &tmp) != 1) {
-		SSL_set_tlsext_host_name(cn->ssl, cn->dest->host);
-		if (cn->dest->verify)
-			SSL_set1_host(cn->ssl, cn->dest->host);
-	}
-	cn->tls_hs = true;
-	return 0;
+	return conn_tls_start(&cn->conn, ctx, CONN_TLS_CLIENT, cn->dest->host, cn->dest->verify);
 }
 
 /* ---- the engine's pump ---- */
 
 /* Starts the next waiting job's transaction. false when there is none. */
-static bool conn_begin(struct dconn *cn)
+static bool dconn_begin(struct dconn *cn)
 {
 	struct delivery_shard *ds = cn->ds;
 	struct djob *j;
@@ -991,7 +844,7 @@ static bool conn_begin(struct dconn *cn)
 		cn->c.body.longest = 0;   /* this message's, once its body goes */
 		r = delivery_client_begin(&cn->c, &j->cm);
 		if (r < 0) {
-			conn_job_results(cn);
+			dconn_job_results(cn);
 			job_settle_open(j, DELIVERY_RCPT_DEFER, "4.3.0", "out of memory", false);
 			job_finish(j);
 			continue;
@@ -1016,7 +869,7 @@ static bool speaks_of_long_lines(const char *diag)
  * refuse them; Postfix would have wrapped), and the destination gets wrapped lines for a while.
  * Returns true when the job should run again. Once wrapped, a refusal is final as any other.
  */
-static bool conn_long_line_refused(struct dconn *cn)
+static bool dconn_long_line_refused(struct dconn *cn)
 {
 	struct shard *sh = cn->ds->sh;
 	bool any = false;
@@ -1044,7 +897,7 @@ static bool conn_long_line_refused(struct dconn *cn)
 	return any;
 }
 
-static void conn_pump(struct dconn *cn)
+static void dconn_pump(struct dconn *cn)
 {
 	struct delivery_shard *ds = cn->ds;
 	struct shard *sh = ds->sh;
@@ -1052,7 +905,7 @@ static void conn_pump(struct dconn *cn)
 	for (;;) {
 		enum delivery_client_ev ev;
 
-		if (cn->closing)
+		if (cn->conn.closing)
 			return;
 		ev = delivery_client_next(&cn->c);
 		switch (ev) {
@@ -1061,7 +914,7 @@ static void conn_pump(struct dconn *cn)
 			size_t n;
 
 			delivery_client_output(&cn->c, &p, &n);
-			if (conn_stage(cn, p, n) < 0) {
+			if (conn_write(&cn->conn, p, n) < 0) {
 				delivery_client_abort(&cn->c, -ENOMEM);
 				continue;
 			}
@@ -1072,7 +925,7 @@ static void conn_pump(struct dconn *cn)
 			struct djob *j = cn->job;
 			size_t left, chunk;
 
-			if (buf_unread(&cn->out) + buf_unread(&cn->tx) >= DCONN_OUT_HIGH)
+			if (conn_pending(&cn->conn) >= DCONN_OUT_HIGH)
 				break;   /* the send completion pumps again */
 			if (!cn->hdr_done) {
 				cn->hdr_done = true;
@@ -1088,18 +941,18 @@ static void conn_pump(struct dconn *cn)
 			continue;
 		}
 		case DELIVERY_CLIENT_EV_READ:
-			conn_arm_recv(cn);
+			conn_recv(&cn->conn);
 			break;
 		case DELIVERY_CLIENT_EV_STARTTLS:
-			if (cn->ssl == NULL) {
-				if (conn_tls_start(cn) < 0) {
+			if (cn->conn.ssl == NULL) {
+				if (dconn_tls_start(cn) < 0) {
 					delivery_client_tls_done(&cn->c, false);
 					continue;
 				}
-				conn_tls_step(cn);
+				dconn_tls_step(cn);
 				continue;
 			}
-			conn_arm_recv(cn);
+			conn_recv(&cn->conn);
 			break;
 		case DELIVERY_CLIENT_EV_READY:
 			cn->ever_ready = true;
@@ -1112,10 +965,10 @@ static void conn_pump(struct dconn *cn)
 					cn->wait_next = ds->durable_waiters;
 					ds->durable_waiters = cn;
 				}
-				conn_flush(cn);
+				dconn_flush(cn);
 				return;
 			}
-			if (!ds->stopping && conn_begin(cn))
+			if (!ds->stopping && dconn_begin(cn))
 				continue;
 			if (ds->stopping) {
 				delivery_client_quit(&cn->c);
@@ -1124,17 +977,17 @@ static void conn_pump(struct dconn *cn)
 			/* Idle: kept for reuse a few seconds, reading so a 421 or close is seen. */
 			cn->idle = true;
 			cn->deadline_ms = 0;   /* the next stage starts a deadline of its own */
-			conn_arm_recv(cn);
-			conn_flush(cn);
-			timer_arm(&sh->timers, &cn->timer, sh->conf->delivery.idle_ms);
+			conn_recv(&cn->conn);
+			dconn_flush(cn);
+			conn_deadline_in(&cn->conn, sh->conf->delivery.idle_ms);
 			return;
 		case DELIVERY_CLIENT_EV_MSG_DONE: {
 			struct djob *j = cn->job;
-			bool again = conn_long_line_refused(cn);
+			bool again = dconn_long_line_refused(cn);
 
 			delivery_route_health_report(&ds->health, cn->dest->host, cn->dest->port, true,
 						     sh->now_ms);
-			conn_job_results(cn);
+			dconn_job_results(cn);
 			if (again && !ds->stopping)
 				dest_push_front(cn->dest, j);   /* next on this connection, wrapped */
 			else
@@ -1144,126 +997,101 @@ static void conn_pump(struct dconn *cn)
 			continue;
 		}
 		case DELIVERY_CLIENT_EV_CLOSED:
-			conn_closed(cn);
+			dconn_closed(cn);
 			return;
 		}
 		break;
 	}
-	conn_flush(cn);
-	if (!cn->closing && !cn->idle)
-		conn_arm_deadline(cn);
+	dconn_flush(cn);
+	if (!cn->conn.closing && !cn->idle)
+		dconn_arm_deadline(cn);
 }
 
 /* ---- completions ---- */
 
-static void conn_on_recv(struct dconn *cn, const struct io_uring_cqe *cqe)
+/* Bytes came in (p NULL: ciphertext, already in the TLS read BIO). */
+static void dconn_on_input(struct conn *c, const uint8_t *p, size_t len)
 {
+	struct dconn *cn = dconn_of(c);
 	struct shard *sh = cn->ds->sh;
-	int res = cqe->res;
-	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	bool has_buf = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
 
-	cn->recv_armed = false;
-	cn->inflight--;
-	if (cn->closing) {
-		if (has_buf)
-			shard_buf_recycle(sh, bid);
-		return;   /* the reaper frees it */
-	}
-	if (res == -ENOBUFS && !has_buf) {
-		ctr_inc(&sh->ctr.recv_nobufs);
-		cn->recv_retry = true;
-		timer_arm(&sh->timers, &cn->timer, 1);
-		return;
-	}
-	if (res <= 0) {
-		if (has_buf)
-			shard_buf_recycle(sh, bid);
-		delivery_client_abort(&cn->c, res == 0 ? -ECONNRESET : res);
-		conn_pump(cn);
-		return;
-	}
-	if (cn->ssl != NULL) {
-		BIO_write(cn->rbio, shard_buf(sh, bid), res);
-		shard_buf_recycle(sh, bid);
-		if (cn->tls_hs) {
-			conn_tls_step(cn);
-		} else {
-			for (;;) {
-				int n = SSL_read(cn->ssl, sh->scratch, (int)SHARD_BUF_SIZE);
-
-				if (n <= 0) {
-					int e = SSL_get_error(cn->ssl, n);
-
-					if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-						delivery_client_abort(&cn->c, -ECONNRESET);
-					break;
-				}
-				if (delivery_client_input(&cn->c, sh->scratch, (size_t)n) < 0)
-					break;
-			}
-		}
+	if (p != NULL) {
+		delivery_client_input(&cn->c, p, len);
+	} else if (conn_tls_handshaking(c)) {
+		dconn_tls_step(cn);
 	} else {
-		delivery_client_input(&cn->c, shard_buf(sh, bid), (size_t)res);
-		shard_buf_recycle(sh, bid);
+		for (;;) {
+			int n = conn_tls_read(c, sh->scratch, SHARD_BUF_SIZE);
+
+			if (n <= 0) {
+				if (n < 0)
+					delivery_client_abort(&cn->c, -ECONNRESET);
+				break;
+			}
+			if (delivery_client_input(&cn->c, sh->scratch, (size_t)n) < 0)
+				break;
+		}
 	}
 	if (cn->idle && delivery_client_next(&cn->c) != DELIVERY_CLIENT_EV_READY)
 		cn->idle = false;
 	if (cn->idle) {
-		conn_arm_recv(cn);
+		conn_recv(c);
 		return;
 	}
-	conn_pump(cn);
+	dconn_pump(cn);
 }
 
-static void conn_on_send(struct dconn *cn, int res)
+static void dconn_on_input_end(struct conn *c, int err)
 {
-	cn->send_armed = false;
-	cn->inflight--;
-	if (cn->closing)
-		return;
-	if (res < 0) {
-		delivery_client_abort(&cn->c, res);
-		conn_pump(cn);
-		return;
-	}
-	buf_consume(&cn->tx, (size_t)res);
-	conn_flush(cn);
-	if (!cn->idle)
-		conn_pump(cn);
+	struct dconn *cn = dconn_of(c);
+
+	delivery_client_abort(&cn->c, err == 0 ? -ECONNRESET : err);
+	dconn_pump(cn);
 }
 
-static void conn_on_connect(struct dconn *cn, int res)
+static void dconn_on_sent(struct conn *c, int err)
 {
-	cn->connecting = false;
-	cn->inflight--;
-	if (cn->closing)
-		return;
-	timer_cancel(&cn->ds->sh->timers, &cn->timer);
-	if (res < 0) {
-		conn_fail_early(cn, res, "connect");
+	struct dconn *cn = dconn_of(c);
+
+	if (err < 0) {
+		delivery_client_abort(&cn->c, err);
+		dconn_pump(cn);
 		return;
 	}
-	cn->connected = true;
-	if (conn_init_engine(cn) < 0) {
-		conn_fail_early(cn, -ENOMEM, "start");
-		return;
-	}
-	conn_pump(cn);
+	dconn_flush(cn);
+	if (!cn->idle && !cn->conn.closing)
+		dconn_pump(cn);
 }
 
-void delivery_conn_cqe(struct shard *sh, const struct io_uring_cqe *cqe)
+static void dconn_on_connected(struct conn *c, int err)
 {
-	uint64_t low = shard_ud_low(cqe->user_data);
-	struct dconn *cn = (struct dconn *)(uintptr_t)(low & ~UINT64_C(7));
+	struct dconn *cn = dconn_of(c);
 
-	(void)sh;
-	switch (low & 7) {
-	case DCONN_RECV: conn_on_recv(cn, cqe); break;
-	case DCONN_SEND: conn_on_send(cn, cqe->res); break;
-	case DCONN_CONNECT: conn_on_connect(cn, cqe->res); break;
-	default: panic("delivery: bad completion tag %u", (unsigned)(low & 7));
+	conn_deadline_cancel(c);
+	if (err < 0) {
+		dconn_fail_early(cn, err, "connect");
+		return;
 	}
+	if (dconn_init_engine(cn) < 0) {
+		dconn_fail_early(cn, -ENOMEM, "start");
+		return;
+	}
+	dconn_pump(cn);
+}
+
+/* Freed by the turn's reaper (dconn_reap polls conn_busy): no quiet hook. The ENOBUFS retry is
+ * the conn's own. */
+static const struct conn_ops dconn_ops = {
+	.input = dconn_on_input,
+	.input_end = dconn_on_input_end,
+	.sent = dconn_on_sent,
+	.connected = dconn_on_connected,
+	.deadline = dconn_on_deadline,
+};
+
+void delivery_conn_setup(void)
+{
+	conn_setup();
 }
 
 /* ---- shutdown ---- */
@@ -1287,9 +1115,9 @@ void delivery_conn_stop(struct delivery_shard *ds)
 			cnext = cn->next;
 			if (cn->idle) {
 				cn->idle = false;
-				timer_cancel(&ds->sh->timers, &cn->timer);
+				conn_deadline_cancel(&cn->conn);
 				delivery_client_quit(&cn->c);
-				conn_pump(cn);
+				dconn_pump(cn);
 			}
 		}
 	}
@@ -1305,13 +1133,13 @@ void delivery_conn_abort(struct delivery_shard *ds)
 		dn = d->next;
 		for (cn = d->conns; cn; cn = cnext) {
 			cnext = cn->next;
-			if (cn->closing)
+			if (cn->conn.closing)
 				continue;
 			if (cn->c_init) {
 				delivery_client_abort(&cn->c, -ECANCELED);
-				conn_pump(cn);
+				dconn_pump(cn);
 			} else {
-				conn_fail_early(cn, -ECANCELED, "shutting down");
+				dconn_fail_early(cn, -ECANCELED, "shutting down");
 			}
 		}
 	}
@@ -1319,7 +1147,7 @@ void delivery_conn_abort(struct delivery_shard *ds)
 
 void delivery_conn_free_all(struct delivery_shard *ds)
 {
-	conn_reap(ds);
+	dconn_reap(ds);
 	if (ds->nconns)
 		log_warn(0, "delivery: %u connections still busy at exit (left allocated)", ds->nconns);
 	while (ds->dests && ds->nconns == 0) {

@@ -130,7 +130,8 @@ void delivery_msg_body_put(struct dmsg *m);
 
 /* Connection side (delivery_conn.c). */
 void delivery_conn_job_start(struct delivery_shard *ds, struct djob *j);
-void delivery_conn_cqe(struct shard *sh, const struct io_uring_cqe *cqe);
+/* The connection layer's completion handler (net/conn.h), once before the shards start. */
+void delivery_conn_setup(void);
 void delivery_conn_stop(struct delivery_shard *ds);
 void delivery_conn_turn(struct delivery_shard *ds);
 void delivery_conn_abort(struct delivery_shard *ds);

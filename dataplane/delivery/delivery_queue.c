@@ -1106,6 +1106,6 @@ static void dns_cqe(struct shard *sh, const struct io_uring_cqe *cqe)
 
 void delivery_setup(void)
 {
-	shard_set_handler(SHARD_OP_DELIVERY, delivery_conn_cqe);
+	delivery_conn_setup();
 	shard_set_handler(SHARD_OP_DNS, dns_cqe);
 }

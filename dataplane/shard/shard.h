@@ -34,11 +34,10 @@ struct shard;
 enum shard_op {
 	SHARD_OP_IGNORE = 0,   /* completions nobody waits for (close, cancel) */
 	SHARD_OP_ACCEPT,       /* low bits: struct shard_listener * */
-	SHARD_OP_SESSION,      /* the SMTP server's session I/O (smtp_session.c) */
+	SHARD_OP_CONN,         /* connection I/O (net/conn.c): SMTP sessions, delivery */
 	SHARD_OP_TICK,         /* the timer wheel's tick */
 	SHARD_OP_MSG,          /* a message from another thread: low bits struct shard_msg * */
 	SHARD_OP_SPOOL,        /* spool writes and syncs (spool.c) */
-	SHARD_OP_DELIVERY,     /* outbound SMTP (delivery/) */
 	SHARD_OP_DNS,          /* c-ares sockets (delivery/) */
 	SHARD_OP_COUNT
 };

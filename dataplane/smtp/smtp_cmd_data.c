@@ -40,7 +40,7 @@ static int smtp_body_trace(struct smtp_session *s)
 		     t->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", s->tls_active ? "S" : "",
 		     s->id, s->messages, listen_role_name(s->role),
 		     s->tls_active ? ", " : "",
-		     s->tls_active ? SSL_get_version(s->ssl) : "",
+		     s->tls_active ? conn_tls_version(&s->conn) : "",
 		     t->nrcpt == 1 ? "\r\n\tfor <" : "", t->nrcpt == 1 ? t->rcpts[0].p : "",
 		     t->nrcpt == 1 ? ">" : "", date);
 	if (n < 0 || (size_t)n >= sizeof(hdr))
@@ -333,8 +333,8 @@ static void smtp_end_of_data(struct smtp_session *s)
 		.data_flags = t->dec.flags,
 	};
 	if (s->tls_active) {
-		snprintf(t->tls_info, sizeof(t->tls_info), "%s %s", SSL_get_version(s->ssl),
-			 SSL_get_cipher_name(s->ssl));
+		snprintf(t->tls_info, sizeof(t->tls_info), "%s %s", conn_tls_version(&s->conn),
+			 conn_tls_cipher(&s->conn));
 		env.tls_info = (struct slice){ t->tls_info, strlen(t->tls_info) };
 	}
 	t->spooled_size = spool_msg_size(t->msg);

@@ -11,8 +11,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,21 +26,18 @@
 #include "smtp/smtp_log.h"
 #include "smtp/smtp_reply.h"
 
-#define SMTP_IO_RECV 0u
-#define SMTP_IO_SEND 1u
 #define SMTP_OUT_HIGH (32u * 1024u)   /* run and read nothing more while this much output waits */
 #define SMTP_LINGER_MS 10000u         /* a client that never reads its last reply */
 
 static uint32_t smtp_session_serial;   /* per thread would be nicer; ids carry the shard id */
 
-static inline uint64_t smtp_io_ud(struct smtp_session *s, unsigned kind)
-{
-	return shard_ud(SHARD_OP_SESSION, (uintptr_t)s | kind);
-}
-
-static void smtp_session_arm_recv(struct smtp_session *s);
 static void smtp_session_maybe_free(struct smtp_session *s);
-static void smtp_session_timer_fire(struct timer *t);
+static const struct conn_ops smtp_session_conn_ops;
+
+static inline struct smtp_session *smtp_session_of(struct conn *c)
+{
+	return CONN_OWNER(c, struct smtp_session, conn);
+}
 
 /* ---- output ---- */
 
@@ -50,103 +45,46 @@ void smtp_session_out(struct smtp_session *s, const void *p, size_t len)
 {
 	if (s->closing)
 		return;
-	if (buf_append(&s->out, p, len) < 0)
+	if (conn_write(&s->conn, p, len) < 0)
 		smtp_session_abort(s, "out of memory for replies");
-}
-
-/* Moves queued replies into the transmit buffer, through TLS when it is on. */
-static int smtp_session_stage(struct smtp_session *s)
-{
-	if (buf_unread(&s->out) == 0)
-		return 0;
-	if (s->ssl != NULL && s->tls_active) {
-		int n = SSL_write(s->ssl, s->out.pos, (int)buf_unread(&s->out));
-
-		if (n <= 0)
-			return -EIO;
-	} else if (buf_append(&s->tx, s->out.pos, buf_unread(&s->out)) < 0) {
-		return -ENOMEM;
-	}
-	buf_consume(&s->out, buf_unread(&s->out));
-	return 0;
-}
-
-/* TLS output (handshake records and encrypted replies) waits in the write BIO. */
-static int smtp_session_pull_tls(struct smtp_session *s)
-{
-	char tmp[16384];
-	int n;
-
-	if (s->wbio == NULL)
-		return 0;
-	while ((n = BIO_read(s->wbio, tmp, sizeof(tmp))) > 0)
-		if (buf_append(&s->tx, tmp, (size_t)n) < 0)
-			return -ENOMEM;
-	return 0;
-}
-
-/* Replies waiting to go out (queued and not yet sent). */
-static size_t smtp_session_pending_out(const struct smtp_session *s)
-{
-	return buf_unread(&s->tx) + buf_unread(&s->out);
 }
 
 /* A client pipelining faster than it reads: run nothing more until the replies drain. */
 static bool smtp_session_out_blocked(const struct smtp_session *s)
 {
-	return smtp_session_pending_out(s) >= SMTP_OUT_HIGH;
+	return conn_pending(&s->conn) >= SMTP_OUT_HIGH;
 }
 
 /* Whether to read more input now: only when all that was read has run. */
 static bool smtp_session_wants_input(const struct smtp_session *s)
 {
-	return !s->closing && !s->close_after_send && !s->suspended && s->stash == NULL &&
-	       !smtp_session_out_blocked(s);
+	return !s->closing && !s->close_after_send && !s->suspended &&
+	       buf_unread(&s->stash) == 0 && !smtp_session_out_blocked(s);
 }
 
 void smtp_session_flush(struct smtp_session *s)
 {
-	struct io_uring_sqe *sqe;
-
-	if (s->fd < 0 || s->closing)
+	if (s->closing)
 		return;
-	if (!s->send_armed) {
-		if (smtp_session_stage(s) < 0 || smtp_session_pull_tls(s) < 0) {
-			smtp_session_abort(s, "cannot stage output");
-			return;
-		}
-	}
-	/* tx stays where it is until this send completes: nothing appends to it meanwhile */
-	if (s->send_armed || buf_unread(&s->tx) == 0)
-		return;
-	sqe = shard_sqe(s->sh);
-	io_uring_prep_send(sqe, s->fd, s->tx.pos, buf_unread(&s->tx), MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, smtp_io_ud(s, SMTP_IO_SEND));
-	s->send_armed = true;
-	s->inflight++;
+	if (conn_flush(&s->conn) < 0)
+		smtp_session_abort(s, "cannot stage output");
 }
 
 static void smtp_session_progress(struct smtp_session *s);
 
-static void smtp_session_on_send(struct smtp_session *s, int res)
+static void smtp_session_on_sent(struct conn *c, int err)
 {
-	s->send_armed = false;
-	s->inflight--;
-	if (s->closing) {
-		smtp_session_maybe_free(s);
-		return;
-	}
-	if (res < 0) {
-		log_info("%s: send failed (%s): client gone", s->id, strerror(-res));
+	struct smtp_session *s = smtp_session_of(c);
+
+	if (err < 0) {
+		log_info("%s: send failed (%s): client gone", s->id, strerror(-err));
 		smtp_session_abort(s, NULL);
 		return;
 	}
-	buf_consume(&s->tx, (size_t)res);
-	if (buf_unread(&s->tx) == 0 && buf_capacity(&s->tx) > 4096)
-		buf_release(&s->tx);       /* do not keep a big buffer on an idle session */
+	conn_shrink(&s->conn);       /* do not keep a big buffer on an idle session */
 	if (s->close_after_send) {
 		smtp_session_flush(s);
-		if (!s->send_armed && !s->closing) {
+		if (!s->conn.send_armed && !s->closing) {
 			s->closing = true;
 			smtp_session_maybe_free(s);
 		}
@@ -165,13 +103,13 @@ void smtp_session_close_after_reply(struct smtp_session *s)
 	smtp_session_flush(s);
 	if (s->closing)
 		return;
-	if (!s->send_armed) {
+	if (!s->conn.send_armed) {
 		s->closing = true;
 		smtp_session_maybe_free(s);
 		return;
 	}
 	/* A client that never reads its last reply is not waited for forever. */
-	timer_arm(&s->sh->timers, &s->timer, SMTP_LINGER_MS);
+	conn_deadline_in(&s->conn, SMTP_LINGER_MS);
 }
 
 /* ---- lifecycle ---- */
@@ -221,27 +159,15 @@ static void smtp_session_reap(struct shard *sh, struct shard_deferred *d)
 	struct smtp_session *s = (struct smtp_session *)((char *)d - offsetof(struct smtp_session, reap));
 
 	if (s->inflight != 0)
-		panic("%s: session reaped with %u operations in flight", s->id, s->inflight);
-	timer_cancel(&sh->timers, &s->timer);
+		panic("%s: session reaped with its commit in flight", s->id);
+	conn_fini(&s->conn);
 	smtp_txn_reset(s);
 	if (s->txn != NULL) {
 		arena_destroy(&s->txn->arena);
 		free(s->txn);
 		s->txn = NULL;
 	}
-	if (s->fd >= 0) {
-		struct io_uring_sqe *sqe = shard_sqe(sh);
-
-		io_uring_prep_close(sqe, s->fd);
-		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
-		s->fd = -1;
-	}
-	if (s->ssl != NULL)
-		SSL_free(s->ssl);   /* frees both BIOs */
-	s->ssl = NULL;
-	buf_release(&s->out);
-	buf_release(&s->tx);
-	free(s->stash);
+	buf_release(&s->stash);
 	free(s->helo);
 	iplimit_release(s->iplimit_key);
 	smtp_enter_state(s, SMTP_ST_CLOSING);   /* keeps bodies_in_flight right */
@@ -256,21 +182,16 @@ static void smtp_session_reap(struct shard *sh, struct shard_deferred *d)
  * queued for the end of the loop step. Safe to call any number of times. */
 static void smtp_session_maybe_free(struct smtp_session *s)
 {
-	struct shard *sh = s->sh;
-
-	timer_cancel(&sh->timers, &s->timer);
-	if (s->fd >= 0 && !s->cancel_sent && (s->recv_armed || s->send_armed)) {
-		/* The socket's operations must come back before the fd goes; a send to a client that
-		 * does not read would never come back on its own. */
-		struct io_uring_sqe *sqe = shard_sqe(sh);
-
-		io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
-		io_uring_sqe_set_data64(sqe, shard_ud(SHARD_OP_IGNORE, 0));
-		s->cancel_sent = true;
-	}
-	if (s->inflight != 0)
+	conn_close(&s->conn);
+	if (s->inflight != 0 || conn_busy(&s->conn))
 		return;
-	shard_defer(sh, &s->reap, smtp_session_reap);
+	shard_defer(s->sh, &s->reap, smtp_session_reap);
+}
+
+/* The conn's last completion came in (the session was closing). */
+static void smtp_session_on_quiet(struct conn *c)
+{
+	smtp_session_maybe_free(smtp_session_of(c));
 }
 
 void smtp_session_abort(struct smtp_session *s, const char *why)
@@ -303,7 +224,7 @@ static void smtp_session_arm_timer(struct smtp_session *s)
 		return;
 	if (s->deadline_ms < due)
 		due = s->deadline_ms;
-	timer_arm(&s->sh->timers, &s->timer, due > now ? due - now : 0);
+	conn_deadline_in(&s->conn, due > now ? due - now : 0);
 }
 
 static void smtp_session_greet(struct smtp_session *s)
@@ -316,22 +237,15 @@ static void smtp_session_greet(struct smtp_session *s)
 	smtp_session_flush(s);
 }
 
-static void smtp_session_timer_fire(struct timer *t)
+static void smtp_session_on_deadline(struct conn *c)
 {
-	struct smtp_session *s = (struct smtp_session *)((char *)t - offsetof(struct smtp_session, timer));
+	struct smtp_session *s = smtp_session_of(c);
 
 	if (s->closing)
 		return;
 	if (s->close_after_send) {
 		/* The last reply was never read. */
 		smtp_session_abort(s, "client does not read its last reply");
-		return;
-	}
-	if (s->recv_retry) {
-		s->recv_retry = false;
-		smtp_session_arm_timer(s);
-		if (smtp_session_wants_input(s))
-			smtp_session_arm_recv(s);
 		return;
 	}
 	if (s->greet_pending) {
@@ -341,7 +255,7 @@ static void smtp_session_timer_fire(struct timer *t)
 	}
 	ctr_inc(&s->sh->ctr.timeouts);
 	if (s->commit_pending) {        /* never cut a session whose message is being written */
-		timer_arm(&s->sh->timers, &s->timer, 1000);
+		conn_deadline_in(&s->conn, 1000);
 		return;
 	}
 	log_info("%s: %s timeout in state %s from %s after %llu ms", s->id,
@@ -401,7 +315,6 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	enum policy_connect pc;
 	struct smtp_session *s;
 	uint64_t ipkey, pause_ms;
-	int one = 1;
 
 	(void)peerlen;
 	/* The node's own block list first: a blocked source costs no session and no banner. */
@@ -426,9 +339,9 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 				    "Error: too many sessions, try again later");
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->sh = sh;
-	s->fd = fd;
+	conn_init(&s->conn, sh, &smtp_session_conn_ops);
+	conn_attach(&s->conn, fd);
 	s->iplimit_key = ipkey;
 	s->client_port = smtp_session_peer(peer, s->client_addr, sizeof(s->client_addr));
 	s->lconf = *lc;
@@ -437,7 +350,6 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	s->deadline_ms = sh->now_ms + conf->limits.session_ms;
 	snprintf(s->id, sizeof(s->id), "%02X%08X", sh->id & 0xff, ++smtp_session_serial);
 	smtp_line_init(&s->line);
-	timer_init(&s->timer, smtp_session_timer_fire);
 	s->next = sh->session_list;
 	if (s->next != NULL)
 		s->next->prev = s;
@@ -457,51 +369,21 @@ void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,
 	pause_ms = lc->greet_pause_ms >= 0 ? (uint64_t)lc->greet_pause_ms : conf->limits.greet_pause_ms;
 	if (pause_ms > 0 && pc != POLICY_CONNECT_ALLOW) {
 		s->greet_pending = true;
-		timer_arm(&sh->timers, &s->timer, pause_ms);
+		conn_deadline_in(&s->conn, pause_ms);
 	} else {
 		smtp_session_greet(s);
 	}
-	smtp_session_arm_recv(s);
+	conn_recv(&s->conn);
 }
 
 /* ---- input ---- */
-
-static void smtp_session_arm_recv(struct smtp_session *s)
-{
-	struct io_uring_sqe *sqe;
-
-	if (s->recv_armed || s->closing || s->fd < 0)
-		return;
-	sqe = shard_sqe(s->sh);
-	io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = SHARD_BUF_GROUP;
-	io_uring_sqe_set_data64(sqe, smtp_io_ud(s, SMTP_IO_RECV));
-	s->recv_armed = true;
-	s->inflight++;
-}
 
 /* Keeps what the session could not run yet (it reads nothing more until that has run, so the
  * stash holds at most one read's worth). */
 static void smtp_session_keep(struct smtp_session *s, const uint8_t *p, size_t len)
 {
-	size_t have = s->stash_len - s->stash_pos;
-	uint8_t *np;
-
-	if (len == 0)
-		return;
-	np = malloc(have + len);
-	if (np == NULL) {
+	if (buf_append(&s->stash, p, len) < 0)
 		smtp_session_abort(s, "out of memory for pipelined input");
-		return;
-	}
-	if (have > 0)
-		memcpy(np, s->stash + s->stash_pos, have);
-	memcpy(np + have, p, len);
-	free(s->stash);
-	s->stash = np;
-	s->stash_pos = 0;
-	s->stash_len = (uint32_t)(have + len);
 }
 
 /* Runs commands and body bytes. Returns the bytes used: fewer than len when the session
@@ -554,9 +436,7 @@ static size_t smtp_session_run(struct smtp_session *s, const uint8_t *p, size_t 
 
 void smtp_session_discard_input(struct smtp_session *s)
 {
-	free(s->stash);
-	s->stash = NULL;
-	s->stash_len = s->stash_pos = 0;
+	buf_release(&s->stash);
 	smtp_line_init(&s->line);
 	s->discard_rest = true;
 }
@@ -584,16 +464,14 @@ static void smtp_session_input(struct smtp_session *s, const uint8_t *p, size_t 
 /* Runs the stash (input that waited for the disk or for the output to drain). */
 static void smtp_session_run_stash(struct smtp_session *s)
 {
-	while (s->stash != NULL && !s->suspended && !s->closing && !s->close_after_send &&
+	while (buf_unread(&s->stash) > 0 && !s->suspended && !s->closing && !s->close_after_send &&
 	       !smtp_session_out_blocked(s)) {
-		uint8_t *st = s->stash;
-		size_t pos = s->stash_pos, len = s->stash_len;
+		struct buf st = s->stash;
 
 		/* Take it off the session first: running it may stash again. */
-		s->stash = NULL;
-		s->stash_len = s->stash_pos = 0;
-		smtp_session_input(s, st + pos, len - pos);
-		free(st);
+		s->stash = (struct buf){ 0 };
+		smtp_session_input(s, st.pos, buf_unread(&st));
+		buf_release(&st);
 	}
 }
 
@@ -604,13 +482,11 @@ static void smtp_session_run_tls(struct smtp_session *s)
 	struct shard *sh = s->sh;
 
 	if (s->state == SMTP_ST_TLS) {
-		int r = SSL_do_handshake(s->ssl);
+		int r = conn_tls_handshake(&s->conn);
 
-		if (r != 1) {
-			int e = SSL_get_error(s->ssl, r);
-
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-				return;
+		if (r == 0)
+			return;
+		if (r < 0) {
 			char why[256];
 
 			ctr_inc(&sh->ctr.tls_failures);
@@ -622,7 +498,7 @@ static void smtp_session_run_tls(struct smtp_session *s)
 		}
 		ctr_inc(&sh->ctr.tls_handshakes);
 		{
-			int v = SSL_version(s->ssl);   /* TLS1_VERSION 0x301 .. TLS1_3_VERSION 0x304 */
+			int v = conn_tls_version_id(&s->conn);   /* TLS1_VERSION 0x301 .. TLS1_3_VERSION 0x304 */
 
 			if (v >= TLS1_VERSION && v <= TLS1_3_VERSION)
 				ctr_inc(&sh->ctr.tls_by_version[v - TLS1_VERSION]);
@@ -633,19 +509,17 @@ static void smtp_session_run_tls(struct smtp_session *s)
 		s->helo = NULL;
 		s->esmtp = false;
 		smtp_enter_state(s, SMTP_ST_INIT);
-		log_debug("%s: TLS established: %s %s", s->id, SSL_get_version(s->ssl),
-			  SSL_get_cipher_name(s->ssl));
+		log_debug("%s: TLS established: %s %s", s->id, conn_tls_version(&s->conn),
+			  conn_tls_cipher(&s->conn));
 	}
-	while (!s->suspended && !s->closing && !s->close_after_send && s->stash == NULL &&
-	       !smtp_session_out_blocked(s)) {
-		int n = SSL_read(s->ssl, sh->scratch, (int)SHARD_BUF_SIZE);
+	while (!s->suspended && !s->closing && !s->close_after_send &&
+	       buf_unread(&s->stash) == 0 && !smtp_session_out_blocked(s)) {
+		int n = conn_tls_read(&s->conn, sh->scratch, SHARD_BUF_SIZE);
 
 		if (n <= 0) {
-			int e = SSL_get_error(s->ssl, n);
-
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			if (n == 0)
 				break;
-			if (e == SSL_ERROR_ZERO_RETURN) {
+			if (n == -ECONNRESET) {
 				smtp_session_abort(s, "TLS closed by client");
 				return;
 			}
@@ -673,7 +547,7 @@ static void smtp_session_progress(struct smtp_session *s)
 	}
 	if (!s->greet_pending) {
 		smtp_session_run_stash(s);
-		if (s->ssl != NULL && s->stash == NULL && !s->closing)
+		if (s->conn.ssl != NULL && buf_unread(&s->stash) == 0 && !s->closing)
 			smtp_session_run_tls(s);
 	}
 	if (s->closing) {
@@ -682,7 +556,7 @@ static void smtp_session_progress(struct smtp_session *s)
 	}
 	smtp_session_flush(s);
 	if (smtp_session_wants_input(s))
-		smtp_session_arm_recv(s);
+		conn_recv(&s->conn);
 }
 
 /* Input before our 220: the client does not wait for replies. Counted and logged, 554, close. */
@@ -703,62 +577,45 @@ static void smtp_session_early_talker(struct smtp_session *s, const uint8_t *p, 
 	smtp_session_close_after_reply(s);
 }
 
-static void smtp_session_on_recv(struct smtp_session *s, const struct io_uring_cqe *cqe)
+/* The stream ended (0: the client closed) or broke. */
+static void smtp_session_on_input_end(struct conn *c, int err)
 {
-	struct shard *sh = s->sh;
-	int res = cqe->res;
-	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
-	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	struct smtp_session *s = smtp_session_of(c);
 
-	s->recv_armed = false;
-	s->inflight--;
-	if (has_buf && (s->closing || res <= 0)) {
-		shard_buf_recycle(sh, bid);
-		has_buf = false;
-	}
-	if (s->closing) {
-		smtp_session_maybe_free(s);
-		return;
-	}
-	if (!has_buf) {
-		if (res == -ENOBUFS) {
-			/* Every provided buffer is in use: try again on the next tick. */
-			ctr_inc(&sh->ctr.recv_nobufs);
-			s->recv_retry = true;
-			timer_arm(&sh->timers, &s->timer, 1);
-			return;
-		}
-		if (s->state & (SMTP_ST_DATA | SMTP_ST_BDAT))
-			log_info("%s: client gone in the middle of a message", s->id);
-		else if (res < 0 && res != -ECONNRESET)
-			log_info("%s: recv: %s", s->id, strerror(-res));
-		smtp_session_abort(s, NULL);
-		return;
-	}
-	if (s->close_after_send) {
-		/* Its last reply is queued: whatever it says now is not run. */
-		shard_buf_recycle(sh, bid);
-		return;
-	}
+	if (s->state & (SMTP_ST_DATA | SMTP_ST_BDAT))
+		log_info("%s: client gone in the middle of a message", s->id);
+	else if (err < 0 && err != -ECONNRESET)
+		log_info("%s: recv: %s", s->id, strerror(-err));
+	smtp_session_abort(s, NULL);
+}
+
+/* Bytes came in (p NULL: ciphertext, already in the TLS read BIO). */
+static void smtp_session_on_input(struct conn *c, const uint8_t *p, size_t len)
+{
+	struct smtp_session *s = smtp_session_of(c);
+
+	if (s->close_after_send)
+		return;     /* its last reply is queued: whatever it says now is not run */
 	if (s->greet_pending) {
-		smtp_session_early_talker(s, shard_buf(sh, bid), (size_t)res);
-		shard_buf_recycle(sh, bid);
+		smtp_session_early_talker(s, p, len);   /* no TLS before the greeting: p is set */
 		return;
 	}
 	smtp_session_arm_timer(s);    /* any input, a command or a piece of body, is activity */
-	if (s->ssl != NULL) {
-		/* Ciphertext goes into OpenSSL's memory BIO; the buffer returns to the kernel now. */
-		BIO_write(s->rbio, shard_buf(sh, bid), res);
-		shard_buf_recycle(sh, bid);
-	} else if (s->stash != NULL) {
-		/* Input still waiting to run comes first (kept in order). */
-		smtp_session_keep(s, shard_buf(sh, bid), (size_t)res);
-		shard_buf_recycle(sh, bid);
-	} else {
-		smtp_session_input(s, shard_buf(sh, bid), (size_t)res);
-		shard_buf_recycle(sh, bid);
-	}
+	/* With TLS (p NULL), smtp_session_progress decrypts and runs it. */
+	if (p != NULL && buf_unread(&s->stash) > 0)
+		smtp_session_keep(s, p, len);   /* input still waiting to run comes first (in order) */
+	else if (p != NULL)
+		smtp_session_input(s, p, len);
 	smtp_session_progress(s);
+}
+
+/* No receive buffer was free a tick ago: read again if the session still wants input. */
+static void smtp_session_on_recv_retry(struct conn *c)
+{
+	struct smtp_session *s = smtp_session_of(c);
+
+	if (smtp_session_wants_input(s))
+		conn_recv(&s->conn);
 }
 
 void smtp_session_suspend(struct smtp_session *s)
@@ -772,21 +629,18 @@ void smtp_session_resume(struct smtp_session *s)
 	smtp_session_progress(s);
 }
 
-static void smtp_session_on_cqe(struct shard *sh, const struct io_uring_cqe *cqe)
-{
-	uint64_t low = shard_ud_low(cqe->user_data);
-	struct smtp_session *s = (struct smtp_session *)(uintptr_t)(low & ~UINT64_C(7));
-
-	(void)sh;
-	if ((low & 7) == SMTP_IO_RECV)
-		smtp_session_on_recv(s, cqe);
-	else
-		smtp_session_on_send(s, cqe->res);
-}
+static const struct conn_ops smtp_session_conn_ops = {
+	.input = smtp_session_on_input,
+	.input_end = smtp_session_on_input_end,
+	.sent = smtp_session_on_sent,
+	.deadline = smtp_session_on_deadline,
+	.recv_retry = smtp_session_on_recv_retry,
+	.quiet = smtp_session_on_quiet,
+};
 
 void smtp_session_setup(void)
 {
-	shard_set_handler(SHARD_OP_SESSION, smtp_session_on_cqe);
+	conn_setup();
 }
 
 /* ---- the transaction ---- */
@@ -836,7 +690,7 @@ void smtp_sessions_drain(struct shard *sh)
 			continue;
 		s->greet_pending = false;
 		if ((s->state & (SMTP_ST_INIT | SMTP_ST_READY)) && !s->commit_pending &&
-		    buf_unread(&s->out) == 0) {
+		    buf_unread(&s->conn.out) == 0) {
 			smtp_reply(s, 421, "4.3.2", "%s Service shutting down", sh->conf->hostname);
 			smtp_session_close_after_reply(s);
 		}

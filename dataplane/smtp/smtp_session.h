@@ -5,21 +5,22 @@
  * Shard thread only. smtp_enter_state() is the one place a session changes state (after
  * OpenSMTPD's smtp_enter_state).
  *
- * Lifetime: a session is freed on its shard, only once no operation of its is in flight (recv,
- * send, the spool commit), and only at the end of the loop step (shard_defer), never inside a
- * call chain: any function may decide the session is over (smtp_session_abort, a failed TLS
- * handshake, a send error), which only marks it `closing`, cancels what is in flight and disarms
- * its timer; every caller up the stack may still read it, and must stop acting on it once it is
- * `closing`. Completions that arrive for a closing session only count down `inflight`.
+ * Lifetime: a session is freed on its shard, only once no operation of its is in flight (its
+ * conn's recv and send, the spool commit), and only at the end of the loop step (shard_defer),
+ * never inside a call chain: any function may decide the session is over (smtp_session_abort, a
+ * failed TLS handshake, a send error), which only marks it `closing` and closes its conn (what is
+ * in flight cancelled, its timer disarmed); every caller up the stack may still read it, and must
+ * stop acting on it once it is `closing`. Completions that arrive for a closing session only
+ * count down what is in flight.
  *
- * I/O: one recv at a time from the shard's provided buffers (single-shot, so a session that is
- * waiting for its message to reach the disk simply stops reading: back-pressure without holding
- * buffers), one send at a time from the session's transmit buffer. Output back-pressure (after
- * Postfix and nginx): while more than SMTP_OUT_HIGH bytes of replies wait to be sent (a client
- * that pipelines without reading), the session runs no more commands and reads nothing; what it
- * read and did not run waits in its stash (at most one read), and runs, in order and before any
- * new input, as soon as the output drains. Memory of an idle session: the struct alone (no
- * buffers are held between reads).
+ * I/O (net/conn.h): one recv at a time from the shard's provided buffers (single-shot, so a
+ * session that is waiting for its message to reach the disk simply stops reading: back-pressure
+ * without holding buffers), one send at a time from the conn's transmit buffer. Output
+ * back-pressure (after Postfix and nginx): while more than SMTP_OUT_HIGH bytes of replies wait to
+ * be sent (a client that pipelines without reading), the session runs no more commands and reads
+ * nothing; what it read and did not run waits in its stash (at most one read), and runs, in order
+ * and before any new input, as soon as the output drains. Memory of an idle session: the struct
+ * alone (no buffers are held between reads).
  */
 #ifndef SLUICE_SMTP_SESSION_H
 #define SLUICE_SMTP_SESSION_H
@@ -27,11 +28,9 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <openssl/ssl.h>
-
 #include "base/arena.h"
-#include "base/timer.h"
 #include "conf/node_config.h"
+#include "net/conn.h"
 #include "shard/shard.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"
@@ -91,35 +90,27 @@ struct smtp_txn {
 struct smtp_session {
 	struct shard          *sh;
 	struct smtp_session   *next, *prev;      /* the shard's list of sessions */
-	int                    fd;
+	struct conn            conn;             /* fd, replies (conn.out), TLS, I/O, its timer */
 	uint32_t               state;            /* enum smtp_state, one bit */
 	uint8_t                role;             /* enum listen_role of the address it came to */
-	uint8_t                inflight;         /* recv + send + commit in flight */
-	bool                   recv_armed, send_armed, commit_pending;
+	uint8_t                inflight;         /* the spool commit in flight (conn counts its I/O) */
+	bool                   commit_pending;
 	bool                   esmtp, tls_active;
 	bool                   suspended;        /* not reading input (waiting for the disk) */
 	bool                   close_after_send;
 	bool                   closing;
 	bool                   draining;         /* shutdown asked: 421 at the next command */
 	bool                   discard_rest;     /* STARTTLS: drop the rest of this input */
-	bool                   recv_retry;       /* the timer re-arms recv (no buffers were free) */
-	bool                   cancel_sent;      /* closing: the in-flight I/O was cancelled */
 	bool                   greet_pending;    /* early-talker pause: no 220 sent yet */
 	uint32_t               errors;
 	uint32_t               messages;
 	uint64_t               started_ms, deadline_ms;
 	uint64_t               iplimit_key;
-	struct timer           timer;
 	char                   id[16];           /* session id for logs: shard + counter */
 	char                   client_addr[INET6_ADDRSTRLEN];
 	char                  *helo;             /* malloc'd */
 	struct smtp_line       line;
-	struct buf             out;              /* replies not yet handed to TLS/send */
-	struct buf             tx;               /* bytes being sent (pos: the next to send) */
-	uint8_t               *stash;            /* input held while suspended */
-	uint32_t               stash_len, stash_pos;
-	SSL                   *ssl;
-	BIO                   *rbio, *wbio;
+	struct buf             stash;            /* input read and not yet run (at most one read) */
 	struct smtp_txn       *txn;
 	struct shard_deferred  reap;             /* the free at the end of the loop step */
 	/* What the reject line says (smtp_log.c). */
@@ -133,7 +124,7 @@ struct smtp_session {
 	struct listen_conf     lconf;
 };
 
-/* Sets up the handler for SHARD_OP_SESSION completions (once, before the shards start). */
+/* Sets up the handler for connection completions (once, before the shards start). */
 void smtp_session_setup(void);
 /* Starts a session on an accepted socket (the listener's accept hook). */
 void smtp_session_start(struct shard *sh, struct shard_listener *l, int fd,

@@ -1,6 +1,6 @@
 /*
  * smtp_tls.c - STARTTLS (RFC 3207) over io_uring: OpenSSL reads and writes memory BIOs; the
- * session moves ciphertext between them and the socket (smtp_session.c).
+ * session's conn moves ciphertext between them and the socket (net/conn.c).
  *
  * RFC 3207 §4.2 and CVE-2011-0411: whatever the client pipelined after STARTTLS in the same read
  * is discarded, never run inside the TLS session. After the handshake the session starts over
@@ -25,23 +25,10 @@ void smtp_cmd_starttls(struct smtp_session *s, struct slice arg)
 		smtp_session_error(s);
 		return;
 	}
-	s->ssl = SSL_new(c->tls_ctx);
-	s->rbio = BIO_new(BIO_s_mem());
-	s->wbio = BIO_new(BIO_s_mem());
-	if (s->ssl == NULL || s->rbio == NULL || s->wbio == NULL) {
-		if (s->ssl != NULL)
-			SSL_free(s->ssl);
-		BIO_free(s->rbio);
-		BIO_free(s->wbio);
-		s->ssl = NULL;
-		s->rbio = s->wbio = NULL;
+	if (conn_tls_start(&s->conn, c->tls_ctx, CONN_TLS_SERVER, NULL, false) < 0) {
 		smtp_reply(s, 454, "4.7.0", "TLS not available due to temporary reason");
 		return;
 	}
-	/* Memory BIOs: an empty read BIO must say "retry", not "end of file". */
-	BIO_set_mem_eof_return(s->rbio, -1);
-	SSL_set_bio(s->ssl, s->rbio, s->wbio);
-	SSL_set_accept_state(s->ssl);
 	smtp_txn_reset(s);
 	smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
 	/* The 220 goes out in the clear: stage it before TLS takes over the output. */
