@@ -1,0 +1,207 @@
+/*
+ * sync_tool.c - sluice-sync-tool: the sync library from the command line, one subcommand per
+ * operation, for the cluster tests and for an operator looking at a node.
+ *
+ *   ca-init DIR                           make the cluster CA in DIR
+ *   csr NAME KEY OUT                      make KEY (if absent) and a CSR for NAME into OUT
+ *   issue DIR CSR NAME DAYS OUT [ADDR..]  issue NAME's certificate (ADDRs: the hub's addresses)
+ *   revoke DIR SERIAL                     add an issued certificate to DIR's revocation list
+ *   check-revoked DIR CERT                exit 0 if CERT is not revoked, 1 if it is
+ *   serial CERT                           print a certificate's serial
+ *   natsconf OPTIONS                      write a nats-server configuration (see usage)
+ *
+ * Exit status: 0 done, 1 the operation failed (message on stderr), 2 bad usage.
+ */
+#include "ca.h"
+#include "csr.h"
+#include "natsconf.h"
+#include "sync_file.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOOL_PEM_MAX   (64 * 1024)
+#define TOOL_LIST_MAX  256
+
+static int failed(const char *what, int err)
+{
+	fprintf(stderr, "sluice-sync-tool: %s: %s\n", what, strerror(-err));
+	return 1;
+}
+
+static int cmd_ca_init(int argc, char **argv)
+{
+	int rc = ca_init(argv[1]);
+	return rc < 0 ? failed(argv[1], rc) : 0;
+}
+
+static int cmd_csr(int argc, char **argv)
+{
+	char *csr = NULL;
+	int rc = csr_make(argv[1], argv[2], &csr);
+	if (rc < 0)
+		return failed("csr", rc);
+	rc = sync_file_write(argv[3], csr, strlen(csr), 0644);
+	free(csr);
+	return rc < 0 ? failed(argv[3], rc) : 0;
+}
+
+static int cmd_issue(int argc, char **argv)
+{
+	char *csr = NULL, *cert = NULL;
+	int rc = sync_file_read(argv[2], TOOL_PEM_MAX, &csr, NULL);
+	if (rc < 0)
+		return failed(argv[2], rc);
+	int days = atoi(argv[4]);
+	const char *const *addrs = (const char *const *)argv + 6;
+	rc = argc > 6 ? ca_issue_hub(argv[1], csr, argv[3], days, addrs, (size_t)(argc - 6), &cert)
+		      : ca_issue(argv[1], csr, argv[3], days, &cert);
+	free(csr);
+	if (rc < 0)
+		return failed("issue", rc);
+	rc = sync_file_write(argv[5], cert, strlen(cert), 0644);
+	free(cert);
+	return rc < 0 ? failed(argv[5], rc) : 0;
+}
+
+static int cmd_revoke(int argc, char **argv)
+{
+	int rc = ca_revoke(argv[1], argv[2]);
+	return rc < 0 ? failed("revoke", rc) : 0;
+}
+
+static int cmd_check_revoked(int argc, char **argv)
+{
+	char *cert = NULL;
+	int rc = sync_file_read(argv[2], TOOL_PEM_MAX, &cert, NULL);
+	if (rc < 0)
+		return failed(argv[2], rc);
+	rc = ca_is_revoked(argv[1], cert);
+	free(cert);
+	if (rc < 0)
+		return failed("check-revoked", rc);
+	printf("%s\n", rc ? "revoked" : "not revoked");
+	return rc ? 1 : 0;
+}
+
+static int cmd_serial(int argc, char **argv)
+{
+	char *cert = NULL, serial[CA_SERIAL_MAX + 1];
+	int rc = sync_file_read(argv[1], TOOL_PEM_MAX, &cert, NULL);
+	if (rc < 0)
+		return failed(argv[1], rc);
+	rc = ca_cert_serial(cert, serial);
+	free(cert);
+	if (rc < 0)
+		return failed("serial", rc);
+	printf("%s\n", serial);
+	return 0;
+}
+
+static int cmd_natsconf(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "role", required_argument, NULL, 'r' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "state", required_argument, NULL, 's' },
+		{ "client-port", required_argument, NULL, 'p' },
+		{ "monitor-port", required_argument, NULL, 'm' },
+		{ "cert", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "ca", required_argument, NULL, 'a' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "advertise", required_argument, NULL, 'A' },
+		{ "authorize", required_argument, NULL, 'u' },
+		{ "hub", required_argument, NULL, 'h' },
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *authorized[TOOL_LIST_MAX], *hubs[TOOL_LIST_MAX], *out = NULL;
+	struct natsconf c = { .role = NATSCONF_LEAF, .authorized = authorized, .hub_urls = hubs };
+	int o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'r':
+			if (strcmp(optarg, "hub") == 0)
+				c.role = NATSCONF_HUB;
+			else if (strcmp(optarg, "leaf") != 0)
+				return 2;
+			break;
+		case 'n': c.node_name = optarg; break;
+		case 's': c.state_dir = optarg; break;
+		case 'p': c.client_port = atoi(optarg); break;
+		case 'm': c.monitor_port = atoi(optarg); break;
+		case 'c': c.cert_file = optarg; break;
+		case 'k': c.key_file = optarg; break;
+		case 'a': c.ca_file = optarg; break;
+		case 'l': c.leaf_listen = optarg; break;
+		case 'A': c.leaf_advertise = optarg; break;
+		case 'u':
+			if (c.n_authorized == TOOL_LIST_MAX)
+				return 2;
+			authorized[c.n_authorized++] = optarg;
+			break;
+		case 'h':
+			if (c.n_hub_urls == TOOL_LIST_MAX)
+				return 2;
+			hubs[c.n_hub_urls++] = optarg;
+			break;
+		case 'o': out = optarg; break;
+		default: return 2;
+		}
+	}
+	if (!out)
+		return 2;
+	int rc = natsconf_write(&c, out);
+	return rc < 0 ? failed("natsconf", rc) : 0;
+}
+
+struct tool_cmd {
+	const char *name;
+	int         min_args;     /* arguments after the subcommand's name */
+	int         max_args;
+	int       (*run)(int argc, char **argv);    /* argv[0] is the subcommand */
+	const char *usage;
+};
+
+static const struct tool_cmd tool_cmds[] = {
+	{ "ca-init", 1, 1, cmd_ca_init, "ca-init DIR" },
+	{ "csr", 3, 3, cmd_csr, "csr NAME KEY OUT" },
+	{ "issue", 5, 5 + TOOL_LIST_MAX, cmd_issue, "issue DIR CSR NAME DAYS OUT [HUB-ADDR...]" },
+	{ "revoke", 2, 2, cmd_revoke, "revoke DIR SERIAL" },
+	{ "check-revoked", 2, 2, cmd_check_revoked, "check-revoked DIR CERT" },
+	{ "serial", 1, 1, cmd_serial, "serial CERT" },
+	{ "natsconf", 1, 64, cmd_natsconf,
+	  "natsconf --role hub|leaf --name N --state DIR --client-port P --monitor-port P\n"
+	  "         --cert F --key F --ca F [--listen ADDR --advertise ADDR --authorize NAME...]\n"
+	  "         [--hub URL...] --out PATH" },
+};
+
+static int usage(void)
+{
+	fprintf(stderr, "usage:\n");
+	for (size_t i = 0; i < sizeof tool_cmds / sizeof tool_cmds[0]; i++)
+		fprintf(stderr, "  sluice-sync-tool %s\n", tool_cmds[i].usage);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	for (size_t i = 0; i < sizeof tool_cmds / sizeof tool_cmds[0]; i++) {
+		const struct tool_cmd *cmd = &tool_cmds[i];
+		if (strcmp(argv[1], cmd->name) != 0)
+			continue;
+		int nargs = argc - 2;
+		if (nargs < cmd->min_args || nargs > cmd->max_args)
+			return usage();
+		int rc = cmd->run(argc - 1, argv + 1);
+		return rc == 2 ? usage() : rc;
+	}
+	return usage();
+}
