@@ -9,16 +9,33 @@
  *   check-revoked DIR CERT                exit 0 if CERT is not revoked, 1 if it is
  *   serial CERT                           print a certificate's serial
  *   natsconf OPTIONS                      write a nats-server configuration (see usage)
+ *   serve CONF MONITOR-PORT               run nats-server on CONF under the supervisor until
+ *                                         SIGTERM; SIGHUP restarts it (a changed CONF)
+ *   setup-hub PORT                        create the cfg bucket on the hub's server
+ *   setup-replica PORT                    create the CFG replica on a node's leaf server
+ *   put PORT KEY VALUE                    publish on the hub; prints the revision
+ *   del PORT KEY                          delete on the hub; prints the revision
+ *   watch PORT NODE                       watch a node's replica until SIGTERM: one line per
+ *                                         message "msg REV put|del|purge KEY LEN PENDING", and
+ *                                         "apply VERSION BYTES" when `v` commits a new version
  *
  * Exit status: 0 done, 1 the operation failed (message on stderr), 2 bad usage.
  */
 #include "ca.h"
+#include "cfg_map.h"
+#include "cfg_watch.h"
 #include "csr.h"
+#include "kv.h"
 #include "natsconf.h"
+#include "natsproc.h"
+#include "sync_conn.h"
 #include "sync_file.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <getopt.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +177,157 @@ static int cmd_natsconf(int argc, char **argv)
 	return rc < 0 ? failed("natsconf", rc) : 0;
 }
 
+static volatile sig_atomic_t tool_signal;
+
+static void on_signal(int sig)
+{
+	tool_signal = sig;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct natsproc p = { .binary = getenv("SLUICE_NATS_SERVER"), .conf_path = argv[1],
+			      .monitor_port = atoi(argv[2]) };
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	int rc = natsproc_start(&p, NATSPROC_START_MS);
+	if (rc < 0)
+		return failed("start nats-server", rc);
+	printf("started pid %ld\n", (long)p.pid);
+	fflush(stdout);
+	for (;;) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		int sig = tool_signal;
+		tool_signal = 0;
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP)
+			rc = natsproc_restart(&p, NATSPROC_STOP_MS) == 0 ? 1 : -EIO;
+		else
+			rc = natsproc_poll(&p);
+		if (rc == 1)
+			printf("restarted pid %ld\n", (long)p.pid);
+		else if (rc < 0)
+			printf("restart failed: %s\n", strerror(-rc));
+		fflush(stdout);
+	}
+	natsproc_stop(&p, NATSPROC_STOP_MS);
+	return 0;
+}
+
+/* Connects to the local server on argv[1] and runs fn on the connection. */
+static int with_conn(const char *port, int (*fn)(natsConnection *nc, int argc, char **argv),
+		     int argc, char **argv)
+{
+	natsConnection *nc = NULL;
+	int rc = sync_conn_open(atoi(port), &nc);
+	if (rc < 0)
+		return failed("connect", rc);
+	rc = fn(nc, argc, argv);
+	sync_conn_close(&nc);
+	nats_Close();
+	return rc;
+}
+
+static int do_setup_hub(natsConnection *nc, int argc, char **argv)
+{
+	int rc = kv_setup_hub(nc);
+	return rc < 0 ? failed("setup-hub", rc) : 0;
+}
+
+static int do_setup_replica(natsConnection *nc, int argc, char **argv)
+{
+	int rc = kv_setup_replica(nc);
+	return rc < 0 ? failed("setup-replica", rc) : 0;
+}
+
+static int do_publish(natsConnection *nc, int argc, char **argv)
+{
+	struct kv_pub *pub = NULL;
+	int rc = kv_pub_open(nc, &pub);
+	if (rc < 0)
+		return failed("open bucket", rc);
+	uint64_t rev = 0;
+	const char *value = argc > 3 ? argv[3] : NULL;
+	rc = kv_publish(pub, argv[2], value, value ? strlen(value) : 0, &rev);
+	kv_pub_close(&pub);
+	if (rc < 0)
+		return failed("publish", rc);
+	printf("%llu\n", (unsigned long long)rev);
+	return 0;
+}
+
+static int cmd_setup_hub(int argc, char **argv)
+{
+	return with_conn(argv[1], do_setup_hub, argc, argv);
+}
+
+static int cmd_setup_replica(int argc, char **argv)
+{
+	return with_conn(argv[1], do_setup_replica, argc, argv);
+}
+
+static int cmd_publish(int argc, char **argv)
+{
+	return with_conn(argv[1], do_publish, argc, argv);
+}
+
+static void on_watch(const char *key, const char *value, size_t len, enum cfg_op op,
+		     uint64_t revision, uint64_t pending, void *arg)
+{
+	static const char *const ops[] = { "put", "del", "purge" };
+	struct cfg_map *map = arg;
+	printf("msg %llu %s %s %zu %llu\n", (unsigned long long)revision, ops[op], key, len,
+	       (unsigned long long)pending);
+	int rc = cfg_map_feed(map, key, value, len, op);
+	if (rc == 1) {
+		struct cfg_render r;
+		if (cfg_map_render(map, "", 0, &r) == 0) {
+			printf("apply %llu %zu\n", (unsigned long long)cfg_map_version(map), r.len);
+			cfg_render_free(&r);
+		}
+	} else if (rc < 0) {
+		printf("refused %s: %s\n", key, strerror(-rc));
+	}
+	fflush(stdout);
+}
+
+static int do_watch(natsConnection *nc, int argc, char **argv)
+{
+	struct cfg_map *map = cfg_map_new(argv[2]);
+	if (!map)
+		return failed("watch", -ENOMEM);
+	struct cfg_watch *w = NULL;
+	int rc = cfg_watch_start(nc, on_watch, map, &w);
+	if (rc < 0) {
+		cfg_map_free(&map);
+		return failed("watch", rc);
+	}
+	int sig;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigwait(&set, &sig);
+	cfg_watch_stop(&w);
+	cfg_map_free(&map);
+	return 0;
+}
+
+static int cmd_watch(int argc, char **argv)
+{
+	/* Blocked before nats.c starts its threads, so sigwait here gets them. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	return with_conn(argv[1], do_watch, argc, argv);
+}
+
 struct tool_cmd {
 	const char *name;
 	int         min_args;     /* arguments after the subcommand's name */
@@ -179,6 +347,12 @@ static const struct tool_cmd tool_cmds[] = {
 	  "natsconf --role hub|leaf --name N --state DIR --client-port P --monitor-port P\n"
 	  "         --cert F --key F --ca F [--listen ADDR --advertise ADDR --authorize NAME...]\n"
 	  "         [--hub URL...] --out PATH" },
+	{ "serve", 2, 2, cmd_serve, "serve CONF MONITOR-PORT" },
+	{ "setup-hub", 1, 1, cmd_setup_hub, "setup-hub PORT" },
+	{ "setup-replica", 1, 1, cmd_setup_replica, "setup-replica PORT" },
+	{ "put", 3, 3, cmd_publish, "put PORT KEY VALUE" },
+	{ "del", 2, 2, cmd_publish, "del PORT KEY" },
+	{ "watch", 2, 2, cmd_watch, "watch PORT NODE" },
 };
 
 static int usage(void)
