@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Strings go into the file between double quotes: refuse what would need escaping. */
 static bool plain(const char *s)
@@ -143,6 +144,11 @@ int natsconf_write(const struct natsconf *c, const char *path)
 	int rc = natsconf_render(c, &text);
 	if (rc < 0)
 		return rc;
+	/* nats-server creates store_dir but not the directory of its pid file. */
+	if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST) {
+		free(text);
+		return -errno;
+	}
 	rc = sync_file_write(path, text, strlen(text), 0644);
 	free(text);
 	return rc;

@@ -62,7 +62,8 @@ int natsconf_server_name(const struct natsconf *c, char *out, size_t size);
  * URL, a port out of range, a string with a quote, backslash or control character), -ENOMEM. */
 int natsconf_render(const struct natsconf *c, char **text_r);
 
-/* Renders and writes it to path atomically (sync_file_write). 0 or -errno as above. */
+/* Renders and writes it to path atomically (sync_file_write), and makes state_dir (0700) if it
+ * is not there (its parent must be). 0 or -errno as above. */
 int natsconf_write(const struct natsconf *c, const char *path);
 
 #endif
