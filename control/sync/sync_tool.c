@@ -55,15 +55,19 @@ static int cmd_ca_init(int argc, char **argv)
 	return rc < 0 ? failed(argv[1], rc) : 0;
 }
 
+/* Writes a PEM made by the library to path and frees it. */
+static int write_pem(const char *path, char *pem)
+{
+	int rc = sync_file_write(path, pem, strlen(pem), 0644);
+	free(pem);
+	return rc < 0 ? failed(path, rc) : 0;
+}
+
 static int cmd_csr(int argc, char **argv)
 {
 	char *csr = NULL;
 	int rc = csr_make(argv[1], argv[2], &csr);
-	if (rc < 0)
-		return failed("csr", rc);
-	rc = sync_file_write(argv[3], csr, strlen(csr), 0644);
-	free(csr);
-	return rc < 0 ? failed(argv[3], rc) : 0;
+	return rc < 0 ? failed("csr", rc) : write_pem(argv[3], csr);
 }
 
 static int cmd_issue(int argc, char **argv)
@@ -77,11 +81,13 @@ static int cmd_issue(int argc, char **argv)
 	rc = argc > 6 ? ca_issue_hub(argv[1], csr, argv[3], days, addrs, (size_t)(argc - 6), &cert)
 		      : ca_issue(argv[1], csr, argv[3], days, &cert);
 	free(csr);
-	if (rc < 0)
-		return failed("issue", rc);
-	rc = sync_file_write(argv[5], cert, strlen(cert), 0644);
-	free(cert);
-	return rc < 0 ? failed(argv[5], rc) : 0;
+	if (rc == -EPERM)
+		fprintf(stderr, "sluice-sync-tool: issue: the CSR asks for more than CN=%s\n", argv[3]);
+	if (rc == -EBADMSG)
+		fprintf(stderr, "sluice-sync-tool: issue: not a CSR, or its signature is wrong\n");
+	if (rc == -EPERM || rc == -EBADMSG)
+		return 1;
+	return rc < 0 ? failed("issue", rc) : write_pem(argv[5], cert);
 }
 
 static int cmd_revoke(int argc, char **argv)
