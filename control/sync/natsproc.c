@@ -109,6 +109,8 @@ static int spawn(struct natsproc *p)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* The supervisor's sockets and files (a listener, the store) are not the server's. */
+		close_range(3, ~0U, 0);
 		execl(bin, bin, "-c", p->conf_path, (char *)NULL);
 		_exit(127);
 	}
