@@ -89,6 +89,7 @@ static const struct conf_section {
 	{ "spool", set_spool },
 	{ "tls", set_tls },
 	{ "delivery", set_delivery },
+	{ "roles", conf_roles_set },
 };
 
 /* Asks the owners of section (its name case-insensitive) in turn: false when it has none, else

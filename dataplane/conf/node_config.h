@@ -55,6 +55,8 @@
 #include "smtp/smtp_conf.h"
 #include "spool/spool_tuning.h"
 
+#define CONF_NODE_NAME_MAX 63   /* a node name is one DNS label (the cluster CA's rule) */
+
 struct policy;
 struct filter_db;
 
@@ -88,6 +90,11 @@ struct node_config {
 	char                 postmaster[320];/* [node] postmaster: where bare <postmaster> goes; default
 					      * postmaster@ the first domain; empty: no domain */
 	bool                 allow_routing;  /* [policy] allow_routing: the domains' default */
+	/* [roles]: the node holding each data role (conf_roles.c); empty: placed nowhere. */
+	struct role_placement {
+		char log[CONF_NODE_NAME_MAX + 1], quarantine[CONF_NODE_NAME_MAX + 1];
+		char archive[CONF_NODE_NAME_MAX + 1];
+	} roles;
 	/* How the process runs: read by main at start only (a reload that changes them warns). */
 	struct node_ops {
 		char  user[64], group[64];   /* [node] user/group; empty: no switch */

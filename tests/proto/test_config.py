@@ -149,6 +149,22 @@ def test_ports_out_of_range():
            "FILE:11: [delivery] dns_server: port out of range in \"127.0.0.1:65536\" (want 1-65535)")
 
 
+def test_roles_section():
+    # The cluster's configuration places the data roles on nodes ([roles], control/wire): a good
+    # section loads, a role may be placed nowhere yet, and a bad key or name is named.
+    b = base()
+    rc, out = check_config(b + "[roles]\nlog = n1\nquarantine = node-2\narchive =\n")
+    eq(rc, 0, "a [roles] section loads: " + out)
+    expect(b + "[roles]\nlogs = n1\n", "FILE:11: [roles] logs: unknown key", also_start=False)
+    expect(b + "[roles]\nlog = N1\n",
+           "FILE:11: [roles] log: \"N1\" is not a node name (a-z, 0-9 and '-', not at an end, "
+           "at most 63 bytes)", also_start=False)
+    expect(b + "[roles]\nquarantine = -n1\n", "FILE:11: [roles] quarantine: \"-n1\" is not a "
+           "node name", also_start=False)
+    expect(b + "[roles]\narchive = %s\n" % ("a" * 64), "FILE:11: [roles] archive:",
+           also_start=False)
+
+
 def test_thresholds_out_of_order():
     # [policy] against the built-in defaults (tag 5, quarantine 8, reject 15).
     expect(base() + "[policy]\ntag_score = 9\n",

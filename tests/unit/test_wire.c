@@ -141,6 +141,24 @@ static void test_wire_roles(void **state)
 	assert_int_equal(buf_append(&b, "", 1), 0);
 	assert_string_equal((const char *)b.pos, "# sluice cfg roles version 3\n[roles]\nlog = n1\n"
 			    "archive = n2\n");
+	b.last--;   /* without the NUL: the parser takes the fragment as a node would */
+	{
+		/* With the node's own part, as a node's buffer has it (a node must listen). */
+		struct wire_listen l = { "mx", "127.0.0.1:2525", "primary", 1 };
+		struct wire_node n = { .name = "n1", .nlisten = 1, .listen = &l };
+		char err[512] = "";
+		struct node_config *c;
+
+		assert_int_equal(wire_render_node(&b, &n, 3), 0);
+		c = test_wire_load(&b, err, sizeof(err));
+
+		if (c == NULL)
+			fail_msg("the parser refused the roles: %s", err);
+		assert_string_equal(c->roles.log, "n1");
+		assert_string_equal(c->roles.quarantine, "");
+		assert_string_equal(c->roles.archive, "n2");
+		node_config_unref(&c);
+	}
 	buf_release(&b);
 }
 
