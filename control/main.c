@@ -2,12 +2,14 @@
  * main.c - sluice-control: the cluster's store and REST API on the primary (issue 16).
  *
  *   sluice-control --state DIR [--listen ADDR:PORT] [--init-admin NAME]
- *                  [--rate N] [--burst N] [--stale-after SECONDS]
+ *                  [--rate N] [--burst N] [--stale-after SECONDS] [--hub-port PORT]
  *
  * DIR holds control.db (SQLite) and the TLS key and certificate. On the first start (no user
  * yet) --init-admin NAME creates that superadmin: with the password read from stdin when stdin
  * is not a terminal and not empty, and in any case prints a one-time API token (valid a day) on
- * stdout, "token: T". Exit: 0 on SIGTERM, 1 on a start-up error, 2 on bad usage.
+ * stdout, "token: T". With --hub-port (the client port of the hub's nats-server on 127.0.0.1)
+ * a publisher thread drains the outbox into the KV bucket (control_publish.h). Exit: 0 on
+ * SIGTERM, 1 on a start-up error, 2 on bad usage.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +21,7 @@
 
 #include "api/api.h"
 #include "control_cert.h"
+#include "control_publish.h"
 #include "store/store.h"
 
 #define CONTROL_INIT_TOKEN_TTL 86400
@@ -26,7 +29,8 @@
 static void control_usage(void)
 {
 	fprintf(stderr, "usage: sluice-control --state DIR [--listen ADDR:PORT] "
-		"[--init-admin NAME] [--rate N] [--burst N] [--stale-after SECONDS]\n");
+		"[--init-admin NAME] [--rate N] [--burst N] [--stale-after SECONDS] "
+		"[--hub-port PORT]\n");
 	exit(2);
 }
 
@@ -71,6 +75,7 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "burst", required_argument, NULL, 'b' },
 		{ "stale-after", required_argument, NULL, 'a' },
+		{ "hub-port", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -81,7 +86,8 @@ int main(int argc, char **argv)
 	const char *state = NULL, *init_admin = NULL;
 	char db[4096], cert[4096], key[4096], err[512] = "";
 	struct store *st = NULL;
-	int c, rc;
+	struct control_publish *pub = NULL;
+	int c, rc, hub_port = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -91,10 +97,12 @@ int main(int argc, char **argv)
 		case 'r': cfg.rate = atof(optarg); break;
 		case 'b': cfg.burst = (unsigned)atoi(optarg); break;
 		case 'a': cfg.stale_after = atoll(optarg); break;
+		case 'p': hub_port = atoi(optarg); break;
 		default: control_usage();
 		}
 	}
-	if (state == NULL || optind != argc || cfg.rate <= 0 || cfg.burst == 0)
+	if (state == NULL || optind != argc || cfg.rate <= 0 || cfg.burst == 0 || hub_port < 0 ||
+	    hub_port > 65535)
 		control_usage();
 	if (mkdir(state, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "sluice-control: %s: %s\n", state, strerror(errno));
@@ -117,10 +125,20 @@ int main(int argc, char **argv)
 	cfg.cert_file = cert;
 	cfg.key_file = key;
 	cfg.st = st;
+	if (hub_port > 0) {
+		if (control_publish_start(db, hub_port, &pub, err, sizeof(err)) < 0) {
+			fprintf(stderr, "sluice-control: %s\n", err);
+			store_close(&st);
+			return 1;
+		}
+		cfg.on_commit = control_publish_wake;
+		cfg.on_commit_arg = pub;
+	}
 	fprintf(stderr, "sluice-control: listening on https://%s/api/v1/\n", cfg.listen);
 	rc = api_run(&cfg, err, sizeof(err));
 	if (rc < 0)
 		fprintf(stderr, "sluice-control: %s\n", err);
+	control_publish_stop(&pub);
 	store_close(&st);
 	return rc < 0 ? 1 : 0;
 }

@@ -25,6 +25,10 @@ struct api_config {
 	double        rate;         /* requests per second per token */
 	unsigned      burst;
 	int64_t       stale_after;  /* seconds: a node not seen for longer is warned about */
+	/* Called on the loop after a request that may have committed a change (a method other
+	 * than GET answered 2xx): the publisher's wake-up. NULL: nobody to tell. */
+	void        (*on_commit)(void *arg);
+	void         *on_commit_arg;
 };
 
 /* Listens and serves until SIGINT or SIGTERM. 0, or -errno at start (err says why). */

@@ -242,9 +242,11 @@ void api_cluster_get(struct api_req *r)
 {
 	json_t *nodes = store_node_list(r->st);
 
-	api_reply(r, 200, json_pack("{sIsIsIso}", "version", (json_int_t)store_cluster_version(r->st),
+	api_reply(r, 200, json_pack("{sIsIsIsIso}",
+				    "version", (json_int_t)store_cluster_version(r->st),
 				    "nodes", (json_int_t)json_array_size(nodes),
 				    "outbox_pending", (json_int_t)store_outbox_pending(r->st),
+				    "published_version", (json_int_t)store_outbox_published(r->st),
 				    "warnings", api_cluster_warnings(r, nodes)));
 	json_decref(nodes);
 }

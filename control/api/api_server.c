@@ -398,6 +398,9 @@ static int api_on_req(h2o_handler_t *self, h2o_req_t *req)
 	api_peer(req, r.address, sizeof(r.address));
 	r.actor.address = r.address;
 	api_dispatch(srv, req, &r, &retry_after);
+	if (srv->cfg->on_commit != NULL && r.status >= 200 && r.status < 300 &&
+	    !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
+		srv->cfg->on_commit(srv->cfg->on_commit_arg);
 	api_params_free(r.param);
 	free(query);
 	req->res.status = r.status ? r.status : 500;

@@ -448,3 +448,9 @@ int64_t store_outbox_pending(struct store *st)
 {
 	return store_int(st, store_stmt(st, "SELECT count(*) FROM outbox", ""), 0);
 }
+
+uint64_t store_outbox_published(struct store *st)
+{
+	return (uint64_t)store_int(st, store_stmt(st, "SELECT coalesce((SELECT min(version) - 1 "
+				   "FROM outbox), (SELECT version FROM cluster))", ""), 0);
+}

@@ -124,7 +124,7 @@ int store_ruleset_delete(struct store *st, const struct store_actor *a, const ch
  * "version"}; before/after are the JSON objects (null for none). */
 json_t *store_audit_list(struct store *st, int64_t after, unsigned limit);
 
-/* --- the outbox, for the publisher (control/sync) ----------------------------------------
+/* --- the outbox, for the publisher (control/control_publish.c) ------------------------
  * Rows come in seq order: each change's keys, then its "v". The publisher puts the key (or
  * deletes it when value is NULL), waits for the server's ack, and only then calls
  * store_outbox_done(seq); after a restart it starts again from store_outbox_next (puts are
@@ -142,5 +142,8 @@ int  store_outbox_done(struct store *st, int64_t seq);
 void store_outbox_row_clear(struct store_outbox_row *row);
 /* How many rows wait (for the cluster's warnings and tests). */
 int64_t store_outbox_pending(struct store *st);
+/* The last version wholly published (its "v" acked): the cluster version when the outbox is
+ * empty, else one before its oldest row's. */
+uint64_t store_outbox_published(struct store *st);
 
 #endif

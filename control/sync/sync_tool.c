@@ -15,9 +15,10 @@
  *   setup-replica PORT                    create the CFG replica on a node's leaf server
  *   put PORT KEY VALUE                    publish on the hub; prints the revision
  *   del PORT KEY                          delete on the hub; prints the revision
- *   watch PORT NODE                       watch a node's replica until SIGTERM: one line per
+ *   watch PORT NODE [OUT]                 watch a node's replica until SIGTERM: one line per
  *                                         message "msg REV put|del|purge KEY LEN PENDING", and
  *                                         "apply VERSION BYTES" when `v` commits a new version
+ *                                         (and the assembled configuration written to OUT)
  *
  * Exit status: 0 done, 1 the operation failed (message on stderr), 2 bad usage.
  */
@@ -281,18 +282,27 @@ static int cmd_publish(int argc, char **argv)
 	return with_conn(argv[1], do_publish, argc, argv);
 }
 
+struct tool_watch {
+	struct cfg_map *map;
+	const char     *out;    /* where an applied configuration goes, or NULL */
+};
+
 static void on_watch(const char *key, const char *value, size_t len, enum cfg_op op,
 		     uint64_t revision, uint64_t pending, void *arg)
 {
 	static const char *const ops[] = { "put", "del", "purge" };
-	struct cfg_map *map = arg;
+	struct tool_watch *tw = arg;
+	struct cfg_map *map = tw->map;
 	printf("msg %llu %s %s %zu %llu\n", (unsigned long long)revision, ops[op], key, len,
 	       (unsigned long long)pending);
 	int rc = cfg_map_feed(map, key, value, len, op);
 	if (rc == 1) {
 		struct cfg_render r;
 		if (cfg_map_render(map, "", 0, &r) == 0) {
+			int wrc = tw->out ? sync_file_write(tw->out, r.buf, r.len, 0644) : 0;
 			printf("apply %llu %zu\n", (unsigned long long)cfg_map_version(map), r.len);
+			if (wrc < 0)
+				printf("cannot write %s: %s\n", tw->out, strerror(-wrc));
 			cfg_render_free(&r);
 		}
 	} else if (rc < 0) {
@@ -306,8 +316,9 @@ static int do_watch(natsConnection *nc, int argc, char **argv)
 	struct cfg_map *map = cfg_map_new(argv[2]);
 	if (!map)
 		return failed("watch", -ENOMEM);
+	struct tool_watch tw = { map, argc > 3 ? argv[3] : NULL };
 	struct cfg_watch *w = NULL;
-	int rc = cfg_watch_start(nc, on_watch, map, &w);
+	int rc = cfg_watch_start(nc, on_watch, &tw, &w);
 	if (rc < 0) {
 		cfg_map_free(&map);
 		return failed("watch", rc);
@@ -358,7 +369,7 @@ static const struct tool_cmd tool_cmds[] = {
 	{ "setup-replica", 1, 1, cmd_setup_replica, "setup-replica PORT" },
 	{ "put", 3, 3, cmd_publish, "put PORT KEY VALUE" },
 	{ "del", 2, 2, cmd_publish, "del PORT KEY" },
-	{ "watch", 2, 2, cmd_watch, "watch PORT NODE" },
+	{ "watch", 2, 3, cmd_watch, "watch PORT NODE [OUT]" },
 };
 
 static int usage(void)
