@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -249,8 +250,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&fuzz_addr, sizeof(fuzz_addr)) < 0)
-		die("connect");
+	if (connect(fd, (struct sockaddr *)&fuzz_addr, sizeof(fuzz_addr)) < 0) {
+		/* A signal (libFuzzer's timers) may cut a blocking connect short; the connection
+		 * goes on in the kernel: wait for it and take its outcome. */
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int err = 0;
+		socklen_t elen = sizeof(err);
+
+		if (errno != EINTR)
+			die("connect");
+		while (poll(&pfd, 1, 5000) < 0 && errno == EINTR)
+			;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err != 0) {
+			errno = err;
+			die("connect");
+		}
+	}
 
 	while (len > 0) {
 		size_t skip, n = next_packet(p, len, &skip);
