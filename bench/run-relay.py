@@ -194,8 +194,7 @@ def run_leg(args, exe_load, relay, client, rnd, messages=None):
 
 def start_sink(sink, rec):
     """sluice-load sink with a record file (peers.LoadSink does not take one)."""
-    if peers.port_open(sink.host, sink.port):
-        raise RuntimeError(f"{sink.host}:{sink.port} is already taken")
+    peers.claim_port(sink.host, sink.port)
     sink.log = open(os.path.join(sink.workdir, "load-sink.log"), "a")
     sink.proc = subprocess.Popen([sink.exe, "sink", "--listen", f"{sink.host}:{sink.port}",
                                   "-t", "1", "--record", rec, "-q"], stdout=sink.log,

@@ -55,6 +55,26 @@ def port_open(host, port, timeout=0.2):
         return False
 
 
+def port_holder(port):
+    """Who listens on port, as ss prints it (for an error that says what to kill)."""
+    try:
+        r = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
+                           timeout=5)
+        return " ".join(r.stdout.split()) or "nobody listed by ss"
+    except (OSError, subprocess.SubprocessError):
+        return "ss not available"
+
+
+def claim_port(host, port, hint="", secs=5.0):
+    """Refuses to start a server on a port something else answers on. A server this run
+    stopped a moment ago may still be closing: wait a few seconds before calling it taken."""
+    end = time.time() + secs
+    while port_open(host, port):
+        if time.time() > end:
+            raise RuntimeError(f"{host}:{port} is already taken{hint}: {port_holder(port)}")
+        time.sleep(0.1)
+
+
 def wait_port(host, port, secs=15.0, proc=None):
     end = time.time() + secs
     while time.time() < end:
@@ -174,8 +194,7 @@ class SmtpSink(Peer):
         self.proc = None
 
     def start(self):
-        if port_open(self.host, self.port):
-            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover server?)")
+        claim_port(self.host, self.port, " (a leftover server?)")
         exe = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
         self.log = open(os.path.join(self.workdir, "smtp-sink.log"), "w")
         # -u: drop root; -m: serve up to 15,000 connections at once (default 256, the rest
@@ -196,8 +215,7 @@ class LoadSink(Peer):
         self.proc = None
 
     def start(self):
-        if port_open(self.host, self.port):
-            raise RuntimeError(f"{self.host}:{self.port} is already taken")
+        claim_port(self.host, self.port)
         self.log = open(os.path.join(self.workdir, "load-sink.log"), "w")
         self.proc = subprocess.Popen([self.exe, "sink", "--listen", f"{self.host}:{self.port}",
                                       "-t", str(self.threads), "-q"], stdout=self.log,
@@ -286,8 +304,7 @@ class Postfix(Peer):
         return r
 
     def start(self):
-        if port_open(self.host, self.port):
-            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover postfix?)")
+        claim_port(self.host, self.port, " (a leftover postfix?)")
         if shutil.which("postfix") is None:
             raise RuntimeError("postfix is not installed (.ci/deps installs it)")
         d = os.path.dirname(os.path.abspath(self.dir))
@@ -375,8 +392,7 @@ class SluiceNode(Peer):
     def start(self):
         if not self.exe or not os.access(self.exe, os.X_OK):
             raise RuntimeError(f"no sluice-node at {self.exe}")
-        if port_open(self.host, self.port):
-            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover daemon?)")
+        claim_port(self.host, self.port, " (a leftover daemon?)")
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(os.path.join(self.dir, "spool"))
         self.conf = os.path.join(self.dir, "sluice.ini")
@@ -446,8 +462,7 @@ class PostfixRelay(Postfix):
         self.sink_host, self.sink_port = sink_host, sink_port
 
     def start(self):
-        if port_open(self.host, self.port):
-            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover postfix?)")
+        claim_port(self.host, self.port, " (a leftover postfix?)")
         if shutil.which("postfix") is None:
             raise RuntimeError("postfix is not installed (.ci/deps installs it)")
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -509,8 +524,7 @@ class NxResolver:
         exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         if not os.access(exe, os.X_OK):
             raise RuntimeError("dnsmasq is not installed (.ci/deps: dnsmasq-base)")
-        if port_open(self.host, self.port):
-            raise RuntimeError(f"{self.host}:{self.port} is already taken")
+        claim_port(self.host, self.port)
         self.log = open(os.path.join(self.workdir, "dnsmasq.log"), "w")
         self.proc = subprocess.Popen(
             [exe, "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--address=/#/",
@@ -539,8 +553,7 @@ class Rspamd(Peer):
     def start(self, ready_msg, secs=180):
         if shutil.which("rspamd") is None:
             raise RuntimeError("rspamd is not installed (.ci/deps installs it)")
-        if port_open(self.host, self.port):
-            raise RuntimeError(f"{self.host}:{self.port} is already taken (a leftover rspamd?)")
+        claim_port(self.host, self.port, " (a leftover rspamd?)")
         shutil.rmtree(self.dir, ignore_errors=True)
         etc = os.path.join(self.dir, "etc")
         for d in ("etc/local.d", "etc/override.d", "run", "db", "log"):
