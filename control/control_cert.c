@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <unistd.h>
 
 static int control_cert_write(const char *path, int mode, EVP_PKEY *key, X509 *crt)
@@ -82,5 +84,23 @@ int control_cert_ensure(const char *state_dir, char *cert_r, char *key_r, size_t
 	if (rc < 0)
 		snprintf(err, errlen, "cannot make the TLS certificate in %s: %s", state_dir,
 			 strerror(-rc));
+	return rc;
+}
+
+int control_cert_pin(const char *cert_file, char *pin_r)
+{
+	FILE *f = fopen(cert_file, "re");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	unsigned char *der = NULL, md[32];
+	int len = x ? i2d_PUBKEY(X509_get0_pubkey(x), &der) : -1;
+	int rc = len > 0 && SHA256(der, (size_t)len, md) ? 0 : f ? -EBADMSG : -errno;
+
+	if (rc == 0)
+		sodium_bin2base64(pin_r, CONTROL_PIN_LEN + 1, md, sizeof(md),
+				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	OPENSSL_free(der);
+	X509_free(x);
+	if (f)
+		fclose(f);
 	return rc;
 }

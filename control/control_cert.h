@@ -13,4 +13,10 @@
 int control_cert_ensure(const char *state_dir, char *cert_r, char *key_r, size_t pathlen,
 			char *err, size_t errlen);
 
+/* The pin of the certificate at cert_file: SHA-256 of its public key (DER SubjectPublicKeyInfo),
+ * base64url without padding, into pin_r[CONTROL_PIN_LEN + 1]. A join token carries it, so a
+ * node can trust the control's self-signed certificate on first contact. 0 or -errno. */
+#define CONTROL_PIN_LEN 43
+int control_cert_pin(const char *cert_file, char *pin_r);
+
 #endif

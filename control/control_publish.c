@@ -6,13 +6,13 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "control_wait.h"
 #include "store/store.h"
 #include "sync/kv.h"
 #include "sync/sync_conn.h"
@@ -21,10 +21,7 @@ struct control_publish {
 	struct store   *st;
 	int             hub_port;
 	pthread_t       thread;
-	pthread_mutex_t lock;
-	pthread_cond_t  cond;      /* signalled on a commit and on stop */
-	bool            changed;   /* a commit since the thread last looked */
-	bool            stopping;
+	struct control_wait wait;  /* woken on a commit and on stop */
 	natsConnection *nc;
 	struct kv_pub  *kv;
 	unsigned        backoff_ms;
@@ -40,28 +37,6 @@ unsigned control_publish_backoff(unsigned prev_ms)
 	return prev_ms * 2;
 }
 
-/* Sleeps ms, or less on stop (and on a commit when wake_on_change). False: stopping. */
-static bool publish_wait(struct control_publish *p, unsigned ms, bool wake_on_change)
-{
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&p->lock);
-	while (!p->stopping && !(wake_on_change && p->changed))
-		if (pthread_cond_timedwait(&p->cond, &p->lock, &until) == ETIMEDOUT)
-			break;
-	if (wake_on_change)
-		p->changed = false;
-	bool go_on = !p->stopping;
-	pthread_mutex_unlock(&p->lock);
-	return go_on;
-}
-
 /* After a failure: log it (once per kind of failure) and back off. */
 static bool publish_failed(struct control_publish *p, const char *what, int rc)
 {
@@ -69,7 +44,7 @@ static bool publish_failed(struct control_publish *p, const char *what, int rc)
 		fprintf(stderr, "sluice-control: publish: %s: %s (retrying)\n", what, strerror(-rc));
 	p->last_error = rc;
 	p->backoff_ms = control_publish_backoff(p->backoff_ms);
-	return publish_wait(p, p->backoff_ms, false);
+	return control_wait_for(&p->wait, p->backoff_ms, false);
 }
 
 /* Connected, with the bucket open. False: stopping. */
@@ -112,7 +87,7 @@ static void *publish_thread(void *arg)
 			p->backoff_ms = 0;
 			p->last_error = 0;
 		} else if (rc == 0) {
-			if (!publish_wait(p, CONTROL_PUBLISH_IDLE_MS, true))
+			if (!control_wait_for(&p->wait, CONTROL_PUBLISH_IDLE_MS, true))
 				break;
 		} else if (!publish_failed(p, "the oldest outbox row", rc)) {
 			break;
@@ -137,25 +112,11 @@ int control_publish_start(const char *db, int hub_port, struct control_publish *
 		return rc;
 	}
 	p->hub_port = hub_port;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_mutex_init(&p->lock, NULL);
-	/* SIGTERM and SIGINT are the API loop's: this thread and nats.c's (started from it) keep
-	 * them blocked. */
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	rc = -pthread_create(&p->thread, NULL, publish_thread, p);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	control_wait_init(&p->wait);
+	rc = control_thread_start(&p->thread, publish_thread, p);
 	if (rc < 0) {
 		snprintf(err, errlen, "publisher thread: %s", strerror(-rc));
-		pthread_cond_destroy(&p->cond);
-		pthread_mutex_destroy(&p->lock);
+		control_wait_destroy(&p->wait);
 		store_close(&p->st);
 		free(p);
 		return rc;
@@ -167,10 +128,7 @@ int control_publish_start(const char *db, int hub_port, struct control_publish *
 void control_publish_wake(void *arg)
 {
 	struct control_publish *p = arg;
-	pthread_mutex_lock(&p->lock);
-	p->changed = true;
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	control_wait_wake(&p->wait);
 }
 
 void control_publish_stop(struct control_publish **pub)
@@ -178,13 +136,9 @@ void control_publish_stop(struct control_publish **pub)
 	struct control_publish *p = *pub;
 	if (p == NULL)
 		return;
-	pthread_mutex_lock(&p->lock);
-	p->stopping = true;
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	control_wait_stop(&p->wait);
 	pthread_join(p->thread, NULL);
-	pthread_cond_destroy(&p->cond);
-	pthread_mutex_destroy(&p->lock);
+	control_wait_destroy(&p->wait);
 	store_close(&p->st);
 	free(p);
 	*pub = NULL;

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/agent_join.h"
 #include "base/log.h"
 #include "base/pidlock.h"
 #include "base/runas.h"
@@ -181,6 +182,7 @@ static const struct shard_hooks node_hooks = {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sluice-node --config FILE [--check-config]\n"
+		   "       sluice-node --join TOKEN --control HOST:PORT [--cluster-dir DIR]\n"
 		   "       sluice-node --help | --version\n");
 }
 
@@ -194,6 +196,9 @@ static void help(void)
 	       "  -c, --config FILE    the configuration (INI); see sluice-node(8) and the README\n"
 	       "  -k, --check-config   check FILE and that spool_dir can be created or written, then\n"
 	       "                       exit (0: good, 2: bad); never disturbs a running node\n"
+	       "  --join TOKEN         join the cluster: the token `sluicectl node add` printed;\n"
+	       "                       --control HOST:PORT is sluice-control's API, --cluster-dir\n"
+	       "                       where the certificate goes (default " AGENT_JOIN_DIR_DEFAULT ")\n"
 	       "  -h, --help           this text\n"
 	       "  -V, --version        the version\n"
 	       "\n"
@@ -490,9 +495,12 @@ int main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, 'k' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "join", required_argument, NULL, 'J' },
+		{ "control", required_argument, NULL, 'C' },
+		{ "cluster-dir", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = NULL;
+	const char *path = NULL, *join = NULL, *control = NULL, *cluster_dir = AGENT_JOIN_DIR_DEFAULT;
 	bool check = false;
 	struct node_config *conf;
 	struct shard *shards;
@@ -509,10 +517,15 @@ int main(int argc, char **argv)
 		case 'k': check = true; break;
 		case 'V': printf("sluice-node %s\n", SLUICE_VERSION); return 0;
 		case 'h': help(); return 0;
+		case 'J': join = optarg; break;
+		case 'C': control = optarg; break;
+		case 'D': cluster_dir = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (join != NULL && control != NULL && path == NULL && !check && optind == argc)
+		return agent_join(join, control, cluster_dir);
+	if (path == NULL || optind != argc || join != NULL || control != NULL) {
 		usage(stderr);
 		return 2;
 	}

@@ -29,6 +29,15 @@ struct api_config {
 	 * than GET answered 2xx): the publisher's wake-up. NULL: nobody to tell. */
 	void        (*on_commit)(void *arg);
 	void         *on_commit_arg;
+	/* The cluster's identity (api_join.c). ca_dir NULL: cluster/init, join-token and join
+	 * answer 409. */
+	const char   *ca_dir;       /* the cluster CA: cluster/init makes it, join issues from it */
+	const char   *pin;          /* base64url SHA-256 of this server's public key (join tokens) */
+	char *const  *hub_urls;     /* the hub's leafnode URLs, told to a joining node */
+	size_t        n_hub_urls;
+	/* Called on the loop after cluster/init made the CA: the hub's certificate. */
+	int         (*on_ca_made)(void *arg);
+	void         *on_ca_made_arg;
 };
 
 /* Listens and serves until SIGINT or SIGTERM. 0, or -errno at start (err says why). */

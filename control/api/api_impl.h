@@ -64,8 +64,13 @@ api_handler_fn api_user_list, api_user_create, api_user_get, api_user_replace, a
 	api_token_list, api_token_create, api_token_get, api_token_delete, api_login, api_logout;
 api_handler_fn api_node_list, api_node_create, api_node_get, api_node_replace, api_node_delete,
 	api_node_report, api_roles_get, api_roles_put, api_cluster_get;
+api_handler_fn api_cluster_init, api_node_join_token, api_join;
 api_handler_fn api_ruleset_list, api_ruleset_put, api_ruleset_get, api_ruleset_delete,
 	api_audit_list;
+
+/* Revokes the certificate a node (store_node_get's object, NULL: none) joined with, if any.
+ * 0 or -errno. */
+int api_node_revoke(struct api_req *r, json_t *node);
 
 /* Sets the response: status and a JSON body (taken over; NULL: no body). */
 void api_reply(struct api_req *r, int status, json_t *body);

@@ -138,16 +138,23 @@ void api_node_replace(struct api_req *r)
 	api_node_put(r, r->param[0], false);
 }
 
+/* Removing a joined node revokes its certificate: the hub, restarted without it, refuses its
+ * link (control_hub.c), and the revocation list says so to anyone checking. */
 void api_node_delete(struct api_req *r)
 {
+	json_t *before = store_node_get(r->st, r->param[0]);
 	int rc = store_node_delete(r->st, &r->actor, r->param[0]);
 
-	if (rc == -EBUSY)
+	if (rc == 0 && (rc = api_node_revoke(r, before)) < 0)
+		api_fail(r, 500, NULL, "node %s removed, but its certificate could not be revoked: "
+			 "%s", r->param[0], strerror(-rc));
+	else if (rc == -EBUSY)
 		api_fail(r, 409, NULL, "node %s holds a role: place it elsewhere first", r->param[0]);
 	else if (rc < 0)
 		api_fail_store(r, rc, r->param[0]);
 	else
 		api_reply(r, 204, NULL);
+	json_decref(before);
 }
 
 static const struct api_field api_report_fields[] = {

@@ -3,9 +3,11 @@
  *
  *   sluicectl [--control URL] [--token T] [--ca FILE] [--json] COMMAND ...
  *     domain add NAME --route R [--tls may|required|none]   domain list | show NAME | delete NAME
- *     policy set DOMAIN KEY VALUE      rules upload FILE...      node list
+ *     policy set DOMAIN KEY VALUE      rules upload FILE...
+ *     node list | add NAME --site S [--ttl SECONDS] | token NAME [--ttl S] | remove NAME
  *     user add NAME --role ROLE [--password-stdin] [--domain D]... [--address A]...
- *     token create [--user U] [--ttl SECONDS] [--description TEXT]      cluster status
+ *     token create [--user U] [--ttl SECONDS] [--description TEXT]
+ *     cluster init | cluster status
  *
  * The token comes from --token or SLUICE_TOKEN; the URL from --control or SLUICE_CONTROL
  * (default https://127.0.0.1:8443). Human tables by default, the API's JSON with --json.
@@ -37,9 +39,12 @@ static int cli_usage(void)
 		"usage: sluicectl [--control URL] [--token T] [--ca FILE] [--json] COMMAND ...\n"
 		"  domain add NAME --route R [--tls T] | domain list | domain show NAME |"
 		" domain delete NAME\n"
-		"  policy set DOMAIN KEY VALUE | rules upload FILE... | node list\n"
+		"  policy set DOMAIN KEY VALUE | rules upload FILE...\n"
+		"  node list | node add NAME --site S [--ttl SECONDS] | node token NAME [--ttl S] |"
+		" node remove NAME\n"
 		"  user add NAME --role ROLE [--password-stdin] [--domain D]... [--address A]...\n"
-		"  token create [--user U] [--ttl SECONDS] [--description TEXT] | cluster status\n");
+		"  token create [--user U] [--ttl SECONDS] [--description TEXT]\n"
+		"  cluster init | cluster status\n");
 	return CLI_USAGE;
 }
 
@@ -208,14 +213,12 @@ static int cli_rules(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
-static int cli_node(struct cli *c, int argc, char **argv)
+static int cli_node_list(struct cli *c)
 {
 	json_t *resp = NULL, *n;
 	size_t i;
 	int rc;
 
-	if (argc != 1 || strcmp(argv[0], "list") != 0)
-		return cli_usage();
 	if ((rc = cli_call(c, "GET", "nodes", NULL, &resp)) != 0)
 		return rc;
 	if (c->json)
@@ -226,15 +229,86 @@ static int cli_node(struct cli *c, int argc, char **argv)
 			json_t *applied = json_object_get(n, "applied_version");
 			json_t *lag = json_object_get(n, "lag");
 
-			printf("%-20s %-16s %-12s %-10lld %s%lld\n", cli_str(n, "name"),
+			char lagtext[24] = "-";
+
+			if (lag && !json_is_null(lag))
+				snprintf(lagtext, sizeof(lagtext), "%lld",
+					 (long long)json_integer_value(lag));
+			printf("%-20s %-16s %-12s %-10lld %s\n", cli_str(n, "name"),
 			       cli_str(n, "site"), cli_str(n, "health"),
-			       applied ? (long long)json_integer_value(applied) : 0LL,
-			       lag && !json_is_null(lag) ? "" : "-",
-			       lag && !json_is_null(lag) ? (long long)json_integer_value(lag) : 0LL);
+			       applied ? (long long)json_integer_value(applied) : 0LL, lagtext);
 		}
 	}
 	json_decref(resp);
 	return CLI_OK;
+}
+
+/* A join token for node name, printed with what to run on the node. */
+static int cli_node_token(struct cli *c, const char *name, long long ttl)
+{
+	json_t *body = json_object(), *resp = NULL;
+	char path[512];
+	int rc;
+
+	if (ttl > 0)
+		json_object_set_new(body, "ttl", json_integer(ttl));
+	snprintf(path, sizeof(path), "nodes/%s/join-token", name);
+	if ((rc = cli_call(c, "POST", path, body, &resp)) != 0)
+		return rc;
+	if (c->json)
+		cli_print_json(resp);
+	else
+		printf("join token for %s (one use, until %lld):\n  %s\non the node:\n  sluice-node "
+		       "--join %s --control HOST:PORT\n", name,
+		       (long long)json_integer_value(json_object_get(resp, "expires")),
+		       cli_str(resp, "token"), cli_str(resp, "token"));
+	json_decref(resp);
+	return CLI_OK;
+}
+
+/* node list | node add NAME --site S [--ttl SECONDS] | node token NAME [--ttl SECONDS] |
+ * node remove NAME */
+static int cli_node(struct cli *c, int argc, char **argv)
+{
+	const char *site = NULL;
+	long long ttl = 0;
+	json_t *resp = NULL;
+	char path[512];
+	int rc;
+
+	if (argc == 1 && strcmp(argv[0], "list") == 0)
+		return cli_node_list(c);
+	if (argc < 2)
+		return cli_usage();
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--site") == 0 && i + 1 < argc)
+			site = argv[++i];
+		else if (strcmp(argv[i], "--ttl") == 0 && i + 1 < argc)
+			ttl = atoll(argv[++i]);
+		else
+			return cli_usage();
+	}
+	if (strcmp(argv[0], "add") == 0 && site != NULL) {
+		rc = cli_call(c, "POST", "nodes", json_pack("{ssss}", "name", argv[1], "site", site),
+			      &resp);
+		json_decref(resp);
+		if (rc == 0 && (rc = cli_node_token(c, argv[1], ttl)) != 0)
+			fprintf(stderr, "sluicectl: %s is added without a join token: `sluicectl node "
+				"token %s` makes one\n", argv[1], argv[1]);
+		return rc;
+	}
+	if (strcmp(argv[0], "token") == 0 && site == NULL)
+		return cli_node_token(c, argv[1], ttl);
+	if (strcmp(argv[0], "remove") == 0 && site == NULL && ttl == 0) {
+		snprintf(path, sizeof(path), "nodes/%s", argv[1]);
+		if ((rc = cli_call(c, "DELETE", path, NULL, &resp)) != 0)
+			return rc;
+		json_decref(resp);
+		if (!c->json)
+			printf("removed %s; its certificate is revoked\n", argv[1]);
+		return CLI_OK;
+	}
+	return cli_usage();
 }
 
 static int cli_user(struct cli *c, int argc, char **argv)
@@ -319,6 +393,17 @@ static int cli_cluster(struct cli *c, int argc, char **argv)
 	size_t i;
 	int rc;
 
+	if (argc == 1 && strcmp(argv[0], "init") == 0) {
+		if ((rc = cli_call(c, "POST", "cluster/init", json_object(), &resp)) != 0)
+			return rc;
+		if (c->json)
+			cli_print_json(resp);
+		else
+			printf("cluster CA made, SHA-256 fingerprint %s\n",
+			       cli_str(resp, "ca_fingerprint"));
+		json_decref(resp);
+		return CLI_OK;
+	}
 	if (argc != 1 || strcmp(argv[0], "status") != 0)
 		return cli_usage();
 	if ((rc = cli_call(c, "GET", "cluster", NULL, &resp)) != 0)

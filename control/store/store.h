@@ -89,8 +89,9 @@ json_t *store_token_list(struct store *st, const char *user);   /* user NULL: ev
 int store_token_revoke(struct store *st, const struct store_actor *a, int64_t id);
 
 /* --- nodes, roles, join tokens (store_node.c) ---------------------------------------------
- * A node: {"name", "site", "fingerprint"?, "listen": [{"label", "address", "role",
- * "starttls"?}], "last_seen"?, "version"?, "applied_version"?, "created"}. */
+ * A node: {"name", "site", "fingerprint"?, "serial"? (its certificate's, once joined), "listen":
+ * [{"label", "address", "role", "starttls"?}], "last_seen"?, "version"?, "applied_version"?,
+ * "created"}. */
 json_t *store_node_get(struct store *st, const char *name);
 json_t *store_node_list(struct store *st);
 /* Creates or replaces name, site, fingerprint and listeners (health is kept). */
@@ -100,6 +101,13 @@ int store_node_delete(struct store *st, const struct store_actor *a, const char 
 /* What a node reports (its software version, the cluster version it applied): sets last_seen
  * to now. Health, not a change: no audit, no version. 0, -ENOENT. */
 int store_node_report(struct store *st, const char *name, const char *version, uint64_t applied);
+/* A node has joined with the certificate of this fingerprint and serial (node.join, audited).
+ * 0, -ENOENT. */
+int store_node_set_cert(struct store *st, const struct store_actor *a, const char *name,
+			const char *fingerprint, const char *serial);
+/* The names of the nodes holding a certificate (joined, not removed), sorted: the hub's
+ * authorization list. A JSON array of strings. */
+json_t *store_node_certified(struct store *st);
 /* {"log": NODE|null, "quarantine": ..., "archive": ...}. */
 json_t *store_roles_get(struct store *st);
 /* Places each role present in roles (a null value unplaces it). -ENOENT: a node named does not

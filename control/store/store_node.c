@@ -33,7 +33,8 @@ static json_t *store_node_listen(struct store *st, const char *name)
 json_t *store_node_get(struct store *st, const char *name)
 {
 	sqlite3_stmt *s = store_stmt(st, "SELECT name, site, fingerprint, last_seen, version, "
-				     "applied_version, created FROM nodes WHERE name = ?", "s", name);
+				     "applied_version, created, serial FROM nodes WHERE name = ?",
+				     "s", name);
 	json_t *n = NULL;
 
 	if (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
@@ -44,6 +45,7 @@ json_t *store_node_get(struct store *st, const char *name)
 		store_col_opt(n, "version", s, 4);
 		store_col_opt(n, "applied_version", s, 5);
 		json_object_set_new(n, "created", store_col(s, 6));
+		store_col_opt(n, "serial", s, 7);
 	}
 	sqlite3_finalize(s);
 	if (n != NULL)
@@ -108,7 +110,8 @@ int store_node_put(struct store *st, const struct store_actor *a, json_t *node, 
 	}
 	rc = store_run(st, store_stmt(st, "INSERT INTO nodes (name, site, fingerprint, created) "
 				      "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET site = "
-				      "excluded.site, fingerprint = excluded.fingerprint", "sssi",
+				      "excluded.site, fingerprint = coalesce(excluded.fingerprint, "
+				      "fingerprint)", "sssi",
 				      name, store_json_str(node, "site"),
 				      store_json_str(node, "fingerprint"), store_now()));
 	rc = rc ? rc : store_run(st, store_stmt(st, "DELETE FROM node_listen WHERE node = ?", "s",
@@ -153,6 +156,33 @@ int store_node_report(struct store *st, const char *name, const char *version, u
 	if (rc < 0)
 		return -EIO;
 	return sqlite3_changes(st->db) ? 0 : -ENOENT;
+}
+
+int store_node_set_cert(struct store *st, const struct store_actor *a, const char *name,
+			const char *fingerprint, const char *serial)
+{
+	struct store_change c;
+	json_t *before;
+	int rc;
+
+	before = store_change_begin_on(st, &c, store_node_get, name, &rc);
+	if (before == NULL)
+		return rc;
+	rc = store_run(st, store_stmt(st, "UPDATE nodes SET fingerprint = ?, serial = ? WHERE "
+				      "name = ?", "sss", fingerprint, serial, name));
+	return store_node_finish(&c, rc, a, "node.join", name, before);
+}
+
+json_t *store_node_certified(struct store *st)
+{
+	sqlite3_stmt *s = store_stmt(st, "SELECT name FROM nodes WHERE serial IS NOT NULL "
+				     "ORDER BY name", "");
+	json_t *names = json_array();
+
+	while (s != NULL && sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(names, store_col(s, 0));
+	sqlite3_finalize(s);
+	return names;
 }
 
 /* --- roles ------------------------------------------------------------------------------ */

@@ -40,7 +40,8 @@ static int check(const struct natsconf *c)
 {
 	if (!c->node_name || !ca_name_valid(c->node_name) || !plain(c->state_dir) ||
 	    !port_ok(c->client_port) || !port_ok(c->monitor_port) ||
-	    !plain(c->cert_file) || !plain(c->key_file) || !plain(c->ca_file))
+	    !plain(c->cert_file) || !plain(c->key_file) || !plain(c->ca_file) ||
+	    (c->log_file && !plain(c->log_file)))
 		return -EINVAL;
 	if (c->role == NATSCONF_HUB) {
 		if (!plain(c->leaf_listen) || (c->leaf_advertise && !plain(c->leaf_advertise)))
@@ -120,6 +121,8 @@ int natsconf_render(const struct natsconf *c, char **text_r)
 	fprintf(f, "max_payload: %d\n", NATSCONF_MAX_PAYLOAD);
 	fprintf(f, "ping_interval: \"%ds\"\nping_max: %d\n", NATSCONF_PING_SECONDS, NATSCONF_PING_MAX);
 	fprintf(f, "pid_file: \"%s/nats-server.pid\"\n", c->state_dir);
+	if (c->log_file)
+		fprintf(f, "log_file: \"%s\"\nlogtime: true\n", c->log_file);
 	fprintf(f, "jetstream {\n  store_dir: \"%s/jetstream\"\n  domain: \"%s\"\n}\n",
 		c->state_dir, hub ? NATSCONF_HUB_DOMAIN : c->node_name);
 	if (hub)

@@ -43,6 +43,7 @@ struct natsconf {
 	const char         *cert_file;      /* the node's certificate, key and the cluster CA */
 	const char         *key_file;
 	const char         *ca_file;
+	const char         *log_file;       /* NULL: the server logs to its stderr */
 	/* HUB only */
 	const char         *leaf_listen;    /* "0.0.0.0:7422" */
 	const char         *leaf_advertise; /* "host:port" the hub tells leaves (pitfall 6) */
