@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "agent/agent_events.h"
+#include "agent/agent_metrics.h"
 #include "agent/agent_stats.h"
 #include "base/log.h"
 #include "base/runas.h"
@@ -501,6 +502,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	sigset_t set;
 	bool stopping = false, read_armed = false;
 	struct agent_events *ae = NULL;
+	struct agent_metrics *metrics = NULL;
 	int sfd, r;
 
 	log_set_thread_tag("agent");
@@ -519,6 +521,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 		fatal("agent: io_uring_queue_init: %s", strerror(-r));
 	if (agent_events_open(&ae, shards, nshards, agent_event_line) < 0)
 		fatal("agent: out of memory for the event sinks");
+	(void)agent_metrics_start(shards[0].conf, &metrics);   /* logged; mail goes on without */
 
 	for (;;) {
 		struct io_uring_cqe *cqe;
@@ -572,6 +575,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 		if (exited == nshards)
 			break;
 	}
+	agent_metrics_stop(&metrics);   /* before the control socket stops answering */
 	for (unsigned i = 0; i < nshards; i++)
 		shard_join(&shards[i]);
 	agent_drain_events(ae, shards, nshards, true);   /* everything on disk is durable now */

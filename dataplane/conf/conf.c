@@ -90,6 +90,7 @@ static const struct conf_section {
 	{ "tls", set_tls },
 	{ "delivery", set_delivery },
 	{ "roles", conf_roles_set },
+	{ "metrics", conf_metrics_set },
 };
 
 /* Asks the owners of section (its name case-insensitive) in turn: false when it has none, else
@@ -610,6 +611,10 @@ static int load_finish(struct load_ctx *lc, char *err, size_t errlen)
 	    delivery_tuning_finish(&c->delivery, c->hostname, why, sizeof(why)) < 0 ||
 	    delivery_tuning_tls_load(c->domains, c->ndomains, &c->tls_client_ctx,
 				     &c->tls_client_verify_ctx, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		return -EINVAL;
+	}
+	if (conf_metrics_check(c, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		return -EINVAL;
 	}

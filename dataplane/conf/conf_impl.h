@@ -71,6 +71,11 @@ int conf_node_set(struct load_ctx *lc, const char *key, const char *value);
 /* [roles] (conf_roles.c): 0, -ENOENT (not its key), -EINVAL with the reason in why. */
 int conf_roles_set(struct node_config *c, const char *key, const char *value, char *why,
 		   size_t whylen);
+/* [metrics] (conf_metrics.c): a key as conf_roles_set; the section's checks once the buffer is
+ * read (0, or -EINVAL with the reason in why). */
+int conf_metrics_set(struct node_config *c, const char *key, const char *value, char *why,
+		     size_t whylen);
+int conf_metrics_check(struct node_config *c, char *why, size_t whylen);
 int conf_node_check(struct load_ctx *lc, char *err, size_t errlen);
 /* [node] postmaster must be in a served domain (once the domains are sorted). */
 int conf_node_check_postmaster(struct load_ctx *lc, char *err, size_t errlen);

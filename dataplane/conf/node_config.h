@@ -44,6 +44,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <openssl/ssl.h>
 
@@ -95,6 +96,15 @@ struct node_config {
 		char log[CONF_NODE_NAME_MAX + 1], quarantine[CONF_NODE_NAME_MAX + 1];
 		char archive[CONF_NODE_NAME_MAX + 1];
 	} roles;
+	/* [metrics] (conf_metrics.c): the Prometheus endpoint; read at start only. */
+	struct metrics_conf {
+		bool                    enabled;     /* the section is there */
+		bool                    addr_set;
+		char                    listen[128]; /* default 127.0.0.1:9525 */
+		struct sockaddr_storage addr;
+		char                    cert[512], key[512]; /* TLS; required off loopback */
+		char                    token_file[512];     /* bearer token; required off loopback */
+	} metrics;
 	/* How the process runs: read by main at start only (a reload that changes them warns). */
 	struct node_ops {
 		char  user[64], group[64];   /* [node] user/group; empty: no switch */
