@@ -21,6 +21,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/counter.h"
+#include "base/histo.h"
 #include "delivery/delivery.h"
 #include "policy/policy.h"
 #include "smtp/smtp_session.h"
@@ -48,6 +49,31 @@ static void asb_printf(struct agent_stats_buf *b, const char *fmt, ...)
 static void asb_head(struct agent_stats_buf *b, const char *name, const char *type, const char *help)
 {
 	asb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A histogram's samples for one shard and label set (base/histo.h): cumulative buckets, sum,
+ * count. The # HELP and # TYPE lines are the caller's, once per name. */
+static void asb_histo(struct agent_stats_buf *b, const char *name, unsigned shard,
+		      const char *extra, const struct histo *h)
+{
+	static const uint64_t bounds_us[] = HISTO_BOUNDS_US;
+	const char *sep = extra && *extra ? "," : "";
+	uint64_t cum = 0;
+
+	extra = extra ? extra : "";
+	for (unsigned k = 0; k < HISTO_NBUCKETS; k++) {
+		cum += ctr_read(&h->bucket[k]);
+		if (k < HISTO_NBUCKETS - 1)
+			asb_printf(b, "%s_bucket{shard=\"%u\"%s%s,le=\"%g\"} %llu\n", name, shard, sep,
+				   extra, (double)bounds_us[k] / 1e6, (unsigned long long)cum);
+		else
+			asb_printf(b, "%s_bucket{shard=\"%u\"%s%s,le=\"+Inf\"} %llu\n", name, shard,
+				   sep, extra, (unsigned long long)cum);
+	}
+	asb_printf(b, "%s_sum{shard=\"%u\"%s%s} %.9f\n", name, shard, sep, extra,
+		   (double)ctr_read(&h->sum_ns) / 1e9);
+	asb_printf(b, "%s_count{shard=\"%u\"%s%s} %llu\n", name, shard, sep, extra,
+		   (unsigned long long)cum);
 }
 
 /* One sample: name{shard="N"[,extra]} value. */
@@ -158,6 +184,17 @@ static void agent_stats_smtp(struct agent_stats_buf *b, const struct shard *shar
 	asb_fields(b, agent_stats_shard_fields,
 		   sizeof(agent_stats_shard_fields) / sizeof(agent_stats_shard_fields[0]), shards,
 		   sizeof(*shards), n);
+	asb_head(b, "sluice_time_to_250_seconds", "histogram",
+		 "from the end of a message's data to its 250 (durable), by MX role");
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned r = 0; r < 2; r++) {
+			snprintf(lab, sizeof(lab), "role=\"%s\"", agent_stats_roles[r]);
+			asb_histo(b, "sluice_time_to_250_seconds", i, lab, &shards[i].ctr.time_to_250[r]);
+		}
+	asb_head(b, "sluice_scan_seconds", "histogram",
+		 "the content filter's time on a message (the body as it arrives, and its end)");
+	for (unsigned i = 0; i < n; i++)
+		asb_histo(b, "sluice_scan_seconds", i, NULL, &shards[i].ctr.scan_time);
 }
 
 static void agent_stats_spool(struct agent_stats_buf *b, const struct shard *shards, unsigned n)
@@ -240,6 +277,10 @@ static void agent_stats_delivery(struct agent_stats_buf *b, const struct shard *
 	for (unsigned i = 0; i < n; i++)
 		delivery_get_counters(&shards[i], &dc[i]);
 	asb_fields(b, fields, sizeof(fields) / sizeof(fields[0]), dc, sizeof(*dc), n);
+	asb_head(b, "sluice_delivery_attempt_seconds", "histogram",
+		 "one delivery attempt: connection, transaction and the replies");
+	for (unsigned i = 0; i < n; i++)
+		asb_histo(b, "sluice_delivery_attempt_seconds", i, NULL, &dc[i].attempt_time);
 	free(dc);
 }
 

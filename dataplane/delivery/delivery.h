@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/histo.h"
 #include "conf/node_config.h"
 #include "shard/shard.h"
 #include "spool/spool.h"
@@ -66,6 +67,7 @@ struct delivery_counters {
 	uint64_t msg_deferred;        /* messages put back for a retry */
 	uint64_t dsn;                 /* DSNs made (bounces, delay warnings) */
 	uint64_t connections;         /* outbound connections opened */
+	struct histo attempt_time;    /* one delivery attempt: the job's start to its end */
 };
 /* A copy of the shard's delivery counters (all zero before delivery_shard_start). Any thread,
  * while the shard runs. */

@@ -617,6 +617,8 @@ void delivery_job_done(struct djob *j)
 	char qid[SPOOL_QID_STRLEN + 1];
 	uint64_t dur = ds->sh->now_ms - j->started_ms;
 
+	if (j->n > 0)   /* an attempt was made (not the empty job of a message with none due) */
+		histo_observe(&ds->ctr.attempt_time, dur * 1000000u);
 	spool_qid_format(m->qid, qid);
 	for (unsigned k = 0; k < j->n; k++) {
 		struct drcpt *r = &m->rcpt[j->ridx[k]];

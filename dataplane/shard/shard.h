@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "base/histo.h"
 #include "base/pool.h"
 #include "base/spsc.h"
 #include "base/timer.h"
@@ -82,6 +83,8 @@ struct shard_counters {
 	uint64_t msg_by_action[SHARD_CTR_ACTIONS][2];   /* at the end of data, by MX role */
 	uint64_t replies_4xx, replies_5xx;              /* every refusal (the reject log lines) */
 	uint64_t tls_by_version[SHARD_CTR_TLS_VERS];    /* completed inbound handshakes */
+	struct histo time_to_250[2];   /* end of data seen to the 250 sent (durable), by MX role */
+	struct histo scan_time;        /* the content filter's time on a message, feed and end */
 };
 
 /*

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "base/counter.h"
 #include "base/clock.h"
+#include "base/counter.h"
 #include "base/log.h"
 #include "filter/filter.h"
 #include "policy/policy.h"
@@ -189,8 +189,12 @@ static void smtp_body_bytes(struct smtp_session *s, const uint8_t *p, size_t len
 		spool_msg_abort(&t->msg);
 		return;
 	}
-	if (t->fm != NULL)
+	if (t->fm != NULL) {
+		uint64_t t0 = clock_mono_ns();
+
 		filter_msg_feed(t->fm, p, len);
+		t->scan_ns += clock_mono_ns() - t0;
+	}
 }
 
 static void smtp_committed(void *arg, spool_qid qid, int err)
@@ -209,6 +213,7 @@ static void smtp_committed(void *arg, spool_qid qid, int err)
 		ctr_add(&sh->ctr.bytes_accepted, t->dec.out_bytes);
 		/* Durable, and the spool handed it to the relay queue already (spool.h). */
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", q);
+		histo_observe(&sh->ctr.time_to_250[s->role & 1], clock_mono_ns() - t->eod_ns);
 	} else {
 		log_warn(err, "%s: message not stored", s->id);
 		ctr_inc(&sh->ctr.msg_tempfailed);
@@ -245,8 +250,12 @@ static enum policy_action smtp_decide(struct smtp_session *s)
 	struct filter_verdict v = { 0 };
 
 	if (t->fm != NULL) {
+		uint64_t t0 = clock_mono_ns();
+
 		filter_msg_end(t->fm, &v);
 		filter_msg_free(&t->fm);
+		t->scan_ns += clock_mono_ns() - t0;
+		histo_observe(&s->sh->ctr.scan_time, t->scan_ns);
 		t->score_milli = v.score_milli;
 		snprintf(t->rules_hit, sizeof(t->rules_hit), "%s", v.hits);
 		if (v.pcre_capped)   /* the message was crafted, or a rule backtracks badly */
@@ -284,6 +293,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 	int r;
 
 	s->log_stage = "END-OF-DATA";    /* the reject line's stage (smtp_log.h) */
+	t->eod_ns = clock_mono_ns();
 	if (t->too_big || t->hdr_refuse) {
 		smtp_body_limit_reply(s);
 		goto done;

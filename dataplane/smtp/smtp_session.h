@@ -85,6 +85,8 @@ struct smtp_txn {
 	uint8_t             action;
 	char                rules_hit[512];
 	uint64_t            spooled_size;    /* the record's body length (what sluice-queue shows) */
+	uint64_t            eod_ns;          /* monotonic: the end of data seen (time to 250) */
+	uint64_t            scan_ns;         /* the filter's time on this message so far */
 };
 
 struct smtp_session {

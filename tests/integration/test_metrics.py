@@ -126,6 +126,15 @@ def test_prometheus_scrape_equals_what_was_sent():
            "connections by role")
         check(wait_for(lambda: prom.value("sum(sluice_spool_messages_committed_total)") == 5.0,
                        timeout=20), "5 messages made durable")
+        t250 = prom.query("sum by (role) (sluice_time_to_250_seconds_count)")
+        eq({dict(k)["role"]: v for k, v in t250.items()}, {"primary": 3.0, "fallback": 2.0},
+           "a time-to-250 observation per message, by role")
+        check(prom.value("sum(sluice_time_to_250_seconds_sum)") > 0, "time to 250 adds up")
+        check(prom.value('sum(sluice_time_to_250_seconds_bucket{le="+Inf"})') == 5.0,
+              "+Inf bucket holds every observation")
+        # The route is a closed port: every attempt fails fast, and each is observed.
+        check(wait_for(lambda: (prom.value("sum(sluice_delivery_attempt_seconds_count)") or 0)
+                       >= 1, timeout=20), "delivery attempts observed")
         shards = prom.query("count by (shard) (sluice_connections_total)")
         eq(len(shards), 2, "a series per shard: %s" % shards)
     finally:
