@@ -44,6 +44,7 @@ struct api_req {
 	/* The response. */
 	int                      status;
 	json_t                  *resp;
+	char                    *resp_text;   /* instead of resp: a text/plain body (metrics) */
 	char                     set_cookie[160];
 };
 
@@ -64,9 +65,14 @@ api_handler_fn api_user_list, api_user_create, api_user_get, api_user_replace, a
 	api_token_list, api_token_create, api_token_get, api_token_delete, api_login, api_logout;
 api_handler_fn api_node_list, api_node_create, api_node_get, api_node_replace, api_node_delete,
 	api_node_report, api_roles_get, api_roles_put, api_cluster_get;
-api_handler_fn api_cluster_init, api_node_join_token, api_join;
+api_handler_fn api_cluster_init, api_node_join_token, api_join, api_metrics;
+/* Counts a response for the metrics (the API's thread only). */
+void api_metrics_count(int status);
 api_handler_fn api_ruleset_list, api_ruleset_put, api_ruleset_get, api_ruleset_delete,
 	api_audit_list;
+
+/* Adds health fields to a node: "health" (ok | stale | never seen) and "lag" (versions behind). */
+void api_node_health(const struct api_req *r, json_t *n, uint64_t version, int64_t now);
 
 /* Revokes the certificate a node (store_node_get's object, NULL: none) joined with, if any.
  * 0 or -errno. */

@@ -12,8 +12,7 @@
 #include "base/cfgval.h"
 #include "wire/wire.h"
 
-/* Adds health fields to a node: "health" (ok | stale | never seen) and "lag" (versions behind). */
-static void api_node_health(const struct api_req *r, json_t *n, uint64_t version, int64_t now)
+void api_node_health(const struct api_req *r, json_t *n, uint64_t version, int64_t now)
 {
 	json_t *seen = json_object_get(n, "last_seen"), *applied = json_object_get(n,
 										     "applied_version");

@@ -63,6 +63,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT",    "roles",                 API_R_SUPER, false, api_roles_put },
 	{ "GET",    "cluster",               API_R_SUPER, false, api_cluster_get },
 	{ "GET",    "audit",                 API_R_SUPER, false, api_audit_list },
+	{ "GET",    "metrics",               API_R_SUPER, false, api_metrics },
 };
 
 /* A token bucket per token id. XXX: a fixed table; two tokens hashing to one slot share a
@@ -420,6 +421,16 @@ static int api_on_req(h2o_handler_t *self, h2o_req_t *req)
 	}
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
 		       H2O_STRLIT("no-store"));
+	api_metrics_count(req->res.status);
+	if (r.resp_text != NULL) {
+		json_decref(r.resp);
+		json_decref(r.user);
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+			       H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+		h2o_send_inline(req, r.resp_text, strlen(r.resp_text));
+		free(r.resp_text);
+		return 0;
+	}
 	if (r.resp == NULL) {
 		json_decref(r.user);
 		h2o_send_inline(req, "", 0);

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""The node's Prometheus endpoint (issue 18, item 1): [metrics] serves the live counters at
+"""The node's and the control plane's Prometheus endpoints (issue 18, item 1): [metrics] serves
+the node's live counters at
 /metrics; a real Prometheus server scrapes it and its queries equal what happened (messages
 sent over SMTP, by MX role); promtool's linter accepts the exposition; off loopback the section
 needs TLS and a bearer token (refused at load otherwise); with them, a scrape without the token
@@ -47,11 +48,12 @@ def get(url, token=None, cafile=None):
 class Prometheus:
     """A Prometheus server of its own, scraping one target every second."""
 
-    def __init__(self, target, scheme="http", token_file=None, ca=None):
+    def __init__(self, target, scheme="http", token_file=None, ca=None, path="/metrics"):
         self.dir = tempfile.mkdtemp(prefix="prom-", dir=WORK)
         self.port = free_port()
         job = {"job_name": "sluice", "scrape_interval": "1s", "scrape_timeout": "900ms",
-               "scheme": scheme, "static_configs": [{"targets": [target]}]}
+               "scheme": scheme, "metrics_path": path,
+               "static_configs": [{"targets": [target]}]}
         if token_file:
             job["authorization"] = {"type": "Bearer", "credentials_file": token_file}
         if ca:
@@ -202,6 +204,45 @@ def test_tls_and_bearer_token():
         if prom:
             prom.stop()
         n.stop()
+
+
+def test_control_plane_metrics():
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "control"))
+    import test_api
+    c = test_api.Control(state=tempfile.mkdtemp(dir=WORK)).start()
+    prom = None
+    try:
+        c.api("POST", "nodes", {"name": "n1", "site": "s1"}, want=201)
+        c.api("POST", "nodes", {"name": "n2", "site": "s2"}, want=201)
+        c.api("POST", "nodes/n1/report", {"version": "test", "applied_version": 1})
+        cert = os.path.join(c.state, "control.crt")
+        url = "https://127.0.0.1:%d/api/v1/metrics" % c.port
+        eq(get(url, cafile=cert)[0], 401, "a token is required")
+        status, ctype, text = get(url, token=c.token, cafile=cert)
+        eq(status, 200, "scrape")
+        check(ctype.startswith("text/plain; version=0.0.4"), ctype)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                              text=True, timeout=30)
+        eq(lint.returncode, 0, "promtool: %s%s" % (lint.stdout, lint.stderr))
+        token_file = os.path.join(c.state, "prom.token")
+        with open(token_file, "w") as f:
+            f.write(c.token)
+        prom = Prometheus("127.0.0.1:%d" % c.port, scheme="https", token_file=token_file,
+                          ca=cert, path="/api/v1/metrics")
+        check(wait_for(lambda: prom.value('up{job="sluice"}') == 1.0, timeout=20),
+              "prometheus scrapes the control: %s" % prom.query("up"))
+        version = c.api("GET", "cluster")["version"]
+        check(wait_for(lambda: prom.value("sluice_control_cluster_version") == version,
+                       timeout=20), "the cluster version")
+        nodes = prom.query("sluice_control_nodes")
+        eq({dict(k)["health"]: v for k, v in nodes.items()},
+           {"ok": 1.0, "stale": 0.0, "never seen": 1.0}, "nodes by health")
+        eq(prom.value('sluice_control_node_lag{node="n1"}'), float(version - 1), "n1's lag")
+        eq(prom.query('sluice_control_node_lag{node="n2"}'), {}, "n2 never reported: no lag")
+    finally:
+        if prom:
+            prom.stop()
+        c.stop()
 
 
 def main():
