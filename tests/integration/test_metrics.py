@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """The node's and the control plane's Prometheus endpoints (issue 18, item 1): [metrics] serves
-the node's live counters at
-/metrics; a real Prometheus server scrapes it and its queries equal what happened (messages
-sent over SMTP, by MX role); promtool's linter accepts the exposition; off loopback the section
-needs TLS and a bearer token (refused at load otherwise); with them, a scrape without the token
-is 401 and Prometheus with it gets the series; a stopped node's port is closed.
+the node's live counters at /metrics; a real Prometheus server scrapes it and its queries equal
+what happened (messages sent over SMTP, by MX role; time to 250 observed per message); promtool's
+linter accepts the exposition; off loopback the section needs TLS and a bearer token (refused at
+load otherwise); with them, a scrape without the token is 401 and Prometheus with it gets the
+series; a stopped node's port is closed. sluice-control's /api/v1/metrics (superadmin token,
+HTTPS) gives the cluster version and each node's health and lag, as Prometheus reads them.
 
-Real components: sluice-node, Python's smtplib, Debian's prometheus and promtool, curl.
+Real components: sluice-node, sluice-control, Python's smtplib, Debian's prometheus and promtool, curl.
 Everything on loopback; every wait is bounded.
 
 Run: tests/integration/test_metrics.py [name-filter ...]
