@@ -485,9 +485,10 @@ void agent_sync_tick(struct agent_sync *as)
 	was = as->behind;
 	as->behind = behind;
 	version = as->applied_version;
-	if (behind != was)
-		as->status_now = true;
-	pthread_cond_signal(&as->cond);
+	if (behind != was) {
+		as->status_now = true;   /* the hub hears of it at once */
+		pthread_cond_signal(&as->cond);
+	}
 	pthread_mutex_unlock(&as->lock);
 	atomic_store_explicit(&agent_sync_behind, behind, memory_order_relaxed);
 	if (behind != was && !behind)

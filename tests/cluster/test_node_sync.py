@@ -38,6 +38,7 @@ TOOL = os.path.join(BUILD, "control", "sync", "sluice-sync-tool")
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 APPLY_WAIT = 20      # first link and the source's 3-5 s start (NATS.md pitfall 15) included
 WAIT = 10
+AGENT_STATUS_WAIT = 15   # a status every 5 s, and one after each apply
 
 _work = tempfile.mkdtemp(prefix="sluice-nodesync-")
 PORTS = {}
@@ -354,6 +355,32 @@ def test_restart_without_nats_server_serves_the_saved_version():
     start_node(node_conf())
     check(wait_for(lambda: rcpt_code("x@stranger.test") == 554, timeout=APPLY_WAIT),
           node_log()[-2000:])
+
+
+def test_control_records_the_status():
+    # sluice-control on the same hub: its change reaches the node, the node's status reaches its
+    # store (control_status.c): the node's applied version and last_seen, end to end.
+    sys.path.insert(0, os.path.join(HERE, "..", "control"))
+    import test_api  # noqa: E402 - only here: it makes its own work directory
+    c = test_api.Control(state=path("control"), extra=["--hub-port", str(PORTS["hub_client"])])
+    os.makedirs(path("control"), mode=0o700)
+    c.start()
+    try:
+        c.api("POST", "nodes", {"name": "n1", "site": "lab", "listen": []}, want=201)
+        version = c.api("GET", "cluster")["version"]
+        check(wait_for(lambda: "cluster: version %d applied" % version in node_log(),
+                       timeout=APPLY_WAIT), "the control's version %d on the node\n%s"
+              % (version, node_log()[-2000:]))
+
+        def recorded():
+            n = c.api("GET", "nodes/n1")
+            return n if n.get("applied_version") == version and n.get("last_seen") else None
+        n = wait_for(recorded, timeout=AGENT_STATUS_WAIT, step=0.2)
+        check(n, "status recorded: %s" % c.api("GET", "nodes/n1"))
+        eq(n["health"], "ok", "just seen")
+    finally:
+        c.stop()
+        shutil.rmtree(test_api.WORK, ignore_errors=True)
 
 
 def test_timings():
