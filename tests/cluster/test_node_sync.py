@@ -294,6 +294,40 @@ def test_bad_fragment_is_refused_naming_its_key():
     check(wait_for(lambda: rcpt_code("x@stranger.test") == 554, timeout=WAIT), "caught up again")
 
 
+def rcpt_at(addr, rcpt_addr):
+    try:
+        s = smtplib.SMTP(*addr, timeout=5)
+    except OSError:
+        return None
+    try:
+        s.ehlo("client.test")
+        s.mail("sender@client.test")
+        return s.rcpt(rcpt_addr)[0]
+    finally:
+        s.quit()
+
+
+def test_node_fragment_opens_and_closes_a_listener():
+    extra = ("127.0.0.4", free_port())
+    v = change(node__n1="# sluice cfg node.n1\n[listen extra]\naddress = %s:%d\nrole = fallback\n"
+               % extra)
+    check(wait_for(lambda: rcpt_at(extra, "u@d1.test") == 250, timeout=WAIT),
+          "version %d's listener serves\n%s" % (v, node_log()[-2000:]))
+    eq(rcpt_code("u@d1.test"), 250, "the base file's listener still serves")
+    change(node__n1=None)
+    check(wait_for(lambda: rcpt_at(extra, "u@d1.test") is None, timeout=WAIT),
+          "the listener closed with its fragment")
+
+
+def test_sighup_reloads_the_file_with_the_cluster_part():
+    mark = len(node_log())
+    _node[0].hup()
+    check(wait_for(lambda: "reloaded cluster version %d" % _version[0] in node_log()[mark:],
+                   timeout=WAIT), node_log()[-2000:])
+    eq(rcpt_code("u@d1.test"), 250, "the cluster's domains stay after a SIGHUP")
+    eq(rcpt_code("x@stranger.test"), 554, "still caught up")
+
+
 def test_status_reaches_the_hub():
     sub = NatsSub(PORTS["hub_client"], "sluice.node.*.status")
     try:
