@@ -540,6 +540,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check) {
+		/* In a cluster a reload loads the file with the cluster's part: check that too. */
+		if (conf->cluster.on && agent_sync_boot(path, &conf) == -EINVAL) {
+			fprintf(stderr, "sluice-node: %s: the cluster's configuration in %s/%s does not "
+				"load after this file (see above)\n", path, conf->spool_dir,
+				AGENT_SYNC_FILE);
+			node_config_unref(&conf);
+			return 2;
+		}
 		r = check_config(path, conf);
 		node_config_unref(&conf);
 		return r;
@@ -551,7 +559,7 @@ int main(int argc, char **argv)
 	(void)node_lock_spool(conf);
 	/* A cluster node starts with the version it last applied (its listeners included), even
 	 * when its nats-server cannot start or the hub is away. */
-	agent_sync_boot(path, &conf);
+	(void)agent_sync_boot(path, &conf);
 	node_probe_listeners(conf);
 	if (iplimit_init(19) < 0)
 		fatal("out of memory");

@@ -331,7 +331,7 @@ static struct node_config *sync_build(const char *path, const struct cfg_render 
 	return conf;
 }
 
-void agent_sync_boot(const char *path, struct node_config **conf)
+int agent_sync_boot(const char *path, struct node_config **conf)
 {
 	struct node_config *c;
 	char file[600], why[1200], *text = NULL;
@@ -339,14 +339,14 @@ void agent_sync_boot(const char *path, struct node_config **conf)
 	int rc;
 
 	if (!(*conf)->cluster.on)
-		return;
+		return 0;
 	(*conf)->cluster_behind = &agent_sync_behind;
 	snprintf(file, sizeof(file), "%s/%s", (*conf)->spool_dir, AGENT_SYNC_FILE);
 	rc = sync_file_read(file, AGENT_SYNC_MAX_BYTES, &text, &len);
 	if (rc == -ENOENT) {
 		log_info("cluster: no %s yet: starting with %s alone until the first version arrives",
 			 file, path);
-		return;
+		return 0;
 	}
 	if (rc == 0)
 		rc = agent_sync_decode(text, len, &agent_sync_boot_part, &agent_sync_boot_version);
@@ -354,7 +354,7 @@ void agent_sync_boot(const char *path, struct node_config **conf)
 	if (rc < 0) {
 		log_warn(rc, "cluster: %s cannot be read%s; starting with %s alone", file,
 			 rc == -EBADMSG ? " (not a cluster-config file)" : "", path);
-		return;
+		return rc;
 	}
 	c = sync_build(path, &agent_sync_boot_part, agent_sync_boot_version, why, sizeof(why));
 	if (c == NULL) {
@@ -362,12 +362,13 @@ void agent_sync_boot(const char *path, struct node_config **conf)
 			 file, (unsigned long long)agent_sync_boot_version, path, path);
 		cfg_render_free(&agent_sync_boot_part);
 		agent_sync_boot_version = 0;
-		return;
+		return -EINVAL;
 	}
 	log_info("cluster: starting with version %llu from %s (%u domains)",
 		 (unsigned long long)agent_sync_boot_version, file, c->ndomains);
 	node_config_unref(conf);
 	*conf = c;
+	return 0;
 }
 
 struct node_config *agent_sync_take(struct agent_sync *as)

@@ -43,11 +43,13 @@ struct agent_sync;
 #define AGENT_SYNC_MAX_BYTES      (256u * 1024 * 1024) /* base file, persisted part */
 #define AGENT_SYNC_MAX_HUB_URLS   16
 
-/* main, before the listeners are bound. Without [cluster]: nothing. With it: when
- * spool_dir/cluster-config exists and loads after the base file at path, *conf is replaced by
- * that snapshot (else a warning says why and the base file's stays); either way it points to
- * the behind flag, which starts set. */
-void agent_sync_boot(const char *path, struct node_config **conf);
+/* main, before the listeners are bound (and --check-config). Without [cluster]: nothing. With
+ * it: when spool_dir/cluster-config exists and loads after the base file at path, *conf is
+ * replaced by that snapshot; either way it points to the behind flag, which starts set.
+ * Returns 0 (loaded, or no file yet), -EINVAL (the file does not load after this base file:
+ * logged with the key and line; *conf stays the base file's), -EBADMSG (not such a file) or
+ * -errno (unreadable); a node starts in every case, with what it has. */
+int agent_sync_boot(const char *path, struct node_config **conf);
 
 /* The agent, with [cluster] in conf: starts the sync thread. 0, or -errno (logged). */
 int agent_sync_open(const char *path, const struct node_config *conf, struct agent_sync **as_r);

@@ -30,8 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from test_nats_cluster import _procs, read, stop  # noqa: E402
-from sluicetest import (BUILD, Node, Sink, check, eq, free_port, run_suite,  # noqa: E402
-                        wait_for)
+from sluicetest import (BUILD, NODE, Node, Sink, check, eq, free_port,  # noqa: E402
+                        note_sanitizer_reports, run_suite, wait_for)
 
 SUITE = "cluster_node_sync"
 TOOL = os.path.join(BUILD, "control", "sync", "sluice-sync-tool")
@@ -139,6 +139,7 @@ def node_log():
 
 def start_node(conf=None):
     n = _node[0]
+    note_sanitizer_reports(n.read_log())   # of the run that just stopped (the ASan build)
     if conf is not None:
         n.sections = n.sections_base.copy()
         for sec, kv in conf.items():
@@ -232,6 +233,7 @@ def setup():
 def teardown():
     if _node[0] is not None:
         _node[0].stop()
+        note_sanitizer_reports(_node[0].read_log())
     for s in _sinks.values():
         s.cleanup()
     for key in list(_procs):
@@ -389,6 +391,58 @@ def test_restart_without_nats_server_serves_the_saved_version():
     start_node(node_conf())
     check(wait_for(lambda: rcpt_code("x@stranger.test") == 554, timeout=APPLY_WAIT),
           node_log()[-2000:])
+
+
+def test_check_config_loads_the_cluster_part():
+    # --check-config (and so systemctl reload) checks the file with the cluster's part, as the
+    # reload will load them: a base file that clashes with a fragment is refused by its key.
+    n = _node[0]
+    good = subprocess.run([NODE, "--config", n.conf_path, "--check-config"], capture_output=True,
+                          text=True, timeout=30)
+    eq(good.returncode, 0, good.stdout + good.stderr)
+    check("4 domains" in good.stdout or "5 domains" in good.stdout, good.stdout)
+    clash = path("n1", "clash.ini")
+    with open(n.conf_path) as f, open(clash, "w") as g:
+        g.write(f.read() + "[domain d1.test]\nroute = 127.0.0.1:9\n")
+    bad = subprocess.run([NODE, "--config", clash, "--check-config"], capture_output=True,
+                         text=True, timeout=30)
+    out = bad.stdout + bad.stderr
+    eq(bad.returncode, 2, out)
+    check("key domain.d1.test, its line 2:" in out and "section given twice" in out, out)
+
+
+def test_hub_lost_while_running_makes_the_node_behind():
+    eq(rcpt_code("x@stranger.test"), 554, "caught up before")
+    stop("hub")
+    t0 = time.time()
+    check(wait_for(lambda: rcpt_code("x@stranger.test") == 451, timeout=20, step=0.2),
+          "behind once the hub cannot confirm\n" + node_log()[-2000:])
+    _timings.append(("hub stopped -> behind (451)", time.time() - t0))
+    eq(rcpt_code("u@d1.test"), 250, "known domains go on")
+    start_hub()
+    t0 = time.time()
+    check(wait_for(lambda: rcpt_code("x@stranger.test") == 554, timeout=APPLY_WAIT + 10,
+                   step=0.2), "caught up once the hub is back\n" + node_log()[-2000:])
+    _timings.append(("hub restarted -> caught up (554)", time.time() - t0))
+
+
+def test_apply_latency():
+    # From starting the put of `v` (sluice-sync-tool: a process, a connection, the hub's ack:
+    # 10-20 ms of it) to the node accepting the new domain: an upper bound of commit -> applied.
+    lat = []
+    for i in range(40):
+        d = "lat%d.test" % i
+        put("domain." + d, domain(d, "127.0.0.1:9"))
+        _version[0] += 1
+        t0 = time.time()
+        put("v", str(_version[0]))
+        check(wait_for(lambda: rcpt_code("u@" + d) == 250, timeout=WAIT, step=0.001), d)
+        lat.append(time.time() - t0)
+    lat.sort()
+    print("  latencies (ms): " + " ".join("%.0f" % (x * 1000) for x in lat))
+    _timings.append(("put v -> RCPT 250, p50 of 40", lat[len(lat) // 2]))
+    _timings.append(("put v -> RCPT 250, p90 of 40", lat[len(lat) * 9 // 10]))
+    _timings.append(("put v -> RCPT 250, max of 40", lat[-1]))
 
 
 def test_control_records_the_status():
