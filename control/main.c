@@ -10,7 +10,8 @@
  * yet) --init-admin NAME creates that superadmin: with the password read from stdin when stdin
  * is not a terminal and not empty, and in any case prints a one-time API token (valid a day) on
  * stdout, "token: T". With --hub-port (the client port of the hub's nats-server on 127.0.0.1)
- * a publisher thread drains the outbox into the KV bucket (control_publish.h). With --hub (the
+ * a publisher thread drains the outbox into the KV bucket (control_publish.h) and another
+ * records the nodes' status reports (control_status.h). With --hub (the
  * hub's mutual-TLS leafnode listener; --hub-port is then its client port) sluice-control also
  * runs the hub's nats-server itself (control_hub.h) and the cluster's identity endpoints
  * (cluster/init, join tokens, join): --hub-address names each host leaves dial (default: the
@@ -31,6 +32,7 @@
 #include "control_cert.h"
 #include "control_hub.h"
 #include "control_publish.h"
+#include "control_status.h"
 #include "store/store.h"
 
 #define CONTROL_INIT_TOKEN_TTL 86400
@@ -166,6 +168,7 @@ int main(int argc, char **argv)
 	const char *hub_addrs[CONTROL_HUB_ADDRS_MAX];
 	char ca_dir[4096], pin[CONTROL_PIN_LEN + 1], **hub_urls = NULL, listen_host[256];
 	size_t n_hub_urls = 0;
+	struct control_status *status = NULL;
 	int c, rc, hub_port = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -246,6 +249,13 @@ int main(int argc, char **argv)
 			store_close(&st);
 			return 1;
 		}
+		if (control_status_start(db, hub_port, &status, err, sizeof(err)) < 0) {
+			fprintf(stderr, "sluice-control: %s\n", err);
+			control_publish_stop(&pub);
+			control_hub_stop(&hub);
+			store_close(&st);
+			return 1;
+		}
 	}
 	cfg.on_commit = control_on_commit;
 	cfg.on_commit_arg = pub;
@@ -253,6 +263,7 @@ int main(int argc, char **argv)
 	rc = api_run(&cfg, err, sizeof(err));
 	if (rc < 0)
 		fprintf(stderr, "sluice-control: %s\n", err);
+	control_status_stop(&status);
 	control_publish_stop(&pub);
 	control_hub_stop(&hub);
 	for (size_t i = 0; i < n_hub_urls; i++)

@@ -39,6 +39,7 @@
 
 #include "agent/agent.h"
 #include "agent/agent_join.h"
+#include "agent/agent_sync.h"
 #include "base/log.h"
 #include "base/pidlock.h"
 #include "base/runas.h"
@@ -145,6 +146,11 @@ static void node_warn_fixed(const struct node_config *old, const struct node_con
 	    strcmp(old->ops.pid_file, c->ops.pid_file) != 0)
 		log_warn(0, "reload: [node] user, group or pid_file changed; they take effect at a "
 			 "restart");
+	if (strcmp(old->cluster.dir, c->cluster.dir) != 0 ||
+	    strcmp(old->cluster.nats_server, c->cluster.nats_server) != 0 ||
+	    old->cluster.nats_port != c->cluster.nats_port ||
+	    old->cluster.nats_monitor_port != c->cluster.nats_monitor_port)
+		log_warn(0, "reload: [cluster] changed; it takes effect at a restart");
 }
 
 /* A reload: a new rule set is swapped in for new messages (those in flight finish with the one
@@ -429,7 +435,7 @@ static void node_probe_listeners(const struct node_config *conf)
 }
 
 /* Step 6. Returns with no privilege left, or exits. */
-static void node_drop_privileges(const struct node_config *conf)
+static void node_drop_privileges(const char *path, const struct node_config *conf)
 {
 	const struct node_ops *o = &conf->ops;
 	char why[PATH_MAX + 128];
@@ -469,7 +475,7 @@ static void node_drop_privileges(const struct node_config *conf)
 		      conf->spool_dir, (unsigned)geteuid(), strerror(errno));
 	/* A reload (SIGHUP) reads these again as this user: say now what it could not read. */
 	if (geteuid() != 0) {
-		const char *const files[] = { conf->path, conf->tls.cert, conf->tls.key, conf->rules_dir };
+		const char *const files[] = { path, conf->tls.cert, conf->tls.key, conf->rules_dir };
 
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 			if (files[i][0] != '\0' && access(files[i], i == 3 ? R_OK | X_OK : R_OK) < 0)
@@ -534,6 +540,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check) {
+		/* In a cluster a reload loads the file with the cluster's part: check that too. */
+		if (conf->cluster.on && agent_sync_boot(path, &conf) == -EINVAL) {
+			fprintf(stderr, "sluice-node: %s: the cluster's configuration in %s/%s does not "
+				"load after this file (see above)\n", path, conf->spool_dir,
+				AGENT_SYNC_FILE);
+			node_config_unref(&conf);
+			return 2;
+		}
 		r = check_config(path, conf);
 		node_config_unref(&conf);
 		return r;
@@ -543,6 +557,9 @@ int main(int argc, char **argv)
 	raise_nofile();
 	agent_block_signals();
 	(void)node_lock_spool(conf);
+	/* A cluster node starts with the version it last applied (its listeners included), even
+	 * when its nats-server cannot start or the hub is away. */
+	(void)agent_sync_boot(path, &conf);
 	node_probe_listeners(conf);
 	if (iplimit_init(19) < 0)
 		fatal("out of memory");
@@ -572,7 +589,7 @@ int main(int argc, char **argv)
 				      strerror(-fd));
 			fds[i * conf->nlisten + l] = fd;
 		}
-	node_drop_privileges(conf);
+	node_drop_privileges(path, conf);
 	snprintf(pid_file, sizeof(pid_file), "%s", conf->ops.pid_file);
 	for (unsigned i = 0; i < nshards; i++) {
 		r = shard_start(&shards[i], i, nshards <= ncpu ? (int)i : -1, conf,

@@ -34,6 +34,7 @@
 #include "agent/agent_events.h"
 #include "agent/agent_metrics.h"
 #include "agent/agent_stats.h"
+#include "agent/agent_sync.h"
 #include "base/log.h"
 #include "base/runas.h"
 #include "conf/node_config.h"
@@ -44,6 +45,7 @@
 
 #define AGENT_UD_SIGNAL  1
 #define AGENT_UD_CONTROL 2
+#define AGENT_UD_SYNC    3
 
 /* A control request waiting for the shards' answers: an operator command, or "counters"
  * (depth set: the queue per domain each shard computes). */
@@ -241,22 +243,20 @@ void agent_log_apply(const struct node_config *c)
 	}
 }
 
-static void agent_reload(struct io_uring *ring, const char *path, struct shard *shards, unsigned n)
+/* Hands conf to every shard: the one swap of a SIGHUP reload and of a cluster version. The
+ * sockets of listeners it adds are bound first; if they cannot be, nothing changes. Takes no
+ * reference of conf. Returns 0, or -errno (logged, naming what and the listener). */
+static int agent_apply(struct io_uring *ring, struct node_config *conf, struct shard *shards,
+		       unsigned n, const char *what)
 {
-	struct node_config *conf;
 	char err[1024];
 	unsigned sent = 0;
+	int *fds, r;
 
-	int *fds;
-
-	if (node_config_load(path, &conf, err, sizeof(err)) < 0) {
-		log_error(0, "reload refused, keeping the running configuration: %s", err);
-		return;
-	}
-	if (agent_bind_new(conf, n, &fds, err, sizeof(err)) < 0) {
-		log_error(0, "reload refused, keeping the running configuration: %s: %s", path, err);
-		node_config_unref(&conf);
-		return;
+	r = agent_bind_new(conf, n, &fds, err, sizeof(err));
+	if (r < 0) {
+		log_error(0, "reload refused, keeping the running configuration: %s: %s", what, err);
+		return r;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct agent_reload_msg *m = malloc(sizeof(*m));
@@ -289,8 +289,47 @@ static void agent_reload(struct io_uring *ring, const char *path, struct shard *
 	node_config_unref(&agent_running);
 	agent_running = node_config_ref(conf);
 	agent_log_apply(conf);   /* log_level, log and its facility follow a reload */
-	log_info("reloaded %s (generation %llu) on %u of %u shards", path,
+	log_info("reloaded %s (generation %llu) on %u of %u shards", what,
 		 (unsigned long long)conf->generation, sent, n);
+	return 0;
+}
+
+/* SIGHUP: the file again (in a cluster, with the cluster's part: agent_sync_reload). */
+static void agent_reload(struct io_uring *ring, const char *path, struct agent_sync *as,
+			 struct shard *shards, unsigned n)
+{
+	struct node_config *conf = NULL;
+	char err[1024];
+	int r;
+
+	if (as != NULL) {
+		conf = agent_sync_reload(as);
+		if (conf == NULL)
+			return;   /* logged, with the key of the bad line */
+	} else if (node_config_load(path, &conf, err, sizeof(err)) < 0) {
+		log_error(0, "reload refused, keeping the running configuration: %s", err);
+		return;
+	}
+	if (agent_running != NULL && agent_running->cluster.on != conf->cluster.on)
+		log_warn(0, "reload: [cluster] %s; it takes effect at a restart",
+			 conf->cluster.on ? "added" : "removed");
+	r = agent_apply(ring, conf, shards, n, as != NULL ? conf->path : path);
+	if (as != NULL)
+		agent_sync_applied(as, r == 0);
+	node_config_unref(&conf);
+}
+
+/* The watcher committed a version: its snapshot, through the same swap. */
+static void agent_sync_version(struct io_uring *ring, struct agent_sync *as, struct shard *shards,
+			       unsigned n)
+{
+	struct node_config *conf = agent_sync_take(as);
+	int r;
+
+	if (conf == NULL)
+		return;
+	r = agent_apply(ring, conf, shards, n, conf->path);
+	agent_sync_applied(as, r == 0);
 	node_config_unref(&conf);
 }
 
@@ -503,6 +542,9 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	bool stopping = false, read_armed = false;
 	struct agent_events *ae = NULL;
 	struct agent_metrics *metrics = NULL;
+	struct agent_sync *as = NULL;
+	bool sync_armed = false;
+	uint64_t sync_count;
 	int sfd, r;
 
 	log_set_thread_tag("agent");
@@ -522,6 +564,9 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	if (agent_events_open(&ae, shards, nshards, agent_event_line) < 0)
 		fatal("agent: out of memory for the event sinks");
 	(void)agent_metrics_start(shards[0].conf, &metrics);   /* logged; mail goes on without */
+	if (shards[0].conf->cluster.on && agent_sync_open(config_path, shards[0].conf, &as) < 0)
+		log_error(0, "cluster: not following the cluster's configuration: filtering with %s",
+			  shards[0].conf->path);
 
 	for (;;) {
 		struct io_uring_cqe *cqe;
@@ -542,12 +587,26 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 			io_uring_sqe_set_data64(sqe, AGENT_UD_CONTROL);
 			ctl_armed = true;
 		}
+		if (as != NULL && !sync_armed) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+			io_uring_prep_read(sqe, agent_sync_eventfd(as), &sync_count, sizeof(sync_count), 0);
+			io_uring_sqe_set_data64(sqe, AGENT_UD_SYNC);
+			sync_armed = true;
+		}
 		r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
 		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
 			bool is_signal = cqe->user_data == AGENT_UD_SIGNAL && cqe->res == (int)sizeof(si);
 
 			if (cqe->user_data == AGENT_UD_SIGNAL)
 				read_armed = false;
+			if (cqe->user_data == AGENT_UD_SYNC) {
+				sync_armed = false;
+				io_uring_cqe_seen(&ring, cqe);
+				if (!stopping)
+					agent_sync_version(&ring, as, shards, nshards);
+				continue;
+			}
 			if (cqe->user_data == AGENT_UD_CONTROL) {
 				ctl_armed = false;
 				io_uring_cqe_seen(&ring, cqe);
@@ -559,7 +618,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 				continue;
 			if (si.ssi_signo == SIGHUP) {
 				log_info("SIGHUP: reloading %s", config_path);
-				agent_reload(&ring, config_path, shards, nshards);
+				agent_reload(&ring, config_path, as, shards, nshards);
 			} else if (!stopping) {
 				log_info("%s: stopping: no new connections; finishing sessions in progress",
 					 strsignal((int)si.ssi_signo));
@@ -570,6 +629,8 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 		}
 		agent_drain_events(ae, shards, nshards, false);
 		agent_ctl_finish(&pending, false, shards, nshards);
+		if (as != NULL)
+			agent_sync_tick(as);
 		for (unsigned i = 0; i < nshards; i++)
 			exited += atomic_load(&shards[i].exited);
 		if (exited == nshards)
@@ -582,6 +643,7 @@ int agent_run(const char *config_path, struct shard *shards, unsigned nshards)
 	for (unsigned i = 0; i < nshards; i++)
 		shard_release(&shards[i]);
 	agent_events_close(&ae);
+	agent_sync_close(&as);   /* after the shards: its nats-server child stops too */
 	agent_log_flush();
 	if (log_dropped() != 0)
 		log_warn(0, "%llu log lines dropped: the syslog receiver had no room for them",

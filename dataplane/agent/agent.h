@@ -1,8 +1,9 @@
 /*
  * agent.h - the agent: the node's one thread that is not a shard (today the main thread after
  * start-up). It owns signals (SIGTERM: drain and stop; SIGHUP: reload), writes the shards' events
- * to the log, and will carry the sync client, the event shipper and the metrics endpoint of later
- * issues. It talks to shards only through messages (shard_post) and their event rings.
+ * to the log, hands a cluster node's configuration versions to the shards (agent_sync.h: the
+ * same swap as SIGHUP) and starts the metrics endpoint; the event shipper is to come. It talks
+ * to shards only through messages (shard_post) and their event rings.
  */
 #ifndef SLUICE_AGENT_H
 #define SLUICE_AGENT_H

@@ -331,6 +331,10 @@ static int load_check_section(struct load_ctx *lc, const char *section)
 		return load_fail_line(lc, "[%s]: section given twice: first at line %d", section, first);
 	if (strcmp(norm, "node") == 0)
 		k->node_line = lc->line;
+	if (strcmp(norm, "cluster") == 0) {
+		k->cluster_line = lc->line;
+		lc->c->cluster.on = true;   /* even empty: then "dir: missing" */
+	}
 	if (load_seen_add(&k->sections, &k->nsections, &k->capsections, norm, lc->line) < 0)
 		return load_fail_line(lc, "[%s]: out of memory", section);
 	return 0;
@@ -398,6 +402,8 @@ static int load_check_key(struct load_ctx *lc, const char *section, const char *
 	}
 	if (strcasecmp(section, "node") == 0) {
 		k->has_hostname |= strcmp(key, "hostname") == 0;
+		if (strcmp(key, "name") == 0)
+			k->name_line = lc->line;
 		if (strcmp(key, "spool_dir") == 0) {
 			k->has_spool_dir = true;
 			lc->c->ops.spool_dir_line = lc->line;
@@ -440,6 +446,8 @@ static int load_handler(void *user, const char *section, const char *k, const ch
 		return 0;
 	if (strcasecmp(section, "node") == 0)
 		return conf_node_set(lc, k, v);
+	if (strcasecmp(section, "cluster") == 0)
+		return conf_cluster_set(lc, k, v);
 	if (conf_section_set(lc->c, section, k, v, why, sizeof(why), &r)) {
 		if (r == -ENOENT)
 			return conf_fail(lc, section, k, "unknown key");
@@ -520,6 +528,7 @@ static void config_defaults(struct node_config *c)
 	smtp_conf_limits_defaults(&c->limits);
 	spool_tuning_defaults(&c->spool);
 	delivery_tuning_defaults(&c->delivery);
+	conf_cluster_defaults(c);
 }
 
 /* Reads the buffer into lc->c: inih's verdict with its line, then the sections that must be
@@ -603,7 +612,8 @@ static int load_finish(struct load_ctx *lc, char *err, size_t errlen)
 	char why[512];
 	int r;
 
-	if (check_listen_addresses(lc, err, errlen) < 0 || conf_node_check(lc, err, errlen) < 0)
+	if (check_listen_addresses(lc, err, errlen) < 0 || conf_node_check(lc, err, errlen) < 0 ||
+	    conf_cluster_check(lc, err, errlen) < 0)
 		return -EINVAL;
 	if (c->banner[0] == '\0')
 		snprintf(c->banner, sizeof(c->banner), "ESMTP Sluice");

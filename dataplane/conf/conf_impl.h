@@ -45,6 +45,10 @@ struct load_check {
 	bool              prev_key;        /* a key was seen in this section (inih's prev_name) */
 	bool              has_hostname, has_spool_dir;
 	int               user_line, group_line, postmaster_line;
+	int               name_line;            /* [node] name */
+	int               cluster_line;         /* the [cluster] header, 0 without one */
+	int               cluster_dir_line;
+	int               cluster_port_line[2]; /* nats_port, nats_monitor_port */
 };
 
 struct load_ctx {
@@ -77,6 +81,14 @@ int conf_metrics_set(struct node_config *c, const char *key, const char *value, 
 		     size_t whylen);
 int conf_metrics_check(struct node_config *c, char *why, size_t whylen);
 int conf_node_check(struct load_ctx *lc, char *err, size_t errlen);
+/* A node name as the cluster's CA issues them: one DNS label of a-z, 0-9 and '-' (conf_roles.c). */
+bool conf_node_name_valid(const char *v);
+
+/* [cluster] (conf_cluster.c): the defaults, one key (1, or 0 after conf_fail), and the section's
+ * whole checks once the buffer is read (0, or -EINVAL with "NAME:LINE: ..." in err). */
+void conf_cluster_defaults(struct node_config *c);
+int conf_cluster_set(struct load_ctx *lc, const char *key, const char *value);
+int conf_cluster_check(struct load_ctx *lc, char *err, size_t errlen);
 /* [node] postmaster must be in a served domain (once the domains are sorted). */
 int conf_node_check_postmaster(struct load_ctx *lc, char *err, size_t errlen);
 

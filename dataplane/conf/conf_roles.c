@@ -12,7 +12,7 @@
 
 #include "conf/conf_impl.h"
 
-static bool role_node_name_valid(const char *v)
+bool conf_node_name_valid(const char *v)
 {
 	size_t n = strlen(v);
 
@@ -36,7 +36,7 @@ int conf_roles_set(struct node_config *c, const char *k, const char *v, char *wh
 		dst = c->roles.archive;
 	else
 		return -ENOENT;
-	if (!role_node_name_valid(v)) {
+	if (!conf_node_name_valid(v)) {
 		snprintf(why, whylen, "\"%s\" is not a node name (a-z, 0-9 and '-', not at an end, "
 			 "at most %d bytes)", v, CONF_NODE_NAME_MAX);
 		return -EINVAL;

@@ -29,6 +29,8 @@
  *               helo/starttls/mail/rcpt/data_init/data_xfer/data_done/rset/quit_timeout (total
  *               deadlines per outbound stage), min_data_rate, long_lines (pass|wrap|refuse)
  *                                                                   delivery/delivery_tuning.c
+ *   [cluster]   dir, nats_server, nats_port, nats_monitor_port (a cluster member)
+ *                                                                   conf/conf_cluster.c
  *   [domain D]  route (host:port[ prio][, ...] | mx), tls (may|required|none), tls_verify,
  *               spool_quota, allow_routing (policy/domain_conf.c), long_lines (overrides
  *               [delivery]'s; delivery_tuning.c), and policy keys overriding the default
@@ -41,6 +43,7 @@
 #ifndef SLUICE_CONF_NODE_CONFIG_H
 #define SLUICE_CONF_NODE_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,6 +60,9 @@
 #include "spool/spool_tuning.h"
 
 #define CONF_NODE_NAME_MAX 63   /* a node name is one DNS label (the cluster CA's rule) */
+#define CONF_CLUSTER_NATS_SERVER  "/usr/sbin/nats-server"
+#define CONF_CLUSTER_NATS_PORT    4222
+#define CONF_CLUSTER_MONITOR_PORT 8222
 
 struct policy;
 struct filter_db;
@@ -105,6 +111,18 @@ struct node_config {
 		char                    cert[512], key[512]; /* TLS; required off loopback */
 		char                    token_file[512];     /* bearer token; required off loopback */
 	} metrics;
+	/* [cluster] (conf_cluster.c): on in a cluster member; read at start (a reload warns). */
+	struct cluster_conf {
+		bool on;                     /* a [cluster] section was given */
+		char dir[512];               /* node.key node.crt ca.crt hub_urls */
+		char nats_server[512];
+		int  nats_port;              /* the leaf's client port on 127.0.0.1 */
+		int  nats_monitor_port;
+	} cluster;
+	/* The agent's "behind" flag (agent_sync.c), set before the snapshot reaches a shard; NULL
+	 * outside a cluster. While it holds, RCPT answers 451 4.7.1 for a domain it does not know,
+	 * which the cluster may have added since (node_config_behind). */
+	const _Atomic bool  *cluster_behind;
 	/* How the process runs: read by main at start only (a reload that changes them warns). */
 	struct node_ops {
 		char  user[64], group[64];   /* [node] user/group; empty: no switch */
@@ -129,6 +147,14 @@ static inline const struct domain_conf *node_config_domain(const struct node_con
 							   struct slice domain)
 {
 	return domain_conf_find(c->domains, c->ndomains, domain);
+}
+
+/* Whether the node is behind the cluster's configuration (see cluster_behind): a domain it
+ * does not know may be one it has not heard of yet. */
+static inline bool node_config_behind(const struct node_config *c)
+{
+	return c->cluster_behind != NULL &&
+	       atomic_load_explicit(c->cluster_behind, memory_order_relaxed);
 }
 
 #endif

@@ -11,6 +11,11 @@
  *
  * A bare <Postmaster> (§4.5.1: case-insensitive, no domain) is accepted whatever the node's
  * hostname, and goes to [node] postmaster (snapshot.c: default postmaster@ the first domain).
+ *
+ * A cluster node that is behind the cluster's configuration (node_config_behind: starting up,
+ * or unable to confirm it has the hub's latest version) cannot tell a stranger's domain from one
+ * the cluster added since: it answers 451 4.7.1 for a domain it does not know (and for
+ * <postmaster> while it serves none), never a 5xx, so the sender retries.
  */
 #include <stdio.h>
 #include <string.h>
@@ -93,6 +98,12 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 	if (ra.postmaster) {
 		const char *at = strrchr(c->postmaster, '@');
 
+		if (at == NULL && node_config_behind(c)) {
+			smtp_reply(s, 451, "4.7.1", "<%.*s>: Recipient address rejected: this node has "
+				   "not caught up with the cluster's configuration, try again later",
+				   (int)ra.path.addr.len, ra.path.addr.p);
+			return;
+		}
 		if (at == NULL) {
 			/* No domain at all: nothing could take it. */
 			smtp_reply(s, 550, "5.1.1", "<%.*s>: Recipient address rejected: this node "
@@ -105,6 +116,12 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct slice arg)
 	} else
 		domain = ra.path.domain;
 	dc = node_config_domain(c, domain);
+	if (dc == NULL && node_config_behind(c)) {
+		smtp_reply(s, 451, "4.7.1", "<%.*s>: Recipient address rejected: this node has not "
+			   "caught up with the cluster's configuration, try again later",
+			   (int)ra.path.addr.len, ra.path.addr.p);
+		return;
+	}
 	if (dc == NULL) {
 		smtp_reply(s, 554, "5.7.1", "<%.*s>: Relay access denied", (int)ra.path.addr.len,
 			   ra.path.addr.p);

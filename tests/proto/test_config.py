@@ -165,6 +165,22 @@ def test_roles_section():
            also_start=False)
 
 
+def test_cluster_section():
+    # [cluster] (conf_cluster.c): a cluster member's keys; the node's name is then its identity.
+    b = base()
+    rc, out = check_config(b + "[cluster]\ndir = /etc/sluice/cluster\nnats_port = 14222\n")
+    eq(rc, 0, "a [cluster] section loads: " + out)
+    expect(b + "[cluster]\nnats_port = 14222\n", "FILE:10: [cluster] dir: missing",
+           also_start=False)
+    expect(b + "[cluster]\ndir = rel/dir\n", "FILE:11: [cluster] dir: want an absolute path",
+           also_start=False)
+    expect(b + "[cluster]\ndir = /c\nnats_monitor_port = 4222\n",
+           "FILE:12: [cluster] nats_monitor_port: nats_port and nats_monitor_port are both 4222",
+           also_start=False)
+    expect(b.replace("[node]\n", "[node]\nname = Hub_1\n") + "[cluster]\ndir = /c\n",
+           "FILE:2: [node] name: \"Hub_1\" cannot name a cluster node", also_start=False)
+
+
 def test_thresholds_out_of_order():
     # [policy] against the built-in defaults (tag 5, quarantine 8, reject 15).
     expect(base() + "[policy]\ntag_score = 9\n",
