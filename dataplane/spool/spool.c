@@ -475,8 +475,8 @@ static int pwrite_all(int fd, const void *p, size_t len, uint64_t off)
 
 /*
  * Starts a new event file (synchronously: at open, and when the current one is full; XXX: a
- * short stall, writing SPOOL_EV_FILE_SIZE of zeros and syncing them, a few ms every few
- * thousand messages: a spare made ahead through the ring, as for segments, would avoid it),
+ * short stall, two fdatasyncs and a directory fsync every few thousand messages: a spare made
+ * ahead through the ring, as for segments, would avoid it),
  * with room for need bytes and a FILE record saying the last number before it. The old file's
  * events are synced first and the new file's FILE record before it is named: recovery trusts
  * only the newest file with a FILE record, and a reader that moves on lets the agent remove the
@@ -499,16 +499,15 @@ static int ev_roll(struct spool *sp, size_t need, uint64_t last_before)
 		return -errno;
 	spool_event_encode(hdr, SPOOL_EVT_FILE, 0, sp->conf.shard_id, last_before, 0,
 			   clock_wall_ns() / 1000000u, NULL, 0, NULL, 0);
-	/* Preallocated with zeros written (not fallocate's unwritten extents), so a sync of the
-	 * events is a data flush with no metadata to commit; without room (a full disk) the file
-	 * grows as it is written. */
-	{
-		static const uint8_t zeros[65536];
-
-		for (uint64_t o = 0; o < size && !rc; o += sizeof(zeros))
-			rc = pwrite_all(fd, zeros, sizeof(zeros), o);
-		if (rc == -ENOSPC)
-			rc = ftruncate(fd, 0) < 0 ? -errno : 0;
+	/* Preallocated by fallocate: unwritten extents read as zeros (the end of the records). The
+	 * events are synced a few times a second, not per batch, so the extents each sync converts
+	 * cost less than writing and flushing SPOOL_EV_FILE_SIZE of zeros at every roll. Without
+	 * room (a full disk) or without fallocate, the file grows as it is written. */
+	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+		if (errno != ENOSPC && errno != EOPNOTSUPP)
+			rc = -errno;
+		else if (ftruncate(fd, 0) < 0)
+			rc = -errno;
 	}
 	if (!rc)
 		rc = pwrite_all(fd, hdr, sizeof(hdr), 0);
