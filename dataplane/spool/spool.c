@@ -1514,7 +1514,9 @@ bool spool_busy(const struct spool *sp)
 	return sp->pending || sp->jpend_len || sp->batch || sp->nfailing || sp->stream_inflight ||
 	       sp->timer_armed || sp->spare_state == SPOOL_SPARE_OPENING ||
 	       sp->spare_state == SPOOL_SPARE_PREPARING || sp->ev_sync_inflight ||
-	       sp->evseq_written > sp->evseq_durable;   /* (a timer left armed: spool_close) */
+	       (sp->evseq_written > sp->evseq_durable && !sp->ev_sync_failed);
+	/* (a timer left armed: spool_close; events a failing sync left: spool_free tries once
+	 * more, and the next start writes them again from the state if they are lost) */
 }
 
 /* A group commit's latency: the total, and its histogram bucket. */
@@ -1737,8 +1739,10 @@ void spool_handle_cqe(struct spool *sp, const struct io_uring_cqe *cqe)
 			 * are retried (and rewritten from the state at the next start if lost) */
 			log_error(res, "spool: %s: sync the event log", sp->dir);
 			sp->ev_unsynced_ns = clock_mono_ns();   /* again after a delay */
+			sp->ev_sync_failed = true;
 			break;
 		}
+		sp->ev_sync_failed = false;
 		ctr_inc(&sp->st.syncs);
 		ev_publish(sp, sp->ev_sync_target);
 		if (sp->evseq_written > sp->evseq_durable)

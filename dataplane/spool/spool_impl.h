@@ -343,6 +343,7 @@ struct spool {
 	uint64_t           ev_sync_target;    /* the sync in flight makes this one durable */
 	uint64_t           ev_sync_ns;        /* the delay before a sync (conf.event_sync_us) */
 	bool               ev_sync_inflight, ev_timer_armed, ev_timer_cancel;
+	bool               ev_sync_failed;    /* the last one failed: no longer counted as busy */
 	struct __kernel_timespec ev_timer_ts;
 	uint32_t           ev_reclaim_wait;   /* segments with ev_wait set */
 	uint64_t           ev_last_wall_ms;   /* recovery: the last event's time */
