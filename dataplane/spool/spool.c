@@ -60,9 +60,11 @@
 #define SPOOL_EV_FILE_SIZE  (UINT64_C(4) << 20)    /* an event file's preallocation */
 #define SPOOL_EV_REGEN_WIN  (UINT64_C(1) << 24)    /* numbers past the last event recovery
                                                     * takes from record headers (low 32 bits) */
+#define SPOOL_EV_SYNC_US    50000u                 /* default conf.event_sync_us */
 
 /* user_data: ud_tag (8) | kind (8) | pointer (48). */
-enum { K_WRITE = 1, K_SYNC, K_NOP, K_STREAM, K_SPARE_OPEN, K_SPARE_PREP, K_TIMER };
+enum { K_WRITE = 1, K_SYNC, K_NOP, K_STREAM, K_SPARE_OPEN, K_SPARE_PREP, K_TIMER, K_EVSYNC,
+       K_EVTIMER, K_EVTIMER_RM };
 
 static uint64_t ud_make(const struct spool *sp, unsigned kind, const void *ptr)
 {
@@ -145,12 +147,15 @@ static void seg_destroy(struct spool *sp, struct spool_seg *seg)
 	}
 	if (seg == sp->cur)
 		sp->cur = NULL;
+	if (seg->ev_wait)
+		sp->ev_reclaim_wait--;
 	seg_unlink_list(sp, seg);
 	free(seg);
 }
 
 /* A sealed segment with nothing in flight closes its descriptor; one whose records are all done
- * (or that has none) is deleted. */
+ * (or that has none) is deleted, once the accepted events of its records are durable (recovery
+ * would write them again from these records: spool_event.h). */
 static void seg_settle(struct spool *sp, struct spool_seg *seg)
 {
 	if (seg->journal || !seg->sealed || seg->inflight)
@@ -158,6 +163,12 @@ static void seg_settle(struct spool *sp, struct spool_seg *seg)
 	if (seg->fd >= 0) {
 		close(seg->fd);
 		seg->fd = -1;
+	}
+	if (seg->nlive == 0 && !seg->pinned && seg->ev_max > sp->evseq_durable) {
+		if (!seg->ev_wait)
+			sp->ev_reclaim_wait++;
+		seg->ev_wait = true;   /* settled again when the events are synced */
+		return;
 	}
 	if (seg->nlive == 0 && !seg->pinned) {
 		if (seg->nrec)
@@ -397,11 +408,33 @@ static int seg_take(struct spool *sp, struct spool_seg **seg_r)
 
 /* ---- The event log (spool_event.h) ---- */
 
+/* Every event up to seq is on disk (synced). */
 static void ev_publish(struct spool *sp, uint64_t seq)
 {
+	if (seq < sp->evseq_durable)
+		return;   /* an older sync, finishing after a roll's */
 	sp->evseq_durable = seq;
+	if (seq >= sp->evseq_written) {
+		sp->evseq_written = seq;
+		sp->ev_unsynced_ns = 0;
+	}
 	if (sp->conf.events_durable)
 		__atomic_store_n(sp->conf.events_durable, seq, __ATOMIC_RELEASE);
+}
+
+/* Makes every written event durable now, synchronously: before a journal roll drops their
+ * markers, and before the event file rolls (recovery reads only the newest one). 0 or -errno. */
+static int ev_sync_now(struct spool *sp)
+{
+	uint64_t seq = sp->evseq_written;
+
+	if (seq <= sp->evseq_durable || sp->evfd < 0)
+		return 0;
+	if (fdatasync(sp->evfd) < 0)
+		return -errno;
+	ctr_inc(&sp->st.syncs);
+	ev_publish(sp, seq);
+	return 0;
 }
 
 uint64_t spool_event_durable_seq(const struct spool *sp)
@@ -442,18 +475,22 @@ static int pwrite_all(int fd, const void *p, size_t len, uint64_t off)
 
 /*
  * Starts a new event file (synchronously: at open, and when the current one is full; XXX: a
- * short stall, writing SPOOL_EV_FILE_SIZE of zeros to the page cache, every few thousand
- * messages: a spare made ahead through the ring, as for segments, would avoid it), with room
- * for need bytes and a FILE record saying the last number before it. 0 or -errno (the old file
- * stays current).
+ * short stall, two fdatasyncs and a directory fsync every few thousand messages: a spare made
+ * ahead through the ring, as for segments, would avoid it),
+ * with room for need bytes and a FILE record saying the last number before it. The old file's
+ * events are synced first and the new file's FILE record before it is named: recovery trusts
+ * only the newest file with a FILE record, and a reader that moves on lets the agent remove the
+ * old one. 0 or -errno (the old file stays current).
  */
 static int ev_roll(struct spool *sp, size_t need, uint64_t last_before)
 {
 	uint64_t size = SPOOL_EV_FILE_SIZE;
 	uint8_t hdr[SPOOL_EVENT_HDR];
 	char name[32];
-	int fd, rc = 0;
+	int fd, rc;
 
+	if ((rc = ev_sync_now(sp)) < 0)
+		return rc;
 	while (size < 2 * (need + sizeof(hdr)))
 		size *= 2;
 	spool_event_file_name(name, sp->evno + 1);
@@ -462,21 +499,20 @@ static int ev_roll(struct spool *sp, size_t need, uint64_t last_before)
 		return -errno;
 	spool_event_encode(hdr, SPOOL_EVT_FILE, 0, sp->conf.shard_id, last_before, 0,
 			   clock_wall_ns() / 1000000u, NULL, 0, NULL, 0);
-	/* Preallocated with zeros written (not fallocate's unwritten extents), so a sync of the
-	 * events is a data flush with no metadata to commit; without room (a full disk) the file
-	 * grows as it is written. */
-	{
-		static const uint8_t zeros[65536];
-
-		for (uint64_t o = 0; o < size && !rc; o += sizeof(zeros))
-			rc = pwrite_all(fd, zeros, sizeof(zeros), o);
-		if (rc == -ENOSPC)
-			rc = ftruncate(fd, 0) < 0 ? -errno : 0;
+	/* Preallocated by fallocate: unwritten extents read as zeros (the end of the records). The
+	 * events are synced a few times a second, not per batch, so the extents each sync converts
+	 * cost less than writing and flushing SPOOL_EV_FILE_SIZE of zeros at every roll. Without
+	 * room (a full disk) or without fallocate, the file grows as it is written. */
+	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+		if (errno != ENOSPC && errno != EOPNOTSUPP)
+			rc = -errno;
+		else if (ftruncate(fd, 0) < 0)
+			rc = -errno;
 	}
 	if (!rc)
 		rc = pwrite_all(fd, hdr, sizeof(hdr), 0);
-	/* Its name now; its bytes ride the first batch's sync of the events (which flushes every
-	 * dirty page of the file), off this thread. */
+	if (!rc && fdatasync(fd) < 0)
+		rc = -errno;
 	if (!rc && fsync(sp->dfd) < 0)
 		rc = -errno;
 	if (rc) {
@@ -487,7 +523,6 @@ static int ev_roll(struct spool *sp, size_t need, uint64_t last_before)
 	if (sp->evfd >= 0)
 		close(sp->evfd);
 	sp->evfd = fd;
-	sp->ev_full_sync = true;
 	sp->evno++;
 	sp->evoff = sizeof(hdr);
 	sp->evalloc = size;
@@ -611,8 +646,12 @@ static int journal_roll(struct spool *sp)
 	uint64_t size = sp->journal_size;
 	struct spool_jrec hw = { .event = SPOOL_JEV_HIGHWATER,
 				 .arg = sp->next_segno > 1 ? sp->next_segno - 1 : SPOOL_SEG_MAX };
-	int rc = 0;
+	int rc;
 
+	/* The old journal's markers go: the events they could be written again from must be on
+	 * disk first (the snapshot's EVDURABLE says they are). */
+	if ((rc = ev_sync_now(sp)) < 0)
+		return rc;
 	snap = malloc(cap = 64 * SPOOL_JREC_SIZE);
 	if (!snap)
 		return -ENOMEM;
@@ -1172,6 +1211,8 @@ static int batch_place(struct spool *sp, struct spool_batch *b, struct spool_msg
 					       tail, tl);
 		free(tail);
 		spool_record_hdr_set_evseq(m->meta, (uint32_t)m->ev_seq);
+		if (m->ev_seq > seg->ev_max)
+			seg->ev_max = m->ev_seq;
 	}
 	spool_record_hdr_seal(m->meta, sp->seal_key);
 	rc = batch_add_iov(b, seg->fd, off, m->meta, SPOOL_RECORD_HDR_SIZE);
@@ -1197,9 +1238,9 @@ static void batch_fail_nop(struct spool *sp, struct spool_batch *b, int err);
 static void batch_submit(struct spool *sp, struct spool_batch *b)
 {
 	uint32_t nstate = b->nwop + b->nsegs, k = 0;
-	/* The events: one write with RWF_DSYNC (one op, one worker), or a write and an fdatasync
-	 * of the whole file after a roll (the new file's FILE record and size are synced too). */
-	uint32_t nev = !b->evlen ? 0 : sp->ev_full_sync ? 2 : 1, n = nstate + nev;
+	/* The events: one plain write at the end of the chain, once the state is durable (so an
+	 * event on disk always has its state); synced later, for many batches at once (ev_sync). */
+	uint32_t nev = b->evlen ? 1 : 0, n = nstate + nev;
 
 	if (io_uring_sq_space_left(sp->ring) < n)
 		io_uring_submit(sp->ring);
@@ -1220,27 +1261,17 @@ static void batch_submit(struct spool *sp, struct spool_batch *b)
 		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
 
 		io_uring_prep_fsync(sqe, b->segs[i]->fd, IORING_FSYNC_DATASYNC);
-		if (++k < nstate)
+		if (++k < n)
 			sqe->flags |= IOSQE_IO_LINK;
 		io_uring_sqe_set_data64(sqe, ud_make(sp, K_SYNC, b));
 	}
 	if (b->evlen) {
-		/* The events: a chain of their own, beside the state's (spool_event.h). */
 		struct io_uring_sqe *sqe = io_uring_get_sqe(sp->ring);
 
 		b->evwop = (struct spool_wop){ .b = b, .fd = sp->evfd, .off = b->ev_start,
 					       .len = b->evlen };
 		io_uring_prep_write(sqe, sp->evfd, b->evbuf, (unsigned)b->evlen, b->ev_start);
 		io_uring_sqe_set_data64(sqe, ud_make(sp, K_WRITE, &b->evwop));
-		if (nev == 2) {
-			sqe->flags |= IOSQE_IO_LINK;
-			sqe = io_uring_get_sqe(sp->ring);
-			io_uring_prep_fsync(sqe, sp->evfd, IORING_FSYNC_DATASYNC);
-			io_uring_sqe_set_data64(sqe, ud_make(sp, K_SYNC, b));
-			sp->ev_full_sync = false;
-		} else {
-			sqe->rw_flags = RWF_DSYNC;
-		}
 		k += nev;
 	}
 	b->outstanding = n;
@@ -1290,7 +1321,67 @@ void spool_set_siblings(struct spool *sp, bool busy)
 	sp->siblings = busy;
 }
 
+/* The lazy sync of the event log: once written events have waited ev_sync_ns (or at close), one
+ * fdatasync of the file, beside the batches, makes them durable for the sinks. */
+static void ev_sync_poll(struct spool *sp)
+{
+	struct io_uring_sqe *sqe;
+	uint64_t now, due;
+
+	if (sp->closing && sp->ev_timer_armed && !sp->ev_timer_cancel && (sqe = get_sqe(sp))) {
+		/* closing syncs at once: the delay's timer goes (its CQE must come before the end) */
+		io_uring_prep_timeout_remove(sqe, ud_make(sp, K_EVTIMER, sp), 0);
+		io_uring_sqe_set_data64(sqe, ud_make(sp, K_EVTIMER_RM, sp));
+		sp->ev_timer_cancel = true;
+	}
+	if (sp->ev_sync_inflight || sp->evseq_written <= sp->evseq_durable || sp->evfd < 0)
+		return;
+	now = clock_mono_ns();
+	due = sp->ev_unsynced_ns + sp->ev_sync_ns;
+	if (now < due && !sp->closing) {
+		if (!sp->ev_timer_armed && (sqe = get_sqe(sp))) {
+			sp->ev_timer_ts.tv_sec = (long long)((due - now) / 1000000000u);
+			sp->ev_timer_ts.tv_nsec = (long long)((due - now) % 1000000000u);
+			io_uring_prep_timeout(sqe, &sp->ev_timer_ts, 0, 0);
+			io_uring_sqe_set_data64(sqe, ud_make(sp, K_EVTIMER, sp));
+			sp->ev_timer_armed = true;
+		}
+		return;
+	}
+	if (!(sqe = get_sqe(sp)))
+		return;   /* tried again next turn */
+	io_uring_prep_fsync(sqe, sp->evfd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, ud_make(sp, K_EVSYNC, sp));
+	sp->ev_sync_inflight = true;
+	sp->ev_sync_target = sp->evseq_written;
+}
+
+/* Segments that waited for their events to be durable (seg_settle). */
+static void ev_reclaim(struct spool *sp)
+{
+	struct spool_seg *seg, *next;
+
+	for (seg = sp->segs.next; seg != &sp->segs && sp->ev_reclaim_wait; seg = next) {
+		next = seg->next;
+		if (seg->ev_wait && seg->ev_max <= sp->evseq_durable) {
+			seg->ev_wait = false;
+			sp->ev_reclaim_wait--;
+			seg_settle(sp, seg);
+		}
+	}
+}
+
+static void batch_flush(struct spool *sp);
+
 void spool_flush(struct spool *sp)
+{
+	if (sp->ev_reclaim_wait)
+		ev_reclaim(sp);
+	batch_flush(sp);
+	ev_sync_poll(sp);   /* after the batch: it may have rolled the event file */
+}
+
+static void batch_flush(struct spool *sp)
 {
 	struct spool_batch *b, *fail = NULL;
 	struct spool_msg **pp, *m;
@@ -1422,7 +1513,10 @@ bool spool_busy(const struct spool *sp)
 {
 	return sp->pending || sp->jpend_len || sp->batch || sp->nfailing || sp->stream_inflight ||
 	       sp->timer_armed || sp->spare_state == SPOOL_SPARE_OPENING ||
-	       sp->spare_state == SPOOL_SPARE_PREPARING;
+	       sp->spare_state == SPOOL_SPARE_PREPARING || sp->ev_sync_inflight ||
+	       (sp->evseq_written > sp->evseq_durable && !sp->ev_sync_failed);
+	/* (a timer left armed: spool_close; events a failing sync left: spool_free tries once
+	 * more, and the next start writes them again from the state if they are lost) */
 }
 
 /* A group commit's latency: the total, and its histogram bucket. */
@@ -1534,8 +1628,12 @@ static void batch_finish(struct spool *sp, struct spool_batch *b)
 		ctr_max(&sp->st.batches_max, nb);
 		if (b->jlen && b->jseq > sp->jseq_durable)
 			sp->jseq_durable = b->jseq;
-		if (b->ev_last > sp->evseq_durable)
-			ev_publish(sp, b->ev_last);
+		if (b->ev_last > sp->evseq_written) {
+			/* written, their state durable: synced later with others (ev_sync_poll) */
+			if (sp->evseq_written == sp->evseq_durable)
+				sp->ev_unsynced_ns = clock_mono_ns();
+			sp->evseq_written = b->ev_last;
+		}
 	}
 	for (m = b->msgs; m; m = m->next)
 		if (m->spill) {
@@ -1627,6 +1725,28 @@ void spool_handle_cqe(struct spool *sp, const struct io_uring_cqe *cqe)
 		break;
 	case K_TIMER:
 		sp->timer_armed = false;
+		break;
+	case K_EVTIMER:
+		sp->ev_timer_armed = false;
+		break;
+	case K_EVTIMER_RM:
+		sp->ev_timer_cancel = false;
+		break;
+	case K_EVSYNC:
+		sp->ev_sync_inflight = false;
+		if (res < 0) {
+			/* XXX: after a failed fdatasync the kernel may have dropped the pages; they
+			 * are retried (and rewritten from the state at the next start if lost) */
+			log_error(res, "spool: %s: sync the event log", sp->dir);
+			sp->ev_unsynced_ns = clock_mono_ns();   /* again after a delay */
+			sp->ev_sync_failed = true;
+			break;
+		}
+		sp->ev_sync_failed = false;
+		ctr_inc(&sp->st.syncs);
+		ev_publish(sp, sp->ev_sync_target);
+		if (sp->evseq_written > sp->evseq_durable)
+			sp->ev_unsynced_ns = clock_mono_ns();   /* written while it ran */
 		break;
 	default:
 		panic("spool: CQE with unknown kind %u", kind);
@@ -2489,8 +2609,13 @@ static void spool_free(struct spool *sp)
 	spool_quota_tab_free(sp->qtab);
 	free(sp->handoff_rcpts);
 	free(sp->jpend);
-	if (sp->evfd >= 0)
+	if (sp->evfd >= 0) {
+		int rc = ev_sync_now(sp);
+
+		if (rc < 0)
+			log_error(rc, "spool: %s: sync the event log at close", sp->dir);
 		close(sp->evfd);
+	}
 	evq_free(sp->evq);
 	for (size_t i = 0; i < sp->nregen; i++)
 		free(sp->regen[i].env);
@@ -2540,6 +2665,8 @@ int spool_open(struct spool **sp_r, const struct spool_conf *conf, struct io_uri
 	sp->evq_tail = &sp->evq;
 	sp->evfd = -1;
 	sp->dfd = -1;
+	sp->ev_sync_ns = (uint64_t)(conf->event_sync_us ? conf->event_sync_us : SPOOL_EV_SYNC_US) *
+			 1000u;
 	dlen = strlen(conf->dir) + 16;
 	if (!(sp->dir = malloc(dlen))) {
 		free(sp);
@@ -2578,12 +2705,13 @@ void spool_close(struct spool **spp)
 	sp->closing = true;
 	/* The shard should have driven the loop until !spool_busy(); whatever is left is drained
 	 * here, blocking. CQEs of other modules seen meanwhile are dropped (shutdown only). */
-	while (spool_busy(sp) && idle < 3) {
+	while ((spool_busy(sp) || sp->ev_timer_armed || sp->ev_timer_cancel) && idle < 3) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
 
 		spool_flush(sp);
 		if (!sp->batch && !sp->nfailing && !sp->stream_inflight && !sp->timer_armed &&
+		    !sp->ev_sync_inflight && !sp->ev_timer_armed && !sp->ev_timer_cancel &&
 		    sp->spare_state != SPOOL_SPARE_OPENING &&
 		    sp->spare_state != SPOOL_SPARE_PREPARING) {
 			idle++;   /* pending work that cannot start (e.g. journal roll failing) */

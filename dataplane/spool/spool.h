@@ -73,6 +73,8 @@ struct spool_conf {
 	                               * taken while spool_set_siblings says more are coming */
 	uint64_t   *events_durable;   /* if set: the spool stores there (atomically) the number of
 	                               * its last durable event, for the agent (spool_event.h) */
+	uint32_t    event_sync_us;    /* how long written events may wait for their own fdatasync
+	                               * (default 50 ms): one sync covers many batches' events */
 	unsigned    quota_shares;     /* spools sharing each domain's quota (the node's shards):
 	                               * this one holds quota / quota_shares (0 counts as 1) */
 };
@@ -159,7 +161,9 @@ int spool_msg_event(struct spool_msg *m, const void *tlv, size_t len);
  */
 int spool_event_add(struct spool *sp, unsigned type, spool_qid qid, uint32_t rcpt,
 		    const void *tlv, size_t len);
-/* The number of the last event on disk (any thread). */
+/* The number of the last durable event (any thread): synced, so the agent's sinks may read up
+ * to it. Events are written once their state is durable and synced lazily (at most
+ * conf.event_sync_us later), so this lags the 250s by up to that long. */
 uint64_t spool_event_durable_seq(const struct spool *sp);
 
 /* ---- Delivery's view of this shard's queue (spool_queue.c; the owning shard only) ---- */

@@ -28,19 +28,25 @@
  *
  * The rule, "an event exists if and only if its state change does" (spool.c does it):
  *  - Event numbers are given at group-commit time, in the order the batch writes the state
- *    (segment records, then the journal). A batch writes its events beside the state's writes
- *    and syncs (one RWF_DSYNC write, or a write and an fdatasync of the whole file after a
- *    roll: not linked to the state's chain, so the syncs run at once), and its callbacks (the
- *    250s) and the number the agent may read up to wait for both. Only one batch is in flight,
- *    so after a crash only the last batch on disk can be partial; its first event carries
- *    SPOOL_EVF_FIRST.
+ *    (segment records, then the journal). A batch writes its events with a plain write linked
+ *    after the state's syncs (so an event on disk always has its state), and its callbacks (the
+ *    250s) wait for that write, not for a sync of the events: the event log's content can be
+ *    written again from the state, so it is synced lazily, one fdatasync for every batch of
+ *    the last conf.event_sync_us (50 ms), which then publishes the number the agent may read
+ *    up to (its sinks never see an event that a crash could take back). What would drop the
+ *    state an unsynced event is rebuilt from waits for that sync: a journal roll (its
+ *    snapshot's EVDURABLE), a segment's reclaim (the highest accepted number of its records)
+ *    and an event file's roll (recovery reads only the newest file) sync first. Only one batch
+ *    is in flight; the first event of each carries SPOOL_EVF_FIRST.
  *  - Each state change that has an event says which: a message record carries the low 32 bits
  *    of its accepted event's number in its header (spool_record.h, bytes 20..23); a journal
  *    record that has an event is followed, in the same write, by a marker record
  *    (SPOOL_JEV_EVMARK: number, type, recipient).
- *  - Recovery finds the last valid event (torn bytes after it are cut) and the last batch's first
- *    one. An event of that last batch whose state is not on disk (no record, no marker naming
- *    its number) is overwritten in place by a VOID record of the same size: it never happened,
+ *  - Recovery finds the last valid event (torn bytes after it are cut: after a power loss, the
+ *    unsynced tail of several batches may be gone or partly written) and the last batch's
+ *    first one. An event of that last batch whose state is not on disk (no record, no marker
+ *    naming its number; only files written before events waited for their state's sync can
+ *    hold one) is overwritten in place by a VOID record of the same size: it never happened,
  *    and no sink has seen it (they read only up to the durable number). Not when its state
  *    was there and went since: a journal snapshot says which events had completed
  *    (SPOOL_JEV_EVDURABLE: the markers before it were compacted away), and an accepted event

@@ -206,6 +206,8 @@ struct spool_seg {
 	uint32_t inflight;            /* batches (or streamed writes) using fd */
 	bool     sealed, spill, journal;
 	bool     pinned;              /* holds damage not yet copied aside: never reclaimed */
+	bool     ev_wait;             /* done, waiting for ev_max to be durable to be reclaimed */
+	uint64_t ev_max;              /* the highest accepted event number of its records */
 };
 
 struct spool_msg {
@@ -268,7 +270,7 @@ struct spool_batch {
 	uint8_t           *jbuf;       /* journal bytes written by this batch */
 	size_t             jlen, jcap;
 	uint64_t           jseq;       /* the journal records up to this one are in it */
-	/* events: written after the state's syncs in the same chain (spool_event.h) */
+	/* events: written (not synced) after the state's syncs, in the same chain (spool_event.h) */
 	uint8_t           *evbuf;
 	size_t             evlen, evcap;
 	uint64_t           ev_first, ev_last, ev_start;   /* numbers given; file offset */
@@ -331,12 +333,19 @@ struct spool {
 	uint64_t           seal_key;   /* seals every record header written (spool_record.h) */
 	bool               have_seal;  /* else no record may be written (seal_ensure) */
 
-	/* The event log (spool_event.h): the newest file, the numbers given and durable. */
+	/* The event log (spool_event.h): the newest file, the numbers given, written (in the
+	 * page cache, after their state was synced) and durable (the file synced since). */
 	int                evfd;
 	uint32_t           evno;
 	uint64_t           evoff, evalloc;
-	uint64_t           evseq, evseq_durable;
-	bool               ev_full_sync;      /* the next batch syncs the whole event file */
+	uint64_t           evseq, evseq_written, evseq_durable;
+	uint64_t           ev_unsynced_ns;    /* when evseq_written last passed evseq_durable */
+	uint64_t           ev_sync_target;    /* the sync in flight makes this one durable */
+	uint64_t           ev_sync_ns;        /* the delay before a sync (conf.event_sync_us) */
+	bool               ev_sync_inflight, ev_timer_armed, ev_timer_cancel;
+	bool               ev_sync_failed;    /* the last one failed: no longer counted as busy */
+	struct __kernel_timespec ev_timer_ts;
+	uint32_t           ev_reclaim_wait;   /* segments with ev_wait set */
 	uint64_t           ev_last_wall_ms;   /* recovery: the last event's time */
 	struct spool_evq  *evq, **evq_tail;
 	struct spool_regen *regen;     /* recovery: state past ev_base */

@@ -2240,6 +2240,261 @@ static void test_events_kept_after_journal_roll(void **state)
 	env_free(e);
 }
 
+/* ---- The event log's lazy sync: a power loss between the state's sync and the events' ---- */
+
+/* Turns until no batch is pending or in flight (a held event sync may stay waiting). */
+static void drain_state(struct env *e)
+{
+	for (int i = 0; i < 100000 && (e->sp->pending || e->sp->jpend_len || e->sp->batch ||
+				       e->sp->nfailing); i++)
+		turn(e);
+	assert_null(e->sp->batch);
+}
+
+/* The held sync's delay is over: turns until it made every written event durable. */
+static void ev_sync_due(struct env *e)
+{
+	e->sp->ev_unsynced_ns = 0;
+	e->sp->ev_sync_ns = 0;
+	for (int i = 0; i < 1000 && spool_event_durable_seq(e->sp) < e->sp->evseq_written; i++)
+		turn(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), e->sp->evseq_written);
+}
+
+static void events_path(const struct env *e, uint32_t n, char *out, size_t len)
+{
+	snprintf(out, len, "%s/shard-3/events-%08x.ev", e->dir, n);
+}
+
+/* Zeroes [from, to) of a file: what a power loss leaves of pages written and never synced (the
+ * file's preallocated zeros were synced when it was made). */
+static void zero_range(const char *path, uint64_t from, uint64_t to)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t *z = calloc(1, to > from ? to - from : 1);
+
+	assert_true(fd >= 0);
+	if (to > from)
+		assert_int_equal(pwrite(fd, z, to - from, (off_t)from), (ssize_t)(to - from));
+	close(fd);
+	free(z);
+}
+
+/*
+ * The events of several batches are written, their state synced and their 250s given, but the
+ * event file is not synced yet; power is lost. Whatever part of that unsynced tail survives (none,
+ * its first event, or its later events behind a hole: writeback has no order), the next start has
+ * every event exactly once, numbers dense, the lost ones written again from the state, and a
+ * sink that had read up to the durable number reads each of the others once.
+ */
+static void test_events_lazy_sync_power_loss(void **state)
+{
+	(void)state;
+	for (int pattern = 0; pattern < 3; pattern++) {
+		struct env *e = env_new();
+		struct msgspec ms = spec(6, 1);
+		struct result r[6];
+		uint8_t types[32], tlv[64];
+		uint16_t flags[32];
+		spool_qid qids[32], want[8];
+		size_t tl = spool_event_tlv(tlv, SPOOL_ETLV_TEXT, "sent", 4);
+		struct spool_evreader rd;
+		struct spool_evinfo ev;
+		uint64_t durable_off, written_off, first_len;
+		uint32_t evno;
+		char path[400], dir[300];
+
+		env_open(e);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[i]), 0);
+		drain(e);
+		assert_int_equal(spool_event_durable_seq(e->sp), 3);
+		durable_off = e->sp->evoff;
+		evno = e->sp->evno;
+		/* a sink caught up to the durable number */
+		snprintf(dir, sizeof(dir), "%s/shard-3", e->dir);
+		assert_int_equal(spool_evreader_open(&rd, dir, 0, 0, 0), 0);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(spool_evreader_next(&rd, spool_event_durable_seq(e->sp),
+							     &ev), 1);
+		assert_int_equal(spool_evreader_next(&rd, spool_event_durable_seq(e->sp), &ev), 0);
+
+		/* Three more batches; the event file's sync is held back. */
+		e->sp->ev_sync_ns = UINT64_C(3600) * 1000000000u;
+		assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[3]), 0);
+		assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[4]), 0);
+		drain_state(e);
+		assert_int_equal(spool_journal_append(e->sp, r[0].qid, SPOOL_EV_RCPT_DONE, 0), 0);
+		assert_int_equal(spool_event_add(e->sp, SPOOL_EVT_DELIVERED, r[0].qid, 0, tlv, tl),
+				 0);
+		drain_state(e);
+		assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[5]), 0);
+		drain_state(e);
+		for (int i = 3; i < 6; i++) {
+			assert_int_equal(r[i].calls, 1);   /* the 250s did not wait for it */
+			assert_int_equal(r[i].err, 0);
+		}
+		assert_int_equal(e->sp->evseq_written, 7);
+		assert_int_equal(spool_event_durable_seq(e->sp), 3);   /* the sinks wait for it */
+		assert_int_equal(spool_evreader_next(&rd, spool_event_durable_seq(e->sp), &ev), 0);
+		written_off = e->sp->evoff;
+		assert_true(written_off > durable_off);
+		{
+			uint8_t *b;
+			size_t n;
+
+			events_path(e, evno, path, sizeof(path));
+			b = read_file(path, &n);
+			assert_int_equal(spool_event_decode(b + durable_off, n - durable_off, &ev),
+					 0);
+			assert_int_equal(ev.seq, 4);
+			first_len = ev.rec_len;
+			free(b);
+		}
+		/* Power lost: no close (its sync), the unsynced bytes as the disk may hold them. */
+		e->sp->evseq_written = e->sp->evseq_durable;   /* spool_free's sync: as if never */
+		spool_close(&e->sp);
+		if (pattern == 0)
+			zero_range(path, durable_off, written_off);
+		else if (pattern == 1)
+			zero_range(path, durable_off + first_len, written_off);
+		else
+			zero_range(path, durable_off, durable_off + first_len);
+
+		log_set_level(LOG_ERROR);
+		env_open(e);
+		log_set_level(LOG_INFO);
+		assert_int_equal(spool_event_durable_seq(e->sp), 7);
+		assert_int_equal(read_events(e, types, flags, qids, 32), 7);
+		want[0] = r[0].qid, want[1] = r[1].qid, want[2] = r[2].qid, want[3] = r[3].qid;
+		want[4] = r[4].qid, want[5] = r[0].qid, want[6] = r[5].qid;
+		for (int i = 0; i < 7; i++) {
+			assert_int_equal(types[i], i == 5 ? SPOOL_EVT_DELIVERED : SPOOL_EVT_ACCEPTED);
+			assert_int_equal(qids[i], want[i]);
+			/* kept as written, or written again from the state */
+			assert_int_equal(!!(flags[i] & SPOOL_EVF_RECOVERED),
+					 i >= (pattern == 1 ? 4 : 3));
+		}
+		/* the sink reads each of them once */
+		for (int i = 3; i < 7; i++) {
+			assert_int_equal(spool_evreader_next(&rd, spool_event_durable_seq(e->sp),
+							     &ev), 1);
+			assert_int_equal(ev.seq, (uint64_t)i + 1);
+			assert_int_equal(ev.qid, want[i]);
+		}
+		assert_int_equal(spool_evreader_next(&rd, UINT64_MAX, &ev), 0);
+		spool_evreader_close(&rd);
+		/* and a second start writes nothing again */
+		env_close(e);
+		env_open(e);
+		assert_int_equal(spool_event_durable_seq(e->sp), 7);
+		assert_int_equal(read_events(e, types, flags, qids, 32), 7);
+		env_free(e);
+	}
+}
+
+/* Commits one message of len body bytes with an accepted event. */
+static int commit_body_ev(struct env *e, const struct msgspec *ms, size_t len, struct result *r)
+{
+	struct spool_envelope ev;
+	struct spool_msg *m;
+	uint8_t tlv[64], *body = malloc(len);
+	size_t tl = spool_event_tlv(tlv, SPOOL_ETLV_TEXT, "accepted", 8);
+	int rc = spool_msg_begin(e->sp, &m);
+
+	if (rc) {
+		free(body);
+		return rc;
+	}
+	body_fill(body, len, ms->seed);
+	assert_int_equal(spool_msg_write(m, body, len), 0);
+	free(body);
+	assert_int_equal(spool_msg_event(m, tlv, tl), 0);
+	env_fill(&ev, ms);
+	memset(r, 0, sizeof(*r));
+	return spool_msg_commit(m, &ev, done_cb, r);
+}
+
+/*
+ * What drops the state an unsynced event is written again from waits for the event's sync: a
+ * done message's segment is reclaimed only once its accepted event is durable; a journal roll
+ * (which compacts the markers away) and an event file's roll sync the events first.
+ */
+static void test_events_sync_before_state_goes(void **state)
+{
+	struct env *e = env_new();
+	struct msgspec ms = spec(6, 1);
+	struct result r[3];
+	uint8_t types[16], tlv[64];
+	uint16_t flags[16];
+	spool_qid qids[16];
+	size_t tl = spool_event_tlv(tlv, SPOOL_ETLV_TEXT, "sent", 4);
+	char path[400];
+	struct stat st;
+	uint32_t segno, evno;
+
+	(void)state;
+	e->conf.spill_bytes = 64 * 1024;   /* a body past it: a segment of its own, sealed */
+	env_open(e);
+	drain(e);   /* the spare is ready */
+	e->sp->ev_sync_ns = UINT64_C(3600) * 1000000000u;
+	assert_int_equal(commit_body_ev(e, &ms, 100 * 1024, &r[0]), 0);
+	assert_non_null(e->sp->pending->spill);
+	drain_state(e);
+	assert_int_equal(r[0].err, 0);
+	segno = SPOOL_QID_SEG(r[0].qid);
+	seg_path(e, segno, path, sizeof(path));
+	assert_int_equal(spool_event_durable_seq(e->sp), 0);
+	/* delivered, done: its segment would go, but its accepted event is not durable yet */
+	assert_int_equal(spool_journal_append(e->sp, r[0].qid, SPOOL_EV_RCPT_DONE, 0), 0);
+	assert_int_equal(spool_journal_append(e->sp, r[0].qid, SPOOL_EV_RCPT_DONE, 1), 0);
+	assert_int_equal(spool_event_add(e->sp, SPOOL_EVT_DELIVERED, r[0].qid, 0, tlv, tl), 0);
+	assert_int_equal(spool_journal_append(e->sp, r[0].qid, SPOOL_EV_DONE, 0), 0);
+	drain_state(e);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(e->sp->ev_reclaim_wait, 1);
+	/* the sync comes (its delay over): then the segment goes */
+	ev_sync_due(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 2);
+	spool_flush(e->sp);
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(e->sp->ev_reclaim_wait, 0);
+
+	/* A journal roll syncs the events whose markers it drops. */
+	e->sp->ev_sync_ns = UINT64_C(3600) * 1000000000u;
+	assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[1]), 0);
+	drain_state(e);
+	assert_int_equal(spool_journal_append(e->sp, r[1].qid, SPOOL_EV_HOLD, 0), 0);
+	assert_int_equal(spool_event_add(e->sp, SPOOL_EVT_QUARANTINED, r[1].qid, UINT32_MAX, tlv,
+					 tl), 0);
+	drain_state(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 2);
+	e->sp->jneed_roll = true;
+	spool_flush(e->sp);
+	assert_int_equal(spool_event_durable_seq(e->sp), 4);
+
+	/* An event file's roll syncs the old file's events first. */
+	assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[2]), 0);
+	drain_state(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 4);
+	evno = e->sp->evno;
+	e->sp->evalloc = e->sp->evoff;   /* full: the next batch's events go to a new file */
+	assert_int_equal(commit_msg_ev(e, &ms, "accepted", &r[2]), 0);
+	drain_state(e);
+	assert_int_equal(e->sp->evno, evno + 1);
+	assert_int_equal(spool_event_durable_seq(e->sp), 5);
+	ev_sync_due(e);
+	assert_int_equal(spool_event_durable_seq(e->sp), 6);
+	env_close(e);
+	env_open(e);
+	assert_int_equal(read_events(e, types, flags, qids, 16), 6);
+	for (int i = 0; i < 6; i++)
+		assert_false(flags[i] & SPOOL_EVF_RECOVERED);
+	assert_int_equal(types[1], SPOOL_EVT_DELIVERED);
+	assert_int_equal(types[3], SPOOL_EVT_QUARANTINED);
+	env_free(e);
+}
+
 /* ---- The hand-off to delivery and the per-domain quota ---- */
 
 struct handoff {
@@ -2414,6 +2669,8 @@ int main(void)
 		cmocka_unit_test(test_events_recovered_from_state),
 		cmocka_unit_test(test_events_without_state_voided),
 		cmocka_unit_test(test_events_kept_after_journal_roll),
+		cmocka_unit_test(test_events_lazy_sync_power_loss),
+		cmocka_unit_test(test_events_sync_before_state_goes),
 		cmocka_unit_test(test_consumer_before_callback),
 		cmocka_unit_test(test_consumer_gets_recovered),
 		cmocka_unit_test(test_domain_quota),
