@@ -381,6 +381,24 @@ def t_relay_scenario():
           (shutil.which("gnuplot") is None or os.path.exists(os.path.join(out, "relay-rate.png"))))
 
 
+def t_sync_scenario():
+    out = os.path.join(WORK, "sync")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run-sync.py"), "--smoke",
+                        "--build", args.build, "--out", out, "--port-base", "27140"],
+                       capture_output=True, text=True, timeout=300)
+    check("run-sync --smoke: exit 0", r.returncode == 0, (r.stdout + r.stderr)[-600:])
+    doc = readjson(os.path.join(out, "sync.json"))
+    single = doc.get("single", {})
+    check("run-sync --smoke: every change applied on the node, and the peer's reached the replica",
+          single.get("sluice", {}).get("n") == 5 and single.get("nats", {}).get("n") == 5,
+          f"{single}")
+    check("run-sync --smoke: latencies are positive and the ratio is given",
+          all((single.get(k) or {}).get("p50_ms", 0) > 0 for k in ("sluice", "nats")) and
+          single.get("ratio_p50"), f"{single}")
+    check("run-sync --smoke: the burst applied, nats-server RSS and CPU measured",
+          doc.get("burst", {}).get("applied_s") and doc.get("nats_burst"), f"{doc.get('burst')}")
+
+
 def main():
     for exe in (LOAD, SELFTEST):
         if not os.access(exe, os.X_OK):
@@ -388,7 +406,7 @@ def main():
             return 1
     tests = [t_harness, t_smtp_sink, t_own_sink, t_idle, t_refused]
     if not args.no_scenario:
-        tests += [t_scenario, t_other_scenarios, t_relay_scenario]
+        tests += [t_scenario, t_other_scenarios, t_relay_scenario, t_sync_scenario]
     try:
         for t in tests:
             try:
