@@ -185,6 +185,13 @@ class Bench:
         if got is None:
             raise RuntimeError("sluice-control did not start")
         self.token = self.control_lines.lines[got[1]][1].split()[1]
+        # The token is printed before the API listens: wait until it answers.
+        for _ in range(200):
+            try:
+                self.ctl_run("cluster", "status")
+                break
+            except RuntimeError:
+                time.sleep(0.05)
         self.ctl_run("cluster", "init")
         self.node_lines = []
         for i in range(self.a.nodes):

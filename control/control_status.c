@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "control_wait.h"
 #include "store/store.h"
 #include "sync/sync_conn.h"
 
@@ -20,9 +20,7 @@ struct control_status {
 	struct store     *st;
 	int               hub_port;
 	pthread_t         thread;
-	pthread_mutex_t   lock;
-	pthread_cond_t    cond;
-	bool              stopping;
+	struct control_wait wait;        /* woken on stop */
 	char              unknown[64];   /* the last unknown node told of, so it is told once */
 };
 
@@ -60,27 +58,6 @@ out:
 	natsMsg_Destroy(msg);
 }
 
-/* Sleeps ms or until stop. False: stopping. */
-static bool status_wait(struct control_status *cs, unsigned ms)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&cs->lock);
-	while (!cs->stopping)
-		if (pthread_cond_timedwait(&cs->cond, &cs->lock, &until) == ETIMEDOUT)
-			break;
-	bool go_on = !cs->stopping;
-	pthread_mutex_unlock(&cs->lock);
-	return go_on;
-}
-
 static void *status_thread(void *arg)
 {
 	struct control_status *cs = arg;
@@ -100,8 +77,8 @@ static void *status_thread(void *arg)
 				strerror(-rc));
 		last = rc;
 		sync_conn_close(&nc);
-	} while (status_wait(cs, CONTROL_STATUS_RETRY_MS));
-	while (sub != NULL && status_wait(cs, 60000))
+	} while (control_wait_for(&cs->wait, CONTROL_STATUS_RETRY_MS, false));
+	while (sub != NULL && control_wait_for(&cs->wait, 60000, false))
 		;
 	if (sub != NULL) {
 		/* A drain's completion waits for a callback in progress; Unsubscribe does not. */
@@ -117,7 +94,6 @@ int control_status_start(const char *db, int hub_port, struct control_status **c
 			 size_t errlen)
 {
 	struct control_status *cs = calloc(1, sizeof(*cs));
-	pthread_condattr_t ca;
 	int rc;
 
 	if (cs == NULL) {
@@ -130,14 +106,11 @@ int control_status_start(const char *db, int hub_port, struct control_status **c
 		return rc;
 	}
 	cs->hub_port = hub_port;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&cs->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_mutex_init(&cs->lock, NULL);
-	rc = -pthread_create(&cs->thread, NULL, status_thread, cs);
+	control_wait_init(&cs->wait);
+	rc = control_thread_start(&cs->thread, status_thread, cs);
 	if (rc < 0) {
 		snprintf(err, errlen, "status thread: %s", strerror(-rc));
+		control_wait_destroy(&cs->wait);
 		store_close(&cs->st);
 		free(cs);
 		return rc;
@@ -152,14 +125,10 @@ void control_status_stop(struct control_status **csp)
 
 	if (cs == NULL)
 		return;
-	pthread_mutex_lock(&cs->lock);
-	cs->stopping = true;
-	pthread_cond_signal(&cs->cond);
-	pthread_mutex_unlock(&cs->lock);
+	control_wait_stop(&cs->wait);
 	pthread_join(cs->thread, NULL);
 	store_close(&cs->st);
-	pthread_mutex_destroy(&cs->lock);
-	pthread_cond_destroy(&cs->cond);
+	control_wait_destroy(&cs->wait);
 	free(cs);
 	*csp = NULL;
 }
