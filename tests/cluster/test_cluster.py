@@ -29,8 +29,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from sluicetest import (BUILD, NODE, check, eq, note_sanitizer_reports, run_suite,  # noqa: E402
+from test_nats_cluster import netns_available, read  # noqa: E402
+from sluicetest import (BUILD, NODE, check, eq, note_sanitizer_reports, run_suite_around,  # noqa: E402
                         wait_for)
 
 SUITE = "cluster"
@@ -57,14 +59,6 @@ def path(*parts):
     return os.path.join(_work, *parts)
 
 
-def read(f):
-    try:
-        with open(f, errors="replace") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return ""
-
-
 def sh(*args, check_rc=True, timeout=60, stdin=None):
     r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
                        input=stdin)
@@ -75,17 +69,6 @@ def sh(*args, check_rc=True, timeout=60, stdin=None):
 
 def nsx(name, *args, **kw):
     return sh("ip", "netns", "exec", NS[name], *args, **kw)
-
-
-def netns_available():
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        return "needs root and iproute2"
-    probe = TAG + "x"
-    r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if r.returncode != 0:
-        return "ip netns add: " + r.stderr.strip()
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
 
 
 def make_network():
@@ -268,14 +251,7 @@ def teardown():
     for n in NODES:
         note_sanitizer_reports(read(path(n, "node.log")))
     for n in NAMES:
-        subprocess.run(["ip", "netns", "pids", NS[n]], capture_output=True)
-        pids = subprocess.run(["ip", "netns", "pids", NS[n]], capture_output=True,
-                              text=True).stdout.split()
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
+        kill_namespace(n)
         subprocess.run(["ip", "netns", "del", NS[n]], capture_output=True)
     if not os.environ.get("SLUICE_KEEP_TMP"):
         shutil.rmtree(_work, ignore_errors=True)
@@ -379,20 +355,7 @@ def test_primary_back_then_a_removed_node_is_refused():
 
 
 def main():
-    why = netns_available()
-    if why:
-        print("SKIP %s: %s" % (SUITE, why))
-        print("%s: 0 passed, 0 failed" % SUITE)
-        return 0
-    if not shutil.which("nats-server"):
-        print("SKIP %s: nats-server not installed" % SUITE)
-        print("%s: 0 passed, 0 failed" % SUITE)
-        return 0
-    try:
-        setup()
-        return run_suite(SUITE, globals(), sys.argv[1:])
-    finally:
-        teardown()
+    return run_suite_around(SUITE, globals(), setup, teardown, why=netns_available())
 
 
 if __name__ == "__main__":

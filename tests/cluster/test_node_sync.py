@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from test_nats_cluster import _procs, read, stop  # noqa: E402
 from sluicetest import (BUILD, NODE, Node, Sink, check, eq, free_port,  # noqa: E402
-                        note_sanitizer_reports, run_suite, wait_for)
+                        note_sanitizer_reports, run_suite_around, wait_for)
 
 SUITE = "cluster_node_sync"
 TOOL = os.path.join(BUILD, "control", "sync", "sluice-sync-tool")
@@ -477,15 +477,7 @@ def test_timings():
 
 
 def main():
-    if not shutil.which("nats-server"):
-        print("SKIP %s: nats-server not installed" % SUITE)
-        print("%s: 0 passed, 0 failed" % SUITE)
-        return 0
-    try:
-        setup()
-        return run_suite(SUITE, globals(), sys.argv[1:])
-    finally:
-        teardown()
+    return run_suite_around(SUITE, globals(), setup, teardown)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import test_api  # noqa: E402
 from test_nats_cluster import _procs, read, stop  # noqa: E402
-from sluicetest import BUILD, NODE, check, eq, free_port, run_suite, wait_for  # noqa: E402
+from sluicetest import BUILD, NODE, check, eq, free_port, run_suite_around, wait_for  # noqa: E402
 
 SUITE = "control_join"
 TOOL = os.path.join(BUILD, "control", "sync", "sluice-sync-tool")
@@ -250,15 +250,7 @@ def test_joined_leaf_gets_the_configuration_and_removal_refuses_it():
 
 
 def main():
-    if not shutil.which("nats-server"):
-        print("SKIP %s: nats-server not installed" % SUITE)
-        print("%s: 0 passed, 0 failed" % SUITE)
-        return 0
-    try:
-        setup()
-        return run_suite(SUITE, globals(), sys.argv[1:])
-    finally:
-        teardown()
+    return run_suite_around(SUITE, globals(), setup, teardown)
 
 
 if __name__ == "__main__":

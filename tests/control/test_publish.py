@@ -26,7 +26,7 @@ import test_api  # noqa: E402
 # The cluster suite's process registry and helpers (it spawns in namespaces; these run on
 # loopback, so only spawn is ours).
 from test_nats_cluster import _procs, read, stop  # noqa: E402
-from sluicetest import BUILD, check, eq, free_port, run_suite, wait_for  # noqa: E402
+from sluicetest import BUILD, check, eq, free_port, run_suite_around, wait_for  # noqa: E402
 
 SUITE = "control_publish"
 TOOL = os.path.join(BUILD, "control", "sync", "sluice-sync-tool")
@@ -213,15 +213,7 @@ def test_domain_delete_is_a_delete_marker_then_v():
 
 
 def main():
-    if not shutil.which("nats-server"):
-        print("SKIP %s: nats-server not installed" % SUITE)
-        print("%s: 0 passed, 0 failed" % SUITE)
-        return 0
-    try:
-        setup()
-        return run_suite(SUITE, globals(), sys.argv[1:])
-    finally:
-        teardown()
+    return run_suite_around(SUITE, globals(), setup, teardown)
 
 
 if __name__ == "__main__":

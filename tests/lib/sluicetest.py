@@ -319,6 +319,24 @@ def run_suite(name, module_globals, only=None):
     return 1 if failed else 0
 
 
+def run_suite_around(name, module_globals, setup, teardown, needs=("nats-server",), why=None):
+    """A suite that needs programs (and maybe more: why, a reason it cannot run, or None): the
+    SKIP line and "0 passed, 0 failed" when one is missing, else setup, the tests, teardown
+    (always, even when setup fails). The process's exit status."""
+    missing = [p for p in needs if not shutil.which(p)]
+    if missing and why is None:
+        why = "%s not installed" % ", ".join(missing)
+    if why:
+        print("SKIP %s: %s" % (name, why))
+        print("%s: 0 passed, 0 failed" % name)
+        return 0
+    try:
+        setup()
+        return run_suite(name, module_globals, sys.argv[1:])
+    finally:
+        teardown()
+
+
 # ---- Destinations for relay tests (additions for tests/integration/test_relay*.py) ----
 
 DELIVERY_HELPERS = os.path.join(ROOT, "tests", "integration", "delivery")
