@@ -25,15 +25,28 @@
 #define API_JOIN_CERT_DAYS CA_DAYS_DEFAULT
 #define API_PEM_MAX       (64 * 1024)
 
+/* The control runs the cluster's identity (--hub); else the response is set. */
+static bool api_cluster_runs(struct api_req *r)
+{
+	if (r->cfg->ca_dir != NULL)
+		return true;
+	api_fail(r, 409, NULL, "this control runs no cluster (start it with --hub)");
+	return false;
+}
+
+static void api_ca_crt(const struct api_req *r, char *path, size_t size)
+{
+	snprintf(path, size, "%s/ca.crt", r->cfg->ca_dir);
+}
+
+/* The cluster's CA is made; else the response is set. */
 static bool api_cluster_ready(struct api_req *r)
 {
 	char path[4096];
 
-	if (r->cfg->ca_dir == NULL) {
-		api_fail(r, 409, NULL, "this control runs no cluster (start it with --hub)");
+	if (!api_cluster_runs(r))
 		return false;
-	}
-	snprintf(path, sizeof(path), "%s/ca.crt", r->cfg->ca_dir);
+	api_ca_crt(r, path, sizeof(path));
 	if (access(path, R_OK) < 0) {
 		api_fail(r, 409, NULL, "no cluster CA yet: run `sluicectl cluster init` first");
 		return false;
@@ -46,16 +59,14 @@ void api_cluster_init(struct api_req *r)
 	char path[4096], fp[CA_FP_LEN + 1], *pem = NULL;
 	int rc;
 
-	if (r->cfg->ca_dir == NULL) {
-		api_fail(r, 409, NULL, "this control runs no cluster (start it with --hub)");
+	if (!api_cluster_runs(r))
 		return;
-	}
 	rc = ca_init(r->cfg->ca_dir);
 	if (rc == -EEXIST) {
 		api_fail(r, 409, NULL, "the cluster CA exists already");
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/ca.crt", r->cfg->ca_dir);
+	api_ca_crt(r, path, sizeof(path));
 	if (rc == 0)
 		rc = sync_file_read(path, API_PEM_MAX, &pem, NULL);
 	if (rc == 0)
@@ -182,7 +193,7 @@ void api_join(struct api_req *r)
 	rc = ca_cert_fingerprint(cert, fp);
 	rc = rc ? rc : ca_cert_serial(cert, serial);
 	rc = rc ? rc : store_node_set_cert(r->st, &r->actor, node, fp, serial);
-	snprintf(path, sizeof(path), "%s/ca.crt", r->cfg->ca_dir);
+	api_ca_crt(r, path, sizeof(path));
 	rc = rc ? rc : sync_file_read(path, API_PEM_MAX, &ca, NULL);
 	if (rc < 0)
 		api_fail_store(r, rc, node);
